@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+
+class ConsoleAdminSite(admin.AdminSite):
+    site_header = _("Customer tag console")
+    site_title = _("Tag console")
+    index_title = _("Dashboard")
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        from console.dashboard import dashboard_panels
+
+        context = {"dashboard_panels": dashboard_panels(request.user), **(extra_context or {})}
+        return super().index(request, extra_context=context)

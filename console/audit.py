@@ -1,0 +1,332 @@
+"""The admin history as the audit trail.
+
+Every change to a console object ends as a ``django.contrib.admin`` LogEntry, so an object's
+History page tells who changed what, when and from where. Admin form edits are logged by Django
+(and enriched by :class:`console.admin.AuditedModelAdmin`); every other change, made by a service
+on behalf of a user, a command, a background job or a pull from a platform, goes through
+:func:`audit_record`.
+
+The change message is Django's JSON list with one extra element, ``{"console": {...}}``, that
+Django's own renderer ignores and :func:`audit_context` reads: the source, the client address,
+old and new values. Field names and notes are stored untranslated and translated when shown.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_lazy as _, override
+
+from console.credentials import Secret
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.http import HttpRequest
+
+_MAX_VALUE_LENGTH = 200
+
+
+class AuditSource(StrEnum):
+    ADMIN = "admin"
+    CONSOLE = "console"
+    CLI = "cli"
+    JOB = "job"
+    PLATFORM = "platform"
+    SYSTEM = "system"
+
+    @property
+    def label(self) -> str:
+        return str(_SOURCE_LABELS[self])
+
+
+_SOURCE_LABELS = {
+    AuditSource.ADMIN: _("Admin form"),
+    AuditSource.CONSOLE: _("Console"),
+    AuditSource.CLI: _("Command line"),
+    AuditSource.JOB: _("Background job"),
+    AuditSource.PLATFORM: _("Pulled from the platform"),
+    AuditSource.SYSTEM: _("System"),
+}
+
+
+class AuditAction(StrEnum):
+    ADD = "add"
+    CHANGE = "change"
+    DELETE = "delete"
+
+    @property
+    def flag(self) -> int:
+        return {"add": ADDITION, "change": CHANGE, "delete": DELETION}[self.value]
+
+
+def system_user() -> AbstractBaseUser:
+    """The account that background jobs and platform pulls act as; it cannot log in."""
+    user_model = get_user_model()
+    user, created = user_model._default_manager.get_or_create(
+        **{user_model.USERNAME_FIELD: settings.CONSOLE_SYSTEM_USERNAME},
+        defaults={"is_active": False},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where. Services take one and hand it to :func:`audit_record`."""
+
+    user: AbstractBaseUser
+    source: AuditSource
+    ip: str | None = None
+    user_agent: str = ""
+    detail: str = ""
+
+    @classmethod
+    def from_request(
+        cls, request: HttpRequest, *, source: AuditSource = AuditSource.CONSOLE
+    ) -> Actor:
+        return cls(
+            user=request.user,  # type: ignore[arg-type]
+            source=source,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", "")[:200],
+        )
+
+    @classmethod
+    def system(cls, *, source: AuditSource = AuditSource.JOB, detail: str = "") -> Actor:
+        return cls(user=system_user(), source=source, detail=detail)
+
+    @classmethod
+    def command_line(cls, *, user: AbstractBaseUser | None = None, command: str = "") -> Actor:
+        try:
+            os_user = getpass.getuser()
+        except (KeyError, OSError):
+            os_user = "?"
+        where = f"{os_user}@{socket.gethostname()}"
+        return cls(
+            user=user or system_user(),
+            source=AuditSource.CLI,
+            detail=f"{command} ({where})" if command else where,
+        )
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    proxies = settings.AUDIT_TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [
+            part.strip()
+            for part in request.headers.get("x-forwarded-for", "").split(",")
+            if part.strip()
+        ]
+        # Each trusted proxy appends the address it saw; anything further left is claimed by
+        # the client and could be forged.
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR")
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    field: str
+    label: str
+    old: str | None
+    new: str | None
+    secret: bool = False
+
+
+@dataclass
+class AuditContext:
+    source: str
+    source_label: str
+    ip: str | None = None
+    user_agent: str = ""
+    detail: str = ""
+    note: str = ""
+    changes: list[ValueChange] = field(default_factory=list)
+    # Django's own sentence for the entry ("Changed name."), or nothing.
+    django_message: str = ""
+
+
+def describe_value(value: Any) -> str | None:
+    """A short, readable form of a value for the history page."""
+    if value is None:
+        return None
+    if isinstance(value, Secret):
+        return None
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, models.Model):
+        text = str(value)
+    elif isinstance(value, list | tuple | set):
+        text = ", ".join(str(item) for item in value)
+    else:
+        text = str(value)
+    if len(text) > _MAX_VALUE_LENGTH:
+        text = text[: _MAX_VALUE_LENGTH - 1] + "…"
+    return text
+
+
+def value_changes(
+    model: type[models.Model], changes: Mapping[str, tuple[Any, Any]]
+) -> list[ValueChange]:
+    from console.fields import secret_field_names
+
+    secrets = set(secret_field_names(model))
+    result = []
+    for name, (old, new) in changes.items():
+        try:
+            label = model._meta.get_field(name).verbose_name
+        except Exception:
+            label = name
+        with override(None):
+            label_text = str(label)
+        is_secret = name in secrets
+        result.append(
+            ValueChange(
+                field=name,
+                label=label_text,
+                old=None if is_secret else describe_value(old),
+                new=None if is_secret else describe_value(new),
+                secret=is_secret,
+            )
+        )
+    return result
+
+
+def console_message_part(
+    *,
+    source: AuditSource,
+    ip: str | None = None,
+    user_agent: str = "",
+    detail: str = "",
+    note: str | Promise = "",
+    note_params: Mapping[str, Any] | None = None,
+    changes: list[ValueChange] | None = None,
+) -> dict[str, Any]:
+    with override(None):
+        note_text = str(note)
+    part: dict[str, Any] = {"source": source.value}
+    if ip:
+        part["ip"] = ip
+    if user_agent:
+        part["agent"] = user_agent
+    if detail:
+        part["detail"] = detail
+    if note_text:
+        part["note"] = note_text
+        if note_params:
+            part["note_params"] = {key: str(value) for key, value in note_params.items()}
+    if changes:
+        part["values"] = [
+            [change.field, change.label, change.old, change.new, change.secret]
+            for change in changes
+        ]
+    return {"console": part}
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    obj: models.Model,
+    action: AuditAction,
+    changes: Mapping[str, tuple[Any, Any]] | None = None,
+    note: str | Promise = "",
+    note_params: Mapping[str, Any] | None = None,
+) -> LogEntry:
+    """Record a change to ``obj`` in the admin history, as ``actor``.
+
+    ``changes`` maps field names to ``(old, new)``; secret fields are recorded as changed
+    without their values. ``note`` is a translatable sentence (``gettext_lazy``), stored
+    untranslated with ``note_params`` and translated when shown.
+    """
+    model = type(obj)
+    value_list = value_changes(model, changes or {})
+    message: list[dict[str, Any]] = []
+    if action is AuditAction.ADD:
+        message.append({"added": {}})
+    elif action is AuditAction.CHANGE and value_list:
+        message.append({"changed": {"fields": [change.label for change in value_list]}})
+    message.append(
+        console_message_part(
+            source=actor.source,
+            ip=actor.ip,
+            user_agent=actor.user_agent,
+            detail=actor.detail,
+            note=note,
+            note_params=note_params,
+            changes=value_list,
+        )
+    )
+    return LogEntry.objects.log_actions(
+        user_id=actor.user.pk,
+        queryset=[obj],
+        action_flag=action.flag,
+        change_message=json.dumps(message, ensure_ascii=False),
+        single_object=True,
+    )
+
+
+def _translated_note(note: str, params: dict[str, str] | None) -> str:
+    if not note:
+        return ""
+    translated = gettext(note)
+    if not params:
+        return translated
+    try:
+        return translated % params
+    except (KeyError, TypeError, ValueError):
+        # A translation that lost a placeholder: show the stored sentence and its values.
+        return f"{note} {params}"
+
+
+def audit_context(entry: LogEntry) -> AuditContext | None:
+    """What the console added to a history entry, translated for the current language."""
+    try:
+        parts = json.loads(entry.change_message) if entry.change_message.startswith("[") else []
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    console_parts = [
+        part["console"]
+        for part in parts
+        if isinstance(part, dict) and isinstance(part.get("console"), dict)
+    ]
+    if not console_parts:
+        return None
+    data = console_parts[0]
+    django_parts = [part for part in parts if isinstance(part, dict) and "console" not in part]
+    django_message = ""
+    if django_parts:
+        django_message = str(LogEntry(change_message=json.dumps(django_parts)).get_change_message())
+    try:
+        source = AuditSource(data.get("source", "system"))
+    except ValueError:
+        source = AuditSource.SYSTEM
+    note = _translated_note(data.get("note", ""), data.get("note_params"))
+    changes = []
+    for row in data.get("values", []):
+        name, label, old, new, secret = (list(row) + [False] * 5)[:5]
+        changes.append(
+            ValueChange(field=name, label=gettext(label), old=old, new=new, secret=bool(secret))
+        )
+    return AuditContext(
+        source=source.value,
+        source_label=source.label,
+        ip=data.get("ip"),
+        user_agent=data.get("agent", ""),
+        detail=data.get("detail", ""),
+        note=note,
+        changes=changes,
+        django_message=django_message,
+    )

@@ -1,0 +1,121 @@
+"""The admin index as a dashboard: a few panels, each from a read-only selector.
+
+Apps add panels with :func:`register_panel`; a panel function returns ``None`` when the user may
+not see it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _, ngettext
+
+from console.roles import ROLES
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Panel:
+    title: str
+    status: str = "info"  # "ok", "warning", "error" or "info"
+    lines: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    order: int = 100
+
+
+PanelFunction = Callable[["AbstractBaseUser"], Panel | None]
+_PANELS: list[PanelFunction] = []
+
+
+def register_panel(function: PanelFunction) -> PanelFunction:
+    if function not in _PANELS:
+        _PANELS.append(function)
+    return function
+
+
+def dashboard_panels(user: AbstractBaseUser) -> list[Panel]:
+    panels = []
+    for function in _PANELS:
+        try:
+            panel = function(user)
+        except Exception:
+            # A broken panel must not take the whole admin index down with it.
+            logger.exception("dashboard panel %s failed", function.__name__)
+            panel = Panel(
+                title=_("Dashboard"),
+                status="error",
+                lines=[_("Part of the dashboard could not be loaded.")],
+            )
+        if panel is not None:
+            panels.append(panel)
+    return sorted(panels, key=lambda panel: panel.order)
+
+
+@register_panel
+def roles_panel(user: AbstractBaseUser) -> Panel:
+    names = set(user.groups.values_list("name", flat=True))
+    mine = [role for role in ROLES if role.group_name in names]
+    if user.is_superuser:
+        lines = [_("You are a superuser: you can see and change everything.")]
+    elif mine:
+        lines = [f"{role.label}: {role.description}" for role in mine]
+    else:
+        lines = [_("You have no role yet. Ask an administrator to give you one.")]
+    return Panel(title=_("Your role"), lines=lines, order=10)
+
+
+@register_panel
+def worker_panel(user: AbstractBaseUser) -> Panel:
+    from django_q.brokers import get_broker
+    from django_q.models import Failure
+    from django_q.status import Stat
+
+    broker = get_broker()
+    clusters = Stat.get_all(broker=broker)
+    queued = broker.queue_size()
+    lines = []
+    if clusters:
+        status = "ok"
+        workers = sum(len(cluster.workers) for cluster in clusters)
+        lines.append(
+            ngettext(
+                "The background worker is running (%(count)d process).",
+                "The background worker is running (%(count)d processes).",
+                workers,
+            )
+            % {"count": workers}
+        )
+    else:
+        status = "warning"
+        lines.append(
+            _("The background worker is not running: bulk jobs and syncs wait in the queue.")
+        )
+    lines.append(
+        ngettext("%(count)d task waiting.", "%(count)d tasks waiting.", queued) % {"count": queued}
+    )
+    links = []
+    if user.has_perm("django_q.view_failure"):
+        since = timezone.now() - timedelta(days=1)
+        failures = Failure.objects.filter(stopped__gte=since).count()
+        if failures:
+            status = "error" if status == "ok" else status
+            lines.append(
+                ngettext(
+                    "%(count)d task failed in the last 24 hours.",
+                    "%(count)d tasks failed in the last 24 hours.",
+                    failures,
+                )
+                % {"count": failures}
+            )
+        links.append((reverse("admin:django_q_failure_changelist"), _("Failed tasks")))
+    return Panel(title=_("Background tasks"), status=status, lines=lines, links=links, order=20)

@@ -1,0 +1,81 @@
+"""Form pieces for write-only secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext
+
+from console.credentials import Secret
+from console.fields import secret_field_names
+
+
+class SecretInput(forms.PasswordInput):
+    """A password box that never renders a value back into the page."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            attrs={"autocomplete": "new-password", "spellcheck": "false", **(attrs or {})},
+            render_value=False,
+        )
+
+
+class SecretFormField(forms.CharField):
+    widget = SecretInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["widget"] = SecretInput
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        # Nothing of a stored secret goes into the form's HTML.
+        return ""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        if not data:
+            return False
+        if isinstance(initial, Secret):
+            return initial != data
+        return True
+
+
+class SecretFieldsFormMixin:
+    """Makes every encrypted field of a ModelForm write-only.
+
+    Leaving a secret blank keeps the stored one; the help text shows its last four characters.
+    A new object must be given each required secret.
+    """
+
+    instance: Any
+    fields: dict[str, forms.Field]
+    cleaned_data: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        for name in self._secret_field_names():
+            current = getattr(self.instance, name, None)
+            field = self.fields[name]
+            if self.instance.pk and current:
+                field.required = False
+                tail = current.tail if isinstance(current, Secret) else ""
+                if tail:
+                    note = gettext("A value is stored (ends in “%(tail)s”).") % {"tail": tail}
+                else:
+                    note = gettext("A value is stored.")
+                field.help_text = " ".join(
+                    [note, gettext("Leave blank to keep it."), str(field.help_text or "")]
+                ).strip()
+
+    def _secret_field_names(self) -> list[str]:
+        secret_fields = set(secret_field_names(type(self.instance)))
+        return [name for name in self.fields if name in secret_fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()  # type: ignore[misc]
+        for name in self._secret_field_names():
+            if not cleaned.get(name) and self.instance.pk:
+                current = getattr(self.instance, name, None)
+                if current:
+                    cleaned[name] = current
+        return cleaned

@@ -1,0 +1,38 @@
+"""Compiles the .po catalogues to .mo with Babel, so that no GNU gettext is needed to run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+def catalogue_paths() -> list[Path]:
+    return sorted(
+        path
+        for locale_dir in settings.LOCALE_PATHS
+        for path in Path(locale_dir).glob("*/LC_MESSAGES/*.po")
+    )
+
+
+class Command(BaseCommand):
+    help = "Compile the console's translation catalogues (.po) into .mo files."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        paths = catalogue_paths()
+        if not paths:
+            raise CommandError("No .po catalogues found under LOCALE_PATHS.")
+        for po_path in paths:
+            mo_path = po_path.with_suffix(".mo")
+            if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+                continue
+            with po_path.open("rb") as po_file:
+                catalog = read_po(po_file, abort_invalid=True)
+            with mo_path.open("wb") as mo_file:
+                write_mo(mo_file, catalog, use_fuzzy=False)
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"Compiled {po_path.relative_to(settings.BASE_DIR)}")

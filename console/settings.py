@@ -1,0 +1,286 @@
+"""Settings for the tag console.
+
+Every value comes from the environment (or `.env`, see `.env.example`): the same code runs on a
+laptop (SQLite, local-memory cache, ORM broker) and in production (PostgreSQL, Redis, several
+workers).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.utils.translation import gettext_lazy as _
+
+from console.exceptions import MissingRequiredSetting
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+# Tests set CONSOLE_READ_DOTENV=0 so that a developer's `.env` cannot change what they test.
+if os.environ.get("CONSOLE_READ_DOTENV", "1") == "1":
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required_secret(name: str, purpose: str, *, development_value: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        # A fixed development value keeps `DEBUG=true` usable without a `.env`; it is never
+        # accepted with DEBUG off.
+        return development_value
+    raise MissingRequiredSetting(
+        f"{name} is not set. It is required when DEBUG is off: {purpose}. "
+        "Set it in the environment or in .env (see .env.example); "
+        "`make run` writes a .env with fresh random keys."
+    )
+
+
+SECRET_KEY = _required_secret(
+    "SECRET_KEY",
+    "Django signs sessions and CSRF tokens with it",
+    development_value="insecure-development-secret-key-" + "x" * 32,
+)
+CREDENTIALS_KEY = _required_secret(
+    "CREDENTIALS_KEY",
+    "platform secrets are encrypted at rest with it",
+    # base64 of 32 bytes that are no secret to anyone: "insecure-development-credential!"
+    development_value="aW5zZWN1cmUtZGV2ZWxvcG1lbnQtY3JlZGVudGlhbCE=",
+)
+# Earlier keys, still accepted for decryption while `rotate_credentials_key` re-encrypts.
+CREDENTIALS_OLD_KEYS = env.list("CREDENTIALS_OLD_KEYS", default=[])
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "console.apps.ConsoleAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_q",
+    "console.apps.ConsoleConfig",
+    "wecom",
+    "tagging",
+    "chatbot",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "console.urls"
+WSGI_APPLICATION = "console.wsgi.application"
+ASGI_APPLICATION = "console.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+
+SQLITE_PATH = VAR_DIR / "console.sqlite3"
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # WAL lets the web server read while the worker writes; IMMEDIATE transactions
+            # and a busy timeout turn lock contention into waiting instead of errors.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Caches and the task queue -------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    _redis_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="console"),
+    }
+    CACHES = {"default": _redis_cache, "shared": {**_redis_cache}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "console-default",
+        },
+        # Platform tokens, rate-limit counters and worker status must be visible to every
+        # process (web server and task workers), which a local-memory cache is not.
+        "shared": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "console_shared_cache",
+        },
+    }
+SHARED_CACHE_ALIAS = "shared"
+
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", default="console"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "recycle": 200,
+    # A task that runs past `timeout` is killed; `retry` must be well above it or a slow task
+    # is handed to a second worker while the first still runs it.
+    "timeout": env.int("Q_TIMEOUT", default=600),
+    "retry": env.int("Q_RETRY", default=1200),
+    # Failures are acknowledged and never re-delivered: tasks retry platform calls themselves,
+    # idempotently, and record what they did.
+    "ack_failures": True,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": _("Background tasks"),
+    "cache": SHARED_CACHE_ALIAS,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# --- Authentication --------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+# The user that background jobs and platform pulls act as in the admin history.
+CONSOLE_SYSTEM_USERNAME = env.str("CONSOLE_SYSTEM_USERNAME", default="system")
+
+# --- Languages and time -----------------------------------------------------------------------
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "console" / "locale"]
+USE_I18N = True
+TIME_ZONE = env.str("TIME_ZONE", default="Asia/Shanghai")
+USE_TZ = True
+
+# --- Static files ------------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Security --------------------------------------------------------------------------------
+
+# SECURE_HTTPS=false is for a console reached over plain HTTP on localhost (`make run`).
+SECURE_HTTPS = env.bool("SECURE_HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = SECURE_HTTPS
+SESSION_COOKIE_SECURE = SECURE_HTTPS
+CSRF_COOKIE_SECURE = SECURE_HTTPS
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers probe over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is a commitment for the whole domain that is slow to undo; the operator opts
+    # in with SECURE_HSTS_PRELOAD=true once every subdomain serves HTTPS.
+    "security.W021",
+]
+# How many reverse proxies in front of the console append to X-Forwarded-For; the audit trail
+# takes the client address from there only when this is set.
+AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=0)
+DEFAULT_EXCEPTION_REPORTER_FILTER = "console.reporting.SecretSafeExceptionReporterFilter"
+
+# --- Platforms -------------------------------------------------------------------------------
+
+WECOM_API_BASE = env.str("WECOM_API_BASE", default="https://qyapi.weixin.qq.com")
+WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
+CHATBOT_API_BASE = env.str("CHATBOT_API_BASE", default="https://chatbot.weixin.qq.com")
+PLATFORM_CONNECT_TIMEOUT = env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0)
+PLATFORM_READ_TIMEOUT = env.float("PLATFORM_READ_TIMEOUT", default=20.0)
+PLATFORM_MAX_ATTEMPTS = env.int("PLATFORM_MAX_ATTEMPTS", default=4)
+PLATFORM_RETRY_BUDGET = env.float("PLATFORM_RETRY_BUDGET", default=30.0)
+PLATFORM_BACKOFF_BASE = env.float("PLATFORM_BACKOFF_BASE", default=0.5)
+PLATFORM_BACKOFF_CAP = env.float("PLATFORM_BACKOFF_CAP", default=8.0)
+PLATFORM_RATE_LIMIT = env.float("PLATFORM_RATE_LIMIT", default=20.0)
+PLATFORM_TOKEN_REFRESH_MARGIN = env.int("PLATFORM_TOKEN_REFRESH_MARGIN", default=300)
+
+# --- Logging -----------------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "redact_secrets": {"()": "console.logging.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # urllib3 writes whole URLs, access_token included, at DEBUG.
+        "urllib3": {"level": "WARNING"},
+        "urllib3.connectionpool": {"level": "WARNING", "filters": ["redact_secrets"]},
+    },
+}
+
+# --- `make run` --------------------------------------------------------------------------------
+
+CONSOLE_PORT = env.int("PORT", default=8000)
+SANDBOX_ENABLED = env.bool("SANDBOX", default=False)
+SANDBOX_PORT = env.int("SANDBOX_PORT", default=8900)
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
+ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")

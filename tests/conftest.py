@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
+
+from console.roles import AUDITOR, CREDENTIAL_ADMIN, MARKETING_EDITOR, Role
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test starts with empty caches: tokens and rate counters must not leak between tests."""
+    for alias in ("default", "shared"):
+        # The database cache lives in the test database, which each test rolls back anyway.
+        if not isinstance(caches[alias], DatabaseCache):
+            caches[alias].clear()
+    from wecom.clients.tokens import forget_local_tokens
+
+    forget_local_tokens()
+    yield
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(username: str, *, role: Role | None = None, superuser: bool = False) -> User:
+        if superuser:
+            return User.objects.create_superuser(username, f"{username}@example.com", PASSWORD)
+        user = User.objects.create_user(
+            username, f"{username}@example.com", PASSWORD, is_staff=True
+        )
+        if role is not None:
+            user.groups.add(Group.objects.get(name=role.group_name))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def editor(make_user) -> User:
+    return make_user("editor", role=MARKETING_EDITOR)
+
+
+@pytest.fixture
+def credential_admin(make_user) -> User:
+    return make_user("keyholder", role=CREDENTIAL_ADMIN)
+
+
+@pytest.fixture
+def auditor(make_user) -> User:
+    return make_user("auditor", role=AUDITOR)
+
+
+@pytest.fixture
+def superuser(make_user) -> User:
+    return make_user("root", superuser=True)

@@ -1,0 +1,187 @@
+"""Configuration from the environment: refusals, defaults, switches, production checks.
+
+Settings are module-level, so each case runs in a fresh interpreter with a controlled environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.credentials import new_key_text
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+PRINT_SETTINGS = """
+import json, django
+from django.conf import settings
+django.setup()
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "sqlite_options": settings.DATABASES["default"].get("OPTIONS", {}),
+    "name": str(settings.DATABASES["default"]["NAME"]),
+    "default_cache": settings.CACHES["default"]["BACKEND"],
+    "shared_cache": settings.CACHES["shared"]["BACKEND"],
+    "q": {k: v for k, v in settings.Q_CLUSTER.items() if k != "label"},
+    "staticfiles": settings.STORAGES["staticfiles"]["BACKEND"],
+}))
+"""
+
+
+def clean_env(**env: str) -> dict[str, str]:
+    """This process's environment without anything that configures the console, plus ``env``."""
+    prefixes = ("DJANGO", "DATABASE", "REDIS", "SECRET", "CREDENTIALS", "DEBUG", "SECURE")
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    return {
+        **clean,
+        "CONSOLE_READ_DOTENV": "0",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        **env,
+    }
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def keys() -> dict[str, str]:
+    return {"SECRET_KEY": "s" * 20 + new_key_text(), "CREDENTIALS_KEY": new_key_text()}
+
+
+def settings_with(**env: str) -> dict:
+    result = run_python(PRINT_SETTINGS, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "CREDENTIALS_KEY"])
+def test_without_debug_the_console_refuses_to_start_and_names_the_missing_key(missing):
+    env = keys()
+    del env[missing]
+    result = run_python(PRINT_SETTINGS, **env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+    other = ({"SECRET_KEY", "CREDENTIALS_KEY"} - {missing}).pop()
+    assert f"{other} is not set" not in result.stderr
+
+
+def test_manage_py_says_what_is_missing_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "The console cannot start: SECRET_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_is_off_unless_set():
+    assert settings_with(**keys())["DEBUG"] is False
+    assert settings_with(**keys(), DEBUG="true")["DEBUG"] is True
+
+
+def test_defaults_are_sqlite_with_wal_locmem_and_the_orm_broker():
+    values = settings_with(**keys())
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"].endswith("var/console.sqlite3")
+    assert "journal_mode=WAL" in values["sqlite_options"]["init_command"]
+    assert values["sqlite_options"]["timeout"] >= 5
+    assert values["default_cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert values["q"]["orm"] == "default"
+    assert "redis" not in values["q"]
+
+
+def test_database_url_switches_to_postgresql():
+    values = settings_with(**keys(), DATABASE_URL="postgres://postgres@127.0.0.1:5432/console")
+    assert values["engine"] == "django.db.backends.postgresql"
+
+
+def test_redis_url_switches_the_cache_and_the_broker():
+    values = settings_with(**keys(), REDIS_URL="redis://127.0.0.1:6379/3")
+    assert values["default_cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["shared_cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["q"]["redis"] == "redis://127.0.0.1:6379/3"
+    assert "orm" not in values["q"]
+
+
+def test_the_task_queue_neither_reruns_nor_loses_work():
+    q = settings_with(**keys())["q"]
+    assert q["timeout"] * 1.5 <= q["retry"]
+    assert q["ack_failures"] is True
+    assert q["max_attempts"] == 1
+
+
+def test_production_serves_static_files_from_the_compressed_manifest():
+    assert settings_with(**keys())["staticfiles"] == (
+        "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    )
+
+
+def test_the_tests_use_plain_static_storage(settings):
+    assert settings.STORAGES["staticfiles"]["BACKEND"].endswith("StaticFilesStorage")
+    assert "Manifest" not in settings.STORAGES["staticfiles"]["BACKEND"]
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=clean_env(**keys(), ALLOWED_HOSTS="console.example.com"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_env_example_documents_every_setting_with_a_comment_line_above():
+    lines = (BASE_DIR / ".env.example").read_text(encoding="utf-8").splitlines()
+    settings_source = (BASE_DIR / "console" / "settings.py").read_text(encoding="utf-8")
+    documented = []
+    for index, line in enumerate(lines):
+        if "=" in line and not line.startswith("#"):
+            name = line.split("=", 1)[0]
+            documented.append(name)
+            assert lines[index - 1].startswith("#"), f"{name} has no comment line above it"
+            assert "#" not in line.split("=", 1)[1], f"{name} has an inline comment"
+    import re
+
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z0-9_]+)"', settings_source))
+    read |= set(re.findall(r'_required_secret\(\s*"([A-Z0-9_]+)"', settings_source))
+    missing = read - set(documented)
+    assert not missing, f"settings read but not in .env.example: {sorted(missing)}"
+
+
+def test_envfile_writes_fresh_keys_once(tmp_path):
+    target = tmp_path / ".env"
+    command = [sys.executable, "-m", "console.envfile", "--path", str(target)]
+    subprocess.run(command, cwd=BASE_DIR, check=True, capture_output=True, timeout=60)
+    first = target.read_text()
+    assert "SANDBOX=true" in first
+    assert "SECURE_HTTPS=false" in first
+    secret_line = next(line for line in first.splitlines() if line.startswith("SECRET_KEY="))
+    assert len(secret_line) > len("SECRET_KEY=") + 50
+    subprocess.run(command, cwd=BASE_DIR, check=True, capture_output=True, timeout=60)
+    assert target.read_text() == first
+    assert oct(target.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class WecomConfig(AppConfig):
+    name = "wecom"
+    verbose_name = _("Platform credentials")

@@ -1,0 +1,160 @@
+"""Dialogue platform (chatbot) open API: user labels in bulk and auto-reply skills.
+
+Seeds 000 and 002 and PLATFORM.md section 4 are the specification. Each request is an XML
+document (``<xml>`` root, every value in CDATA) encrypted with WXBizMsgCrypt and posted as
+``{"encrypt": ...}`` to a path that ends with the bot's TOKEN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from chatbot.crypto import WXBizMsgCrypt
+from wecom.clients.errors import CHATBOT, PlatformAPIError, PlatformInputError
+from wecom.clients.transport import (
+    Clock,
+    Endpoint,
+    PlatformClient,
+    RetryPolicy,
+    Timeouts,
+    credential_key,
+)
+
+LABEL_BATCHSET = Endpoint("/openapi/label/batchset", authed=False)
+SET_AUTOREPLY = Endpoint("/openapi/setautoreply", authed=False)
+
+# XML 1.0 has no way to carry these, not even in CDATA; tab, newline and return are fine.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_CONTROL_CHARACTER = _(
+    "The text of “%(field)s” contains a control character that cannot be sent. Remove it "
+    "(it often comes with text pasted from other programs)."
+)
+# The answer to a probe with empty fields when the TOKEN, key and AppID are right.
+_FIELDS_EMPTY = 1007
+
+
+def cdata(value: str) -> str:
+    """``value`` as CDATA; a ``]]>`` inside it is split across two sections."""
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def build_xml(fields: Sequence[tuple[str, str]], *, endpoint: Endpoint) -> str:
+    """The request document: fields in order, names repeated for lists, values in CDATA."""
+    parts = ["<xml>"]
+    for name, value in fields:
+        if _NOT_IN_XML.search(value):
+            raise PlatformInputError(
+                platform=CHATBOT,
+                endpoint=endpoint.path,
+                explanation=_CONTROL_CHARACTER,
+                explanation_params={"field": name},
+            )
+        parts.append(f"<{name}>{cdata(value)}</{name}>")
+    parts.append("</xml>")
+    return "".join(parts)
+
+
+def content_text(content: str | Mapping[str, Any]) -> str:
+    """An answer as the platform wants it: text as is, a rich answer as UTF-8 JSON text."""
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+class ChatbotClient(PlatformClient):
+    platform = CHATBOT
+
+    def __init__(
+        self,
+        *,
+        appid: str,
+        token: str,
+        encoding_aes_key: str,
+        rate_limit: float | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url or settings.CHATBOT_API_BASE,
+            credential_key=credential_key(CHATBOT, appid, token),
+            rate_limit=rate_limit,
+            retry=retry,
+            timeouts=timeouts,
+            clock=clock,
+        )
+        self._appid = appid
+        self._token = token
+        self._crypt = WXBizMsgCrypt(token, encoding_aes_key, appid)
+
+    def __repr__(self) -> str:
+        return f"ChatbotClient(appid={self._appid!r})"
+
+    def _post(self, endpoint: Endpoint, fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        document = build_xml(fields, endpoint=endpoint)
+        return self._call(
+            endpoint,
+            body={"encrypt": self._crypt.encrypt(document)},
+            path_suffix=f"/{self._token}",
+        )
+
+    def label_batchset(
+        self, *, appid: str, category: str, label: str, desc: str, openids: Sequence[str]
+    ) -> None:
+        """Give ``openids`` the label ``category``/``label`` (seed 000).
+
+        ``appid`` is that of the Official Account or Mini Program the OpenIDs belong to, not
+        the bot's (which only keys the encryption).
+        """
+        self._post(
+            LABEL_BATCHSET,
+            [
+                ("appid", appid),
+                ("category", category),
+                ("label", label),
+                ("desc", desc),
+                *(("openid", openid) for openid in openids),
+            ],
+        )
+
+    def set_autoreply(
+        self,
+        *,
+        managerid: str,
+        skillname: str,
+        title: str,
+        content: str | Mapping[str, Any],
+        questions: Sequence[str] = (),
+    ) -> None:
+        """Create or replace the answer to ``title`` in skill ``skillname`` (seed 002)."""
+        self._post(
+            SET_AUTOREPLY,
+            [
+                ("managerid", managerid),
+                ("skillname", skillname),
+                ("title", title),
+                ("content", content_text(content)),
+                *(("question", question) for question in questions),
+            ],
+        )
+
+    def check_connection(self) -> None:
+        """Send a label request with empty fields, which changes nothing.
+
+        The platform checks the TOKEN, then decrypts, then the fields: "fields empty" (1007)
+        proves that TOKEN, EncodingAESKey and AppID are right. Anything else is raised.
+        """
+        try:
+            self._post(
+                LABEL_BATCHSET, [("appid", ""), ("category", ""), ("label", ""), ("desc", "")]
+            )
+        except PlatformAPIError as error:
+            if error.errcode != _FIELDS_EMPTY:
+                raise

@@ -1,0 +1,380 @@
+"""How every platform call travels: session, timeouts, rate limit, retries, token renewal, log.
+
+A platform client describes its endpoints (:class:`Endpoint`) and subclasses
+:class:`PlatformClient`; :meth:`PlatformClient._call` does the rest:
+
+* one ``requests.Session`` per process (connection pooling, keep-alive), explicit timeouts;
+* the credential's rate limit, shared by all processes (:mod:`wecom.clients.ratelimit`);
+* retries with exponential backoff and jitter on busy errcodes, HTTP 5xx, connection errors
+  and timeouts, bounded in attempts and in total time; never on a daily quota or on errors that
+  another attempt cannot fix; a timeout on a call that is not idempotent is not resent, since
+  the platform may have done it already;
+* on a token errcode, the token is dropped (if still the failed one) and the call retried once;
+* one log line per HTTP attempt: platform, endpoint, errcode, latency, attempt. URLs, tokens
+  and bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+from wecom.clients.errors import (
+    PlatformAPIError,
+    PlatformError,
+    PlatformInputError,
+    PlatformTransportError,
+)
+from wecom.clients.ratelimit import RateLimiter
+from wecom.clients.tokens import FetchedToken, TokenStore
+
+logger = logging.getLogger("wecom.platform")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str = "POST"
+    # Safe to send again after a timeout that may have reached the platform.
+    idempotent: bool = True
+    # Carries ?access_token=.
+    authed: bool = True
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    budget: float
+    backoff_base: float
+    backoff_cap: float
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        return cls(
+            max_attempts=max(1, settings.PLATFORM_MAX_ATTEMPTS),
+            budget=settings.PLATFORM_RETRY_BUDGET,
+            backoff_base=settings.PLATFORM_BACKOFF_BASE,
+            backoff_cap=settings.PLATFORM_BACKOFF_CAP,
+        )
+
+    def backoff(self, attempt: int, jitter: float) -> float:
+        """Pause after failed attempt number ``attempt`` (1-based), for ``jitter`` in [0, 1).
+
+        Half of the exponential step is fixed and half random ("equal jitter"): the pause
+        always grows, and workers that failed together do not retry together.
+        """
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling / 2 + jitter * ceiling / 2
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    read: float
+
+    @classmethod
+    def from_settings(cls) -> Timeouts:
+        return cls(connect=settings.PLATFORM_CONNECT_TIMEOUT, read=settings.PLATFORM_READ_TIMEOUT)
+
+
+@dataclass
+class Clock:
+    """Time as the transport sees it; tests pass one that records pauses instead of sleeping."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = field(default=random.random)
+
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+_session_guard = threading.Lock()
+
+
+def http_session() -> requests.Session:
+    """The process's session. A forked worker makes its own: sockets must not be shared."""
+    global _session, _session_pid
+    pid = os.getpid()
+    if _session is None or _session_pid != pid:
+        with _session_guard:
+            if _session is None or _session_pid != pid:
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                session.headers["User-Agent"] = "tag-console/1"
+                _session, _session_pid = session, pid
+    return _session
+
+
+def _never_sent(error: requests.ConnectionError) -> bool:
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, NewConnectionError)
+
+
+def read_errcode(answer: dict[str, Any]) -> int:
+    """The errcode of an answer. The dialogue platform sometimes says ``code`` instead."""
+    for key in ("errcode", "code"):
+        if key in answer and answer[key] is not None:
+            return int(answer[key])
+    return 0
+
+
+_CONNECT_FAILED = _(
+    "Could not connect to %(platform)s. The console tried %(attempts)s time(s); check the "
+    "network and try again later."
+)
+_TIMED_OUT = _(
+    "%(Platform)s did not answer within %(seconds)s seconds. The console tried %(attempts)s "
+    "time(s); try again later."
+)
+_TIMED_OUT_MAYBE_DONE = _(
+    "%(Platform)s did not answer within %(seconds)s seconds. The change may have been made "
+    "anyway: pull again to check before repeating it."
+)
+_SERVER_ERROR = _("%(Platform)s answered with a server error (HTTP %(status)s). Try again later.")
+_UNREADABLE = _("%(Platform)s gave an answer the console cannot read.")
+
+
+class PlatformClient:
+    """Base of the platform clients. Subclasses set ``platform`` and, when their endpoints need
+    an access token, override :meth:`_access_token` and :meth:`_drop_access_token`."""
+
+    platform: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credential_key: str,
+        rate_limit: float | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credential_key = credential_key
+        self.retry = retry or RetryPolicy.from_settings()
+        self.timeouts = timeouts or Timeouts.from_settings()
+        self.clock = clock or Clock()
+        self.cache = caches[settings.SHARED_CACHE_ALIAS]
+        self.limiter = RateLimiter(
+            cache=self.cache,
+            key=f"platform-rate:{credential_key}",
+            rate=rate_limit or settings.PLATFORM_RATE_LIMIT,
+            clock=self.clock.wall,
+            sleep=self.clock.sleep,
+        )
+
+    # -- tokens (overridden by clients whose endpoints are authed) ------------------------------
+
+    def _access_token(self) -> str:
+        raise NotImplementedError
+
+    def _drop_access_token(self, value: str) -> None:
+        raise NotImplementedError
+
+    def _check(self, validator: Callable[[Any], None], value: Any, endpoint: Endpoint) -> None:
+        """Refuse before sending what the platform would refuse; the rule lives in wecom.rules."""
+        try:
+            validator(value)
+        except ValidationError as error:
+            raise PlatformInputError(
+                platform=self.platform, endpoint=endpoint.path, explanation=" ".join(error.messages)
+            ) from None
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        endpoint: Endpoint,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        path_suffix: str = "",
+    ) -> dict[str, Any]:
+        """Send one logical call, with retries; return the answer's JSON object."""
+        started = self.clock.monotonic()
+        attempt = 0
+        token_renewed = False
+        while True:
+            attempt += 1
+            token = self._access_token() if endpoint.authed else None
+            try:
+                return self._send(endpoint, token, params, body, path_suffix, attempt)
+            except PlatformError as error:
+                if error.token_problem and token is not None and not token_renewed:
+                    token_renewed = True
+                    self._drop_access_token(token)
+                    continue
+                if not error.retryable or attempt >= self.retry.max_attempts:
+                    raise
+                pause = self.retry.backoff(attempt, self.clock.random())
+                if self.clock.monotonic() - started + pause > self.retry.budget:
+                    raise
+                self.clock.sleep(pause)
+
+    def _send(
+        self,
+        endpoint: Endpoint,
+        token: str | None,
+        params: dict[str, Any] | None,
+        body: Any,
+        path_suffix: str,
+        attempt: int,
+    ) -> dict[str, Any]:
+        self.limiter.acquire()
+        query = dict(params or {})
+        if token is not None:
+            query["access_token"] = token
+        data = None
+        headers = {}
+        if body is not None:
+            # UTF-8, not \\u escapes: the platforms count name lengths on what they receive.
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        outcome = "ok"
+        errcode: int | None = None
+        began = time.perf_counter()
+        try:
+            try:
+                response = http_session().request(
+                    endpoint.method,
+                    f"{self.base_url}{endpoint.path}{path_suffix}",
+                    params=query or None,
+                    data=data,
+                    headers=headers,
+                    timeout=(self.timeouts.connect, self.timeouts.read),
+                )
+            except requests.ConnectTimeout as exc:
+                outcome = "connect-timeout"
+                raise self._transport_error(endpoint, _CONNECT_FAILED, attempt, True) from exc
+            except requests.ConnectionError as exc:
+                # A connection that never opened sent nothing and is always safe to retry; one
+                # dropped after sending may have reached the platform.
+                outcome = "connection-error"
+                raise self._transport_error(
+                    endpoint, _CONNECT_FAILED, attempt, endpoint.idempotent or _never_sent(exc)
+                ) from exc
+            except requests.Timeout as exc:
+                outcome = "timeout"
+                message = _TIMED_OUT if endpoint.idempotent else _TIMED_OUT_MAYBE_DONE
+                raise self._transport_error(
+                    endpoint, message, attempt, endpoint.idempotent
+                ) from exc
+            except requests.RequestException as exc:
+                outcome = "request-error"
+                raise self._transport_error(endpoint, _CONNECT_FAILED, attempt, False) from exc
+            if response.status_code >= 500:
+                outcome = f"http-{response.status_code}"
+                raise self._transport_error(
+                    endpoint,
+                    _SERVER_ERROR,
+                    attempt,
+                    endpoint.idempotent,
+                    status=response.status_code,
+                )
+            try:
+                answer = response.json()
+                if not isinstance(answer, dict):
+                    raise ValueError("not an object")
+                errcode = read_errcode(answer)
+            except ValueError as exc:
+                outcome = f"unreadable-http-{response.status_code}"
+                raise self._transport_error(endpoint, _UNREADABLE, attempt, False) from exc
+            if errcode != 0:
+                outcome = "error"
+                raise PlatformAPIError.from_answer(
+                    platform=self.platform,
+                    endpoint=endpoint.path,
+                    errcode=errcode,
+                    errmsg=str(answer.get("errmsg") or answer.get("msg") or ""),
+                )
+            return answer
+        finally:
+            logger.log(
+                logging.INFO if outcome == "ok" else logging.WARNING,
+                "platform=%s endpoint=%s errcode=%s latency_ms=%.1f attempt=%d outcome=%s",
+                self.platform,
+                endpoint.path,
+                "-" if errcode is None else errcode,
+                (time.perf_counter() - began) * 1000,
+                attempt,
+                outcome,
+            )
+
+    def _transport_error(
+        self,
+        endpoint: Endpoint,
+        message: Any,
+        attempt: int,
+        retryable: bool,
+        *,
+        status: int | None = None,
+    ) -> PlatformTransportError:
+        return PlatformTransportError(
+            platform=self.platform,
+            endpoint=endpoint.path,
+            errmsg=f"HTTP {status}" if status else "",
+            explanation=message,
+            explanation_params={
+                "attempts": attempt,
+                "seconds": f"{self.timeouts.read:g}",
+                "status": status or "",
+            },
+            retryable=retryable,
+        )
+
+
+def credential_key(platform: str, *parts: str) -> str:
+    """A cache slot name per credential: a new secret gets a new slot (and a new token)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+    return f"{platform}:{digest}"
+
+
+class TokenAuthenticatedClient(PlatformClient):
+    """A client whose endpoints carry ``?access_token=`` from a shared :class:`TokenStore`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tokens = TokenStore(
+            cache=self.cache,
+            key=f"platform-token:{self.credential_key}",
+            fetch=self._fetch_token,
+            refresh_margin=settings.PLATFORM_TOKEN_REFRESH_MARGIN,
+            # The refresher's fetch may spend the whole retry budget; the lock outlives it.
+            lock_timeout=int(self.retry.budget + self.timeouts.connect + self.timeouts.read) + 1,
+            clock=self.clock.wall,
+            sleep=self.clock.sleep,
+        )
+
+    def _fetch_token(self) -> FetchedToken:
+        raise NotImplementedError
+
+    def _access_token(self) -> str:
+        return self.tokens.get()
+
+    def _drop_access_token(self, value: str) -> None:
+        self.tokens.invalidate(value)
+
+    def check_connection(self) -> None:
+        """Fetch a token: raises PlatformError when the credential is wrong."""
+        self.tokens.get()

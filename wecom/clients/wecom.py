@@ -1,0 +1,259 @@
+"""WeCom server API: access token, customer strategies (规则组) and their tags.
+
+Seed 003 and PLATFORM.md section 2 are the specification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from wecom.clients.errors import WECOM, PlatformInputError
+from wecom.clients.tokens import FetchedToken
+from wecom.clients.transport import (
+    Clock,
+    Endpoint,
+    RetryPolicy,
+    Timeouts,
+    TokenAuthenticatedClient,
+    credential_key,
+)
+from wecom.rules import validate_order, validate_tag_name
+
+GET_TOKEN = Endpoint("/cgi-bin/gettoken", method="GET", authed=False)
+STRATEGY_LIST = Endpoint("/cgi-bin/externalcontact/customer_strategy/list")
+STRATEGY_GET = Endpoint("/cgi-bin/externalcontact/customer_strategy/get")
+TAG_LIST = Endpoint("/cgi-bin/externalcontact/get_strategy_tag_list")
+# Adding twice after a lost answer would fail on the duplicate name, deleting twice on the
+# missing id: neither is resent after a timeout.
+TAG_ADD = Endpoint("/cgi-bin/externalcontact/add_strategy_tag", idempotent=False)
+TAG_EDIT = Endpoint("/cgi-bin/externalcontact/edit_strategy_tag")
+TAG_DELETE = Endpoint("/cgi-bin/externalcontact/del_strategy_tag", idempotent=False)
+
+STRATEGY_PAGE_LIMIT = 1000
+
+_EMPTY_GROUP = _("A tag group cannot be empty: add at least one tag.")
+_NOTHING_TO_CHANGE = _("Nothing to change: give a new name or a new order.")
+_NOTHING_TO_DELETE = _("Nothing to delete: give at least one tag or tag group.")
+
+
+@dataclass(frozen=True)
+class StrategyPage:
+    strategy_ids: list[int]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    strategy_id: int
+    parent_id: int
+    name: str
+    create_time: int
+    admin_list: list[str] = field(default_factory=list)
+    privilege: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_first_level(self) -> bool:
+        return self.parent_id == 0
+
+
+@dataclass(frozen=True)
+class StrategyTag:
+    id: str
+    name: str
+    order: int
+    create_time: int
+
+
+@dataclass(frozen=True)
+class StrategyTagGroup:
+    group_id: str
+    group_name: str
+    order: int
+    create_time: int
+    strategy_id: int | None
+    tags: list[StrategyTag]
+
+
+@dataclass(frozen=True)
+class NewTag:
+    name: str
+    order: int | None = None
+
+
+def _group_from(answer: dict[str, Any]) -> StrategyTagGroup:
+    return StrategyTagGroup(
+        group_id=str(answer["group_id"]),
+        group_name=str(answer.get("group_name", "")),
+        order=int(answer.get("order", 0)),
+        create_time=int(answer.get("create_time", 0)),
+        strategy_id=int(answer["strategy_id"]) if answer.get("strategy_id") is not None else None,
+        tags=[
+            StrategyTag(
+                id=str(tag["id"]),
+                name=str(tag.get("name", "")),
+                order=int(tag.get("order", 0)),
+                create_time=int(tag.get("create_time", 0)),
+            )
+            for tag in answer.get("tag", [])
+        ],
+    )
+
+
+class WeComClient(TokenAuthenticatedClient):
+    platform = WECOM
+
+    def __init__(
+        self,
+        *,
+        corp_id: str,
+        secret: str,
+        rate_limit: float | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url or settings.WECOM_API_BASE,
+            credential_key=credential_key(WECOM, corp_id, secret),
+            rate_limit=rate_limit,
+            retry=retry,
+            timeouts=timeouts,
+            clock=clock,
+        )
+        self._corp_id = corp_id
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return f"WeComClient(corp_id={self._corp_id!r})"
+
+    # -- token --------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> FetchedToken:
+        answer = self._call(GET_TOKEN, params={"corpid": self._corp_id, "corpsecret": self._secret})
+        return FetchedToken(value=str(answer["access_token"]), expires_in=int(answer["expires_in"]))
+
+    # -- strategies ---------------------------------------------------------------------------
+
+    def strategy_list(self, *, cursor: str = "", limit: int = STRATEGY_PAGE_LIMIT) -> StrategyPage:
+        answer = self._call(STRATEGY_LIST, body={"cursor": cursor, "limit": limit})
+        return StrategyPage(
+            strategy_ids=[int(item["strategy_id"]) for item in answer.get("strategy", [])],
+            next_cursor=answer.get("next_cursor") or None,
+        )
+
+    def strategy_ids(self) -> Iterator[int]:
+        """Every strategy id, following the cursor to the last page."""
+        cursor = ""
+        while True:
+            page = self.strategy_list(cursor=cursor)
+            yield from page.strategy_ids
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def strategy_get(self, strategy_id: int) -> Strategy:
+        answer = self._call(STRATEGY_GET, body={"strategy_id": strategy_id})["strategy"]
+        return Strategy(
+            strategy_id=int(answer["strategy_id"]),
+            parent_id=int(answer.get("parent_id", 0)),
+            name=str(answer.get("strategy_name", "")),
+            create_time=int(answer.get("create_time", 0)),
+            admin_list=list(answer.get("admin_list", [])),
+            privilege=dict(answer.get("privilege", {})),
+        )
+
+    # -- strategy tags ------------------------------------------------------------------------
+
+    def strategy_tag_list(
+        self,
+        *,
+        strategy_id: int | None = None,
+        tag_ids: Sequence[str] = (),
+        group_ids: Sequence[str] = (),
+    ) -> list[StrategyTagGroup]:
+        body: dict[str, Any] = {}
+        if strategy_id is not None:
+            body["strategy_id"] = strategy_id
+        if group_ids:
+            # With both filters the platform ignores tag_id; sending it would only mislead.
+            body["group_id"] = list(group_ids)
+        elif tag_ids:
+            body["tag_id"] = list(tag_ids)
+        answer = self._call(TAG_LIST, body=body)
+        return [_group_from(group) for group in answer.get("tag_group", [])]
+
+    def strategy_tag_add(
+        self,
+        *,
+        strategy_id: int,
+        tags: Sequence[NewTag],
+        group_id: str | None = None,
+        group_name: str | None = None,
+        group_order: int | None = None,
+    ) -> StrategyTagGroup:
+        """Add tags to an existing group (``group_id``) or to the group named ``group_name``,
+        which is created unless the strategy has a group of that name already."""
+        if not tags:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=TAG_ADD.path, explanation=_EMPTY_GROUP
+            )
+        body: dict[str, Any] = {"strategy_id": strategy_id}
+        if group_id:
+            body["group_id"] = group_id
+        else:
+            self._check(validate_tag_name, group_name, TAG_ADD)
+            body["group_name"] = group_name
+            if group_order is not None:
+                self._check(validate_order, group_order, TAG_ADD)
+                body["order"] = group_order
+        wire_tags = []
+        for tag in tags:
+            self._check(validate_tag_name, tag.name, TAG_ADD)
+            item: dict[str, Any] = {"name": tag.name}
+            if tag.order is not None:
+                self._check(validate_order, tag.order, TAG_ADD)
+                item["order"] = tag.order
+            wire_tags.append(item)
+        body["tag"] = wire_tags
+        answer = self._call(TAG_ADD, body=body)
+        group = dict(answer["tag_group"])
+        group.setdefault("strategy_id", strategy_id)
+        return _group_from(group)
+
+    def strategy_tag_edit(
+        self, *, id: str, name: str | None = None, order: int | None = None
+    ) -> None:
+        """Rename or reorder a tag or a tag group (``id`` is either's id)."""
+        body: dict[str, Any] = {"id": id}
+        if name is not None:
+            self._check(validate_tag_name, name, TAG_EDIT)
+            body["name"] = name
+        if order is not None:
+            self._check(validate_order, order, TAG_EDIT)
+            body["order"] = order
+        if len(body) == 1:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=TAG_EDIT.path, explanation=_NOTHING_TO_CHANGE
+            )
+        self._call(TAG_EDIT, body=body)
+
+    def strategy_tag_delete(
+        self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()
+    ) -> None:
+        """Delete tags and whole groups; a group left without tags disappears with them."""
+        if not tag_ids and not group_ids:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=TAG_DELETE.path, explanation=_NOTHING_TO_DELETE
+            )
+        body: dict[str, Any] = {}
+        if tag_ids:
+            body["tag_id"] = list(tag_ids)
+        if group_ids:
+            body["group_id"] = list(group_ids)
+        self._call(TAG_DELETE, body=body)

@@ -1,0 +1,120 @@
+"""Platform credentials: WeCom apps, Official Accounts and dialogue-platform bots.
+
+Secrets are encrypted at rest (:class:`console.fields.EncryptedSecretField`) and shown only by
+their last four characters. Only the credential admin role can open these; other roles pick a
+credential by name where a feature needs one.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from console.fields import EncryptedSecretField
+from wecom.validators import (
+    validate_bot_appid,
+    validate_bot_encoding_aes_key,
+    validate_bot_token,
+    validate_corp_id,
+    validate_manager_id,
+    validate_oa_appid,
+    validate_platform_secret,
+)
+
+
+class Platform(models.TextChoices):
+    WECOM = "wecom", _("WeCom")
+    OFFICIAL_ACCOUNT = "wechat", _("Official Account")
+    CHATBOT = "chatbot", _("Dialogue platform")
+
+
+class PlatformCredential(models.Model):
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        unique=True,
+        help_text=_("How the console and its users refer to this credential."),
+    )
+    rate_limit = models.FloatField(
+        _("calls per second"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1), MaxValueValidator(10_000)],
+        help_text=_(
+            "Most calls per second to the platform with this credential, across all workers. "
+            "Empty: the console's default."
+        ),
+    )
+    last_checked_at = models.DateTimeField(_("last connection test"), null=True, editable=False)
+    last_check_ok = models.BooleanField(_("last test passed"), null=True, editable=False)
+    last_check_message = models.CharField(
+        _("last test result"), max_length=500, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    platform: Platform
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WeComApp(PlatformCredential):
+    platform = Platform.WECOM
+
+    corp_id = models.CharField(_("corp ID"), max_length=18, validators=[validate_corp_id])
+    secret = EncryptedSecretField(
+        _("app secret"),
+        validators=[validate_platform_secret],
+        help_text=_(
+            "Secret of a self-built app listed under Customer Contact → “apps that may call the "
+            "API”; system-app secrets are refused since 2023-12-01."
+        ),
+    )
+    agent_id = models.PositiveIntegerField(_("agent ID"), null=True, blank=True)
+
+    class Meta(PlatformCredential.Meta):
+        verbose_name = _("WeCom app")
+        verbose_name_plural = _("WeCom apps")
+        permissions = [("test_connection_wecomapp", _("Can test the connection of a WeCom app"))]
+
+
+class OfficialAccount(PlatformCredential):
+    platform = Platform.OFFICIAL_ACCOUNT
+
+    appid = models.CharField(_("AppID"), max_length=18, unique=True, validators=[validate_oa_appid])
+    secret = EncryptedSecretField(_("AppSecret"), validators=[validate_platform_secret])
+
+    class Meta(PlatformCredential.Meta):
+        verbose_name = _("Official Account")
+        verbose_name_plural = _("Official Accounts")
+        permissions = [
+            ("test_connection_officialaccount", _("Can test the connection of an Official Account"))
+        ]
+
+
+class ChatbotBot(PlatformCredential):
+    platform = Platform.CHATBOT
+
+    appid = models.CharField(_("AppID"), max_length=64, validators=[validate_bot_appid])
+    token = EncryptedSecretField(_("TOKEN"), validators=[validate_bot_token])
+    encoding_aes_key = EncryptedSecretField(
+        _("EncodingAESKey"), validators=[validate_bot_encoding_aes_key]
+    )
+    default_manager_id = models.CharField(
+        _("default manager ID"),
+        max_length=64,
+        blank=True,
+        validators=[validate_manager_id],
+        help_text=_("The administrator that auto-reply skills are set up as, unless a skill says."),
+    )
+
+    class Meta(PlatformCredential.Meta):
+        verbose_name = _("chatbot")
+        verbose_name_plural = _("chatbots")
+        permissions = [("test_connection_chatbotbot", _("Can test the connection of a chatbot"))]

@@ -1,0 +1,98 @@
+"""The platforms' limits on what the console sends, written once.
+
+Forms, services and the platform clients all call these validators, so a name or an order is
+refused with the same sentence wherever it is typed, and nothing the platform would refuse is
+ever sent. Each raises Django's ``ValidationError`` with a translated message.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _, ngettext_lazy
+
+# WeCom strategy tags (seed 003, PLATFORM.md 2).
+TAG_NAME_MAX_LENGTH = 30
+ORDER_MIN = 0
+ORDER_MAX = 2**32 - 1
+CORP_TAG_LIMIT = 10_000
+
+# Official Account user tags (seed 001, PLATFORM.md 3).
+OA_TAG_NAME_MAX_LENGTH = 30
+OA_MAX_TAGS_PER_ACCOUNT = 100
+OA_MAX_TAGS_PER_USER = 20
+OA_RESERVED_TAG_IDS = frozenset({0, 1, 2})
+OA_BATCH_SIZE_DEFAULT = 20
+OA_BATCH_SIZE_MAX = 50
+OPENID_LENGTH = 28
+_OPENID = re.compile(r"^o[A-Za-z0-9_-]{27}$")
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn"} for char in value)
+
+
+def validate_tag_name(value: str, *, max_length: int = TAG_NAME_MAX_LENGTH) -> None:
+    """A WeCom tag or tag-group name, or an Official Account tag name."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(_("A name cannot be empty."), code="name_empty")
+    if value != value.strip():
+        raise ValidationError(_("A name cannot begin or end with a space."), code="name_spaces")
+    if len(value) > max_length:
+        raise ValidationError(
+            ngettext_lazy(
+                "A name has at most %(limit)d character; this one has %(length)d.",
+                "A name has at most %(limit)d characters; this one has %(length)d.",
+                "limit",
+            ),
+            code="name_too_long",
+            params={"limit": max_length, "length": len(value)},
+        )
+    if _has_control_characters(value):
+        raise ValidationError(
+            _("A name cannot contain control or invisible formatting characters."),
+            code="name_control",
+        )
+
+
+def validate_order(value: object) -> None:
+    """An order value: a whole number in [0, 2^32); larger sorts first."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(_("An order is a whole number."), code="order_type")
+    if not ORDER_MIN <= value <= ORDER_MAX:
+        raise ValidationError(
+            _("An order is between %(min)d and %(max)d."),
+            code="order_range",
+            params={"min": ORDER_MIN, "max": ORDER_MAX},
+        )
+
+
+def validate_openid(value: str) -> None:
+    if not isinstance(value, str) or not _OPENID.match(value):
+        raise ValidationError(
+            _("“%(value)s” is not an OpenID: 28 letters, digits, “-” or “_”, starting with “o”."),
+            code="openid",
+            params={"value": str(value)[:40]},
+        )
+
+
+def validate_openid_batch(openids: Sequence[str], *, batch_size: int = OA_BATCH_SIZE_MAX) -> None:
+    if not 1 <= len(openids) <= min(batch_size, OA_BATCH_SIZE_MAX):
+        raise ValidationError(
+            _("A batch has 1 to %(limit)d OpenIDs; this one has %(count)d."),
+            code="batch_size",
+            params={"limit": min(batch_size, OA_BATCH_SIZE_MAX), "count": len(openids)},
+        )
+    for openid in openids:
+        validate_openid(openid)
+
+
+def validate_oa_tag_id(value: int, *, changing: bool = True) -> None:
+    if changing and value in OA_RESERVED_TAG_IDS:
+        raise ValidationError(
+            _("Tags 0, 1 and 2 are reserved by the platform and cannot change."),
+            code="reserved_tag",
+        )

@@ -1,0 +1,188 @@
+"""Services for platform credentials: create or update them, and test their connections."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _
+
+from chatbot.crypto import CryptoError
+from console.audit import Actor, AuditAction, audit_record
+from console.credentials import CredentialDecryptError
+from wecom.clients import PlatformError
+from wecom.connections import client_for
+from wecom.models import ChatbotBot, OfficialAccount, PlatformCredential, WeComApp
+
+
+@dataclass(frozen=True)
+class CredentialKind:
+    model: type[PlatformCredential]
+    # What `manage.py credential set` calls each field.
+    keys: Mapping[str, str]
+
+
+CREDENTIAL_KINDS: dict[str, CredentialKind] = {
+    "wecom": CredentialKind(
+        WeComApp,
+        {
+            "corp_id": "corp_id",
+            "secret": "secret",
+            "agent_id": "agent_id",
+            "rate_limit": "rate_limit",
+        },
+    ),
+    "oa": CredentialKind(
+        OfficialAccount, {"appid": "appid", "secret": "secret", "rate_limit": "rate_limit"}
+    ),
+    "chatbot": CredentialKind(
+        ChatbotBot,
+        {
+            "appid": "appid",
+            "token": "token",
+            "encoding_aes_key": "encoding_aes_key",
+            "managerid": "default_manager_id",
+            "rate_limit": "rate_limit",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CredentialSetResult:
+    credential: PlatformCredential
+    created: bool
+    changed: list[str]
+
+
+def resolve_value(raw: str) -> str:
+    """``env:NAME`` reads the environment variable NAME, keeping secrets out of shell history."""
+    if raw.startswith("env:"):
+        name = raw[4:]
+        if name not in os.environ:
+            raise ValidationError(
+                _("The environment variable %(name)s is not set."),
+                code="env_missing",
+                params={"name": name},
+            )
+        return os.environ[name]
+    return raw
+
+
+@transaction.atomic
+def credential_set(
+    *, kind: str, name: str, values: Mapping[str, str], actor: Actor
+) -> CredentialSetResult:
+    """Create the credential ``name`` of ``kind`` or update the fields given in ``values``.
+
+    Values are validated as the admin form validates them; nothing is saved unless all are
+    valid.
+    """
+    if kind not in CREDENTIAL_KINDS:
+        raise ValidationError(
+            _("Unknown credential kind “%(kind)s”: use one of %(kinds)s."),
+            code="kind",
+            params={"kind": kind, "kinds": ", ".join(CREDENTIAL_KINDS)},
+        )
+    spec = CREDENTIAL_KINDS[kind]
+    unknown = sorted(set(values) - set(spec.keys))
+    if unknown:
+        raise ValidationError(
+            _("Unknown key(s) %(keys)s for %(kind)s; use: %(allowed)s."),
+            code="keys",
+            params={"keys": ", ".join(unknown), "kind": kind, "allowed": ", ".join(spec.keys)},
+        )
+    credential = spec.model._default_manager.select_for_update().filter(name=name).first()
+    created = credential is None
+    if credential is None:
+        credential = spec.model(name=name)
+    before: dict[str, Any] = {}
+    for key, raw in values.items():
+        field_name = spec.keys[key]
+        field = spec.model._meta.get_field(field_name)
+        value: Any = resolve_value(raw)
+        if value == "" and field.null:
+            value = None
+        before[field_name] = getattr(credential, field_name, None)
+        setattr(credential, field_name, value)
+    credential.full_clean()
+    changes = {
+        field_name: (old, getattr(credential, field_name))
+        for field_name, old in before.items()
+        if created or old != getattr(credential, field_name)
+    }
+    if created or changes:
+        credential.save()
+        audit_record(
+            actor=actor,
+            obj=credential,
+            action=AuditAction.ADD if created else AuditAction.CHANGE,
+            changes=changes,
+        )
+    return CredentialSetResult(credential=credential, created=created, changed=sorted(changes))
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+
+
+_SUCCESS = {
+    WeComApp: _("Connected: WeCom accepted the corp ID and secret and gave an access token."),
+    OfficialAccount: _(
+        "Connected: the Official Account platform accepted the AppID and AppSecret and gave an "
+        "access token."
+    ),
+    ChatbotBot: _("Connected: the dialogue platform accepted the TOKEN, EncodingAESKey and AppID."),
+}
+
+
+def credential_test_connection(*, credential: PlatformCredential, actor: Actor) -> ConnectionCheck:
+    """Make a harmless call with the credential; record and return the result in words.
+
+    The network call happens outside any transaction; only the result is written.
+    """
+    try:
+        client_for(credential).check_connection()
+    except PlatformError as error:
+        check = ConnectionCheck(ok=False, message=error.explanation)
+    except CredentialDecryptError:
+        check = ConnectionCheck(
+            ok=False,
+            message=gettext(
+                "A stored secret cannot be decrypted: CREDENTIALS_KEY is not the key it was "
+                "saved with. Enter the secret again, or restore the old key."
+            ),
+        )
+    except CryptoError:
+        check = ConnectionCheck(
+            ok=False, message=gettext("The stored EncodingAESKey is not valid. Enter it again.")
+        )
+    else:
+        check = ConnectionCheck(ok=True, message=str(_SUCCESS[type(credential)]))
+    _record_check(credential=credential, check=check, actor=actor)
+    return check
+
+
+@transaction.atomic
+def _record_check(*, credential: PlatformCredential, check: ConnectionCheck, actor: Actor) -> None:
+    model: type[models.Model] = type(credential)
+    model._default_manager.filter(pk=credential.pk).update(
+        last_checked_at=timezone.now(),
+        last_check_ok=check.ok,
+        last_check_message=check.message[:500],
+    )
+    credential.refresh_from_db(fields=["last_checked_at", "last_check_ok", "last_check_message"])
+    audit_record(
+        actor=actor,
+        obj=credential,
+        action=AuditAction.CHANGE,
+        note=_("Connection test passed.") if check.ok else _("Connection test failed: %(reason)s"),
+        note_params=None if check.ok else {"reason": check.message},
+    )

@@ -1,0 +1,77 @@
+"""Formats of platform credentials: the one place that knows them.
+
+Model fields use these validators, so the admin forms, `manage.py credential set` (which runs
+``full_clean``) and every service check the same rules. Messages never repeat the value: it may
+be a secret.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from chatbot.crypto import CryptoError, validate_encoding_aes_key
+
+# Corp ids are "ww" + 16 hex digits; corps registered before WeCom's rename kept "wx".
+_CORP_ID = re.compile(r"^w[wx][0-9a-f]{16}$")
+_OA_APPID = re.compile(r"^wx[0-9a-f]{16}$")
+_BOT_APPID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BOT_TOKEN = re.compile(r"^[A-Za-z0-9]{3,64}$")
+# Secrets are printable ASCII without spaces; the platforms' exact alphabets are not documented.
+_SECRET = re.compile(r"^[\x21-\x7e]{16,128}$")
+_MANAGER_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+
+def validate_corp_id(value: str) -> None:
+    if not _CORP_ID.match(value or ""):
+        raise ValidationError(
+            _("A corp ID is “ww” followed by 16 hexadecimal digits, e.g. ww1a2b3c4d5e6f7a8b."),
+            code="corp_id",
+        )
+
+
+def validate_oa_appid(value: str) -> None:
+    if not _OA_APPID.match(value or ""):
+        raise ValidationError(
+            _("An Official Account AppID is “wx” followed by 16 hexadecimal digits."),
+            code="oa_appid",
+        )
+
+
+def validate_bot_appid(value: str) -> None:
+    if not _BOT_APPID.match(value or ""):
+        raise ValidationError(
+            _("A bot AppID has 1 to 64 letters, digits, “-” or “_”."), code="bot_appid"
+        )
+
+
+def validate_platform_secret(value: str) -> None:
+    if not _SECRET.match(value or ""):
+        raise ValidationError(
+            _("A secret has 16 to 128 characters: letters, digits and punctuation, no spaces."),
+            code="secret",
+        )
+
+
+def validate_bot_token(value: str) -> None:
+    if not _BOT_TOKEN.match(value or ""):
+        raise ValidationError(_("A bot TOKEN has 3 to 64 letters or digits."), code="bot_token")
+
+
+def validate_bot_encoding_aes_key(value: str) -> None:
+    try:
+        validate_encoding_aes_key(value or "")
+    except CryptoError:
+        raise ValidationError(
+            _("An EncodingAESKey is exactly 43 characters of letters, digits, “+” and “/”."),
+            code="encoding_aes_key",
+        ) from None
+
+
+def validate_manager_id(value: str) -> None:
+    if value and not _MANAGER_ID.match(value):
+        raise ValidationError(
+            _("A manager ID has 1 to 64 characters without spaces."), code="manager_id"
+        )

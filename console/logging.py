@@ -17,7 +17,7 @@ _JSON_SECRET = re.compile(
     r"[\"']\s*:\s*[\"'])([^\"']+)"
 )
 # The dialogue platform puts the bot's TOKEN in the path: /openapi/<endpoint>/<TOKEN>.
-_CHATBOT_PATH_TOKEN = re.compile(r"(/openapi/(?:[A-Za-z_]+/)+)([^/?\s\"']+)")
+_CHATBOT_PATH_TOKEN = re.compile(r"(/openapi/(?:label/batchset|setautoreply)/)([^/?\s\"']+)")
 
 
 def redact(text: str) -> str:

@@ -1,0 +1,115 @@
+"""Fixtures for the platform clients: a demo sandbox over real HTTP, clients pointed at it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache.backends.db import DatabaseCache
+
+from wecom.clients import ChatbotClient, OfficialAccountClient, WeComClient
+from wecom.clients.transport import Clock, RetryPolicy, Timeouts
+from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
+
+
+class RecordingClock(Clock):
+    """Real time plus the pauses the client asked for, which pass without waiting.
+
+    Retry schedules and rate-limit waits become lists of numbers instead of seconds of test time.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.pauses: list[float] = []
+        self.jitter = 0.5
+        super().__init__(
+            monotonic=lambda: time.monotonic() + self.offset,
+            wall=lambda: time.time() + self.offset,
+            sleep=self._sleep,
+            random=lambda: self.jitter,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.offset += seconds
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(settings):
+    """The shared cache the clients use, reachable from several threads.
+
+    On SQLite the shared cache is a table in the test database, which other threads cannot see
+    inside the test's transaction: there these tests use a local-memory cache (one process is
+    all they run in); tests/platform/test_database_cache.py covers the table. On the
+    PostgreSQL + Redis run it stays Redis, shared for real.
+    """
+    from django.core.cache import caches
+
+    if isinstance(caches["shared"], DatabaseCache):
+        settings.CACHES = {
+            **settings.CACHES,
+            "shared": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": "platform-tests",
+            },
+        }
+    caches["shared"].clear()
+    yield caches["shared"]
+
+
+@pytest.fixture
+def sandbox(settings) -> Iterator[SandboxServer]:
+    state = SandboxState(seed=7)
+    seed_demo(state)
+    with SandboxServer(state=state, seed=7) as server:
+        settings.WECOM_API_BASE = server.wecom_base
+        settings.WECHAT_API_BASE = server.wechat_base
+        settings.CHATBOT_API_BASE = server.chatbot_base
+        yield server
+
+
+@pytest.fixture
+def clock() -> RecordingClock:
+    return RecordingClock()
+
+
+RETRY = RetryPolicy(max_attempts=4, budget=30.0, backoff_base=0.5, backoff_cap=8.0)
+TIMEOUTS = Timeouts(connect=2.0, read=2.0)
+
+
+@pytest.fixture
+def wecom(sandbox, clock) -> WeComClient:
+    return WeComClient(
+        corp_id=DEMO.wecom_corp_id,
+        secret=DEMO.wecom_secret,
+        rate_limit=1000,
+        retry=RETRY,
+        timeouts=TIMEOUTS,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def oa(sandbox, clock) -> OfficialAccountClient:
+    return OfficialAccountClient(
+        appid=DEMO.oa_appid,
+        secret=DEMO.oa_secret,
+        rate_limit=1000,
+        retry=RETRY,
+        timeouts=TIMEOUTS,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def bot(sandbox, clock) -> ChatbotClient:
+    return ChatbotClient(
+        appid=DEMO.bot_appid,
+        token=DEMO.bot_token,
+        encoding_aes_key=DEMO.bot_encoding_aes_key,
+        rate_limit=1000,
+        retry=RETRY,
+        timeouts=TIMEOUTS,
+        clock=clock,
+    )

@@ -1,0 +1,185 @@
+"""Retries, timeouts, connection failures and the log line of every platform call."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from django.utils import translation
+
+from wecom.clients import (
+    OfficialAccountClient,
+    PlatformAPIError,
+    PlatformTransportError,
+    WeComClient,
+)
+from wecom.clients.transport import RetryPolicy, Timeouts, http_session
+from wecom.clients.wecom import NewTag
+from wecom.sandbox import DEMO, FaultRule
+
+TAG_LIST = "/cgi-bin/externalcontact/get_strategy_tag_list"
+TAG_ADD = "/cgi-bin/externalcontact/add_strategy_tag"
+TAGS_GET = "/cgi-bin/tags/get"
+
+
+class Line:
+    """Equal to a log line that starts with ``start`` and contains ``part``."""
+
+    def __init__(self, start: str, part: str) -> None:
+        self.start, self.part = start, part
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.startswith(self.start) and self.part in other
+
+    def __repr__(self) -> str:
+        return f"Line({self.start!r}…{self.part!r})"
+
+
+def test_backoff_grows_exponentially_with_half_of_it_random():
+    policy = RetryPolicy(max_attempts=6, budget=100, backoff_base=0.5, backoff_cap=8)
+    assert [policy.backoff(n, 0.0) for n in range(1, 7)] == [0.25, 0.5, 1, 2, 4, 4]
+    assert [policy.backoff(n, 0.999999) for n in range(1, 7)] == pytest.approx(
+        [0.5, 1, 2, 4, 8, 8], rel=1e-5
+    )
+
+
+def test_the_retry_schedule_follows_the_policy(wecom, sandbox, clock):
+    wecom.check_connection()
+    clock.jitter = 0.0
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, errcode=-1))
+    with pytest.raises(PlatformAPIError) as caught:
+        wecom.strategy_tag_list()
+    assert caught.value.errcode == -1
+    assert sandbox.calls("wecom", TAG_LIST) == 4, "max_attempts"
+    assert clock.pauses == [0.25, 0.5, 1.0]
+
+
+def test_jitter_spreads_the_pauses(wecom, sandbox, clock):
+    wecom.check_connection()
+    clock.jitter = 0.9
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, errcode=45033, times=2))
+    wecom.strategy_tag_list()
+    assert clock.pauses == pytest.approx([0.25 + 0.9 * 0.25, 0.5 + 0.9 * 0.5])
+
+
+def test_retries_stop_when_the_time_budget_is_spent(sandbox, clock):
+    client = WeComClient(
+        corp_id=DEMO.wecom_corp_id,
+        secret=DEMO.wecom_secret,
+        clock=clock,
+        retry=RetryPolicy(max_attempts=20, budget=3.0, backoff_base=1.0, backoff_cap=8.0),
+    )
+    client.check_connection()
+    clock.jitter = 0.0
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, errcode=-1))
+    with pytest.raises(PlatformAPIError):
+        client.strategy_tag_list()
+    # Pauses 0.5 and 1.0 fit in 3 s; the next (2.0) would not.
+    assert clock.pauses == [0.5, 1.0]
+    assert sandbox.calls("wecom", TAG_LIST) == 3
+
+
+def test_server_errors_are_retried_for_calls_safe_to_repeat(wecom, sandbox, clock):
+    wecom.check_connection()
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, http_status=502, times=2))
+    assert wecom.strategy_tag_list(strategy_id=1)
+    assert sandbox.calls("wecom", TAG_LIST) == 3
+
+
+def test_a_server_error_on_adding_tags_is_not_resent(wecom, sandbox):
+    wecom.check_connection()
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_ADD, http_status=503, times=1))
+    with pytest.raises(PlatformTransportError) as caught:
+        wecom.strategy_tag_add(strategy_id=1, group_name="新组", tags=[NewTag("a")])
+    assert sandbox.calls("wecom", TAG_ADD) == 1
+    with translation.override("en"):
+        assert "HTTP 503" in str(caught.value)
+
+
+def test_a_dropped_connection_is_retried_when_safe(oa, sandbox, clock):
+    oa.check_connection()
+    sandbox.faults.add(FaultRule(platform="wechat", endpoint=TAGS_GET, drop=True, times=1))
+    assert oa.tags()
+    assert sandbox.calls("wechat", TAGS_GET) == 2
+
+
+def test_a_dropped_connection_on_adding_tags_says_it_may_have_happened(wecom, sandbox):
+    wecom.check_connection()
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_ADD, drop=True, times=1))
+    with pytest.raises(PlatformTransportError) as caught:
+        wecom.strategy_tag_add(strategy_id=1, group_name="新组", tags=[NewTag("a")])
+    assert not caught.value.retryable
+    assert sandbox.calls("wecom", TAG_ADD) == 1
+
+
+def test_a_slow_answer_times_out_and_is_explained(sandbox, clock, caplog):
+    client = OfficialAccountClient(
+        appid=DEMO.oa_appid,
+        secret=DEMO.oa_secret,
+        clock=clock,
+        timeouts=Timeouts(connect=1.0, read=0.2),
+        retry=RetryPolicy(max_attempts=2, budget=30, backoff_base=0.5, backoff_cap=8),
+    )
+    client.check_connection()
+    sandbox.faults.add(FaultRule(platform="wechat", endpoint=TAGS_GET, latency_ms=1500))
+    with pytest.raises(PlatformTransportError) as caught:
+        client.tags()
+    assert caught.value.retryable
+    # The sandbox counts a slow call only when it answers; the client's log counts attempts.
+    timeouts = [r for r in caplog.records if "outcome=timeout" in r.getMessage()]
+    assert len(timeouts) == 2
+    with translation.override("zh-hans"):
+        assert "0.2 秒内没有应答" in str(caught.value)
+        assert "已尝试 2 次" in str(caught.value)
+
+
+def test_a_platform_that_cannot_be_reached_is_explained_after_the_retries(settings, clock):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    client = WeComClient(
+        corp_id=DEMO.wecom_corp_id,
+        secret=DEMO.wecom_secret,
+        clock=clock,
+        base_url=f"http://127.0.0.1:{free_port}",
+    )
+    with pytest.raises(PlatformTransportError) as caught:
+        client.check_connection()
+    assert len(clock.pauses) == client.retry.max_attempts - 1
+    with translation.override("en"):
+        assert "Could not connect to WeCom" in str(caught.value)
+
+
+def test_refused_connections_are_retried_even_for_calls_not_safe_to_repeat(wecom, sandbox, clock):
+    wecom.check_connection()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    wecom.base_url = f"http://127.0.0.1:{free_port}"
+    with pytest.raises(PlatformTransportError) as caught:
+        wecom.strategy_tag_add(strategy_id=1, group_name="g", tags=[NewTag("a")])
+    assert caught.value.retryable, "nothing was sent, so repeating is safe"
+    assert len(clock.pauses) == wecom.retry.max_attempts - 1
+
+
+def test_every_attempt_logs_one_line_without_secrets(wecom, sandbox, caplog):
+    caplog.set_level(logging.DEBUG)
+    wecom.check_connection()
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, errcode=-1, times=1))
+    wecom.strategy_tag_list(strategy_id=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "wecom.platform"]
+    assert lines == [
+        Line("platform=wecom endpoint=/cgi-bin/gettoken errcode=0", "attempt=1"),
+        Line(f"platform=wecom endpoint={TAG_LIST} errcode=-1", "attempt=1"),
+        Line(f"platform=wecom endpoint={TAG_LIST} errcode=0", "attempt=2"),
+    ]
+    assert all("latency_ms=" in line for line in lines)
+    token = wecom.tokens.get()
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (DEMO.wecom_secret, token, "access_token="):
+        assert secret not in everything
+
+
+def test_the_session_is_one_per_process_and_reused():
+    assert http_session() is http_session()

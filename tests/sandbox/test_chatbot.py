@@ -1,0 +1,233 @@
+"""Dialogue platform open API (seeds 000 and 002, PLATFORM.md section 4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chatbot.crypto import WXBizMsgCrypt
+from wecom.sandbox import DEMO
+
+from .conftest import xml_doc
+
+BATCHSET = "/openapi/label/batchset"
+AUTOREPLY = "/openapi/setautoreply"
+OPENIDS = ["oW3Kq_openid_one_000000000000"[:28], "oW3Kq_openid_two_000000000000"[:28]]
+
+
+def label_fields(**overrides):
+    fields = {
+        "appid": DEMO.oa_appid,
+        "category": "完成件",
+        "label": "未完成",
+        "desc": "在 app 中完善用户信息",
+    }
+    fields.update(overrides)
+    result = [(k, v) for k, v in fields.items() if v is not None]
+    return result + [("openid", o) for o in OPENIDS]
+
+
+def reply_fields(content="你好,请问有什么可以帮您?", questions=("在吗", "有人吗"), **overrides):
+    fields = {
+        "managerid": DEMO.bot_manager_id,
+        "skillname": "售后",
+        "title": "如何退货",
+        "content": content,
+    }
+    fields.update(overrides)
+    result = [(k, v) for k, v in fields.items() if v is not None]
+    return result + [("question", q) for q in questions]
+
+
+NEWS = {
+    "news": {
+        "articles": [
+            {
+                "title": "实时更新",
+                "description": "说明",
+                "url": "https://news.qq.com/zt2020/page/feiyan.htm",
+                "picurl": "http://mmbiz.qpic.cn/x.jpeg",
+                "type": "h5",
+            }
+        ]
+    }
+}
+IMAGE = {"image": {"media_id": "KegpipQG9t-klMo25My4e4BCZFcmKvgMcpMFAkC-VFE", "url": "http://x"}}
+MINIPROGRAM = {
+    "miniprogrampage": {
+        "title": "对话插件",
+        "appid": "wx8c631f7e9f2465e1",
+        "pagepath": "pages/index/index",
+        "thumb_media_id": "KegpipQG9t-klMo25My4e8zpBjhjg3JMrMSpgjikB4U",
+        "thumb_url": "http://mmbiz.qpic.cn/y.png",
+    }
+}
+
+
+def test_batchset_success_and_state(api, sandbox):
+    answer = api.chatbot(BATCHSET, label_fields())
+    assert answer == {"errcode": 0, "msg": "Success"}
+    labels = sandbox.state.bot_labels(DEMO.bot_appid)
+    assert labels[("完成件", "未完成")] == {
+        "desc": "在 app 中完善用户信息",
+        "openids": set(OPENIDS),
+    }
+    # Recorded without the TOKEN, with the decrypted fields.
+    assert sandbox.calls("chatbot", BATCHSET) == 1
+    record = sandbox.requests[-1]
+    assert record.endpoint == BATCHSET
+    assert record.errcode == 0
+    assert record.xml["openid"] == OPENIDS
+    assert record.xml["category"] == "完成件"
+    assert set(record.body) == {"encrypt"}
+
+
+def test_batchset_adds_to_existing_label(api, sandbox):
+    api.chatbot(BATCHSET, label_fields())
+    more = [f for f in label_fields(desc="新规则") if f[0] != "openid"] + [("openid", "o" * 28)]
+    assert api.chatbot(BATCHSET, more)["errcode"] == 0
+    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]
+    assert label == {"desc": "新规则", "openids": {*OPENIDS, "o" * 28}}
+
+
+def test_cdata_split_values_are_joined(api, sandbox):
+    tricky = "a]]>b <c> & d"
+    assert api.chatbot(BATCHSET, label_fields(desc=tricky))["errcode"] == 0
+    assert sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]["desc"] == tricky
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "你好,请问有什么可以帮您?",
+        '请到<a href="weixin://bizmsgmenu?msgmenucontent=北京今天多少度&msgmenuid=1">北京</a>',
+        json.dumps(NEWS, ensure_ascii=False),
+        json.dumps(IMAGE),
+        json.dumps(MINIPROGRAM, ensure_ascii=False),
+        json.dumps({"multimsg": ["你好", IMAGE, MINIPROGRAM, NEWS]}, ensure_ascii=False),
+    ],
+)
+def test_setautoreply_success(api, sandbox, content):
+    answer = api.chatbot(AUTOREPLY, reply_fields(content))
+    assert answer == {"code": 0, "msg": "Success"}
+    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    assert skill == {
+        "content": content,
+        "questions": ["在吗", "有人吗"],
+        "managerid": DEMO.bot_manager_id,
+    }
+    assert sandbox.requests[-1].xml["question"] == ["在吗", "有人吗"]
+
+
+def test_setautoreply_replaces_same_skill_and_title(api, sandbox):
+    api.chatbot(AUTOREPLY, reply_fields("一"))
+    api.chatbot(AUTOREPLY, reply_fields("二", questions=()))
+    skills = sandbox.state.bot_skills(DEMO.bot_appid)
+    assert skills == {
+        ("售后", "如何退货"): {"content": "二", "questions": [], "managerid": "demo_manager"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ('{"news": ', "not valid JSON"),
+        ('{"video": {"media_id": "x"}}', "unknown kind"),
+        ('{"image": {"media_id": "x"}, "news": {}}', "exactly one"),
+        ('{"news": {"articles": []}}', "non-empty"),
+        ('{"news": {"articles": [{"title": "t"}]}}', "url"),
+        ('{"news": {"articles": [{"title": "t", "url": "u", "type": "pdf"}]}}', "type"),
+        ('{"image": {"url": "http://x"}}', "media_id"),
+        ('{"image": {"media_id": "m", "pic_url": "x"}}', "unknown fields"),
+        ('{"miniprogrampage": {"title": "t", "appid": "wx1"}}', "pagepath"),
+        ('{"multimsg": []}', "non-empty"),
+        ('{"multimsg": [{"multimsg": ["x"]}]}', "unknown kind"),
+        ('{"multimsg": [3]}', "string or an object"),
+    ],
+)
+def test_setautoreply_bad_structured_content_1008(api, sandbox, content, complaint):
+    answer = api.chatbot(AUTOREPLY, reply_fields(content))
+    assert answer["errcode"] == 1008
+    assert complaint in answer["errmsg"]
+    assert sandbox.state.bot_skills(DEMO.bot_appid) == {}
+
+
+@pytest.mark.parametrize("missing", ["managerid", "skillname", "title", "content"])
+def test_setautoreply_required_fields_1008(api, missing):
+    answer = api.chatbot(AUTOREPLY, reply_fields(**{missing: None}))
+    assert answer["errcode"] == 1008
+    assert missing in answer["errmsg"]
+    assert api.chatbot(AUTOREPLY, reply_fields(**{missing: "  "}))["errcode"] == 1008
+
+
+@pytest.mark.parametrize("missing", ["appid", "category", "label", "desc"])
+def test_batchset_required_fields_1007(api, missing):
+    answer = api.chatbot(BATCHSET, label_fields(**{missing: None}))
+    assert answer["errcode"] == 1007
+    assert set(answer) == {"errcode", "errmsg"}
+    assert api.chatbot(BATCHSET, label_fields(**{missing: ""}))["errcode"] == 1007
+
+
+def test_batchset_appid_is_that_of_the_official_account_not_the_bot(api, sandbox):
+    answer = api.chatbot(BATCHSET, label_fields(appid=DEMO.oa_appid))
+    assert answer["errcode"] == 0
+    assert sandbox.state.bot_labels(DEMO.bot_appid)
+
+
+def test_batchset_without_openid_1008(api, sandbox):
+    fields = [f for f in label_fields() if f[0] != "openid"]
+    assert api.chatbot(BATCHSET, fields)["errcode"] == 1008
+    assert sandbox.state.bot_labels(DEMO.bot_appid) == {}
+
+
+def test_unknown_or_missing_token_1001(api, http, sandbox):
+    answer = api.chatbot(BATCHSET, label_fields(), token="NoSuchToken123")
+    assert answer == {"errcode": 1001, "errmsg": "TOKEN is not valid"}
+    bare = http.post(sandbox.chatbot_base + BATCHSET, json={"encrypt": "x"}).json()
+    assert bare["errcode"] == 1001
+    assert sandbox.calls("chatbot", BATCHSET) == 2
+
+
+def test_bot_not_reviewed_1002(api, sandbox):
+    sandbox.state.set_bot_review(DEMO.bot_appid, False)
+    assert api.chatbot(AUTOREPLY, reply_fields())["errcode"] == 1002
+    assert sandbox.requests[-1].xml["title"] == "如何退货"  # still recorded
+
+
+def test_missing_encrypt_1004(api, http, sandbox):
+    assert api.chatbot(BATCHSET, body={})["errcode"] == 1004
+    assert api.chatbot(BATCHSET, body={"encrypt": ""})["errcode"] == 1004
+    url = f"{sandbox.chatbot_base}{BATCHSET}/{DEMO.bot_token}"
+    assert http.post(url, data=b"not json").json()["errcode"] == 1004
+    encrypted = WXBizMsgCrypt(DEMO.bot_token, DEMO.bot_encoding_aes_key, DEMO.bot_appid).encrypt(
+        xml_doc(label_fields())
+    )
+    form = http.post(url, data={"encrypt": encrypted})  # not application/json
+    assert form.json()["errcode"] == 1004
+
+
+def test_undecryptable_1005(api):
+    assert api.chatbot(BATCHSET, body={"encrypt": "bm90IGVuY3J5cHRlZA=="})["errcode"] == 1005
+    assert api.chatbot(BATCHSET, body={"encrypt": "%%%"})["errcode"] == 1005
+    other_appid = api.chatbot(BATCHSET, label_fields(), appid="WrongAppId000001")
+    assert other_appid["errcode"] == 1005
+    other_key = api.chatbot(BATCHSET, label_fields(), key="A" * 43)
+    assert other_key["errcode"] == 1005
+
+
+@pytest.mark.parametrize(
+    "text", ["<xml><appid>unclosed</xml>", "not xml at all", "<root><a>1</a></root>"]
+)
+def test_bad_xml_1005(api, text):
+    assert api.chatbot(BATCHSET, text=text)["errcode"] == 1005
+
+
+def test_doctype_is_refused(api):
+    text = '<!DOCTYPE xml [<!ENTITY e "x">]><xml><appid>&e;</appid></xml>'
+    assert api.chatbot(BATCHSET, text=text)["errcode"] == 1005
+
+
+def test_wrong_method(http, sandbox):
+    answer = http.get(f"{sandbox.chatbot_base}{AUTOREPLY}/{DEMO.bot_token}")
+    assert answer.json()["errcode"] == 43002

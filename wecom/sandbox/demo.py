@@ -1,0 +1,98 @@
+"""Demo data: one WeCom corp, one Official Account and one bot, in realistic formats.
+
+The credentials are fixed (the console's `make run` configuration points at them) and fake: they
+exist only in this sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from .state import SandboxState
+
+__all__ = ["DEMO", "DemoCredentials", "demo_openid", "seed_demo"]
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    wecom_corp_id: str
+    wecom_secret: str
+    wecom_agent_id: int
+    oa_appid: str
+    oa_secret: str
+    oa_openid_prefix: str
+    bot_appid: str
+    bot_token: str
+    bot_encoding_aes_key: str
+    bot_manager_id: str
+
+
+DEMO = DemoCredentials(
+    wecom_corp_id="wwc96c9fd6bd584b29",
+    wecom_secret="x4q5eIDsRU3bmsv8qe1rC6lIb4FkvsDYhi5ljPi4Btc",  # noqa: S106 - fake, sandbox-only
+    wecom_agent_id=1000002,
+    oa_appid="wx0118deba10ef81d4",
+    oa_secret="71e8c3dd8fa2d111f78059039c0c842b",  # noqa: S106 - fake, sandbox-only
+    oa_openid_prefix="oW3Kq_",
+    bot_appid="Hq7sKd2PzWm4Lx9T",
+    bot_token="Q9fTz3LmWc8RkD1vXy6NpA2sHj5GbE7u",  # noqa: S106 - fake, sandbox-only
+    bot_encoding_aes_key="MsHqZsAd059m3K5Rf4U2aQBBDXFMR/duk75Y8ZvI3NQ",
+    bot_manager_id="demo_manager",
+)
+
+
+def demo_openid(prefix: str, n: int) -> str:
+    """A well-formed 28-character openid with the account's prefix, the same for the same n."""
+    digest = hashlib.sha256(f"{prefix}:{n}".encode()).digest()
+    return prefix + base64.urlsafe_b64encode(digest).decode()[:22]
+
+
+_STRATEGIES = (
+    # (id, name, parent)
+    (1, "华东区销售规则组", 0),
+    (2, "会员运营规则组", 0),
+    (3, "上海门店规则组", 1),
+)
+
+_GROUPS = (
+    # (strategy, group name, group order, [(tag name, order)])
+    (1, "客户等级", 30, [("重要客户", 20), ("普通客户", 10), ("潜在客户", 5)]),
+    (1, "意向产品", 20, [("企业版", 3), ("专业版", 2), ("基础版", 1), ("试用中", 0)]),
+    (1, "跟进阶段", 0, [("待跟进", 0), ("已成交", 8)]),
+    (2, "会员等级", 100, [("金卡会员", 50), ("银卡会员", 40), ("普通会员", 30)]),
+    (2, "兴趣偏好", 60, [("数码", 0), ("运动户外", 0)]),
+)
+
+_OA_TAGS = (
+    # (name, follower numbers)
+    ("高价值客户", range(0, 5)),
+    ("活动报名", range(3, 9)),
+    ("广东", range(8, 12)),
+    ("新关注", range(12, 15)),
+)
+
+
+def seed_demo(state: SandboxState) -> None:
+    """Add the demo corp, account and bot (with their data) to ``state``."""
+    d = DEMO
+    state.add_wecom_app(d.wecom_corp_id, d.wecom_secret, agent_id=d.wecom_agent_id)
+    for strategy_id, name, parent_id in _STRATEGIES:
+        state.add_strategy(
+            d.wecom_corp_id,
+            strategy_id,
+            name,
+            parent_id=parent_id,
+            admin_list=["zhangsan", "lisi"] if parent_id == 0 else ["wangwu"],
+        )
+    for strategy_id, group_name, order, tags in _GROUPS:
+        state.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
+    state.set_corp_tag_count(d.wecom_corp_id, 36)
+
+    state.add_official_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
+    for name, numbers in _OA_TAGS:
+        tag_id = state.add_oa_tag(d.oa_appid, name)
+        state.tag_users(d.oa_appid, tag_id, [demo_openid(d.oa_openid_prefix, n) for n in numbers])
+
+    state.add_bot(d.bot_appid, d.bot_token, d.bot_encoding_aes_key)

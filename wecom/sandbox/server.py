@@ -1,0 +1,740 @@
+"""The HTTP side of the sandbox: routing, faults, statistics and the control API.
+
+Layout of the URL space (one port):
+
+    /wecom/...          WeCom server API            (qyapi.weixin.qq.com)
+    /wechat/...         Official Account API        (api.weixin.qq.com)
+    /chatbot/...        dialogue platform open API  (chatbot.weixin.qq.com)
+    /__sandbox__/...    control API (stats, faults, tokens, reset, state); never counted
+
+Standard library only. Every answer carries Content-Length and is written with one send, so
+keep-alive clients never wait on Nagle/delayed-ACK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from chatbot.crypto import CryptoError, WXBizMsgCrypt
+
+from .faults import FaultRule, FaultSet
+from .state import CHATBOT, PLATFORMS, WECHAT, WECOM, PlatformError, SandboxState
+
+__all__ = ["RecordedRequest", "SandboxServer", "parse_chatbot_xml"]
+
+CONTROL_PREFIX = "/__sandbox__/"
+_MAX_BODY = 16 * 1024 * 1024
+_CHATBOT_ENDPOINTS = ("/openapi/label/batchset", "/openapi/setautoreply")
+_XML_LIST_FIELDS = frozenset({"openid", "question"})
+_CONTENT_TYPES = {
+    WECOM: "application/json; charset=UTF-8",
+    # The Official Account API really says "encoding", not "charset".
+    WECHAT: "application/json; encoding=utf-8",
+    CHATBOT: "application/json; charset=utf-8",
+}
+# errmsg of common errcodes, for fault answers.
+_FAULT_MESSAGES = {
+    -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    42001: "access_token expired",
+    45009: "reach max api daily quota limit",
+    45011: "api minute-quota reach limit, mustslower retry next minute",
+    45033: "api concurrent out of limit",
+    45159: "invalid tag id",
+    45169: "openid much req",
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One platform call as the sandbox saw it (``server.requests`` keeps the last 1000)."""
+
+    platform: str
+    endpoint: str
+    method: str
+    body: Any  # parsed JSON, or None
+    xml: dict[str, Any] | None  # decrypted chatbot XML fields (openid/question as lists)
+    errcode: int | None  # None when no JSON answer was sent (HTTP fault, drop)
+    at: float
+    status: int = 200  # HTTP status sent (0 for a dropped connection)
+    fault: str | None = None  # "errcode", "http_status", "latency", "drop" or None
+
+
+class _Call:
+    __slots__ = (
+        "body",
+        "body_ok",
+        "bot_token",
+        "content_type",
+        "endpoint",
+        "method",
+        "platform",
+        "query",
+        "raw",
+        "xml",
+        "xml_error",
+    )
+
+    def __init__(self, platform: str, endpoint: str, method: str, query: dict[str, str]) -> None:
+        self.platform = platform
+        self.endpoint = endpoint
+        self.method = method
+        self.query = query
+        self.raw = b""
+        self.body: Any = None
+        self.body_ok = True
+        self.bot_token = ""
+        self.content_type = ""
+        self.xml: dict[str, Any] | None = None
+        self.xml_error: PlatformError | None = None
+
+    def json_object(self) -> dict[str, Any]:
+        if not self.body_ok or not isinstance(self.body, dict):
+            raise PlatformError(47001, "data format error: the body must be a JSON object")
+        return self.body
+
+
+def parse_chatbot_xml(text: str) -> dict[str, Any]:
+    """``<xml>`` children as a dict; openid/question (and any repeated element) as lists.
+
+    Raises ValueError for anything that is not such a document.
+    """
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ValueError("DOCTYPE/ENTITY declarations are not accepted")
+    # The text was decrypted with the bot's key and expat refuses entity expansion bombs;
+    # declarations are refused above anyway.
+    root = ET.fromstring(text.encode("utf-8"))  # noqa: S314
+    if root.tag != "xml":
+        raise ValueError(f"root element is <{root.tag}>, not <xml>")
+    fields: dict[str, Any] = {}
+    for child in root:
+        value = child.text or ""
+        if child.tag in _XML_LIST_FIELDS:
+            fields.setdefault(child.tag, []).append(value)
+        elif child.tag in fields:
+            previous = fields[child.tag]
+            if not isinstance(previous, list):
+                previous = fields[child.tag] = [previous]
+            previous.append(value)
+        else:
+            fields[child.tag] = value
+    return fields
+
+
+# ---- endpoint handlers: (sandbox, call) -> answer dict ---------------------------------------
+
+Handler = Callable[["SandboxServer", _Call], dict[str, Any]]
+
+
+def _wecom(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
+    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+        state = sandbox.state
+        corp_id = state.wecom_auth(call.query.get("access_token"), customer_contact=True)
+        return action(state, corp_id, call.json_object())
+
+    return handle
+
+
+def _wechat(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
+    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+        state = sandbox.state
+        appid = state.oa_auth(call.query.get("access_token"))
+        return action(state, appid, call.json_object())
+
+    return handle
+
+
+def _wecom_gettoken(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+    return sandbox.state.wecom_gettoken(call.query, sandbox.token_ttl)
+
+
+def _oa_stable_token(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+    return sandbox.state.oa_stable_token(call.json_object(), sandbox.token_ttl)
+
+
+def _oa_plain_token(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+    return sandbox.state.oa_plain_token(call.query, sandbox.token_ttl)
+
+
+def _oa_tags_get(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+    state = sandbox.state
+    return state.oa_tags_get(state.oa_auth(call.query.get("access_token")))
+
+
+def _chatbot(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
+    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+        state = sandbox.state
+        state.chatbot_bot(call.bot_token)  # 1001 unknown TOKEN, 1002 not reviewed
+        body = call.body if call.body_ok and isinstance(call.body, dict) else {}
+        encrypted = body.get("encrypt")
+        if "application/json" not in call.content_type:
+            raise PlatformError(1004, "encrypt field is empty: send Content-Type application/json")
+        if not isinstance(encrypted, str) or not encrypted:
+            raise PlatformError(1004, "encrypt field is empty")
+        if call.xml_error is not None:
+            raise call.xml_error
+        assert call.xml is not None
+        return action(state, call.bot_token, call.xml)
+
+    return handle
+
+
+ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
+    (WECOM, "/cgi-bin/gettoken"): ("GET", _wecom_gettoken),
+    (WECOM, "/cgi-bin/externalcontact/customer_strategy/list"): (
+        "POST",
+        _wecom(SandboxState.wecom_strategy_list),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/customer_strategy/get"): (
+        "POST",
+        _wecom(SandboxState.wecom_strategy_get),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/get_strategy_tag_list"): (
+        "POST",
+        _wecom(SandboxState.wecom_get_strategy_tag_list),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/add_strategy_tag"): (
+        "POST",
+        _wecom(SandboxState.wecom_add_strategy_tag),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/edit_strategy_tag"): (
+        "POST",
+        _wecom(SandboxState.wecom_edit_strategy_tag),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/del_strategy_tag"): (
+        "POST",
+        _wecom(SandboxState.wecom_del_strategy_tag),
+    ),
+    (WECHAT, "/cgi-bin/stable_token"): ("POST", _oa_stable_token),
+    (WECHAT, "/cgi-bin/token"): ("GET", _oa_plain_token),
+    (WECHAT, "/cgi-bin/tags/get"): ("GET", _oa_tags_get),
+    (WECHAT, "/cgi-bin/tags/create"): ("POST", _wechat(SandboxState.oa_tags_create)),
+    (WECHAT, "/cgi-bin/tags/update"): ("POST", _wechat(SandboxState.oa_tags_update)),
+    (WECHAT, "/cgi-bin/tags/delete"): ("POST", _wechat(SandboxState.oa_tags_delete)),
+    (WECHAT, "/cgi-bin/tags/members/batchtagging"): (
+        "POST",
+        _wechat(lambda s, a, b: s.oa_batch_tagging(a, b, tagging=True)),
+    ),
+    (WECHAT, "/cgi-bin/tags/members/batchuntagging"): (
+        "POST",
+        _wechat(lambda s, a, b: s.oa_batch_tagging(a, b, tagging=False)),
+    ),
+    (WECHAT, "/cgi-bin/tags/getidlist"): ("POST", _wechat(SandboxState.oa_getidlist)),
+    (WECHAT, "/cgi-bin/user/tag/get"): ("POST", _wechat(SandboxState.oa_user_tag_get)),
+    (CHATBOT, "/openapi/label/batchset"): ("POST", _chatbot(SandboxState.chatbot_batchset)),
+    (CHATBOT, "/openapi/setautoreply"): ("POST", _chatbot(SandboxState.chatbot_setautoreply)),
+}
+
+
+def _decorate_errmsg(platform: str, errcode: int, errmsg: str) -> str:
+    """Errmsg in each platform's own style (hint / rid), as the console will see them."""
+    if platform == WECOM:
+        return (
+            f"{errmsg}, hint: [{int(time.time())}_sandbox_{secrets.token_hex(4)}], "
+            f"more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
+        )
+    if platform == WECHAT:
+        return f"{errmsg} rid: {secrets.token_hex(4)}-{secrets.token_hex(4)}"
+    return errmsg
+
+
+# ---- the HTTP machinery ----------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TencentSandbox/1.0"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.sandbox.verbose:
+            super().log_message(format, *args)
+
+    # -- plumbing
+
+    def _read_body(self) -> bytes | None:
+        """The body, or None when it is too large / malformed (the answer is then sent)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks, size = [], 0
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    length = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    self._send(400, b"bad chunked encoding\n", "text/plain; charset=utf-8")
+                    return None
+                if length == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                size += length
+                if size > _MAX_BODY:
+                    self._send(413, b"body too large\n", "text/plain; charset=utf-8")
+                    return None
+                chunks.append(self.rfile.read(length))
+                self.rfile.readline(3)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > _MAX_BODY:
+            self._send(413 if length > 0 else 400, b"bad Content-Length\n", "text/plain")
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Status"
+        head = [
+            f"HTTP/1.1 {status} {reason}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+        ]
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        with contextlib.suppress(OSError):
+            self.wfile.write(data)
+        if self.server.sandbox.verbose:
+            self.log_request(status, len(body))
+
+    def _send_json(self, status: int, payload: Any, content_type: str) -> None:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self._send(status, body, content_type)
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            raw = self._read_body()
+            if raw is None:
+                self.close_connection = True
+                return
+            path, _, query = self.path.partition("?")
+            if path.startswith(CONTROL_PREFIX):
+                self._control(method, path[len(CONTROL_PREFIX) :], query, raw)
+            else:
+                self._platform(method, path, query, raw)
+        except Exception:  # a sandbox bug must answer 500, not hang the client
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            self._send_json(
+                500,
+                {"errcode": -1, "errmsg": "sandbox internal error (see the sandbox's stderr)"},
+                "application/json; charset=utf-8",
+            )
+
+    # -- platform calls
+
+    def _platform(self, method: str, path: str, query_string: str, raw: bytes) -> None:
+        sandbox = self.server.sandbox
+        first, sep, tail = path[1:].partition("/")
+        platform, rest = first, "/" + tail if sep else "/"
+        if platform not in PLATFORMS:
+            self._send_json(
+                404,
+                {
+                    "errcode": 404,
+                    "errmsg": f"no such platform prefix {first!r}; use /wecom, /wechat or /chatbot",
+                },
+                "application/json; charset=utf-8",
+            )
+            return
+        query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
+        endpoint = rest
+        call = _Call(platform, endpoint, method, query)
+        call.raw = raw
+        if platform == CHATBOT:
+            for known in _CHATBOT_ENDPOINTS:
+                if rest == known or rest.startswith(known + "/"):
+                    call.endpoint = known
+                    call.bot_token = unquote(rest[len(known) + 1 :])
+                    break
+        if raw:
+            try:
+                call.body = json.loads(raw)
+            except ValueError:  # UnicodeDecodeError is a ValueError too
+                call.body_ok = False
+        if platform == CHATBOT:
+            call.content_type = self.headers.get("Content-Type", "")
+            self._decrypt_chatbot(call)
+
+        rule = sandbox.faults.pick(platform, call.endpoint)
+        if rule is not None and rule.latency_ms:
+            time.sleep(rule.latency_ms / 1000)
+        if rule is not None and rule.kind != "latency":
+            self._apply_fault(call, rule)
+            return
+
+        status, answer = 200, None
+        route = ROUTES.get((platform, call.endpoint))
+        try:
+            if route is None:
+                status = 404
+                raise PlatformError(404, f"the sandbox has no endpoint {path}")
+            wanted, handler = route
+            if method != wanted:
+                raise PlatformError(43001 if wanted == "GET" else 43002, f"require {wanted} method")
+            answer = handler(sandbox, call)
+        except PlatformError as exc:
+            answer = {
+                "errcode": exc.errcode,
+                "errmsg": _decorate_errmsg(platform, exc.errcode, exc.errmsg),
+            }
+        errcode = answer.get("errcode", answer.get("code", 0))
+        sandbox._record(call, errcode, status, "latency" if rule is not None else None)
+        self._send_json(status, answer, _CONTENT_TYPES[platform])
+
+    def _decrypt_chatbot(self, call: _Call) -> None:
+        body = call.body if call.body_ok and isinstance(call.body, dict) else {}
+        encrypted = body.get("encrypt")
+        if not isinstance(encrypted, str) or not encrypted:
+            return
+        creds = self.server.sandbox.state.chatbot_bot_credentials(call.bot_token)
+        if creds is None:
+            return
+        try:
+            crypt = WXBizMsgCrypt(call.bot_token, creds["encoding_aes_key"], creds["appid"])
+            text = crypt.decrypt(encrypted)
+        except CryptoError:
+            call.xml_error = PlatformError(1005, "decrypt failed: invalid encrypt")
+            return
+        try:
+            call.xml = parse_chatbot_xml(text)
+        except (ET.ParseError, ValueError) as exc:
+            call.xml_error = PlatformError(1005, f"decrypted data is not valid XML: {exc}")
+
+    def _apply_fault(self, call: _Call, rule: FaultRule) -> None:
+        sandbox = self.server.sandbox
+        if rule.drop:
+            sandbox._record(call, None, 0, "drop")
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                # RST rather than FIN: nothing of an answer may reach the client.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+            return
+        if rule.http_status is not None:
+            status = rule.http_status
+            sandbox._record(call, None, status, "http_status")
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "Error"
+            self._send(status, f"{status} {phrase}\n".encode(), "text/plain; charset=utf-8")
+            return
+        errcode = rule.errcode
+        assert errcode is not None
+        message = _FAULT_MESSAGES.get(errcode, "sandbox fault")
+        answer = {
+            "errcode": errcode,
+            "errmsg": _decorate_errmsg(call.platform, errcode, message),
+        }
+        sandbox._record(call, errcode, 200, "errcode")
+        self._send_json(200, answer, _CONTENT_TYPES[call.platform])
+
+    # -- control API
+
+    def _control(self, method: str, name: str, query_string: str, raw: bytes) -> None:
+        sandbox = self.server.sandbox
+        ctype = "application/json; charset=utf-8"
+        try:
+            body = json.loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            status, answer = 200, sandbox._control(method, name, body, query_string)
+        except LookupError as exc:
+            status, answer = 404, {"error": str(exc.args[0] if exc.args else exc)}
+        except (ValueError, TypeError) as exc:
+            status, answer = 400, {"error": str(exc)}
+        self._send_json(status, answer, ctype)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
+        self.sandbox = sandbox
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall on a
+        # machine without DNS; nothing here needs it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = port
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class SandboxServer:
+    """The three platforms on one local port. ``start()`` serves in a background thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state: SandboxState | None = None,
+        *,
+        token_ttl: int = 7200,
+        seed: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.state = state if state is not None else SandboxState(seed=seed)
+        self.token_ttl = token_ttl
+        self.seed = seed
+        self.verbose = verbose
+        self.faults = FaultSet(seed=seed)
+        self.requests: deque[RecordedRequest] = deque(maxlen=1000)
+        self._stats: Counter[tuple[str, str]] = Counter()
+        self._stats_lock = threading.Lock()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> SandboxServer:
+        if self._httpd is not None:
+            raise RuntimeError("the sandbox is running already")
+        httpd = _HTTPServer((self.host, self.port), self)
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.5},
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._httpd = self._thread = None
+        stopper = threading.Thread(target=httpd.shutdown, daemon=True)
+        stopper.start()
+        # Wake the accept loop at once instead of after its poll interval.
+        while stopper.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(self._connect_address(), timeout=0.5).close()
+            stopper.join(0.05)
+        httpd.close_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def _connect_address(self) -> tuple[str, int]:
+        host = self.host
+        if host in ("", "0.0.0.0"):  # noqa: S104 - mapping the wildcard to loopback
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        return host, self.port
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    # -- addresses
+
+    @property
+    def url(self) -> str:
+        host, port = self._connect_address()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    @property
+    def wecom_base(self) -> str:
+        return self.url + "/wecom"
+
+    @property
+    def wechat_base(self) -> str:
+        return self.url + "/wechat"
+
+    @property
+    def chatbot_base(self) -> str:
+        return self.url + "/chatbot"
+
+    # -- tokens, stats
+
+    def invalidate_tokens(self, platform: str | None = None) -> int:
+        """Every issued token (of ``platform``, or all) stops working now (42001)."""
+        return self.state.invalidate_tokens(platform)
+
+    def _record(self, call: _Call, errcode: int | None, status: int, fault: str | None) -> None:
+        key = (call.platform, call.endpoint)
+        with self._stats_lock:
+            self._stats[key] += 1
+        self.requests.append(
+            RecordedRequest(
+                platform=call.platform,
+                endpoint=call.endpoint,
+                method=call.method,
+                body=call.body if call.body_ok else None,
+                xml=call.xml,
+                errcode=errcode,
+                at=time.time(),
+                status=status,
+                fault=fault,
+            )
+        )
+        if self.verbose:
+            sys.stderr.write(
+                f"sandbox: {call.platform} {call.method} {call.endpoint} -> "
+                f"{fault or status} errcode={errcode}\n"
+            )
+
+    def calls(self, platform: str, endpoint: str) -> int:
+        with self._stats_lock:
+            return self._stats[(platform, endpoint)]
+
+    def total_calls(self) -> int:
+        with self._stats_lock:
+            return sum(self._stats.values())
+
+    def stats(self) -> dict[str, int]:
+        with self._stats_lock:
+            return {f"{p} {e}": n for (p, e), n in sorted(self._stats.items())}
+
+    def reset_stats(self) -> None:
+        """Zero the call counters and forget the recorded requests."""
+        with self._stats_lock:
+            self._stats.clear()
+            self.requests.clear()
+
+    def reset(self, *, demo: bool = True) -> None:
+        """Empty state (tokens included), demo data again if ``demo``; counters zeroed."""
+        from .demo import seed_demo
+
+        with self.state.lock:
+            self.state.reset()
+            if demo:
+                seed_demo(self.state)
+        self.reset_stats()
+
+    # -- control API (over HTTP, see _Handler._control)
+
+    def _control(
+        self, method: str, name: str, body: dict[str, Any], query_string: str
+    ) -> dict[str, Any]:
+        query = dict(parse_qsl(query_string)) if query_string else {}
+        route = (method, name.strip("/"))
+        if route == ("GET", "health"):
+            return {
+                "ok": True,
+                "url": self.url,
+                "wecom_base": self.wecom_base,
+                "wechat_base": self.wechat_base,
+                "chatbot_base": self.chatbot_base,
+            }
+        if route == ("GET", "stats"):
+            return {"calls": self.stats(), "total": self.total_calls()}
+        if route == ("POST", "stats/reset"):
+            self.reset_stats()
+            return {"ok": True}
+        if route == ("GET", "faults"):
+            return {"rules": self.faults.describe()}
+        if route == ("POST", "faults"):
+            rules = body.get("rules")
+            if not isinstance(rules, list):
+                raise ValueError('{"rules": [...]} is required')
+            parsed = [FaultRule.from_dict(rule) for rule in rules]
+            self.faults.extend(parsed, replace=bool(body.get("replace", False)))
+            return {"rules": self.faults.describe()}
+        if route == ("DELETE", "faults"):
+            self.faults.clear()
+            return {"rules": []}
+        if route == ("POST", "tokens/invalidate"):
+            return {"invalidated": self.invalidate_tokens(body.get("platform"))}
+        if route == ("POST", "reset"):
+            self.reset(demo=bool(body.get("demo", True)))
+            return {"ok": True, "demo": bool(body.get("demo", True))}
+        if route == ("GET", "state"):
+            return self.state.snapshot()
+        if route == ("GET", "requests"):
+            limit = int(query.get("limit", "100"))
+            recent = list(self.requests)[-limit:] if limit > 0 else []
+            return {
+                "requests": [
+                    {
+                        "platform": r.platform,
+                        "endpoint": r.endpoint,
+                        "method": r.method,
+                        "body": r.body,
+                        "xml": r.xml,
+                        "errcode": r.errcode,
+                        "status": r.status,
+                        "fault": r.fault,
+                        "at": r.at,
+                    }
+                    for r in recent
+                ]
+            }
+        raise LookupError(f"no control endpoint {method} {CONTROL_PREFIX}{name}")

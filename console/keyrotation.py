@@ -8,7 +8,7 @@ from django.apps import apps
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import UnreadableSecret, key_ring
@@ -25,12 +25,25 @@ class RotationReport:
     per_model: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
-        verb = "Would re-encrypt" if self.dry_run else "Re-encrypted"
-        lines = [f"Current key id: {self.key_id}"]
-        lines += [f"{verb} {count} secret(s) in {label}" for label, count in self.per_model.items()]
+        if self.dry_run:
+            per_model = gettext("%(label)s: %(count)d secret(s) would be re-encrypted.")
+            summary = gettext(
+                "Would re-encrypt %(rotated)d; already under the current key: %(current)d; "
+                "unreadable: %(unreadable)d."
+            )
+        else:
+            per_model = gettext("%(label)s: %(count)d secret(s) re-encrypted.")
+            summary = gettext(
+                "Re-encrypted %(rotated)d; already under the current key: %(current)d; "
+                "unreadable: %(unreadable)d."
+            )
+        lines = [gettext("Current key id: %(key_id)s") % {"key_id": self.key_id}]
+        lines += [
+            per_model % {"label": label, "count": count} for label, count in self.per_model.items()
+        ]
         lines.append(
-            f"{verb} {self.rotated}; already under the current key: {self.current}; "
-            f"unreadable: {self.unreadable}."
+            summary
+            % {"rotated": self.rotated, "current": self.current, "unreadable": self.unreadable}
         )
         return lines
 

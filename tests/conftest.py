@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -10,6 +10,7 @@ from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
 
 from console.roles import AUDITOR, CREDENTIAL_ADMIN, MARKETING_EDITOR, Role
+from wecom.sandbox import SandboxServer, SandboxState, seed_demo
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -60,3 +61,15 @@ def auditor(make_user) -> User:
 @pytest.fixture
 def superuser(make_user) -> User:
     return make_user("root", superuser=True)
+
+
+@pytest.fixture
+def sandbox(settings) -> Iterator[SandboxServer]:
+    """The platforms, emulated with demo data over real HTTP; the console's clients point at it."""
+    state = SandboxState(seed=7)
+    seed_demo(state)
+    with SandboxServer(state=state, seed=7) as server:
+        settings.WECOM_API_BASE = server.wecom_base
+        settings.WECHAT_API_BASE = server.wechat_base
+        settings.CHATBOT_API_BASE = server.chatbot_base
+        yield server

@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class WecomConfig(AppConfig):
     name = "wecom"
     verbose_name = _("Platform credentials")
+
+    def ready(self) -> None:
+        from wecom import dashboard  # noqa: F401  (registers the dashboard panel)

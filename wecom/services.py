@@ -186,3 +186,37 @@ def _record_check(*, credential: PlatformCredential, check: ConnectionCheck, act
         note=_("Connection test passed.") if check.ok else _("Connection test failed: %(reason)s"),
         note_params=None if check.ok else {"reason": check.message},
     )
+
+
+# What `make run` registers for the sandbox's demo data (wecom.sandbox.DEMO).
+DEMO_CREDENTIAL_NAMES = {
+    "wecom": "演示企业（沙盒）",
+    "oa": "演示公众号（沙盒）",
+    "chatbot": "演示机器人（沙盒）",
+}
+
+
+def demo_credentials_ensure(*, actor: Actor) -> list[CredentialSetResult]:
+    """Register the sandbox's demo credentials, unless credentials of those names exist."""
+    from wecom.sandbox import DEMO
+
+    values = {
+        "wecom": {
+            "corp_id": DEMO.wecom_corp_id,
+            "secret": DEMO.wecom_secret,
+            "agent_id": str(DEMO.wecom_agent_id),
+        },
+        "oa": {"appid": DEMO.oa_appid, "secret": DEMO.oa_secret},
+        "chatbot": {
+            "appid": DEMO.bot_appid,
+            "token": DEMO.bot_token,
+            "encoding_aes_key": DEMO.bot_encoding_aes_key,
+            "managerid": DEMO.bot_manager_id,
+        },
+    }
+    results = []
+    for kind, name in DEMO_CREDENTIAL_NAMES.items():
+        if CREDENTIAL_KINDS[kind].model._default_manager.filter(name=name).exists():
+            continue
+        results.append(credential_set(kind=kind, name=name, values=values[kind], actor=actor))
+    return results

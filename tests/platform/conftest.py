@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.core.cache.backends.db import DatabaseCache
 
 from wecom.clients import ChatbotClient, OfficialAccountClient, WeComClient
 from wecom.clients.transport import Clock, RetryPolicy, Timeouts
-from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
+from wecom.sandbox import DEMO
 
 
 class RecordingClock(Clock):
@@ -56,17 +55,6 @@ def shared_cache(settings):
         }
     caches["shared"].clear()
     yield caches["shared"]
-
-
-@pytest.fixture
-def sandbox(settings) -> Iterator[SandboxServer]:
-    state = SandboxState(seed=7)
-    seed_demo(state)
-    with SandboxServer(state=state, seed=7) as server:
-        settings.WECOM_API_BASE = server.wecom_base
-        settings.WECHAT_API_BASE = server.wechat_base
-        settings.CHATBOT_API_BASE = server.chatbot_base
-        yield server
 
 
 @pytest.fixture

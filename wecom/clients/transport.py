@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from console.logging import redact
 from wecom.clients.errors import (
     PlatformAPIError,
     PlatformError,
@@ -266,23 +267,31 @@ class PlatformClient:
                 )
             except requests.ConnectTimeout as exc:
                 outcome = "connect-timeout"
-                raise self._transport_error(endpoint, _CONNECT_FAILED, attempt, True) from exc
+                raise self._transport_error(
+                    endpoint, _CONNECT_FAILED, attempt, True, cause=exc
+                ) from None
             except requests.ConnectionError as exc:
                 # A connection that never opened sent nothing and is always safe to retry; one
                 # dropped after sending may have reached the platform.
                 outcome = "connection-error"
                 raise self._transport_error(
-                    endpoint, _CONNECT_FAILED, attempt, endpoint.idempotent or _never_sent(exc)
-                ) from exc
+                    endpoint,
+                    _CONNECT_FAILED,
+                    attempt,
+                    endpoint.idempotent or _never_sent(exc),
+                    cause=exc,
+                ) from None
             except requests.Timeout as exc:
                 outcome = "timeout"
                 message = _TIMED_OUT if endpoint.idempotent else _TIMED_OUT_MAYBE_DONE
                 raise self._transport_error(
-                    endpoint, message, attempt, endpoint.idempotent
-                ) from exc
+                    endpoint, message, attempt, endpoint.idempotent, cause=exc
+                ) from None
             except requests.RequestException as exc:
                 outcome = "request-error"
-                raise self._transport_error(endpoint, _CONNECT_FAILED, attempt, False) from exc
+                raise self._transport_error(
+                    endpoint, _CONNECT_FAILED, attempt, False, cause=exc
+                ) from None
             if response.status_code >= 500:
                 outcome = f"http-{response.status_code}"
                 raise self._transport_error(
@@ -329,11 +338,18 @@ class PlatformClient:
         retryable: bool,
         *,
         status: int | None = None,
+        cause: Exception | None = None,
     ) -> PlatformTransportError:
+        # Raised "from None" with the cause only described: requests quotes the URL in its
+        # messages, and the query string holds the token or the secret.
+        if cause is not None:
+            detail = redact(f"{type(cause).__name__}: {cause}")[:300]
+        else:
+            detail = f"HTTP {status}" if status else ""
         return PlatformTransportError(
             platform=self.platform,
             endpoint=endpoint.path,
-            errmsg=f"HTTP {status}" if status else "",
+            errmsg=detail,
             explanation=message,
             explanation_params={
                 "attempts": attempt,

@@ -7,8 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from console.audit import Actor, system_user
+from console.cli import terminal_language
 from console.roles import roles_ensure
 from console.services import admin_account_ensure
 
@@ -20,8 +23,12 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            self._bootstrap()
+
+    def _bootstrap(self) -> None:
         quiet = {"verbosity": 0}
-        self.stdout.write("Migrating the database…")
+        self.stdout.write(_("Migrating the database…"))
         call_command("migrate", interactive=False, **quiet)
         call_command("createcachetable", **quiet)
         call_command("compiletranslations", **quiet)
@@ -34,18 +41,28 @@ class Command(BaseCommand):
             password=settings.ADMIN_PASSWORD,
             actor=Actor.command_line(command="bootstrap"),
         )
+        username = account.user.get_username()
         if account.generated_password:
             bar = "=" * 64
             self.stdout.write(
                 self.style.WARNING(
-                    f"{bar}\nCreated the administrator “{account.user.get_username()}” with "
-                    f"password:\n\n    {account.generated_password}\n\n"
-                    f"It is shown only this once. Change it after logging in.\n{bar}"
+                    "\n".join(
+                        [
+                            bar,
+                            _("Created the administrator “%(username)s” with the password:")
+                            % {"username": username},
+                            "",
+                            f"    {account.generated_password}",
+                            "",
+                            _("It is shown only this once. Change it after logging in."),
+                            bar,
+                        ]
+                    )
                 )
             )
         elif account.created:
             self.stdout.write(
-                f"Created the administrator “{account.user.get_username()}” with the password "
-                "from ADMIN_PASSWORD."
+                _("Created the administrator “%(username)s” with the password from ADMIN_PASSWORD.")
+                % {"username": username}
             )
-        self.stdout.write(self.style.SUCCESS("The console is ready."))
+        self.stdout.write(self.style.SUCCESS(_("The console is ready.")))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from console.audit import Actor
+from console.cli import terminal_language
 from console.keyrotation import credentials_rotate
 
 
@@ -22,15 +25,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            self._rotate(dry_run=options["dry_run"])
+
+    def _rotate(self, *, dry_run: bool) -> None:
         report = credentials_rotate(
             actor=Actor.command_line(command="rotate_credentials_key"),
-            dry_run=options["dry_run"],
+            dry_run=dry_run,
         )
         for line in report.lines():
             self.stdout.write(line)
         if report.unreadable:
             raise CommandError(
-                f"{report.unreadable} secret(s) could not be decrypted with any configured key; "
-                "they were left as they are. Add the key that encrypted them to "
-                "CREDENTIALS_OLD_KEYS and run this again."
+                _(
+                    "%(count)d secret(s) could not be decrypted with any configured key; they "
+                    "were left as they are. Add the key that encrypted them to "
+                    "CREDENTIALS_OLD_KEYS and run this again."
+                )
+                % {"count": report.unreadable}
             )

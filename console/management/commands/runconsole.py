@@ -17,7 +17,12 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from console.cli import terminal_language
 
 _STOP_GRACE_SECONDS = 10
 _READY_TIMEOUT_SECONDS = 120
@@ -49,6 +54,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            self._run(options)
+
+    def _run(self, options: dict[str, Any]) -> None:
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         address = f"{options['host']}:{options['port']}"
         children = [
@@ -56,6 +65,8 @@ class Command(BaseCommand):
             Child("worker", [*manage, "qcluster"]),
         ]
         if settings.SANDBOX_ENABLED and not options["no_sandbox"]:
+            # The demo data's credentials, so that the console works out of the box.
+            call_command("credential", "demo")
             children.append(
                 Child(
                     "sandbox",
@@ -80,7 +91,7 @@ class Command(BaseCommand):
             self._announce(address, children)
             self._supervise(children)
         except _Stop:
-            self.stdout.write("\nStopping…")
+            self.stdout.write("\n" + _("Stopping…"))
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -104,13 +115,16 @@ class Command(BaseCommand):
     def _announce(self, address: str, children: list[Child]) -> None:
         names = ", ".join(child.name for child in children)
         bar = "-" * 64
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"{bar}\nThe console is running ({names}).\n\n"
-                f"    Open http://{address}/admin/\n\n"
-                f"Press Ctrl-C to stop.\n{bar}"
-            )
-        )
+        lines = [
+            bar,
+            _("The console is running (%(parts)s).") % {"parts": names},
+            "",
+            "    " + _("Open http://%(address)s/admin/") % {"address": address},
+            "",
+            _("Press Ctrl-C to stop."),
+            bar,
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))
 
     def _supervise(self, children: list[Child]) -> None:
         while True:
@@ -122,7 +136,10 @@ class Command(BaseCommand):
             assert child.process is not None
             code = child.process.poll()
             if code is not None:
-                raise CommandError(f"The {child.name} process stopped (exit code {code}).")
+                raise CommandError(
+                    _("The %(name)s process stopped (exit code %(code)s).")
+                    % {"name": child.name, "code": code}
+                )
 
     def _stop(self, children: list[Child]) -> None:
         running = [c for c in children if c.process is not None and c.process.poll() is None]

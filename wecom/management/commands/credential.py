@@ -6,6 +6,7 @@
     python manage.py credential set chatbot "Help bot" appid=... token=env:BOT_TOKEN \\
         encoding_aes_key=env:BOT_AES_KEY managerid=...
     python manage.py credential list
+    python manage.py credential demo      # the sandbox's demo credentials, for `make run`
     python manage.py credential test wecom "Main corp"
 
 A value written ``env:VAR`` is read from the environment variable VAR, so that secrets stay out
@@ -18,10 +19,18 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from console.audit import Actor
+from console.cli import terminal_language
 from console.fields import secret_field_names
-from wecom.services import CREDENTIAL_KINDS, credential_set, credential_test_connection
+from wecom.services import (
+    CREDENTIAL_KINDS,
+    credential_set,
+    credential_test_connection,
+    demo_credentials_ensure,
+)
 
 
 def _parse_pairs(pairs: list[str]) -> dict[str, str]:
@@ -29,9 +38,9 @@ def _parse_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise CommandError(f"“{pair}” is not key=value.")
+            raise CommandError(_("“%(pair)s” is not key=value.") % {"pair": pair})
         if key in values:
-            raise CommandError(f"“{key}” is given twice.")
+            raise CommandError(_("“%(key)s” is given twice.") % {"key": key})
         values[key] = value
     return values
 
@@ -63,12 +72,16 @@ class Command(BaseCommand):
             "A value env:VAR is read from the environment.",
         )
         commands.add_parser("list", help="list the credentials")
+        commands.add_parser(
+            "demo", help="register the sandbox's demo credentials (what `make run` does)"
+        )
         test_parser = commands.add_parser("test", help="test a credential's connection")
         test_parser.add_argument("kind", choices=sorted(CREDENTIAL_KINDS))
         test_parser.add_argument("name")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        getattr(self, f"_{options['action']}")(options)
+        with translation.override(terminal_language()):
+            getattr(self, f"_{options['action']}")(options)
 
     def _set(self, options: dict[str, Any]) -> None:
         values = _parse_pairs(options["pairs"])
@@ -80,34 +93,45 @@ class Command(BaseCommand):
                 actor=Actor.command_line(command="credential set"),
             )
         except ValidationError as error:
-            raise CommandError(f"Nothing was saved:\n{_describe(error)}") from None
-        credential = result.credential
+            raise CommandError(_("Nothing was saved:") + "\n" + _describe(error)) from None
+        names = {"kind": options["kind"], "name": result.credential}
         if result.created:
-            self.stdout.write(self.style.SUCCESS(f"Created {options['kind']} “{credential}”."))
+            self.stdout.write(self.style.SUCCESS(_("Created %(kind)s “%(name)s”.") % names))
         elif result.changed:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Updated {options['kind']} “{credential}”: {', '.join(result.changed)}."
+                    _("Updated %(kind)s “%(name)s”: %(fields)s.")
+                    % {**names, "fields": ", ".join(result.changed)}
                 )
             )
         else:
-            self.stdout.write(f"{options['kind']} “{credential}” already had these values.")
+            self.stdout.write(_("%(kind)s “%(name)s” already had these values.") % names)
 
     def _list(self, options: dict[str, Any]) -> None:
         for kind, spec in CREDENTIAL_KINDS.items():
             secrets = secret_field_names(spec.model)
             for credential in spec.model._default_manager.all():
                 masked = " ".join(f"{name}={getattr(credential, name) or '-'}" for name in secrets)
-                status = {None: "not tested", True: "ok", False: "failing"}[
+                status = {None: _("not tested"), True: _("ok"), False: _("failing")}[
                     credential.last_check_ok
                 ]
                 self.stdout.write(f"{kind:8} {credential.name:30} {masked}  [{status}]")
+
+    def _demo(self, options: dict[str, Any]) -> None:
+        results = demo_credentials_ensure(actor=Actor.command_line(command="credential demo"))
+        for result in results:
+            self.stdout.write(
+                _("Registered the sandbox credential “%(name)s”.") % {"name": result.credential}
+            )
 
     def _test(self, options: dict[str, Any]) -> None:
         spec = CREDENTIAL_KINDS[options["kind"]]
         credential = spec.model._default_manager.filter(name=options["name"]).first()
         if credential is None:
-            raise CommandError(f"There is no {options['kind']} credential “{options['name']}”.")
+            raise CommandError(
+                _("There is no %(kind)s credential “%(name)s”.")
+                % {"kind": options["kind"], "name": options["name"]}
+            )
         check = credential_test_connection(
             credential=credential, actor=Actor.command_line(command="credential test")
         )

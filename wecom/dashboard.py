@@ -1,0 +1,50 @@
+"""The platform credentials panel of the dashboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.urls import reverse
+from django.utils.translation import gettext as _, ngettext
+
+from console.dashboard import Panel, register_panel
+from wecom.models import ChatbotBot, OfficialAccount, WeComApp
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+@register_panel
+def credentials_panel(user: AbstractBaseUser) -> Panel | None:
+    models = [
+        model
+        for model in (WeComApp, OfficialAccount, ChatbotBot)
+        if user.has_perm(f"wecom.view_{model._meta.model_name}")
+    ]
+    if not models:
+        return None
+    lines, links, status = [], [], "ok"
+    for model in models:
+        credentials = list(model._default_manager.only("name", "last_check_ok"))
+        failing = [c.name for c in credentials if c.last_check_ok is False]
+        untested = [c.name for c in credentials if c.last_check_ok is None]
+        line = f"{model._meta.verbose_name_plural}: " + ngettext(
+            "%(count)d configured", "%(count)d configured", len(credentials)
+        ) % {"count": len(credentials)}
+        if failing:
+            status = "error"
+            line += "; " + _("failing: %(names)s") % {"names": ", ".join(failing)}
+        if untested:
+            status = "warning" if status == "ok" else status
+            line += "; " + _("not tested yet: %(names)s") % {"names": ", ".join(untested)}
+        lines.append(line)
+        links.append(
+            (
+                reverse(f"admin:wecom_{model._meta.model_name}_changelist"),
+                str(model._meta.verbose_name_plural),
+            )
+        )
+    if not any(model._default_manager.exists() for model in models):
+        status = "warning"
+        lines.append(_("No platform credentials yet: add one to start."))
+    return Panel(title=_("Platform credentials"), status=status, lines=lines, links=links, order=30)

@@ -26,6 +26,11 @@ if os.environ.get("CONSOLE_READ_DOTENV", "1") == "1":
 DEBUG = env.bool("DEBUG", default=False)
 
 
+def _listed(name: str, default: list[str]) -> list[str]:
+    # `NAME=` in .env means "not set", not a list holding one empty string.
+    return [item for item in env.list(name, default=default) if item.strip()] or default
+
+
 def _required_secret(name: str, purpose: str, *, development_value: str) -> str:
     value = env.str(name, default="")
     if value:
@@ -53,10 +58,10 @@ CREDENTIALS_KEY = _required_secret(
     development_value="aW5zZWN1cmUtZGV2ZWxvcG1lbnQtY3JlZGVudGlhbCE=",
 )
 # Earlier keys, still accepted for decryption while `rotate_credentials_key` re-encrypts.
-CREDENTIALS_OLD_KEYS = env.list("CREDENTIALS_OLD_KEYS", default=[])
+CREDENTIALS_OLD_KEYS = _listed("CREDENTIALS_OLD_KEYS", [])
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = _listed("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _listed("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "console.apps.ConsoleAdminConfig",
@@ -108,8 +113,9 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 
 SQLITE_PATH = VAR_DIR / "console.sqlite3"
+# `DATABASE_URL=` (empty, as in .env.example) means the default.
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"),
+    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,57 @@ def test_envfile_writes_fresh_keys_once(tmp_path):
     subprocess.run(command, cwd=BASE_DIR, check=True, capture_output=True, timeout=60)
     assert target.read_text() == first
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def _dotenv_values(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+def test_the_env_file_make_run_writes_loads_as_it_says(tmp_path):
+    """Every line of .env.example as `make run` fills it in, empty values included."""
+    from console.envfile import render
+
+    written = render((BASE_DIR / ".env.example").read_text(encoding="utf-8"))
+    values = settings_with(**_dotenv_values(written))
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"].endswith("var/console.sqlite3")
+    assert values["DEBUG"] is False
+    assert "orm" in values["q"]
+
+
+def test_the_console_reads_dot_env_from_its_directory(tmp_path):
+    """The real path: settings read `.env` next to manage.py."""
+    from console.envfile import render
+
+    tree = tmp_path / "tree"
+    shutil.copytree(
+        BASE_DIR / "console", tree / "console", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tree / ".env").write_text(
+        render((BASE_DIR / ".env.example").read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import console.settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.SANDBOX_ENABLED, s.WECOM_API_BASE)",
+        ],
+        cwd=tree,
+        env={**clean_env(), "CONSOLE_READ_DOTENV": "1", "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "True",
+        "http://127.0.0.1:8900/wecom",
+    ]

@@ -51,12 +51,12 @@ $(VENV)/.created:
 
 $(VENV)/.installed-run: $(VENV)/.created pyproject.toml constraints.txt
 	@echo "Installing the console into $(VENV)…"
-	@$(PIP) install --constraint constraints.txt --editable ".[postgres,redis]"
+	@$(PIP) install --constraint constraints.txt --config-settings editable_mode=compat --editable ".[postgres,redis]"
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.created pyproject.toml constraints.txt
 	@echo "Installing the console and its test tools into $(VENV)…"
-	@$(PIP) install --constraint constraints.txt --editable ".[dev]"
+	@$(PIP) install --constraint constraints.txt --config-settings editable_mode=compat --editable ".[dev]"
 	@touch $@ $(VENV)/.installed-run
 
 clean:

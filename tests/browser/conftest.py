@@ -67,7 +67,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(autouse=True)
 def _roles(transactional_db) -> None:
-    """The role groups, whatever an earlier transactional test's flush left behind."""
+    """The role groups. The live server needs a transactional database, which is flushed after
+    each test; Django re-creates the groups after the flush today (post_migrate), and this keeps
+    the tests right should that ever stop (``available_apps``, ``serialized_rollback``)."""
     roles_ensure()
 
 

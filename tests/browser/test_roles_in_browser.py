@@ -54,10 +54,9 @@ def status_of(page: Page, url: str) -> int:
 
 
 def credentials_section(page: Page) -> list:
-    """Everything on a page that would lead to the credentials: app list, panel, links."""
+    """Everything on the dashboard that leads to the credentials: app list, panel, links."""
     return [
         page.locator("#content-main .app-wecom"),
-        page.locator("#nav-sidebar .app-wecom"),
         page.locator("h2", has_text="平台凭证"),
         page.locator('a[href^="/admin/wecom/"]'),
     ]

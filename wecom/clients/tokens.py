@@ -51,6 +51,10 @@ class TokenUnavailable(Exception):
 
 # Per-process copies, shared by the threads of this process.
 _local_tokens: dict[str, Token] = {}
+# Values the platform refused, per key: never used again, even if another worker has not yet
+# removed them from the shared cache. A fetch that returns one of them un-refuses it.
+_refused: dict[str, list[str]] = {}
+_REFUSED_KEPT = 8
 _local_guard = threading.Lock()
 
 
@@ -58,6 +62,7 @@ def forget_local_tokens() -> None:
     """Drop this process's copies (tests; after a fork the shared cache still has them)."""
     with _local_guard:
         _local_tokens.clear()
+        _refused.clear()
 
 
 class TokenStore:
@@ -88,14 +93,14 @@ class TokenStore:
         token = _local_tokens.get(self._key)
         if token is not None and now < token.refresh_at:
             return token.value
-        token = self._cache.get(self._key)
+        token = self._usable(self._cache.get(self._key))
         if token is not None:
             self._remember(token)
             if now < token.refresh_at:
                 return token.value
             if now < token.expires_at:
                 # Still valid: refresh it if nobody else is, and go on with it meanwhile.
-                refreshed = self._refresh_if_free(stale=token)
+                refreshed = self._refresh_if_free()
                 return (refreshed or token).value
         return self._refresh_or_wait().value
 
@@ -105,6 +110,10 @@ class TokenStore:
             local = _local_tokens.get(self._key)
             if local is not None and local.value == failed_value:
                 del _local_tokens[self._key]
+            refused = _refused.setdefault(self._key, [])
+            if failed_value not in refused:
+                refused.append(failed_value)
+                del refused[:-_REFUSED_KEPT]
         owner = self._acquire_lock()
         if owner is None:
             # Someone is refreshing right now; what they store replaces the failed token.
@@ -118,13 +127,21 @@ class TokenStore:
 
     # -- refreshing ----------------------------------------------------------------------------
 
-    def _refresh_if_free(self, *, stale: Token) -> Token | None:
+    def _usable(self, token: Token | None) -> Token | None:
+        """``token``, unless this process has seen the platform refuse it."""
+        if token is None or token.value in _refused.get(self._key, ()):
+            return None
+        return token
+
+    def _refresh_if_free(self) -> Token | None:
         owner = self._acquire_lock()
         if owner is None:
             return None
         try:
-            current = self._cache.get(self._key)
-            if current is not None and current.value != stale.value:
+            current = self._usable(self._cache.get(self._key))
+            # Refreshed meanwhile by someone else (possibly to the same value: the platforms
+            # hand out the same token while it is valid).
+            if current is not None and self._clock() < current.refresh_at:
                 self._remember(current)
                 return current
             return self._fetch_and_store()
@@ -139,14 +156,14 @@ class TokenStore:
             if owner is not None:
                 try:
                     # Another caller may have finished a refresh between our read and the lock.
-                    current = self._cache.get(self._key)
+                    current = self._usable(self._cache.get(self._key))
                     if current is not None and self._clock() < current.expires_at:
                         self._remember(current)
                         return current
                     return self._fetch_and_store()
                 finally:
                     self._release_lock(owner)
-            current = self._cache.get(self._key)
+            current = self._usable(self._cache.get(self._key))
             if current is not None and self._clock() < current.expires_at:
                 self._remember(current)
                 return current
@@ -167,6 +184,10 @@ class TokenStore:
             refresh_at=fetched_at + lifetime - margin,
         )
         self._cache.set(self._key, token, timeout=lifetime)
+        with _local_guard:
+            if fetched.value in _refused.get(self._key, ()):
+                # The platform handed the same value out again: it is good after all.
+                _refused[self._key].remove(fetched.value)
         self._remember(token)
         return token
 

@@ -14,9 +14,16 @@ from django.forms import BaseForm, ModelChoiceField
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
-from console.audit import AuditSource, audit_context, client_ip, console_message_part, value_changes
+from console.audit import (
+    AuditSource,
+    audit_context,
+    client_ip,
+    console_message_part,
+    describe_change,
+    value_changes,
+)
 
 
 def _initial_object(form_field: Any, value: Any) -> Any:
@@ -45,9 +52,22 @@ class AuditedAdminMixin:
         message = super().construct_change_message(  # type: ignore[misc]
             request, form, formsets, add
         )
+        model = self.model
+        model_fields = {f.name for f in model._meta.get_fields()}
+        for part in message:
+            changed = part.get("changed")
+            if changed is not None and "name" not in changed:
+                # Django stores the form's capitalised label ("App secret"), which no catalogue
+                # translates; the field's verbose name ("app secret") is in ours.
+                changed["fields"] = [
+                    change.label
+                    for change in value_changes(
+                        model, {name: (None, None) for name in form.changed_data}
+                    )
+                    if change.field in model_fields
+                ] or changed["fields"]
         changes = None
         if not add and form.changed_data:
-            model = self.model
             changes = value_changes(
                 model,
                 {
@@ -56,7 +76,7 @@ class AuditedAdminMixin:
                         form.cleaned_data.get(name),
                     )
                     for name in form.changed_data
-                    if name in {f.name for f in model._meta.get_fields()}
+                    if name in model_fields
                 },
             )
         return [*message, self._request_part(request, changes)]
@@ -117,14 +137,9 @@ class AuditLogAdmin(admin.ModelAdmin):
         if context is None:
             return str(entry.get_change_message())
         parts = [context.django_message]
-        parts.extend(
-            f"{change.label}: {change.old or '—'} → {change.new or '—'}"
-            if not change.secret
-            else f"{change.label}: {_('changed (not shown)')}"
-            for change in context.changes
-        )
+        parts.extend(describe_change(change) for change in context.changes)
         parts.append(context.note)
-        return "; ".join(part for part in parts if part)
+        return gettext("; ").join(part for part in parts if part)
 
     @admin.display(description=_("From where"))
     def where(self, entry: LogEntry) -> str:

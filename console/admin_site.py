@@ -12,6 +12,8 @@ class ConsoleAdminSite(admin.AdminSite):
     site_header = _("Customer tag console")
     site_title = _("Tag console")
     index_title = _("Dashboard")
+    # The console has no public site: "View site" would only lead back here.
+    site_url = None
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

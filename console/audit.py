@@ -159,6 +159,17 @@ class AuditContext:
     django_message: str = ""
 
 
+def describe_change(change: ValueChange) -> str:
+    """One change as a sentence fragment: “name: old → new”, in the active language."""
+    if change.secret:
+        return gettext("%(field)s: changed (not shown)") % {"field": change.label}
+    return gettext("%(field)s: %(old)s → %(new)s") % {
+        "field": change.label,
+        "old": change.old or "—",
+        "new": change.new or "—",
+    }
+
+
 def describe_value(value: Any) -> str | None:
     """A short, readable form of a value for the history page."""
     if value is None:

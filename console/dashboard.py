@@ -68,7 +68,10 @@ def roles_panel(user: AbstractBaseUser) -> Panel:
     if user.is_superuser:
         lines = [_("You are a superuser: you can see and change everything.")]
     elif mine:
-        lines = [f"{role.label}: {role.description}" for role in mine]
+        lines = [
+            _("%(role)s: %(description)s") % {"role": role.label, "description": role.description}
+            for role in mine
+        ]
     else:
         lines = [_("You have no role yet. Ask an administrator to give you one.")]
     return Panel(title=_("Your role"), lines=lines, order=10)

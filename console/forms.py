@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
 from console.credentials import Secret
@@ -60,12 +62,17 @@ class SecretFieldsFormMixin:
                 field.required = False
                 tail = current.tail if isinstance(current, Secret) else ""
                 if tail:
-                    note = gettext("A value is stored (ends in “%(tail)s”).") % {"tail": tail}
+                    note = gettext(
+                        "A value is stored (ends in “%(tail)s”). Leave blank to keep it."
+                    ) % {"tail": tail}
                 else:
-                    note = gettext("A value is stored.")
-                field.help_text = " ".join(
-                    [note, gettext("Leave blank to keep it."), str(field.help_text or "")]
-                ).strip()
+                    note = gettext("A value is stored. Leave blank to keep it.")
+                # The admin shows help text as HTML: the note goes on a line of its own.
+                field.help_text = format_html_join(
+                    mark_safe("<br>"),
+                    "{}",
+                    [(part,) for part in (note, field.help_text) if part],
+                )
 
     def _secret_field_names(self) -> list[str]:
         secret_fields = set(secret_field_names(type(self.instance)))

@@ -210,3 +210,23 @@ def test_the_credential_command_is_audited_as_the_command_line(db, monkeypatch):
     assert context.source == "cli"
     assert "credential set" in context.detail
     assert "00112233445566778899aabbccddeeff" not in entry.change_message
+
+
+def test_admin_edits_name_their_fields_in_the_readers_language(app, credential_admin):
+    client = Client()
+    client.login(username=credential_admin.username, password=PASSWORD)
+    client.post(
+        f"/admin/wecom/wecomapp/{app.pk}/change/",
+        {
+            "name": "Brand",
+            "corp_id": app.corp_id,
+            "secret": "Another-secret-0123456789abc",
+            "agent_id": "",
+            "rate_limit": "",
+        },
+    )
+    entry = LogEntry.objects.get(action_flag=CHANGE, object_id=str(app.pk))
+    with translation.override("zh-hans"):
+        assert audit_context(entry).django_message == "已修改名称 和 应用 Secret。"
+    with translation.override("en"):
+        assert audit_context(entry).django_message == "Changed name and app secret."

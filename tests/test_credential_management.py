@@ -223,3 +223,45 @@ def test_the_dashboard_shows_the_worker_and_the_role(demo, editor):
     assert "你的角色" in page and "营销编辑" in page
     assert "后台任务进程未运行" in page
     assert "演示企业" not in page
+
+
+def test_changing_the_secret_forgets_the_last_connection_test(demo, sandbox, credential_admin):
+    app = demo["wecom"]
+    credential_test_connection(credential=app, actor=Actor.system())
+    client = logged_in(credential_admin)
+    client.post(
+        f"/admin/wecom/wecomapp/{app.pk}/change/",
+        {"name": app.name, "corp_id": app.corp_id, "secret": "", "agent_id": "", "rate_limit": "5"},
+    )
+    app.refresh_from_db()
+    assert app.last_check_ok is True, "the rate limit does not change what was tested"
+    client.post(
+        f"/admin/wecom/wecomapp/{app.pk}/change/",
+        {
+            "name": app.name,
+            "corp_id": app.corp_id,
+            "secret": "another-secret-0123456789abcdef",
+            "agent_id": "",
+            "rate_limit": "5",
+        },
+    )
+    app.refresh_from_db()
+    assert app.last_check_ok is None and app.last_checked_at is None
+
+
+def test_the_command_line_also_forgets_the_last_connection_test(demo, sandbox):
+    credential_test_connection(credential=demo["oa"], actor=Actor.system())
+    call_command(
+        "credential", "set", "oa", demo["oa"].name, "appid=wx00000000000000aa", verbosity=0
+    )
+    demo["oa"].refresh_from_db()
+    assert demo["oa"].last_check_ok is None
+
+
+def test_the_add_form_shows_no_empty_status_rows(db, credential_admin):
+    page = (
+        logged_in(credential_admin)
+        .get("/admin/wecom/wecomapp/add/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+        .content.decode()
+    )
+    assert "上次连接测试" not in page and "尚未测试" not in page

@@ -141,3 +141,32 @@ def test_the_catalogue_holds_every_marked_string(tmp_path):
     with (work / CATALOGUE.relative_to(BASE_DIR)).open("rb") as handle:
         extracted = {message.id for message in read_po(handle) if message.id}
     assert not extracted - committed, f"not in the catalogue: {sorted(extracted - committed)[:10]}"
+
+
+@pytest.mark.django_db
+def test_each_language_is_offered_in_its_own_words(client):
+    page = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert ">English<" in page and ">简体中文<" in page
+
+
+@pytest.mark.django_db
+def test_a_missing_page_is_explained_inside_the_console(client, editor):
+    from tests.conftest import PASSWORD
+
+    client.login(username=editor.username, password=PASSWORD)
+    response = client.get("/admin/wecom/nothing-here/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "页面不存在" in page and "返回概览" in page and "客户标签控制台" in page
+    response = client.get("/admin/wecom/wecomapp/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 403
+    assert "Your role does not allow you to open this page" in response.content.decode()
+
+
+def test_the_server_error_page_renders_without_a_request_context():
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    with translation.override("zh-hans"):
+        page = render_to_string("500.html")
+    assert "出错了" in page and "之前保存的内容不会丢失" in page

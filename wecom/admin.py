@@ -14,7 +14,7 @@ from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
@@ -33,7 +33,8 @@ class CredentialForm(SecretFieldsFormMixin, forms.ModelForm):
 class CredentialAdmin(AuditedModelAdmin):
     form = CredentialForm
     actions = ["test_connection"]
-    readonly_fields = ("connection_status", "last_checked_at", "created_at", "updated_at")
+    status_fields = ("connection_status", "last_checked_at", "created_at", "updated_at")
+    readonly_fields = status_fields
     search_fields = ("name",)
     change_form_template = "admin/wecom/credential_change_form.html"
     identity_fields: tuple[str, ...] = ()
@@ -59,6 +60,17 @@ class CredentialAdmin(AuditedModelAdmin):
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.forget_connection_check(changed=form.changed_data)
+        super().save_model(request, obj, form, change)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            # Nothing to show about a credential that does not exist yet.
+            return [name for name in fields if name not in self.status_fields]
+        return fields
+
     def has_test_connection_permission(self, request: HttpRequest) -> bool:
         opts = self.model._meta
         return request.user.has_perm(f"{opts.app_label}.test_connection_{opts.model_name}")
@@ -70,7 +82,7 @@ class CredentialAdmin(AuditedModelAdmin):
             check = credential_test_connection(credential=credential, actor=actor)
             self.message_user(
                 request,
-                f"{credential}: {check.message}",
+                gettext("%(name)s: %(result)s") % {"name": credential, "result": check.message},
                 level=messages.SUCCESS if check.ok else messages.ERROR,
             )
 
@@ -112,14 +124,14 @@ class WeComAppAdmin(CredentialAdmin):
         "secret",
         "agent_id",
         "rate_limit",
-        *CredentialAdmin.readonly_fields,
+        *CredentialAdmin.status_fields,
     )
 
 
 @admin.register(OfficialAccount)
 class OfficialAccountAdmin(CredentialAdmin):
     identity_fields = ("appid",)
-    fields = ("name", "appid", "secret", "rate_limit", *CredentialAdmin.readonly_fields)
+    fields = ("name", "appid", "secret", "rate_limit", *CredentialAdmin.status_fields)
 
 
 @admin.register(ChatbotBot)
@@ -132,5 +144,5 @@ class ChatbotBotAdmin(CredentialAdmin):
         "encoding_aes_key",
         "default_manager_id",
         "rate_limit",
-        *CredentialAdmin.readonly_fields,
+        *CredentialAdmin.status_fields,
     )

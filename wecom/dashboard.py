@@ -28,16 +28,18 @@ def credentials_panel(user: AbstractBaseUser) -> Panel | None:
         credentials = list(model._default_manager.only("name", "last_check_ok"))
         failing = [c.name for c in credentials if c.last_check_ok is False]
         untested = [c.name for c in credentials if c.last_check_ok is None]
-        line = f"{model._meta.verbose_name_plural}: " + ngettext(
-            "%(count)d configured", "%(count)d configured", len(credentials)
-        ) % {"count": len(credentials)}
+        parts = [
+            ngettext("%(kind)s: %(count)d configured", "%(kind)s: %(count)d configured",
+                     len(credentials))
+            % {"kind": model._meta.verbose_name_plural, "count": len(credentials)}
+        ]
         if failing:
             status = "error"
-            line += "; " + _("failing: %(names)s") % {"names": ", ".join(failing)}
+            parts.append(_("failing: %(names)s") % {"names": _(", ").join(failing)})
         if untested:
             status = "warning" if status == "ok" else status
-            line += "; " + _("not tested yet: %(names)s") % {"names": ", ".join(untested)}
-        lines.append(line)
+            parts.append(_("not tested yet: %(names)s") % {"names": _(", ").join(untested)})
+        lines.append(_("; ").join(parts))
         links.append(
             (
                 reverse(f"admin:wecom_{model._meta.model_name}_changelist"),

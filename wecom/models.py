@@ -7,6 +7,8 @@ credential by name where a feature needs one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -55,6 +57,8 @@ class PlatformCredential(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     platform: Platform
+    # The fields a connection test depends on: changing one makes the last result meaningless.
+    connection_fields: tuple[str, ...] = ()
 
     class Meta:
         abstract = True
@@ -63,9 +67,19 @@ class PlatformCredential(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def forget_connection_check(self, *, changed: Iterable[str]) -> bool:
+        """Clear the last test result if ``changed`` touches what it tested; say if it did."""
+        if not set(changed) & set(self.connection_fields) or self.last_check_ok is None:
+            return False
+        self.last_checked_at = None
+        self.last_check_ok = None
+        self.last_check_message = ""
+        return True
+
 
 class WeComApp(PlatformCredential):
     platform = Platform.WECOM
+    connection_fields = ("corp_id", "secret")
 
     corp_id = models.CharField(_("corp ID"), max_length=18, validators=[validate_corp_id])
     secret = EncryptedSecretField(
@@ -86,6 +100,7 @@ class WeComApp(PlatformCredential):
 
 class OfficialAccount(PlatformCredential):
     platform = Platform.OFFICIAL_ACCOUNT
+    connection_fields = ("appid", "secret")
 
     appid = models.CharField(_("AppID"), max_length=18, unique=True, validators=[validate_oa_appid])
     secret = EncryptedSecretField(_("AppSecret"), validators=[validate_platform_secret])
@@ -100,6 +115,7 @@ class OfficialAccount(PlatformCredential):
 
 class ChatbotBot(PlatformCredential):
     platform = Platform.CHATBOT
+    connection_fields = ("appid", "token", "encoding_aes_key")
 
     appid = models.CharField(_("AppID"), max_length=64, validators=[validate_bot_appid])
     token = EncryptedSecretField(_("TOKEN"), validators=[validate_bot_token])

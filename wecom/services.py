@@ -117,6 +117,7 @@ def credential_set(
         if created or old != getattr(credential, field_name)
     }
     if created or changes:
+        credential.forget_connection_check(changed=changes)
         credential.save()
         audit_record(
             actor=actor,

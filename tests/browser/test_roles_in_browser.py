@@ -82,7 +82,9 @@ def test_each_role_reaches_what_it_may_and_nothing_else(role, request, page, app
         expect(page.locator("#content h1")).to_be_visible()
     for url in forbidden:
         assert status_of(page, url) == 403, f"{role} should be refused {url}"
-        expect(page.locator("body")).to_contain_text("403")
+        # A page in the console's frame that says why, with the way back.
+        expect(page.locator("h1")).to_have_text("无权访问")
+        expect(page.get_by_role("link", name="返回概览")).to_be_visible()
 
 
 def test_the_editor_sees_the_dashboard_but_no_credentials(page, editor, app):
@@ -99,6 +101,7 @@ def test_the_editor_sees_the_dashboard_but_no_credentials(page, editor, app):
     # Typing the address of the credentials list does not help.
     response = page.goto("/admin/wecom/wecomapp/")
     assert response is not None and response.status == 403
+    expect(page.locator("#content-main")).to_contain_text("你的角色无权打开此页面")
     expect(page.locator("body")).not_to_contain_text(app.name)
     expect(page.locator("body")).not_to_contain_text(SECRET[-4:])
 

@@ -229,7 +229,10 @@ class PlatformError(Exception):
             **self._explanation_params,
         }
         if self.errcode is not None:
-            text += " " + gettext("(Error code %(errcode)s.)") % {"errcode": self.errcode}
+            text = gettext("%(explanation)s (Error code %(errcode)s.)") % {
+                "explanation": text,
+                "errcode": self.errcode,
+            }
         return text
 
     def __str__(self) -> str:

@@ -13,7 +13,8 @@ from django.db.models import QuerySet
 from django.forms import BaseForm, ModelChoiceField
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.audit import (
@@ -99,7 +100,11 @@ class AuditLogAdmin(admin.ModelAdmin):
     """Every change in one read-only list, for auditors."""
 
     list_display = ("action_time", "user", "action_label", "object_link", "summary", "where")
-    list_filter = ("action_flag", "content_type", ("user", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "action_flag",
+        ("content_type", admin.RelatedOnlyFieldListFilter),
+        ("user", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("object_repr", "change_message", "user__username")
     date_hierarchy = "action_time"
     list_select_related = ("user", "content_type")
@@ -136,18 +141,21 @@ class AuditLogAdmin(admin.ModelAdmin):
         context = audit_context(entry)
         if context is None:
             return str(entry.get_change_message())
-        parts = [context.django_message]
+        parts = [context.django_message or (gettext("Deleted.") if entry.is_deletion() else "")]
         parts.extend(describe_change(change) for change in context.changes)
         parts.append(context.note)
-        return gettext("; ").join(part for part in parts if part)
+        # One line each: Django's sentence, every field's old → new, the note.
+        return format_html_join(mark_safe("<br>"), "{}", [(part,) for part in parts if part])
 
     @admin.display(description=_("From where"))
     def where(self, entry: LogEntry) -> str:
         context = audit_context(entry)
         if context is None:
             return "—"
-        return " · ".join(
-            part for part in (context.source_label, context.ip or "", context.detail) if part
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}",
+            [(part,) for part in (context.source_label, context.ip, context.detail) if part],
         )
 
 

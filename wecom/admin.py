@@ -41,7 +41,21 @@ class CredentialAdmin(AuditedModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         secrets = tuple(secret_field_names(self.model))
-        return ("name", *self.identity_fields, *secrets, "connection_status", "last_checked_at")
+        return ("name", *self.identity_fields, *secrets, "connection", "last_checked_at")
+
+    @admin.display(description=_("connection"), ordering="last_check_ok")
+    def connection(self, credential: PlatformCredential) -> str:
+        """The list's short form: an icon and a word; the sentence shows on hover."""
+        if credential.last_check_ok is None:
+            return _("not tested yet")
+        icon = "admin/img/icon-yes.svg" if credential.last_check_ok else "admin/img/icon-no.svg"
+        word = _("passed") if credential.last_check_ok else _("failed")
+        return format_html(
+            '<span title="{}"><img src="{}" alt=""> {}</span>',
+            credential.last_check_message,
+            static(icon),
+            word,
+        )
 
     @admin.display(description=_("connection"))
     def connection_status(self, credential: PlatformCredential) -> str:

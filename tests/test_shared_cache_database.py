@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import caches
 from django.core.management import call_command
 
+from tests.fakes import FakeTime
 from wecom.clients import WeComClient
 from wecom.clients.ratelimit import RateLimiter
 from wecom.clients.tokens import FetchedToken, TokenStore, TokenUnavailable, forget_local_tokens
@@ -29,19 +30,6 @@ def database_cache(settings, transactional_db):
     cache = caches["shared"]
     cache.clear()
     return cache
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.5
-        self.pauses: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        self.now += seconds
 
 
 def test_a_token_fetched_by_one_process_is_reused_by_another(database_cache, sandbox):

@@ -11,22 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.fakes import FakeTime
 from wecom.clients import OfficialAccountClient
 from wecom.clients.ratelimit import RateLimiter
 from wecom.sandbox import DEMO
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.25
-        self.pauses: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        self.now += seconds
 
 
 def test_no_window_lets_more_calls_start_than_the_rate(shared_cache):

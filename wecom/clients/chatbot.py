@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from chatbot.crypto import WXBizMsgCrypt
 from wecom.clients.errors import CHATBOT, PlatformAPIError, PlatformInputError
 from wecom.clients.transport import (
-    Clock,
     Endpoint,
     PlatformClient,
-    RetryPolicy,
-    Timeouts,
+    TransportOptions,
     credential_key,
 )
 
@@ -69,6 +66,7 @@ def content_text(content: str | Mapping[str, Any]) -> str:
 
 class ChatbotClient(PlatformClient):
     platform = CHATBOT
+    base_url_setting = "CHATBOT_API_BASE"
 
     def __init__(
         self,
@@ -76,20 +74,9 @@ class ChatbotClient(PlatformClient):
         appid: str,
         token: str,
         encoding_aes_key: str,
-        rate_limit: float | None = None,
-        base_url: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None,
-        clock: Clock | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
-        super().__init__(
-            base_url=base_url or settings.CHATBOT_API_BASE,
-            credential_key=credential_key(CHATBOT, appid, token),
-            rate_limit=rate_limit,
-            retry=retry,
-            timeouts=timeouts,
-            clock=clock,
-        )
+        super().__init__(credential_key=credential_key(CHATBOT, appid, token), **options)
         self._appid = appid
         self._token = token
         self._crypt = WXBizMsgCrypt(token, encoding_aes_key, appid)

@@ -8,18 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
-
-from django.conf import settings
+from typing import Any, Unpack
 
 from wecom.clients.errors import WECHAT
 from wecom.clients.tokens import FetchedToken
 from wecom.clients.transport import (
-    Clock,
     Endpoint,
-    RetryPolicy,
-    Timeouts,
     TokenAuthenticatedClient,
+    TransportOptions,
     credential_key,
 )
 from wecom.rules import (
@@ -62,26 +58,16 @@ class FollowerPage:
 
 class OfficialAccountClient(TokenAuthenticatedClient):
     platform = WECHAT
+    base_url_setting = "WECHAT_API_BASE"
 
     def __init__(
         self,
         *,
         appid: str,
         secret: str,
-        rate_limit: float | None = None,
-        base_url: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None,
-        clock: Clock | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
-        super().__init__(
-            base_url=base_url or settings.WECHAT_API_BASE,
-            credential_key=credential_key(WECHAT, appid, secret),
-            rate_limit=rate_limit,
-            retry=retry,
-            timeouts=timeouts,
-            clock=clock,
-        )
+        super().__init__(credential_key=credential_key(WECHAT, appid, secret), **options)
         self._appid = appid
         self._secret = secret
 

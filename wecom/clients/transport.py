@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 import requests
 from django.conf import settings
@@ -155,32 +155,37 @@ _SERVER_ERROR = _("%(Platform)s answered with a server error (HTTP %(status)s). 
 _UNREADABLE = _("%(Platform)s gave an answer the console cannot read.")
 
 
+class TransportOptions(TypedDict, total=False):
+    """How a client reaches its platform; every option defaults from the settings."""
+
+    base_url: str | None
+    rate_limit: float | None
+    retry: RetryPolicy | None
+    timeouts: Timeouts | None
+    clock: Clock | None
+
+
 class PlatformClient:
     """Base of the platform clients. Subclasses set ``platform`` and, when their endpoints need
     an access token, override :meth:`_access_token` and :meth:`_drop_access_token`."""
 
     platform: ClassVar[str]
+    # The setting that names the platform's base URL (production host by default).
+    base_url_setting: ClassVar[str]
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        credential_key: str,
-        rate_limit: float | None = None,
-        retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, *, credential_key: str, **options: Unpack[TransportOptions]) -> None:
+        self.base_url = (
+            options.get("base_url") or getattr(settings, self.base_url_setting)
+        ).rstrip("/")
         self.credential_key = credential_key
-        self.retry = retry or RetryPolicy.from_settings()
-        self.timeouts = timeouts or Timeouts.from_settings()
-        self.clock = clock or Clock()
+        self.retry = options.get("retry") or RetryPolicy.from_settings()
+        self.timeouts = options.get("timeouts") or Timeouts.from_settings()
+        self.clock = options.get("clock") or Clock()
         self.cache = caches[settings.SHARED_CACHE_ALIAS]
         self.limiter = RateLimiter(
             cache=self.cache,
             key=f"platform-rate:{credential_key}",
-            rate=rate_limit or settings.PLATFORM_RATE_LIMIT,
+            rate=options.get("rate_limit") or settings.PLATFORM_RATE_LIMIT,
             clock=self.clock.wall,
             sleep=self.clock.sleep,
         )
@@ -369,8 +374,8 @@ def credential_key(platform: str, *parts: str) -> str:
 class TokenAuthenticatedClient(PlatformClient):
     """A client whose endpoints carry ``?access_token=`` from a shared :class:`TokenStore`."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, credential_key: str, **options: Unpack[TransportOptions]) -> None:
+        super().__init__(credential_key=credential_key, **options)
         self.tokens = TokenStore(
             cache=self.cache,
             key=f"platform-token:{self.credential_key}",

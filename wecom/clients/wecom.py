@@ -7,19 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from wecom.clients.errors import WECOM, PlatformInputError
 from wecom.clients.tokens import FetchedToken
 from wecom.clients.transport import (
-    Clock,
     Endpoint,
-    RetryPolicy,
-    Timeouts,
     TokenAuthenticatedClient,
+    TransportOptions,
     credential_key,
 )
 from wecom.rules import validate_order, validate_tag_name
@@ -106,26 +103,16 @@ def _group_from(answer: dict[str, Any]) -> StrategyTagGroup:
 
 class WeComClient(TokenAuthenticatedClient):
     platform = WECOM
+    base_url_setting = "WECOM_API_BASE"
 
     def __init__(
         self,
         *,
         corp_id: str,
         secret: str,
-        rate_limit: float | None = None,
-        base_url: str | None = None,
-        retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None,
-        clock: Clock | None = None,
+        **options: Unpack[TransportOptions],
     ) -> None:
-        super().__init__(
-            base_url=base_url or settings.WECOM_API_BASE,
-            credential_key=credential_key(WECOM, corp_id, secret),
-            rate_limit=rate_limit,
-            retry=retry,
-            timeouts=timeouts,
-            clock=clock,
-        )
+        super().__init__(credential_key=credential_key(WECOM, corp_id, secret), **options)
         self._corp_id = corp_id
         self._secret = secret
 

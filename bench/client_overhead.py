@@ -26,12 +26,18 @@ that handler's stream is pointed at /dev/null instead of stderr, so every record
 filtered, formatted and written (one write per line), but a terminal never is the bottleneck.
 
 How to read it: the machine is shared and noisy, so the two loops run side by side in short
-interleaved rounds, alternating which goes first; a ratio taken within one round compares them
-under the same conditions.
+interleaved rounds, alternating which goes first; within a round they also take turns every
+--slice seconds (0.1 by default), so that a ratio taken within one round compares the two under
+the same conditions.
 
     ratio     = ours / baseline in calls per second (1.0 = no overhead); goal >= 0.9.
     overhead  = 1/ours - 1/baseline, the time our client adds per call, in microseconds.
+    cpu       = CPU time of the measuring thread per call (time.thread_time): what the client
+                itself costs, less disturbed by other processes than wall-clock rates.
     median    = median of the per-round figures; min..max shows how noisy the rounds were.
+
+The verdict line judges the median ratio of the sandbox in a separate process (or of the only
+sandbox mode measured).
 """
 
 from __future__ import annotations
@@ -243,32 +249,75 @@ def sandbox_thread() -> Iterator[tuple[str, str]]:
 
 
 @dataclass
+class Tally:
+    """What one loop did in one round: calls, wall seconds, CPU seconds of this thread."""
+
+    calls: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.wall
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.calls * 1e6
+
+
+@dataclass
 class Result:
     sandbox: str
-    baseline: list[float] = field(default_factory=list)
-    ours: list[float] = field(default_factory=list)
+    baseline: list[Tally] = field(default_factory=list)
+    ours: list[Tally] = field(default_factory=list)
     first: list[str] = field(default_factory=list)
+
+    def _pairs(self) -> zip[tuple[Tally, Tally]]:
+        return zip(self.ours, self.baseline, strict=True)
 
     @property
     def ratios(self) -> list[float]:
-        return [o / b for o, b in zip(self.ours, self.baseline, strict=True)]
+        return [o.rate / b.rate for o, b in self._pairs()]
 
     @property
     def overheads_us(self) -> list[float]:
-        return [(1 / o - 1 / b) * 1e6 for o, b in zip(self.ours, self.baseline, strict=True)]
+        return [(1 / o.rate - 1 / b.rate) * 1e6 for o, b in self._pairs()]
+
+    @property
+    def cpu_overheads_us(self) -> list[float]:
+        return [o.cpu_us - b.cpu_us for o, b in self._pairs()]
 
 
-def _rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of fn over at least `seconds` (a call takes about a millisecond)."""
-    gc.collect()
+def _run(fn: Callable[[], object], seconds: float, tally: Tally) -> None:
+    """Call fn for at least `seconds` (a call takes about a millisecond); add to tally."""
     done = 0
+    cpu = time.thread_time()
     start = now = time.perf_counter()
     deadline = start + seconds
     while now < deadline:
         fn()
         done += 1
         now = time.perf_counter()
-    return done / (now - start)
+    tally.cpu += time.thread_time() - cpu
+    tally.wall += now - start
+    tally.calls += done
+
+
+def run_round(
+    baseline: Callable[[], object],
+    ours: Callable[[], object],
+    args: argparse.Namespace,
+    *,
+    ours_first: bool,
+) -> tuple[Tally, Tally]:
+    """Both loops, taking turns every --slice seconds until each has run --seconds."""
+    gc.collect()
+    b, o = Tally(), Tally()
+    turns = [(ours, o), (baseline, b)] if ours_first else [(baseline, b), (ours, o)]
+    while b.wall < args.seconds or o.wall < args.seconds:
+        for fn, tally in turns:
+            _run(fn, min(args.slice, args.seconds), tally)
+    return b, o
 
 
 def measure(wechat_base: str, label: str, args: argparse.Namespace) -> Result:
@@ -313,21 +362,16 @@ def measure(wechat_base: str, label: str, args: argparse.Namespace) -> Result:
 
     # Warm both up (connections, allocator, first rate-limit window) before timing.
     warm = min(0.5, args.seconds / 2)
-    _rate(baseline, warm)
-    _rate(ours, warm)
+    _run(baseline, warm, Tally())
+    _run(ours, warm, Tally())
 
     result = Result(sandbox=label)
     for i in range(args.rounds):
         # Alternate who goes first so that a drift within a round favours neither.
-        if i % 2 == 0:
-            b = _rate(baseline, args.seconds)
-            o = _rate(ours, args.seconds)
-        else:
-            o = _rate(ours, args.seconds)
-            b = _rate(baseline, args.seconds)
+        b, o = run_round(baseline, ours, args, ours_first=i % 2 == 1)
         result.baseline.append(b)
         result.ours.append(o)
-        result.first.append("baseline" if i % 2 == 0 else "ours")
+        result.first.append("ours" if i % 2 else "baseline")
 
     session.close()
     if args.cache == "redis":
@@ -345,7 +389,7 @@ def report(result: Result) -> None:
     print(f"sandbox: {result.sandbox}")
     header = (
         f"{'round':>5}  {'first':<8}  {'baseline/s':>10}  {'ours/s':>8}  {'ratio':>6}  "
-        f"{'overhead us/call':>16}"
+        f"{'overhead us':>11}  {'cpu base us':>11}  {'cpu ours us':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -353,30 +397,40 @@ def report(result: Result) -> None:
         result.first, result.baseline, result.ours, result.ratios, result.overheads_us, strict=True
     )
     for n, (first, b, o, ratio, over) in enumerate(rows, 1):
-        print(f"{n:>5}  {first:<8}  {b:>10,.0f}  {o:>8,.0f}  {ratio:>6.3f}  {over:>16.0f}")
+        print(
+            f"{n:>5}  {first:<8}  {b.rate:>10,.0f}  {o.rate:>8,.0f}  {ratio:>6.3f}  "
+            f"{over:>11.0f}  {b.cpu_us:>11.0f}  {o.cpu_us:>11.0f}"
+        )
     print("-" * len(header))
+    med = statistics.median
     ratios, overheads = result.ratios, result.overheads_us
     print(
-        f"{'median':>5}  {'':<8}  {statistics.median(result.baseline):>10,.0f}  "
-        f"{statistics.median(result.ours):>8,.0f}  {statistics.median(ratios):>6.3f}  "
-        f"{statistics.median(overheads):>16.0f}"
+        f"{'median':>5}  {'':<8}  {med(b.rate for b in result.baseline):>10,.0f}  "
+        f"{med(o.rate for o in result.ours):>8,.0f}  {med(ratios):>6.3f}  "
+        f"{med(overheads):>11.0f}  {med(b.cpu_us for b in result.baseline):>11.0f}  "
+        f"{med(o.cpu_us for o in result.ours):>11.0f}"
     )
     print(
-        f"{'range':>5}  {'':<8}  {'':>10}  {'':>8}  "
-        f"{min(ratios):.2f}..{max(ratios):.2f}  "
-        f"{min(overheads):.0f}..{max(overheads):.0f}".rstrip()
+        f"{'range':>5}  {'':<8}  {'':>10}  {'':>8}  {min(ratios):.2f}..{max(ratios):.2f}  "
+        f"{min(overheads):.0f}..{max(overheads):.0f}"
+    )
+    cpu = result.cpu_overheads_us
+    print(
+        f"client CPU added per call (this thread, less sensitive to the machine's noise): "
+        f"median {med(cpu):.0f} us, range {min(cpu):.0f}..{max(cpu):.0f}"
     )
 
 
 def verdict(result: Result, cache: str) -> str:
-    ratio = statistics.median(result.ratios)
-    overhead = statistics.median(result.overheads_us)
+    med = statistics.median
+    ratio = med(result.ratios)
     ok = ratio >= GOAL
     return (
         f"verdict ({cache} cache): {'PASS' if ok else 'FAIL'} - median ratio {ratio:.3f} "
-        f"{'>=' if ok else '<'} {GOAL} goal; our client adds {overhead:.0f} us per call "
-        f"({statistics.median(result.ours):,.0f} vs {statistics.median(result.baseline):,.0f} "
-        "calls/s)"
+        f"{'>=' if ok else '<'} {GOAL} goal; our client adds {med(result.overheads_us):.0f} us "
+        f"per call ({med(o.rate for o in result.ours):,.0f} vs "
+        f"{med(b.rate for b in result.baseline):,.0f} calls/s; "
+        f"{med(result.cpu_overheads_us):.0f} us of client CPU)"
     )
 
 
@@ -387,6 +441,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=2.0,
         help="seconds per loop per round (each round runs both loops; default 2)",
+    )
+    parser.add_argument(
+        "--slice",
+        type=float,
+        default=0.1,
+        help="within a round the loops take turns every SLICE seconds (default 0.1; "
+        "--slice >= --seconds runs each loop in one piece)",
     )
     parser.add_argument(
         "--rounds", type=int, default=7, help="interleaved rounds (default 7; odd keeps a median)"
@@ -404,8 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where the sandbox runs (default: a separate process; 'both' measures both)",
     )
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.rounds < 1:
-        parser.error("--seconds and --rounds must be positive")
+    if args.seconds <= 0 or args.rounds < 1 or args.slice <= 0:
+        parser.error("--seconds, --slice and --rounds must be positive")
 
     with tempfile.TemporaryDirectory(prefix="bench-client-overhead-") as tmp:
         workdir = Path(tmp)
@@ -417,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         from django.core.cache import caches
 
         shared = caches["shared"]
+        try:
+            shared.get("bench-client-overhead-probe")
+        except Exception as exc:
+            raise SystemExit(f"the {args.cache} shared cache is not reachable: {exc}") from None
         modes = ("process", "thread") if args.sandbox == "both" else (args.sandbox,)
         results = []
         for mode in modes:
@@ -439,8 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"logging: {logging_note}")
     print(
-        f"{args.rounds} interleaved rounds x {args.seconds:g} s per loop; "
-        "ratio = ours / baseline calls/s; overhead = 1/ours - 1/baseline"
+        f"{args.rounds} rounds x {args.seconds:g} s per loop, the loops taking turns every "
+        f"{min(args.slice, args.seconds):g} s; ratio = ours / baseline calls/s; "
+        "overhead = 1/ours - 1/baseline; cpu = this thread's CPU time per call"
     )
     for result in results:
         print()

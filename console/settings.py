@@ -155,6 +155,9 @@ else:
         "shared": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "console_shared_cache",
+            # Culling deletes entries in key order, tokens and worker status included: keep it
+            # for caches far larger than this one gets.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         },
     }
 SHARED_CACHE_ALIAS = "shared"

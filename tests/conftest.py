@@ -22,9 +22,11 @@ def _fresh_caches():
         # The database cache lives in the test database, which each test rolls back anyway.
         if not isinstance(caches[alias], DatabaseCache):
             caches[alias].clear()
+    from wecom.clients.ratelimit import forget_local_leases
     from wecom.clients.tokens import forget_local_tokens
 
     forget_local_tokens()
+    forget_local_leases()
     yield
 
 

@@ -6,6 +6,8 @@ the database; these tests run the token store and the limiter on that cache tabl
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.cache import caches
 from django.core.management import call_command
@@ -64,3 +66,21 @@ def test_the_rate_limit_counts_in_the_database(database_cache):
     for _ in range(12):
         limiter.acquire()
     assert len(fake.pauses) == 2
+
+
+def test_rate_counters_expire_with_their_window(database_cache):
+    from django.db import connection
+    from django.utils import timezone
+
+    limiter = RateLimiter(cache=database_cache, key="rl:expiry", rate=5)
+    for _ in range(3):
+        limiter.acquire()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT expires FROM console_shared_cache")
+        expiries = [row[0] for row in cursor.fetchall()]
+    assert expiries
+    latest = max(expiries)
+    if timezone.is_naive(latest):
+        latest = latest.replace(tzinfo=datetime.UTC)
+    # BaseCache.incr would have re-saved the counter for the default 300 seconds.
+    assert (latest - timezone.now()).total_seconds() <= 3

@@ -105,3 +105,59 @@ def test_threads_sharing_the_cache_never_exceed_the_rate_in_real_time(shared_cac
     assert sum(per_second.values()) == threads * calls_each
     assert max(per_second.values()) <= rate
     assert len(per_second) >= 2
+
+
+class CountingCache:
+    """The shared cache, counting the round trips the limiter makes."""
+
+    def __init__(self, cache) -> None:
+        self.cache = cache
+        self.operations = 0
+
+    def __getattr__(self, name):
+        attribute = getattr(self.cache, name)
+        if callable(attribute) and name in {"incr", "add", "get", "set"}:
+
+            def counted(*args, **kwargs):
+                self.operations += 1
+                return attribute(*args, **kwargs)
+
+            return counted
+        return attribute
+
+
+def test_at_high_limits_slots_are_leased_in_batches_without_breaking_the_cap(
+    shared_cache, monkeypatch
+):
+    from wecom.clients import ratelimit
+
+    fake = FakeTime()
+    counting = CountingCache(shared_cache)
+    processes = [{}, {}, {}]  # each worker process has its own leases
+    limiters = [
+        RateLimiter(cache=counting, key="rl:busy", rate=1000, clock=fake.clock, sleep=fake.sleep)
+        for _ in processes
+    ]
+    assert limiters[0].lease == 10
+    starts = []
+    for index in range(4500):
+        monkeypatch.setattr(ratelimit, "_leases", processes[index % 3])
+        limiters[index % 3].acquire()
+        starts.append(fake.now)
+    per_window = Counter(math.floor(t) for t in starts)
+    assert max(per_window.values()) <= 1000
+    assert sum(per_window.values()) == 4500
+    assert counting.operations < 4500 / 5, "far fewer round trips than calls"
+
+
+def test_at_the_default_limit_every_call_counts_in_the_shared_cache(shared_cache):
+    fake = FakeTime()
+    counting = CountingCache(shared_cache)
+    limiter = RateLimiter(
+        cache=counting, key="rl:default", rate=20, clock=fake.clock, sleep=fake.sleep
+    )
+    assert limiter.lease == 1
+    for _ in range(20):
+        limiter.acquire()
+    assert counting.operations >= 20
+    assert fake.pauses == []

@@ -464,6 +464,12 @@ def main(argv: list[str] | None = None) -> int:
         default="process",
         help="where the sandbox runs (default: a separate process; 'both' measures both)",
     )
+    parser.add_argument(
+        "--no-lease",
+        action="store_true",
+        help="count every call in the shared cache (no batched slots), as at limits below "
+        "200 calls/s, to show what one count costs",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.rounds < 1 or args.slice <= 0:
         parser.error("--seconds, --slice and --rounds must be positive")
@@ -477,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
         import urllib3
         from django.core.cache import caches
 
+        if args.no_lease:
+            from wecom.clients import ratelimit
+
+            ratelimit.LEASE_SHARE = 10**12
         shared = caches["shared"]
         try:
             shared.get("bench-client-overhead-probe")
@@ -496,7 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("call: GET /cgi-bin/tags/get (Official Account sandbox, demo data)")
     print("baseline: requests.Session keep-alive loop, token fetched once, JSON parsed")
-    print(f"ours: OfficialAccountClient.tags(), rate limit {RATE_LIMIT:g}/s (counts, never waits)")
+    print(
+        f"ours: OfficialAccountClient.tags(), rate limit {RATE_LIMIT:g}/s (counts, never waits)"
+        + (", every call counted in the shared cache (--no-lease)" if args.no_lease else "")
+    )
     print(
         f"shared cache: {args.cache} ({type(shared).__module__}.{type(shared).__name__}"
         f"{', ' + REDIS_LOCATION if args.cache == 'redis' else ''}"

@@ -240,3 +240,24 @@ def test_the_console_reads_dot_env_from_its_directory(tmp_path):
         "True",
         "http://127.0.0.1:8900/wecom",
     ]
+
+
+@pytest.mark.django_db
+def test_every_model_change_has_its_migration():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_a_retry_too_close_to_the_timeout_stops_the_console():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=clean_env(**keys(), Q_TIMEOUT="600", Q_RETRY="700"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "console.E002" in result.stderr + result.stdout

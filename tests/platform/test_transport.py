@@ -183,3 +183,81 @@ def test_every_attempt_logs_one_line_without_secrets(wecom, sandbox, caplog):
 
 def test_the_session_is_one_per_process_and_reused():
     assert http_session() is http_session()
+
+
+@pytest.mark.parametrize(
+    ("platform", "endpoint", "body", "call"),
+    [
+        (
+            "wecom",
+            "/cgi-bin/gettoken",
+            '{"errcode": 0, "errmsg": "ok"}',
+            lambda clients: clients["wecom"].check_connection(),
+        ),
+        (
+            "wecom",
+            "/cgi-bin/gettoken",
+            '{"errcode": 0, "access_token": "", "expires_in": 7200}',
+            lambda clients: clients["wecom"].check_connection(),
+        ),
+        (
+            "wecom",
+            "/cgi-bin/externalcontact/customer_strategy/get",
+            '{"errcode": 0}',
+            lambda clients: clients["wecom"].strategy_get(1),
+        ),
+        (
+            "wecom",
+            "/cgi-bin/externalcontact/get_strategy_tag_list",
+            '{"errcode": 0, "tag_group": [{"group_name": "no id"}]}',
+            lambda clients: clients["wecom"].strategy_tag_list(),
+        ),
+        (
+            "wechat",
+            "/cgi-bin/tags/get",
+            "<html><body>502 Bad Gateway</body></html>",
+            lambda clients: clients["oa"].tags(),
+        ),
+        (
+            "wechat",
+            "/cgi-bin/tags/get",
+            '{"tags": [{"id": "not a number"}]}',
+            lambda clients: clients["oa"].tags(),
+        ),
+        (
+            "wechat",
+            "/cgi-bin/user/tag/get",
+            '{"count": 1, "data": {"openid": "oAbc"}}',
+            lambda clients: clients["oa"].tag_followers(tag_id=100),
+        ),
+        (
+            "chatbot",
+            "/openapi/setautoreply",
+            "[1, 2, 3]",
+            lambda clients: clients["bot"].set_autoreply(
+                managerid="m", skillname="s", title="t", content="c"
+            ),
+        ),
+        (
+            "chatbot",
+            "/openapi/setautoreply",
+            '{"code": "zero"}',
+            lambda clients: clients["bot"].set_autoreply(
+                managerid="m", skillname="s", title="t", content="c"
+            ),
+        ),
+    ],
+)
+def test_an_answer_the_console_cannot_read_is_explained_not_a_crash(
+    wecom, oa, bot, sandbox, platform, endpoint, body, call
+):
+    clients = {"wecom": wecom, "oa": oa, "bot": bot}
+    if endpoint != "/cgi-bin/gettoken":
+        wecom.check_connection()
+        oa.check_connection()
+    sandbox.faults.add(FaultRule(platform=platform, endpoint=endpoint, body=body))
+    with pytest.raises(PlatformTransportError) as caught:
+        call(clients)
+    assert not caught.value.retryable
+    with translation.override("zh-hans"):
+        assert "无法识别的应答" in str(caught.value)

@@ -183,3 +183,18 @@ def test_rule_from_dict_refuses_unknown_fields():
     with pytest.raises(ValueError, match="unknown fault fields"):
         FaultRule.from_dict({"errcode": 1, "color": "red"})
     assert FaultRule.from_dict(FaultRule(errcode=5).to_dict()) == FaultRule(errcode=5)
+
+
+def test_body_fault_answers_exactly_that_body(sandbox, http):
+    sandbox.faults.add(FaultRule(platform="wechat", endpoint="/cgi-bin/tags/get", body="<html>"))
+    answer = http.get(sandbox.wechat_base + "/cgi-bin/tags/get", timeout=5)
+    assert answer.status_code == 200
+    assert answer.text == "<html>"
+    assert sandbox.requests[-1].fault == "body"
+    assert sandbox.calls("wechat", "/cgi-bin/tags/get") == 1
+
+
+def test_body_is_one_outcome_among_the_others():
+    with pytest.raises(ValueError, match="choose one"):
+        FaultRule(body="x", errcode=-1)
+    assert FaultRule.from_spec("body=oops").body == "oops"

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Unpack
 
 from wecom.clients.errors import WECHAT
-from wecom.clients.tokens import FetchedToken
+from wecom.clients.tokens import FetchedToken, read_token
 from wecom.clients.transport import (
     Endpoint,
     TokenAuthenticatedClient,
@@ -56,6 +56,21 @@ class FollowerPage:
     next_openid: str
 
 
+def _user_tag(tag: dict[str, Any]) -> UserTag:
+    return UserTag(id=int(tag["id"]), name=str(tag.get("name", "")), count=int(tag.get("count", 0)))
+
+
+def _follower_page(answer: dict[str, Any]) -> FollowerPage:
+    openids = (answer.get("data") or {}).get("openid") or []
+    if not isinstance(openids, list):
+        raise TypeError("data.openid is not a list")
+    return FollowerPage(
+        count=int(answer.get("count", 0)),
+        openids=[str(openid) for openid in openids],
+        next_openid=str(answer.get("next_openid") or ""),
+    )
+
+
 class OfficialAccountClient(TokenAuthenticatedClient):
     platform = WECHAT
     base_url_setting = "WECHAT_API_BASE"
@@ -78,7 +93,7 @@ class OfficialAccountClient(TokenAuthenticatedClient):
 
     def _fetch_token(self) -> FetchedToken:
         # force_refresh false: while the token is valid every worker gets the same one.
-        answer = self._call(
+        return self._call(
             STABLE_TOKEN,
             body={
                 "grant_type": "client_credential",
@@ -86,24 +101,21 @@ class OfficialAccountClient(TokenAuthenticatedClient):
                 "secret": self._secret,
                 "force_refresh": False,
             },
+            read=read_token,
         )
-        return FetchedToken(value=str(answer["access_token"]), expires_in=int(answer["expires_in"]))
 
     # -- tags ---------------------------------------------------------------------------------
 
     def tags(self) -> list[UserTag]:
-        answer = self._call(TAGS_GET)
-        return [
-            UserTag(
-                id=int(tag["id"]), name=str(tag.get("name", "")), count=int(tag.get("count", 0))
-            )
-            for tag in answer.get("tags", [])
-        ]
+        return self._call(
+            TAGS_GET, read=lambda answer: [_user_tag(tag) for tag in answer.get("tags") or []]
+        )
 
     def tag_create(self, *, name: str) -> UserTag:
         self._check(_validate_oa_tag_name, name, TAG_CREATE)
-        answer = self._call(TAG_CREATE, body={"tag": {"name": name}})["tag"]
-        return UserTag(id=int(answer["id"]), name=str(answer.get("name", name)))
+        return self._call(
+            TAG_CREATE, body={"tag": {"name": name}}, read=lambda answer: _user_tag(answer["tag"])
+        )
 
     def tag_update(self, *, tag_id: int, name: str) -> None:
         self._check(validate_oa_tag_id, tag_id, TAG_UPDATE)
@@ -131,15 +143,13 @@ class OfficialAccountClient(TokenAuthenticatedClient):
 
     def user_tag_ids(self, *, openid: str) -> list[int]:
         self._check(validate_openid, openid, USER_TAGS)
-        answer = self._call(USER_TAGS, body={"openid": openid})
-        return [int(tag_id) for tag_id in answer.get("tagid_list", [])]
+        return self._call(
+            USER_TAGS,
+            body={"openid": openid},
+            read=lambda answer: [int(tag_id) for tag_id in answer.get("tagid_list") or []],
+        )
 
     def tag_followers(self, *, tag_id: int, next_openid: str = "") -> FollowerPage:
-        answer: dict[str, Any] = self._call(
-            TAG_FOLLOWERS, body={"tagid": tag_id, "next_openid": next_openid}
-        )
-        return FollowerPage(
-            count=int(answer.get("count", 0)),
-            openids=list((answer.get("data") or {}).get("openid", [])),
-            next_openid=str(answer.get("next_openid") or ""),
+        return self._call(
+            TAG_FOLLOWERS, body={"tagid": tag_id, "next_openid": next_openid}, read=_follower_page
         )

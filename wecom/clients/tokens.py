@@ -45,6 +45,16 @@ class FetchedToken:
     expires_in: int
 
 
+def read_token(answer: dict[str, object]) -> FetchedToken:
+    """A token answer (WeCom gettoken, OA stable_token); ValueError when it is not one."""
+    value, expires_in = answer["access_token"], answer["expires_in"]
+    if not isinstance(value, str) or not value:
+        raise ValueError("access_token is not a non-empty string")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | str):
+        raise ValueError("expires_in is not a number")
+    return FetchedToken(value=value, expires_in=int(expires_in))
+
+
 class TokenUnavailable(Exception):
     """The refresher holding the lock did not produce a token in time."""
 

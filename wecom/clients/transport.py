@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypedDict, Unpack
+from typing import Any, ClassVar, TypedDict, TypeVar, Unpack
 
 import requests
 from django.conf import settings
@@ -46,6 +46,16 @@ from wecom.clients.ratelimit import RateLimiter
 from wecom.clients.tokens import FetchedToken, TokenStore
 
 logger = logging.getLogger("wecom.platform")
+
+T = TypeVar("T")
+
+
+def text_field(answer: dict[str, Any], key: str) -> str:
+    """A field that must be a non-empty string (an id, a token)."""
+    value = answer[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} is not a non-empty string")
+    return value
 
 
 @dataclass(frozen=True)
@@ -216,8 +226,34 @@ class PlatformClient:
         params: dict[str, Any] | None = None,
         body: Any = None,
         path_suffix: str = "",
-    ) -> dict[str, Any]:
-        """Send one logical call, with retries; return the answer's JSON object."""
+        read: Callable[[dict[str, Any]], T] | None = None,
+    ) -> Any:
+        """Send one logical call, with retries; return what ``read`` makes of the answer.
+
+        ``read`` turns the answer's JSON into the client's typed result. An answer it cannot
+        read (a field missing or of the wrong type) is a transport error, not a crash.
+        """
+        answer, attempts = self._send_with_retries(endpoint, params, body, path_suffix)
+        if read is None:
+            return answer
+        try:
+            return read(answer)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning(
+                "platform=%s endpoint=%s answer unreadable: %s",
+                self.platform,
+                endpoint.path,
+                type(exc).__name__,
+            )
+            raise self._transport_error(endpoint, _UNREADABLE, attempts, False, cause=exc) from None
+
+    def _send_with_retries(
+        self,
+        endpoint: Endpoint,
+        params: dict[str, Any] | None,
+        body: Any,
+        path_suffix: str,
+    ) -> tuple[dict[str, Any], int]:
         started = self.clock.monotonic()
         attempt = 0
         token_renewed = False
@@ -225,7 +261,7 @@ class PlatformClient:
             attempt += 1
             token = self._access_token() if endpoint.authed else None
             try:
-                return self._send(endpoint, token, params, body, path_suffix, attempt)
+                return self._send(endpoint, token, params, body, path_suffix, attempt), attempt
             except PlatformError as error:
                 if error.token_problem and token is not None and not token_renewed:
                     token_renewed = True

@@ -12,12 +12,13 @@ from typing import Any, Unpack
 from django.utils.translation import gettext_lazy as _
 
 from wecom.clients.errors import WECOM, PlatformInputError
-from wecom.clients.tokens import FetchedToken
+from wecom.clients.tokens import FetchedToken, read_token
 from wecom.clients.transport import (
     Endpoint,
     TokenAuthenticatedClient,
     TransportOptions,
     credential_key,
+    text_field,
 )
 from wecom.rules import validate_order, validate_tag_name
 
@@ -82,21 +83,40 @@ class NewTag:
     order: int | None = None
 
 
+def _strategy_page(answer: dict[str, Any]) -> StrategyPage:
+    return StrategyPage(
+        strategy_ids=[int(item["strategy_id"]) for item in answer.get("strategy") or []],
+        next_cursor=answer.get("next_cursor") or None,
+    )
+
+
+def _strategy(answer: dict[str, Any]) -> Strategy:
+    strategy = answer["strategy"]
+    return Strategy(
+        strategy_id=int(strategy["strategy_id"]),
+        parent_id=int(strategy.get("parent_id", 0)),
+        name=str(strategy.get("strategy_name", "")),
+        create_time=int(strategy.get("create_time", 0)),
+        admin_list=list(strategy.get("admin_list") or []),
+        privilege=dict(strategy.get("privilege") or {}),
+    )
+
+
 def _group_from(answer: dict[str, Any]) -> StrategyTagGroup:
     return StrategyTagGroup(
-        group_id=str(answer["group_id"]),
+        group_id=text_field(answer, "group_id"),
         group_name=str(answer.get("group_name", "")),
         order=int(answer.get("order", 0)),
         create_time=int(answer.get("create_time", 0)),
         strategy_id=int(answer["strategy_id"]) if answer.get("strategy_id") is not None else None,
         tags=[
             StrategyTag(
-                id=str(tag["id"]),
+                id=text_field(tag, "id"),
                 name=str(tag.get("name", "")),
                 order=int(tag.get("order", 0)),
                 create_time=int(tag.get("create_time", 0)),
             )
-            for tag in answer.get("tag", [])
+            for tag in answer.get("tag") or []
         ],
     )
 
@@ -122,16 +142,17 @@ class WeComClient(TokenAuthenticatedClient):
     # -- token --------------------------------------------------------------------------------
 
     def _fetch_token(self) -> FetchedToken:
-        answer = self._call(GET_TOKEN, params={"corpid": self._corp_id, "corpsecret": self._secret})
-        return FetchedToken(value=str(answer["access_token"]), expires_in=int(answer["expires_in"]))
+        return self._call(
+            GET_TOKEN,
+            params={"corpid": self._corp_id, "corpsecret": self._secret},
+            read=read_token,
+        )
 
     # -- strategies ---------------------------------------------------------------------------
 
     def strategy_list(self, *, cursor: str = "", limit: int = STRATEGY_PAGE_LIMIT) -> StrategyPage:
-        answer = self._call(STRATEGY_LIST, body={"cursor": cursor, "limit": limit})
-        return StrategyPage(
-            strategy_ids=[int(item["strategy_id"]) for item in answer.get("strategy", [])],
-            next_cursor=answer.get("next_cursor") or None,
+        return self._call(
+            STRATEGY_LIST, body={"cursor": cursor, "limit": limit}, read=_strategy_page
         )
 
     def strategy_ids(self) -> Iterator[int]:
@@ -145,15 +166,7 @@ class WeComClient(TokenAuthenticatedClient):
             cursor = page.next_cursor
 
     def strategy_get(self, strategy_id: int) -> Strategy:
-        answer = self._call(STRATEGY_GET, body={"strategy_id": strategy_id})["strategy"]
-        return Strategy(
-            strategy_id=int(answer["strategy_id"]),
-            parent_id=int(answer.get("parent_id", 0)),
-            name=str(answer.get("strategy_name", "")),
-            create_time=int(answer.get("create_time", 0)),
-            admin_list=list(answer.get("admin_list", [])),
-            privilege=dict(answer.get("privilege", {})),
-        )
+        return self._call(STRATEGY_GET, body={"strategy_id": strategy_id}, read=_strategy)
 
     # -- strategy tags ------------------------------------------------------------------------
 
@@ -172,8 +185,11 @@ class WeComClient(TokenAuthenticatedClient):
             body["group_id"] = list(group_ids)
         elif tag_ids:
             body["tag_id"] = list(tag_ids)
-        answer = self._call(TAG_LIST, body=body)
-        return [_group_from(group) for group in answer.get("tag_group", [])]
+        return self._call(
+            TAG_LIST,
+            body=body,
+            read=lambda answer: [_group_from(group) for group in answer.get("tag_group") or []],
+        )
 
     def strategy_tag_add(
         self,
@@ -208,10 +224,11 @@ class WeComClient(TokenAuthenticatedClient):
                 item["order"] = tag.order
             wire_tags.append(item)
         body["tag"] = wire_tags
-        answer = self._call(TAG_ADD, body=body)
-        group = dict(answer["tag_group"])
-        group.setdefault("strategy_id", strategy_id)
-        return _group_from(group)
+        return self._call(
+            TAG_ADD,
+            body=body,
+            read=lambda answer: _group_from({"strategy_id": strategy_id, **answer["tag_group"]}),
+        )
 
     def strategy_tag_edit(
         self, *, id: str, name: str | None = None, order: int | None = None

@@ -20,7 +20,8 @@ class FaultRule:
     endpoint is the path after the platform prefix, without the chatbot TOKEN).
 
     With probability ``rate`` a matching request is answered with ``errcode`` (JSON, HTTP 200),
-    or with HTTP ``http_status``, or its connection is dropped (``drop``); ``latency_ms`` delays
+    or with HTTP ``http_status``, or with ``body`` as it is (HTTP 200: a proxy's HTML page, an
+    answer missing fields), or its connection is dropped (``drop``); ``latency_ms`` delays
     whatever answer it gets (the normal one when nothing else is set). ``times`` caps how many
     requests the rule applies to.
     """
@@ -29,6 +30,7 @@ class FaultRule:
     endpoint: str = "*"
     errcode: int | None = None
     http_status: int | None = None
+    body: str | None = None
     latency_ms: float = 0
     drop: bool = False
     rate: float = 1.0
@@ -51,11 +53,20 @@ class FaultRule:
             raise ValueError("rate must be between 0 and 1")
         if self.times is not None and (not isinstance(self.times, int) or self.times < 0):
             raise ValueError("times must be a non-negative integer")
-        outcomes = sum((self.errcode is not None, self.http_status is not None, bool(self.drop)))
+        if self.body is not None and not isinstance(self.body, str):
+            raise ValueError("body must be a string")
+        outcomes = sum(
+            (
+                self.errcode is not None,
+                self.http_status is not None,
+                self.body is not None,
+                bool(self.drop),
+            )
+        )
         if outcomes > 1:
-            raise ValueError("choose one of errcode, http_status and drop")
+            raise ValueError("choose one of errcode, http_status, body and drop")
         if outcomes == 0 and not self.latency_ms:
-            raise ValueError("a fault needs errcode, http_status, drop or latency_ms")
+            raise ValueError("a fault needs errcode, http_status, body, drop or latency_ms")
 
     @property
     def kind(self) -> str:
@@ -65,6 +76,8 @@ class FaultRule:
             return "errcode"
         if self.http_status is not None:
             return "http_status"
+        if self.body is not None:
+            return "body"
         return "latency"
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +138,7 @@ _SPEC_PARSERS = {
     "endpoint": str,
     "errcode": _optional_int,
     "http_status": _optional_int,
+    "body": str,
     "latency_ms": _number,
     "drop": _bool,
     "rate": float,

@@ -74,7 +74,7 @@ class RecordedRequest:
     errcode: int | None  # None when no JSON answer was sent (HTTP fault, drop)
     at: float
     status: int = 200  # HTTP status sent (0 for a dropped connection)
-    fault: str | None = None  # "errcode", "http_status", "latency", "drop" or None
+    fault: str | None = None  # "errcode", "http_status", "body", "latency", "drop" or None
 
 
 class _Call:
@@ -456,6 +456,10 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 phrase = "Error"
             self._send(status, f"{status} {phrase}\n".encode(), "text/plain; charset=utf-8")
+            return
+        if rule.body is not None:
+            sandbox._record(call, None, 200, "body")
+            self._send(200, rule.body.encode(), _CONTENT_TYPES[call.platform])
             return
         errcode = rule.errcode
         assert errcode is not None

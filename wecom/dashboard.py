@@ -29,8 +29,9 @@ def credentials_panel(user: AbstractBaseUser) -> Panel | None:
         failing = [c.name for c in credentials if c.last_check_ok is False]
         untested = [c.name for c in credentials if c.last_check_ok is None]
         parts = [
-            ngettext("%(kind)s: %(count)d configured", "%(kind)s: %(count)d configured",
-                     len(credentials))
+            ngettext(
+                "%(kind)s: %(count)d configured", "%(kind)s: %(count)d configured", len(credentials)
+            )
             % {"kind": model._meta.verbose_name_plural, "count": len(credentials)}
         ]
         if failing:

@@ -151,3 +151,17 @@ def test_invalidating_a_token_that_was_already_replaced_keeps_the_new_one(shared
     assert store.get() == "second"
     store.invalidate("first")  # a late worker reporting the old failure
     assert store.get() == "second"
+
+
+def test_a_refresh_that_never_finishes_is_explained_not_a_crash(sandbox, shared_cache, clock):
+    from django.utils import translation
+
+    from wecom.clients import PlatformTransportError
+
+    client = make_client(clock=clock)
+    shared_cache.add(f"{client.tokens._key}:lock", "a stuck worker", timeout=600)
+    with pytest.raises(PlatformTransportError) as caught:
+        client.strategy_tag_list(strategy_id=1)
+    with translation.override("zh-hans"):
+        assert "正在获取企业微信的访问令牌" in str(caught.value)
+    assert sandbox.total_calls() == 0

@@ -43,7 +43,7 @@ from wecom.clients.errors import (
     PlatformTransportError,
 )
 from wecom.clients.ratelimit import RateLimiter
-from wecom.clients.tokens import FetchedToken, TokenStore
+from wecom.clients.tokens import FetchedToken, TokenStore, TokenUnavailable
 
 logger = logging.getLogger("wecom.platform")
 
@@ -163,6 +163,10 @@ _TIMED_OUT_MAYBE_DONE = _(
 )
 _SERVER_ERROR = _("%(Platform)s answered with a server error (HTTP %(status)s). Try again later.")
 _UNREADABLE = _("%(Platform)s gave an answer the console cannot read.")
+_TOKEN_BUSY = _(
+    "Another part of the console is fetching the access token for %(platform)s and has not "
+    "finished. Try again in a minute."
+)
 
 
 class TransportOptions(TypedDict, total=False):
@@ -427,11 +431,21 @@ class TokenAuthenticatedClient(PlatformClient):
         raise NotImplementedError
 
     def _access_token(self) -> str:
-        return self.tokens.get()
+        try:
+            return self.tokens.get()
+        except TokenUnavailable:
+            # Another worker holds the refresh lock and has not produced a token in time.
+            raise PlatformTransportError(
+                platform=self.platform,
+                endpoint="access_token",
+                errmsg="token refresh by another worker did not finish",
+                explanation=_TOKEN_BUSY,
+                retryable=False,
+            ) from None
 
     def _drop_access_token(self, value: str) -> None:
         self.tokens.invalidate(value)
 
     def check_connection(self) -> None:
         """Fetch a token: raises PlatformError when the credential is wrong."""
-        self.tokens.get()
+        self._access_token()

@@ -9,6 +9,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 
 def catalogue_paths() -> list[Path]:
@@ -25,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         paths = catalogue_paths()
         if not paths:
-            raise CommandError("No .po catalogues found under LOCALE_PATHS.")
+            raise CommandError(_("No .po catalogues found under LOCALE_PATHS."))
         for po_path in paths:
             mo_path = po_path.with_suffix(".mo")
             if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:

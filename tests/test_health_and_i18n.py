@@ -14,7 +14,11 @@ from babel.messages.pofile import read_po
 from console import health
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-CATALOGUE = BASE_DIR / "console" / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
+# The project-wide catalogue, and one per app of ours that has strings of its own.
+CATALOGUES = [
+    BASE_DIR / app / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
+    for app in ("console", "tagging", "chatbot")
+]
 
 
 @pytest.mark.django_db
@@ -76,8 +80,9 @@ def test_the_language_can_be_switched_on_every_page(client):
     assert 'lang="en"' in client.get("/admin/login/").content.decode()
 
 
-def test_every_message_of_ours_is_translated_to_simplified_chinese():
-    with CATALOGUE.open("rb") as handle:
+@pytest.mark.parametrize("path", CATALOGUES, ids=lambda path: path.parts[-5])
+def test_every_message_of_ours_is_translated_to_simplified_chinese(path):
+    with path.open("rb") as handle:
         catalogue = read_po(handle)
 
     def untranslated(message) -> bool:
@@ -85,7 +90,13 @@ def test_every_message_of_ours_is_translated_to_simplified_chinese():
         return message.fuzzy or not all(strings)
 
     missing = [message.id for message in catalogue if message.id and untranslated(message)]
-    assert not missing, f"untranslated or fuzzy: {missing[:10]}"
+    assert not missing, f"untranslated or fuzzy in {path}: {missing[:10]}"
+
+
+def test_compiletranslations_finds_every_catalogue():
+    from console.management.commands.compiletranslations import catalogue_paths
+
+    assert set(catalogue_paths()) == {path.resolve() for path in CATALOGUES}
 
 
 def test_the_catalogue_holds_every_marked_string(tmp_path):
@@ -136,11 +147,13 @@ def test_the_catalogue_holds_every_marked_string(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    with CATALOGUE.open("rb") as handle:
-        committed = {message.id for message in read_po(handle) if message.id}
-    with (work / CATALOGUE.relative_to(BASE_DIR)).open("rb") as handle:
-        extracted = {message.id for message in read_po(handle) if message.id}
-    assert not extracted - committed, f"not in the catalogue: {sorted(extracted - committed)[:10]}"
+    for catalogue in CATALOGUES:
+        with catalogue.open("rb") as handle:
+            committed = {message.id for message in read_po(handle) if message.id}
+        with (work / catalogue.relative_to(BASE_DIR)).open("rb") as handle:
+            extracted = {message.id for message in read_po(handle) if message.id}
+        lacking = sorted(extracted - committed)[:10]
+        assert not lacking, f"not in {catalogue.relative_to(BASE_DIR)}: {lacking}"
 
 
 @pytest.mark.django_db

@@ -7,16 +7,22 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 
 def catalogue_paths() -> list[Path]:
+    """The project-wide catalogue (LOCALE_PATHS) and the catalogue of each of our own apps."""
+    base = Path(settings.BASE_DIR).resolve()
+    locale_dirs = {Path(locale_dir).resolve() for locale_dir in settings.LOCALE_PATHS}
+    for app_config in apps.get_app_configs():
+        app_locale = Path(app_config.path).resolve() / "locale"
+        if app_locale.is_relative_to(base) and "site-packages" not in app_locale.parts:
+            locale_dirs.add(app_locale)
     return sorted(
-        path
-        for locale_dir in settings.LOCALE_PATHS
-        for path in Path(locale_dir).glob("*/LC_MESSAGES/*.po")
+        path for locale_dir in locale_dirs for path in locale_dir.glob("*/LC_MESSAGES/*.po")
     )
 
 

@@ -9,11 +9,14 @@ cluster's sentinel, workers, monitor and pusher included) wherever they were rep
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import time
 import urllib.request
 import uuid
@@ -222,6 +225,64 @@ def test_when_the_runner_is_killed_its_children_stop_by_themselves(make_runner):
         ports_explanation(host="127.0.0.1", port=runner.port, sandbox_port=runner.sandbox_port)
         is None
     )
+
+
+@linux_only
+def test_closing_the_terminal_stops_everything(make_runner):
+    """The runner on a pseudo-terminal that goes away, as when its window is closed."""
+    runner = make_runner()
+    controller, terminal = os.openpty()
+
+    def become_controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    runner.process = subprocess.Popen(
+        runner.argv(),
+        cwd=BASE_DIR,
+        env=runner.env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        preexec_fn=become_controlling_terminal,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def ready() -> bool:
+        nonlocal seen
+        assert runner.process.poll() is None, seen.decode(errors="replace")
+        if select.select([controller], [], [], 0.2)[0]:
+            seen += os.read(controller, 65536)
+        return READY.encode() in seen
+
+    wait_for(ready, seconds=READY_SECONDS, what="the console to run")
+
+    os.close(controller)  # the window closes: the kernel hangs up the terminal
+
+    assert runner.wait_for_exit() == 0
+    runner.assert_nothing_left()
+
+
+@linux_only
+def test_a_child_that_dies_stops_the_console_with_an_error_status(make_runner):
+    runner = make_runner().start()
+    runner.wait_until_ready()
+    (sandbox,) = [pid for pid in runner.processes() if b"manage.py\0sandbox\0" in command_line(pid)]
+
+    os.kill(sandbox, signal.SIGKILL)
+
+    assert runner.wait_for_exit() == 1
+    runner.assert_nothing_left()
+    assert "The platform sandbox was ended by signal SIGKILL" in runner.output
+    assert "Traceback" not in runner.output
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def hold_the_worker(started: str) -> None:

@@ -398,14 +398,17 @@ class Command(BaseCommand):
         for child in children:
             assert child.process is not None
             code = child.process.poll()
-            if code is not None:
+            if code is None:
+                continue
+            if code < 0:
                 raise _Failed(
-                    _(
-                        "The %(name)s stopped unexpectedly (exit code %(code)s); "
-                        "stopping the console."
-                    )
-                    % {"name": child.name, "code": code}
+                    _("The %(name)s was ended by signal %(signal)s; stopping the console.")
+                    % {"name": child.name, "signal": _signal_name(-code)}
                 )
+            raise _Failed(
+                _("The %(name)s stopped unexpectedly (exit code %(code)s); stopping the console.")
+                % {"name": child.name, "code": code}
+            )
 
     def _wait_until_ready(self, children: list[Child], signals: _Signals) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -509,6 +512,13 @@ class _Watchdog:
             self.pipe.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 def _silence_terminal() -> None:

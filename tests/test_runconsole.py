@@ -349,6 +349,17 @@ def test_a_second_runner_on_the_same_ports_says_where_the_first_one_is(make_runn
     assert f"http://127.0.0.1:{first.port}/admin/" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "控制台正在运行" not in result.stdout
+    # What `make run` asks before it migrates anything says the same.
+    check = subprocess.run(
+        [*second.argv(), "--check-ports"],
+        cwd=BASE_DIR,
+        env=second.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1
+    assert f"The console is already running at http://127.0.0.1:{first.port}." in check.stderr
     # The second runner started nothing, and the first one still serves.
     assert not second.processes()
     assert set(first.processes()) == first_processes
@@ -406,6 +417,17 @@ def test_a_sandbox_left_running_is_recognised(sandbox, english):
     explanation = ports_explanation(host="127.0.0.1", port=free_web, sandbox_port=sandbox.port)
 
     assert f"a platform sandbox is already running on 127.0.0.1:{sandbox.port}" in explanation
+
+
+@pytest.mark.django_db
+def test_free_ports_pass_the_check(capsys):
+    from django.core.management import call_command
+
+    web, sandbox_port = free_ports(2)
+    call_command(
+        "runconsole", "--check-ports", "--port", str(web), "--sandbox-port", str(sandbox_port)
+    )
+    assert capsys.readouterr().err == ""
 
 
 def test_free_ports_need_no_explanation():

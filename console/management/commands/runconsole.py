@@ -277,6 +277,11 @@ class Command(BaseCommand):
             "--reload", action="store_true", help="restart the web server when the code changes"
         )
         parser.add_argument(
+            "--check-ports",
+            action="store_true",
+            help="only check that the ports are free (what `make run` does before bootstrap)",
+        )
+        parser.add_argument(
             "--grace",
             type=float,
             default=STOP_GRACE_SECONDS,
@@ -285,7 +290,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         with translation.override(terminal_language()):
-            status = self._run(options)
+            status = self._check_ports(options) if options["check_ports"] else self._run(options)
         if status:
             sys.exit(status)
 
@@ -305,6 +310,24 @@ class Command(BaseCommand):
 
     # -- run
 
+    def _ports_explanation(self, options: dict[str, Any]) -> str | None:
+        return ports_explanation(
+            host=options["host"],
+            port=options["port"],
+            sandbox_port=options["sandbox_port"] if self._sandbox(options) else None,
+        )
+
+    @staticmethod
+    def _sandbox(options: dict[str, Any]) -> bool:
+        return settings.SANDBOX_ENABLED and not options["no_sandbox"]
+
+    def _check_ports(self, options: dict[str, Any]) -> int:
+        explanation = self._ports_explanation(options)
+        if explanation:
+            self._say(explanation + "\n", error=True, style=self.style.ERROR)
+            return 1
+        return 0
+
     def _run(self, options: dict[str, Any]) -> int:
         signals = _Signals()
         signals.install()
@@ -312,12 +335,8 @@ class Command(BaseCommand):
         watchdog: _Watchdog | None = None
         status = 0
         try:
-            sandbox = settings.SANDBOX_ENABLED and not options["no_sandbox"]
-            explanation = ports_explanation(
-                host=options["host"],
-                port=options["port"],
-                sandbox_port=options["sandbox_port"] if sandbox else None,
-            )
+            sandbox = self._sandbox(options)
+            explanation = self._ports_explanation(options)
             if explanation:
                 raise _Failed(explanation)
             children = self._children(options, sandbox=sandbox)

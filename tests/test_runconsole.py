@@ -291,10 +291,7 @@ def hold_the_worker(started: str) -> None:
     time.sleep(120)
 
 
-@linux_only
-def test_a_second_signal_cuts_the_grace_period_short_without_a_traceback(make_runner):
-    runner = make_runner().start("--grace", "120")
-    runner.wait_until_ready()
+def keep_a_worker_busy(runner: Runner) -> None:
     started = runner.directory / "task-started"
     subprocess.run(
         [
@@ -312,6 +309,13 @@ def test_a_second_signal_cuts_the_grace_period_short_without_a_traceback(make_ru
     )
     wait_for(started.exists, seconds=60, what="the worker to take the task")
 
+
+@linux_only
+def test_a_second_signal_cuts_the_grace_period_short_without_a_traceback(make_runner):
+    runner = make_runner().start("--grace", "120")
+    runner.wait_until_ready()
+    keep_a_worker_busy(runner)
+
     runner.process.send_signal(signal.SIGTERM)
     wait_for(lambda: "Stopping…" in runner.output, seconds=10, what="the runner to stop")
     # The busy worker holds the stop for the whole grace period (120 s) ...
@@ -326,6 +330,23 @@ def test_a_second_signal_cuts_the_grace_period_short_without_a_traceback(make_ru
     runner.assert_nothing_left()
     assert "Stopping at once." in runner.output
     assert "Traceback" not in runner.output
+
+
+@linux_only
+def test_a_busy_worker_is_killed_after_the_grace_period_when_the_runner_died(make_runner):
+    """No orphaned worker goes on sending batches: the watchdog ends what outlives the grace."""
+    runner = make_runner().start("--grace", "3")
+    runner.wait_until_ready()
+    keep_a_worker_busy(runner)
+
+    runner.process.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    assert runner.wait_for_exit() == -signal.SIGKILL
+    # The busy worker would sleep for two minutes: only the watchdog, once the grace period is
+    # over, ends it (and with it what waits for it).
+    runner.assert_nothing_left()
+    assert time.monotonic() - killed_at >= 3
 
 
 @linux_only

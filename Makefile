@@ -10,6 +10,7 @@ MANAGE := $(BIN)/python manage.py
 
 run: $(VENV)/.installed-run
 	@$(BIN)/python -m console.envfile
+	@$(MANAGE) runconsole --check-ports
 	@$(MANAGE) bootstrap
 	@$(MANAGE) runconsole
 

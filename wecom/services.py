@@ -145,12 +145,13 @@ _SUCCESS = {
 
 
 def credential_test_connection(*, credential: PlatformCredential, actor: Actor) -> ConnectionCheck:
-    """Make a harmless call with the credential; record and return the result in words.
+    """Make a harmless authenticated call with the credential; record and return the result.
 
-    The network call happens outside any transaction; only the result is written.
+    The platform is contacted every time (a cached token alone proves nothing). The network
+    call happens outside any transaction; only the result is written.
     """
     try:
-        client_for(credential).check_connection()
+        client_for(credential).verify_connection()
     except PlatformError as error:
         check = ConnectionCheck(ok=False, message=error.explanation)
     except CredentialDecryptError:

@@ -171,3 +171,6 @@ admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
 admin.site.unregister(Group)
 admin.site.register(Group, AuditedGroupAdmin)
+
+# django-q2's task pages with the resubmit action for administrators only (imported for effect).
+from console import queue_admin  # noqa: E402, F401

@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
-
 from django_q.models import Task
 
 from console.audit import Actor, AuditAction, audit_record

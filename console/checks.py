@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 
 from console.credentials import KeyRing
 
@@ -32,3 +33,19 @@ def check_task_queue_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_stored_secrets_readable(app_configs: Any, **kwargs: Any) -> list[Warning]:
+    """Stored secrets that no configured key opens: a well-formed but wrong CREDENTIALS_KEY."""
+    from console.keyrotation import describe_unreadable_secrets, unreadable_secrets
+
+    try:
+        KeyRing.from_settings()
+        found = unreadable_secrets()
+    except (ImproperlyConfigured, DatabaseError):
+        # A malformed key or an unusable database has its own check and message.
+        return []
+    if not found:
+        return []
+    return [Warning(describe_unreadable_secrets(found), id="console.W001")]

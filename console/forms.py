@@ -9,8 +9,8 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
-from console.credentials import Secret
-from console.fields import secret_field_names
+from console.credentials import Secret, UnreadableSecret
+from console.fields import UNREADABLE_SECRET, secret_field_names
 
 
 class SecretInput(forms.PasswordInput):
@@ -61,7 +61,9 @@ class SecretFieldsFormMixin:
             if self.instance.pk and current:
                 field.required = False
                 tail = current.tail if isinstance(current, Secret) else ""
-                if tail:
+                if isinstance(current, UnreadableSecret):
+                    note = str(UNREADABLE_SECRET)
+                elif tail:
                     note = gettext(
                         "A value is stored (ends in “%(tail)s”). Leave blank to keep it."
                     ) % {"tail": tail}

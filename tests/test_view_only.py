@@ -155,3 +155,47 @@ def test_resubmitting_is_for_administrators_and_audited(
     assert context is not None and context.ip == "198.51.100.9"
     assert "math.floor" in context.note
     broker.purge_queue()
+
+
+def _custom_object_urls() -> list[tuple[admin.ModelAdmin, str]]:
+    """Routes our admins add with an object id in them (Django's own are handled by Django)."""
+    standard = {"changelist", "add", "history", "delete", "change", "password_change"}
+    found = []
+    for model_admin in admin.site._registry.values():
+        for pattern in model_admin.get_urls():
+            route = str(getattr(pattern, "pattern", ""))
+            name = getattr(pattern, "name", None) or ""
+            if "<path:object_id>" not in route or not name:
+                continue
+            if name.rsplit("_", 1)[-1] in standard or name.endswith("_password_change"):
+                continue
+            found.append((model_admin, route))
+    return found
+
+
+@pytest.mark.parametrize("role_fixture", ["auditor", "editor", "credential_admin", "superuser"])
+def test_custom_admin_urls_answer_404_after_the_permission_check(
+    request, world, role_fixture, settings
+):
+    settings.PLATFORM_MAX_ATTEMPTS = 1  # the existing credential's test fails fast (no sandbox)
+    user = request.getfixturevalue(role_fixture)
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    urls = _custom_object_urls()
+    assert urls, "the credentials' test-connection URLs at least"
+    for model_admin, route in urls:
+        opts = model_admin.model._meta
+        existing = model_admin.model._default_manager.order_by("pk").first()
+        assert existing is not None, opts.label
+        answers = {}
+        for object_id in (str(existing.pk), "abc", "999999", "1%2F2"):
+            url = f"/admin/{opts.app_label}/{opts.model_name}/" + route.replace(
+                "<path:object_id>", object_id
+            )
+            answers[object_id] = client.post(url).status_code
+        assert 500 not in answers.values(), (route, answers)
+        if answers[str(existing.pk)] == 403:
+            # Someone who may not use it learns nothing about which ids exist.
+            assert set(answers.values()) == {403}, (route, answers)
+        else:
+            assert answers["abc"] == answers["999999"] == answers["1%2F2"] == 404, (route, answers)

@@ -35,6 +35,61 @@ def check_task_queue_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
     return []
 
 
+def _reason(exc: Exception) -> str:
+    from console.settings_parsing import hide_passwords
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    # The reason sits inside our sentence: its own final punctuation would double ours.
+    return hide_passwords(text)[:300].rstrip(" .?!")
+
+
+@register(Tags.compatibility)
+def check_services_reachable(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """The database, and with REDIS_URL the cache and the broker, answer: before anything runs.
+
+    Without REDIS_URL the cache and the queue are tables that `bootstrap` creates, so only the
+    database connection itself is tried.
+    """
+    from django.db import connection
+
+    errors = []
+    try:
+        connection.ensure_connection()
+    except Exception as exc:
+        errors.append(
+            Error(
+                f"The database named by DATABASE_URL cannot be reached: {_reason(exc)}. Check "
+                "the host, port, name, user and password, and that the server is running.",
+                id="console.E010",
+            )
+        )
+    if settings.REDIS_URL:
+        from django.core.cache import caches
+        from django_q.brokers import get_broker
+
+        try:
+            caches[settings.SHARED_CACHE_ALIAS].get("console:reachable")
+        except Exception as exc:
+            errors.append(
+                Error(
+                    f"The cache at REDIS_URL cannot be reached: {_reason(exc)}. Check the host, "
+                    "port and password, and that Redis is running.",
+                    id="console.E011",
+                )
+            )
+        else:
+            try:
+                get_broker().ping()
+            except Exception as exc:
+                errors.append(
+                    Error(
+                        f"The task queue at REDIS_URL cannot be reached: {_reason(exc)}.",
+                        id="console.E012",
+                    )
+                )
+    return errors
+
+
 @register(Tags.security)
 def check_stored_secrets_readable(app_configs: Any, **kwargs: Any) -> list[Warning]:
     """Stored secrets that no configured key opens: a well-formed but wrong CREDENTIALS_KEY."""

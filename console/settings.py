@@ -14,11 +14,12 @@ import environ
 from django.utils.translation import gettext_lazy as _
 
 from console.exceptions import MissingRequiredSetting
+from console.settings_parsing import CheckedEnv, database_config, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
+env = CheckedEnv()
 # Tests set CONSOLE_READ_DOTENV=0 so that a developer's `.env` cannot change what they test.
 if os.environ.get("CONSOLE_READ_DOTENV", "1") == "1":
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -115,7 +116,7 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "console.sqlite3"
 # `DATABASE_URL=` (empty, as in .env.example) means the default.
 DATABASES = {
-    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
+    "default": database_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -131,17 +132,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable server is reported after seconds, not after the system's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches and the task queue -------------------------------------------------------------
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = redis_url(env.str("REDIS_URL", default=""))
 if REDIS_URL:
     _redis_cache = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="console"),
+        # An unreachable server is reported after seconds, not after the TCP timeout.
+        "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 10},
     }
     CACHES = {"default": _redis_cache, "shared": {**_redis_cache}}
 else:

@@ -1,0 +1,69 @@
+"""Every bad setting gets a sentence naming it from `check` and `bootstrap`, never a traceback.
+
+Settings are read once per process: each case runs manage.py in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_configuration import BASE_DIR, clean_env, keys
+
+CASES = [
+    ({"DATABASE_URL": "notaurl"}, "DATABASE_URL “notaurl” is not a database URL"),
+    (
+        {"DATABASE_URL": "postgres://user:hunter2@db.example:port/console"},
+        "DATABASE_URL “postgres://user:••••@db.example:port/console” has a port that is not",
+    ),
+    ({"DATABASE_URL": "postgres://"}, "DATABASE_URL “postgres://” names no database"),
+    (
+        {"DATABASE_URL": "postgres://console:hunter2@127.0.0.1:1/console"},
+        "The database named by DATABASE_URL cannot be reached",
+    ),
+    ({"REDIS_URL": "notaurl"}, "REDIS_URL “notaurl” is not a Redis URL"),
+    (
+        {"REDIS_URL": "redis://127.0.0.1:99999/0"},
+        "REDIS_URL “redis://127.0.0.1:99999/0” has a port",
+    ),
+    ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "The cache at REDIS_URL cannot be reached"),
+    ({"PORT": "eighty"}, "PORT must be a whole number; it is set to “eighty”"),
+    ({"PLATFORM_RATE_LIMIT": "1e999"}, "PLATFORM_RATE_LIMIT must be a finite number"),
+    (
+        {"PLATFORM_READ_TIMEOUT": "nan"},
+        "PLATFORM_READ_TIMEOUT must be a finite number; it is set to “nan”",
+    ),
+]
+
+
+def manage(command: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    environment = clean_env(
+        **{**keys(), "DATABASE_URL": f"sqlite:///{tmp_path}/console.sqlite3", **env}
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", command],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("env", "sentence"), CASES, ids=[next(iter(c[0].values())) for c in CASES])
+@pytest.mark.parametrize("command", ["check", "bootstrap"])
+def test_a_bad_setting_is_a_sentence(tmp_path, env, sentence, command):
+    result = manage(command, tmp_path, **env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert sentence in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "The console is ready" not in result.stdout
+
+
+def test_good_settings_pass(tmp_path):
+    result = manage("check", tmp_path)
+    assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -104,3 +105,51 @@ def check_stored_secrets_readable(app_configs: Any, **kwargs: Any) -> list[Warni
     if not found:
         return []
     return [Warning(describe_unreadable_secrets(found), id="console.W001")]
+
+
+_SANDBOX_PATHS = {
+    "WECOM_API_BASE": "wecom",
+    "WECHAT_API_BASE": "wechat",
+    "CHATBOT_API_BASE": "chatbot",
+}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@register(Tags.compatibility)
+def check_sandbox_ports(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """With the sandbox on, an API base on this machine must be the sandbox's port.
+
+    A base left over in .env from a run on another SANDBOX_PORT would send every call, secrets
+    included, to whatever else listens on the old port.
+    """
+    if not settings.SANDBOX_ENABLED:
+        return []
+    errors = []
+    if settings.CONSOLE_PORT == settings.SANDBOX_PORT:
+        errors.append(
+            Error(
+                f"PORT and SANDBOX_PORT are both {settings.SANDBOX_PORT}: the web server and the "
+                "sandbox need a port each.",
+                id="console.E013",
+            )
+        )
+    for name, path in _SANDBOX_PATHS.items():
+        base = getattr(settings, name)
+        try:
+            parts = urlsplit(base)
+            port = parts.port
+        except ValueError:
+            errors.append(Error(f"{name} “{base}” is not a URL.", id="console.E014"))
+            continue
+        if parts.hostname in _LOOPBACK and port != settings.SANDBOX_PORT:
+            errors.append(
+                Error(
+                    f"{name} is {base}, but the sandbox listens on SANDBOX_PORT="
+                    f"{settings.SANDBOX_PORT}: calls and secrets would go to whatever listens "
+                    f"on port {port}. Empty {name} in .env to follow SANDBOX_PORT (http://"
+                    f"127.0.0.1:{settings.SANDBOX_PORT}/{path}), or set it to where the "
+                    "platform really is.",
+                    id="console.E014",
+                )
+            )
+    return errors

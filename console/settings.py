@@ -252,9 +252,29 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "console.reporting.SecretSafeExceptionReport
 
 # --- Platforms -------------------------------------------------------------------------------
 
-WECOM_API_BASE = env.str("WECOM_API_BASE", default="https://qyapi.weixin.qq.com")
-WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
-CHATBOT_API_BASE = env.str("CHATBOT_API_BASE", default="https://chatbot.weixin.qq.com")
+SANDBOX_ENABLED = env.bool("SANDBOX", default=False)
+SANDBOX_PORT = env.port("SANDBOX_PORT", default=8900)
+
+
+def _platform_base(name: str, *, production: str, sandbox_path: str) -> str:
+    """Set explicitly, or the sandbox on SANDBOX_PORT when SANDBOX is on, or production."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if SANDBOX_ENABLED:
+        return f"http://127.0.0.1:{SANDBOX_PORT}/{sandbox_path}"
+    return production
+
+
+WECOM_API_BASE = _platform_base(
+    "WECOM_API_BASE", production="https://qyapi.weixin.qq.com", sandbox_path="wecom"
+)
+WECHAT_API_BASE = _platform_base(
+    "WECHAT_API_BASE", production="https://api.weixin.qq.com", sandbox_path="wechat"
+)
+CHATBOT_API_BASE = _platform_base(
+    "CHATBOT_API_BASE", production="https://chatbot.weixin.qq.com", sandbox_path="chatbot"
+)
 PLATFORM_CONNECT_TIMEOUT = env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0)
 PLATFORM_READ_TIMEOUT = env.float("PLATFORM_READ_TIMEOUT", default=20.0)
 PLATFORM_MAX_ATTEMPTS = env.int("PLATFORM_MAX_ATTEMPTS", default=4)
@@ -294,8 +314,6 @@ LOGGING = {
 
 # --- `make run` --------------------------------------------------------------------------------
 
-CONSOLE_PORT = env.int("PORT", default=8000)
-SANDBOX_ENABLED = env.bool("SANDBOX", default=False)
-SANDBOX_PORT = env.int("SANDBOX_PORT", default=8900)
+CONSOLE_PORT = env.port("PORT", default=8000)
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")

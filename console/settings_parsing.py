@@ -46,6 +46,12 @@ class CheckedEnv(environ.Env):
             raise InvalidSetting(f"{var} must be {wanted}; it is set to “{raw}”.") from None
         return value
 
+    def port(self, var: str, default: int) -> int:
+        value = self.int(var, default=default)
+        if not 1 <= value <= 65535:
+            raise InvalidSetting(f"{var} must be a port number from 1 to 65535; it is {value}.")
+        return value
+
     def float(self, var: str, default: Any = environ.Env.NOTSET) -> float:  # type: ignore[override]
         # django-environ drops characters it does not expect ("1e999" reads as 1999.0): Python's
         # own float() reads exactly what was written, or refuses it.

@@ -9,7 +9,9 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
+from django.utils import translation
 
+from console.cli import terminal_language
 from console.credentials import KeyRing
 
 
@@ -104,7 +106,8 @@ def check_stored_secrets_readable(app_configs: Any, **kwargs: Any) -> list[Warni
         return []
     if not found:
         return []
-    return [Warning(describe_unreadable_secrets(found), id="console.W001")]
+    with translation.override(terminal_language()):
+        return [Warning(describe_unreadable_secrets(found), id="console.W001")]
 
 
 _SANDBOX_PATHS = {

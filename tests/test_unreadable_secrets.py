@@ -98,8 +98,9 @@ def test_credential_set_explains_an_unreadable_secret_and_takes_a_new_one(other_
 
 
 def test_bootstrap_check_and_healthz_count_unreadable_secrets(
-    other_key, client, settings, tmp_path
+    other_key, client, settings, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("LANGUAGE", "en")  # commands speak the terminal's language
     settings.STATIC_ROOT = tmp_path
     out = StringIO()
     with translation.override("en"):

@@ -97,6 +97,8 @@ def credential_set(
             code="keys",
             params={"keys": ", ".join(unknown), "kind": kind, "allowed": ", ".join(spec.keys)},
         )
+    # The name as the model keeps it (trimmed), so " 主企业" finds "主企业" instead of a twin.
+    name = spec.model._meta.get_field("name").to_python(name)
     credential = spec.model._default_manager.select_for_update().filter(name=name).first()
     created = credential is None
     if credential is None:
@@ -135,10 +137,13 @@ class ConnectionCheck:
 
 
 _SUCCESS = {
-    WeComApp: _("Connected: WeCom accepted the corp ID and secret and gave an access token."),
+    WeComApp: _(
+        "Connected: WeCom accepted the corp ID and secret and answered a read of the customer "
+        "strategies."
+    ),
     OfficialAccount: _(
-        "Connected: the Official Account platform accepted the AppID and AppSecret and gave an "
-        "access token."
+        "Connected: the Official Account platform accepted the AppID and AppSecret and answered "
+        "a read of the account's tags."
     ),
     ChatbotBot: _("Connected: the dialogue platform accepted the TOKEN, EncodingAESKey and AppID."),
 }

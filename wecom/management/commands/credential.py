@@ -126,7 +126,8 @@ class Command(BaseCommand):
 
     def _test(self, options: dict[str, Any]) -> None:
         spec = CREDENTIAL_KINDS[options["kind"]]
-        credential = spec.model._default_manager.filter(name=options["name"]).first()
+        name = spec.model._meta.get_field("name").to_python(options["name"])
+        credential = spec.model._default_manager.filter(name=name).first()
         if credential is None:
             raise CommandError(
                 _("There is no %(kind)s credential “%(name)s”.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.db import transaction
@@ -51,9 +52,9 @@ class RotationReport:
 @dataclass(frozen=True)
 class UnreadableSecretRef:
     model_label: str
-    verbose_name: str
+    verbose_name: Any
     object_repr: str
-    field_name: str
+    field_name: Any
 
 
 def _encrypted_models() -> list[tuple[type, list[EncryptedSecretField]]]:
@@ -77,9 +78,10 @@ def unreadable_secrets() -> list[UnreadableSecretRef]:
                     found.append(
                         UnreadableSecretRef(
                             model_label=model._meta.label,
-                            verbose_name=str(model._meta.verbose_name),
+                            # Lazy: translated where they are shown, in that language.
+                            verbose_name=model._meta.verbose_name,
                             object_repr=str(obj),
-                            field_name=str(model_field.verbose_name),
+                            field_name=model_field.verbose_name,
                         )
                     )
     return found

@@ -199,6 +199,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# This many failed sign-ins for one username from one address within LOGIN_FAILURE_WINDOW
+# seconds lock that pair out for LOGIN_LOCKOUT_SECONDS (console/login_throttle.py).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # The user that background jobs and platform pulls act as in the admin history.
 CONSOLE_SYSTEM_USERNAME = env.str("CONSOLE_SYSTEM_USERNAME", default="system")
 

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -245,6 +246,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Sources added to the Content-Security-Policy (console/csp.py), per directive, e.g.
+# {"img-src": ["https://cdn.example.com"]}. Empty: our own origin only.
+CONSOLE_CSP_EXTRA: dict[str, list[str]] = {}
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is a commitment for the whole domain that is slow to undo; the operator opts
     # in with SECURE_HSTS_PRELOAD=true once every subdomain serves HTTPS.

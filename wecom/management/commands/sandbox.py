@@ -64,19 +64,22 @@ class Command(BaseCommand):
             if options["demo"]:
                 seed_demo(state)
 
-        server = SandboxServer(
-            options["host"],
-            options["port"],
-            state,
-            token_ttl=options["token_ttl"],
-            seed=options["seed"],
-            verbose=options["verbose"],
-        )
+        try:
+            server = SandboxServer(
+                options["host"],
+                options["port"],
+                state,
+                token_ttl=options["token_ttl"],
+                seed=options["seed"],
+                verbose=options["verbose"],
+            )
+        except ValueError as exc:
+            raise CommandError(f"{exc}.") from None
         for rule in faults:
             server.faults.add(rule)
         try:
             server.start()
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             raise CommandError(
                 f"cannot listen on {options['host']}:{options['port']}: {exc}"
             ) from None

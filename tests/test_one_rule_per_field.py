@@ -120,3 +120,13 @@ def test_an_accepted_rate_limit_is_finite_and_in_range(rate):
     except ValidationError:
         return
     assert rate is None or (math.isfinite(rate) and 0.1 <= rate <= 10_000)
+
+
+def test_the_corp_id_message_names_both_prefixes_it_accepts():
+    from wecom.validators import validate_corp_id
+
+    validate_corp_id("wx0123456789abcdef")
+    validate_corp_id("ww0123456789abcdef")
+    with translation.override("en"), pytest.raises(ValidationError) as caught:
+        validate_corp_id("wy0123456789abcdef")
+    assert "“ww” (or “wx”" in caught.value.messages[0]

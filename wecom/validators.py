@@ -30,7 +30,10 @@ _MANAGER_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 def validate_corp_id(value: str) -> None:
     if not _CORP_ID.match(value or ""):
         raise ValidationError(
-            _("A corp ID is “ww” followed by 16 hexadecimal digits, e.g. ww1a2b3c4d5e6f7a8b."),
+            _(
+                "A corp ID is “ww” (or “wx” for corps registered before WeCom's rename) followed "
+                "by 16 hexadecimal digits, e.g. ww1a2b3c4d5e6f7a8b."
+            ),
             code="corp_id",
         )
 

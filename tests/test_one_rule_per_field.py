@@ -127,6 +127,7 @@ def test_the_corp_id_message_names_both_prefixes_it_accepts():
 
     validate_corp_id("wx0123456789abcdef")
     validate_corp_id("ww0123456789abcdef")
-    with translation.override("en"), pytest.raises(ValidationError) as caught:
-        validate_corp_id("wy0123456789abcdef")
-    assert "“ww” (or “wx”" in caught.value.messages[0]
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as caught:
+            validate_corp_id("wy0123456789abcdef")
+        assert "“ww” (or “wx”" in caught.value.messages[0]

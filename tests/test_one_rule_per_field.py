@@ -131,3 +131,8 @@ def test_the_corp_id_message_names_both_prefixes_it_accepts():
         with pytest.raises(ValidationError) as caught:
             validate_corp_id("wy0123456789abcdef")
         assert "“ww” (or “wx”" in caught.value.messages[0]
+
+
+def test_testing_a_credential_by_an_impossible_name_says_there_is_none(db):
+    with translation.override("en"), pytest.raises(CommandError, match="There is no oa credential"):
+        call_command("credential", "test", "oa", "品牌\x00号")

@@ -97,8 +97,12 @@ def credential_set(
             code="keys",
             params={"keys": ", ".join(unknown), "kind": kind, "allowed": ", ".join(spec.keys)},
         )
-    # The name as the model keeps it (trimmed), so " 主企业" finds "主企业" instead of a twin.
-    name = spec.model._meta.get_field("name").to_python(name)
+    # The name as the model keeps it (trimmed), so " 主企业" finds "主企业" instead of a twin;
+    # checked before the lookup, which a NUL character would break on PostgreSQL.
+    try:
+        name = spec.model._meta.get_field("name").clean(name, None)
+    except ValidationError as error:
+        raise ValidationError({"name": error.error_list}) from None
     credential = spec.model._default_manager.select_for_update().filter(name=name).first()
     created = credential is None
     if credential is None:

@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
 from console.credentials import Secret, UnreadableSecret
-from console.fields import UNREADABLE_SECRET, secret_field_names
+from console.fields import secret_field_names
 
 
 class SecretInput(forms.PasswordInput):
@@ -62,7 +62,11 @@ class SecretFieldsFormMixin:
                 field.required = False
                 tail = current.tail if isinstance(current, Secret) else ""
                 if isinstance(current, UnreadableSecret):
-                    note = str(UNREADABLE_SECRET)
+                    # Short: saving without a new value shows the full explanation as an error.
+                    note = gettext(
+                        "The stored value cannot be read with the configured keys: enter it "
+                        "again to replace it."
+                    )
                 elif tail:
                     note = gettext(
                         "A value is stored (ends in “%(tail)s”). Leave blank to keep it."

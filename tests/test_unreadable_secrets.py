@@ -63,7 +63,7 @@ def test_the_change_form_explains_an_unreadable_secret_and_takes_a_new_one(
     with translation.override("en"):
         form = client.get(change, HTTP_ACCEPT_LANGUAGE="en")
         assert form.status_code == 200
-        assert UNREADABLE in form.content.decode()
+        assert "cannot be read with the configured keys" in form.content.decode()
         response = client.post(
             change, {"name": "renamed", **data, "rate_limit": ""}, HTTP_ACCEPT_LANGUAGE="en"
         )
@@ -121,3 +121,12 @@ def test_bootstrap_check_and_healthz_count_unreadable_secrets(
     assert answer.status_code == 200
     assert answer.json()["status"] == "degraded"
     assert answer.json()["unreadable_secrets"] == 4
+
+
+def test_the_credential_admin_dashboard_says_which_secrets_cannot_be_read(
+    other_key, credential_admin
+):
+    page = admin_client(credential_admin).get("/admin/", HTTP_ACCEPT_LANGUAGE="en")
+    text = page.content.decode()
+    assert "4 stored secret(s) cannot be read" in text
+    assert "console-panel" in text

@@ -160,3 +160,15 @@ def test_the_verbose_log_hides_secrets_in_the_request_line(capsys):
     assert DEMO.wecom_secret not in redact_query(line)
     assert "corpid=ww1" in redact_query(line)
     assert redact_query("/x?access_token=abc&limit=1") == "/x?access_token=••••&limit=1"
+
+
+def test_the_sandbox_commands_default_to_sandbox_port(settings, monkeypatch):
+    monkeypatch.delenv("SANDBOX_URL", raising=False)
+    from wecom.management.commands.sandbox import Command as Sandbox
+    from wecom.management.commands.sandbox_ctl import Command as SandboxCtl
+
+    settings.SANDBOX_PORT = 18390
+    ctl = SandboxCtl().create_parser("manage.py", "sandbox_ctl").parse_args(["stats"])
+    assert ctl.url == "http://127.0.0.1:18390"
+    served = Sandbox().create_parser("manage.py", "sandbox").parse_args([])
+    assert served.port == 18390

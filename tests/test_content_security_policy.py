@@ -42,3 +42,17 @@ def test_the_server_error_page_style_is_allowed_by_its_hash():
     hashes = _error_page_style_hashes()
     assert len(hashes) == 1
     assert hashes[0] in content_security_policy("n")
+
+
+def test_the_rendered_server_error_page_matches_the_allowed_hash():
+    import base64
+    import hashlib
+
+    from django.template import loader
+
+    from console.csp import content_security_policy
+
+    html = loader.get_template("500.html").render({})
+    block = re.search(r"<style>(.*?)</style>", html, flags=re.DOTALL).group(1)
+    digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in content_security_policy("n")

@@ -8,6 +8,8 @@ MANAGE := $(BIN)/python manage.py
 
 .PHONY: run test lint format lock messages clean
 
+# PORT and SANDBOX_PORT from the environment win over .env (`PORT=18300 SANDBOX_PORT=18390 make
+# run`); the API bases that .env leaves empty follow SANDBOX_PORT (console/settings.py).
 run: $(VENV)/.installed-run
 	@$(BIN)/python -m console.envfile
 	@$(MANAGE) runconsole --check-ports

@@ -9,11 +9,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     from django.core.management import execute_from_command_line
 
-    from console.exceptions import MissingRequiredSetting
+    from console.exceptions import ConfigurationError
 
     try:
         execute_from_command_line(sys.argv)
-    except MissingRequiredSetting as exc:
+    except ConfigurationError as exc:
         sys.stderr.write(f"The console cannot start: {exc}\n")
         sys.exit(1)
 

@@ -172,4 +172,6 @@ admin.site.register(User, AuditedUserAdmin)
 admin.site.unregister(Group)
 admin.site.register(Group, AuditedGroupAdmin)
 
+# django-q2's task pages with the resubmit action for administrators only (imported for effect).
+from console import queue_admin  # noqa: E402, F401
 from console.jobs import admin as jobs_admin  # noqa: E402,F401  (registers the job pages)

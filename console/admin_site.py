@@ -15,6 +15,13 @@ class ConsoleAdminSite(admin.AdminSite):
     # The console has no public site: "View site" would only lead back here.
     site_url = None
 
+    @property
+    def login_form(self) -> Any:  # type: ignore[override]
+        # Imported late: the form reaches the audit log and the user model.
+        from console.login_throttle import ThrottledAdminAuthenticationForm
+
+        return ThrottledAdminAuthenticationForm
+
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:

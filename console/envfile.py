@@ -18,12 +18,15 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# The API bases are left empty: with SANDBOX on, the settings point them at the sandbox on
+# SANDBOX_PORT, so `SANDBOX_PORT=18390 make run` moves the calls with the sandbox instead of
+# sending them (secrets included) to whatever listens on the port written here once.
 LOCAL_RUN = {
     "SECURE_HTTPS": "false",
     "SANDBOX": "true",
-    "WECOM_API_BASE": "http://127.0.0.1:{sandbox_port}/wecom",
-    "WECHAT_API_BASE": "http://127.0.0.1:{sandbox_port}/wechat",
-    "CHATBOT_API_BASE": "http://127.0.0.1:{sandbox_port}/chatbot",
+    "WECOM_API_BASE": "",
+    "WECHAT_API_BASE": "",
+    "CHATBOT_API_BASE": "",
 }
 
 
@@ -35,11 +38,11 @@ def new_secret_key() -> str:
     return secrets.token_urlsafe(50)
 
 
-def render(example: str, *, sandbox_port: str = "8900") -> str:
+def render(example: str) -> str:
     values = {
         "SECRET_KEY": new_secret_key(),
         "CREDENTIALS_KEY": new_credentials_key(),
-        **{key: value.format(sandbox_port=sandbox_port) for key, value in LOCAL_RUN.items()},
+        **LOCAL_RUN,
     }
     lines = []
     for line in example.splitlines():

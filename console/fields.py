@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -13,6 +14,12 @@ from console.credentials import (
     Secret,
     UnreadableSecret,
     key_ring,
+)
+
+UNREADABLE_SECRET = _(
+    "The stored value was saved under another CREDENTIALS_KEY and cannot be read. Enter it "
+    "again, or restore the key it was saved with (as CREDENTIALS_KEY, or in "
+    "CREDENTIALS_OLD_KEYS) and restart the console."
 )
 
 
@@ -58,8 +65,12 @@ class EncryptedSecretField(models.TextField):
         return self.get_prep_value(self.value_from_object(obj)) or ""
 
     def run_validators(self, value: Any) -> None:
+        # An envelope no configured key opens cannot be checked, nor used: saving it again
+        # would keep a record that cannot work. The user enters the secret or restores the key.
+        if isinstance(value, UnreadableSecret):
+            raise ValidationError(UNREADABLE_SECRET, code="unreadable")
         # Validators see the plaintext; the Secret wrapper would show them only a mask.
-        if isinstance(value, Secret) and not isinstance(value, UnreadableSecret):
+        if isinstance(value, Secret):
             value = value.reveal()
         super().run_validators(value)
 

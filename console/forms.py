@@ -9,7 +9,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
-from console.credentials import Secret
+from console.credentials import Secret, UnreadableSecret
 from console.fields import secret_field_names
 
 
@@ -61,7 +61,13 @@ class SecretFieldsFormMixin:
             if self.instance.pk and current:
                 field.required = False
                 tail = current.tail if isinstance(current, Secret) else ""
-                if tail:
+                if isinstance(current, UnreadableSecret):
+                    # Short: saving without a new value shows the full explanation as an error.
+                    note = gettext(
+                        "The stored value cannot be read with the configured keys: enter it "
+                        "again to replace it."
+                    )
+                elif tail:
                     note = gettext(
                         "A value is stored (ends in “%(tail)s”). Leave blank to keep it."
                     ) % {"tail": tail}

@@ -46,9 +46,25 @@ CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
+def _unreadable_secret_count() -> int | None:
+    from console.keyrotation import unreadable_secrets
+
+    try:
+        return len(unreadable_secrets())
+    except Exception:
+        logger.exception("counting unreadable secrets failed")
+        return None
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Each part's state; 503 when the console cannot serve.
+
+    Stored secrets that no configured key reads (a wrong CREDENTIALS_KEY) leave the console
+    able to serve, and a credential admin must be able to log in to enter them again: they make
+    the status "degraded" with a 200, and their number is in the answer.
+    """
     results = {}
     for name, check in CHECKS.items():
         try:
@@ -60,7 +76,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         else:
             results[name] = "ok"
     healthy = all(result == "ok" for result in results.values())
+    unreadable = _unreadable_secret_count() if results["database"] == "ok" else None
+    if unreadable is not None:
+        results["secrets"] = "ok" if unreadable == 0 else "unreadable"
+    status = "ok" if healthy else "fail"
+    if healthy and unreadable:
+        status = "degraded"
     return JsonResponse(
-        {"status": "ok" if healthy else "fail", "checks": results},
+        {"status": status, "checks": results, "unreadable_secrets": unreadable},
         status=200 if healthy else 503,
     )

@@ -1,8 +1,9 @@
-"""Key rotation for encrypted secrets."""
+"""Key rotation for encrypted secrets, and which stored secrets no configured key can read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
 from django.db import transaction
@@ -48,6 +49,55 @@ class RotationReport:
         return lines
 
 
+@dataclass(frozen=True)
+class UnreadableSecretRef:
+    model_label: str
+    verbose_name: Any
+    object_repr: str
+    field_name: Any
+
+
+def _encrypted_models() -> list[tuple[type, list[EncryptedSecretField]]]:
+    found = []
+    for model in apps.get_models():
+        fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedSecretField)]
+        if fields:
+            found.append((model, fields))
+    return found
+
+
+def unreadable_secrets() -> list[UnreadableSecretRef]:
+    """Every stored secret that neither CREDENTIALS_KEY nor CREDENTIALS_OLD_KEYS opens."""
+    found = []
+    for model, fields in _encrypted_models():
+        # Reading through the model: the field turns an envelope it cannot open into an
+        # UnreadableSecret instead of failing.
+        for obj in model._base_manager.all():
+            for model_field in fields:
+                if isinstance(getattr(obj, model_field.attname), UnreadableSecret):
+                    found.append(
+                        UnreadableSecretRef(
+                            model_label=model._meta.label,
+                            # Lazy: translated where they are shown, in that language.
+                            verbose_name=model._meta.verbose_name,
+                            object_repr=str(obj),
+                            field_name=model_field.verbose_name,
+                        )
+                    )
+    return found
+
+
+def describe_unreadable_secrets(found: list[UnreadableSecretRef]) -> str:
+    """One paragraph for an operator: how many, which, and how to fix it."""
+    listed = "; ".join(f"{ref.verbose_name} “{ref.object_repr}”: {ref.field_name}" for ref in found)
+    return gettext(
+        "%(count)d stored secret(s) cannot be read with CREDENTIALS_KEY or CREDENTIALS_OLD_KEYS "
+        "(%(listed)s). They were saved under another key: put that key back (as "
+        "CREDENTIALS_KEY, or in CREDENTIALS_OLD_KEYS) and restart, or enter those secrets again "
+        "in the admin."
+    ) % {"count": len(found), "listed": listed}
+
+
 def credentials_rotate(*, actor: Actor, dry_run: bool = False) -> RotationReport:
     """Re-encrypt, model by model, every secret not yet under the current key.
 
@@ -56,10 +106,7 @@ def credentials_rotate(*, actor: Actor, dry_run: bool = False) -> RotationReport
     """
     ring = key_ring()
     report = RotationReport(key_id=ring.current.key_id, dry_run=dry_run)
-    for model in apps.get_models():
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedSecretField)]
-        if not fields:
-            continue
+    for model, fields in _encrypted_models():
         # The stored envelopes as text: the field itself would decrypt them on the way out.
         raw = {f"raw_{f.attname}": Cast(f.attname, output_field=TextField()) for f in fields}
         with transaction.atomic():

@@ -1,4 +1,4 @@
-"""Services of the console itself: the first administrator account."""
+"""Services of the console itself: the first administrator account, resubmitted tasks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+from django_q.models import Task
 
 from console.audit import Actor, AuditAction, audit_record
+from console.tasks import enqueue_after_commit
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,27 @@ def admin_account_ensure(*, username: str, password: str, actor: Actor) -> Admin
     )
     audit_record(actor=actor, obj=user, action=AuditAction.ADD)
     return AdminAccount(user=user, created=True, generated_password=generated)
+
+
+@transaction.atomic
+def task_resubmit(*, task: Task, actor: Actor) -> None:
+    """Queue ``task`` again with its arguments; a failure record is removed once re-queued.
+
+    The resubmission is in the admin history of the task, as ``actor``.
+    """
+    audit_record(
+        actor=actor,
+        obj=task,
+        action=AuditAction.CHANGE,
+        note=_("Resubmitted to the queue: %(func)s."),
+        note_params={"func": task.func},
+    )
+    enqueue_after_commit(
+        task.func,
+        *(task.args or ()),
+        group=task.group,
+        hook=task.hook,
+        task_kwargs=dict(task.kwargs or {}),
+    )
+    if not task.success:
+        task.delete()

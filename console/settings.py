@@ -14,11 +14,12 @@ import environ
 from django.utils.translation import gettext_lazy as _
 
 from console.exceptions import MissingRequiredSetting
+from console.settings_parsing import CheckedEnv, database_config, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
+env = CheckedEnv()
 # Tests set CONSOLE_READ_DOTENV=0 so that a developer's `.env` cannot change what they test.
 if os.environ.get("CONSOLE_READ_DOTENV", "1") == "1":
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -115,7 +117,7 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "console.sqlite3"
 # `DATABASE_URL=` (empty, as in .env.example) means the default.
 DATABASES = {
-    "default": env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
+    "default": database_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
@@ -131,17 +133,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable server is reported after seconds, not after the system's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches and the task queue -------------------------------------------------------------
 
-REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_URL = redis_url(env.str("REDIS_URL", default=""))
 if REDIS_URL:
     _redis_cache = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="console"),
+        # An unreachable server is reported after seconds, not after the TCP timeout.
+        "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 10},
     }
     CACHES = {"default": _redis_cache, "shared": {**_redis_cache}}
 else:
@@ -194,6 +200,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# This many failed sign-ins for one username from one address within LOGIN_FAILURE_WINDOW
+# seconds lock that pair out for LOGIN_LOCKOUT_SECONDS (console/login_throttle.py).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # The user that background jobs and platform pulls act as in the admin history.
 CONSOLE_SYSTEM_USERNAME = env.str("CONSOLE_SYSTEM_USERNAME", default="system")
 
@@ -235,6 +246,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 X_FRAME_OPTIONS = "DENY"
+# Sources added to the Content-Security-Policy (console/csp.py), per directive, e.g.
+# {"img-src": ["https://cdn.example.com"]}. Empty: our own origin only.
+CONSOLE_CSP_EXTRA: dict[str, list[str]] = {}
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is a commitment for the whole domain that is slow to undo; the operator opts
     # in with SECURE_HSTS_PRELOAD=true once every subdomain serves HTTPS.
@@ -247,9 +261,29 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "console.reporting.SecretSafeExceptionReport
 
 # --- Platforms -------------------------------------------------------------------------------
 
-WECOM_API_BASE = env.str("WECOM_API_BASE", default="https://qyapi.weixin.qq.com")
-WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
-CHATBOT_API_BASE = env.str("CHATBOT_API_BASE", default="https://chatbot.weixin.qq.com")
+SANDBOX_ENABLED = env.bool("SANDBOX", default=False)
+SANDBOX_PORT = env.port("SANDBOX_PORT", default=8900)
+
+
+def _platform_base(name: str, *, production: str, sandbox_path: str) -> str:
+    """Set explicitly, or the sandbox on SANDBOX_PORT when SANDBOX is on, or production."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if SANDBOX_ENABLED:
+        return f"http://127.0.0.1:{SANDBOX_PORT}/{sandbox_path}"
+    return production
+
+
+WECOM_API_BASE = _platform_base(
+    "WECOM_API_BASE", production="https://qyapi.weixin.qq.com", sandbox_path="wecom"
+)
+WECHAT_API_BASE = _platform_base(
+    "WECHAT_API_BASE", production="https://api.weixin.qq.com", sandbox_path="wechat"
+)
+CHATBOT_API_BASE = _platform_base(
+    "CHATBOT_API_BASE", production="https://chatbot.weixin.qq.com", sandbox_path="chatbot"
+)
 PLATFORM_CONNECT_TIMEOUT = env.float("PLATFORM_CONNECT_TIMEOUT", default=5.0)
 PLATFORM_READ_TIMEOUT = env.float("PLATFORM_READ_TIMEOUT", default=20.0)
 PLATFORM_MAX_ATTEMPTS = env.int("PLATFORM_MAX_ATTEMPTS", default=4)
@@ -303,8 +337,6 @@ LOGGING = {
 
 # --- `make run` --------------------------------------------------------------------------------
 
-CONSOLE_PORT = env.int("PORT", default=8000)
-SANDBOX_ENABLED = env.bool("SANDBOX", default=False)
-SANDBOX_PORT = env.int("SANDBOX_PORT", default=8900)
+CONSOLE_PORT = env.port("PORT", default=8000)
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")

@@ -19,15 +19,20 @@ def enqueue_after_commit(
     *args: Any,
     task_name: str | None = None,
     group: str | None = None,
+    hook: str | None = None,
+    task_kwargs: dict[str, Any] | None = None,
 ) -> None:
     """Queue ``task(*args)`` for the worker when the current transaction commits.
 
     Pass ids, never objects or secrets: arguments are pickled into the broker. Outside a
-    transaction the task is queued at once.
+    transaction the task is queued at once. ``task_kwargs`` are the task's own keyword
+    arguments, given apart from the queue's options.
     """
     options: dict[str, Any] = {}
     if task_name:
         options["task_name"] = task_name
     if group:
         options["group"] = group
-    transaction.on_commit(lambda: async_task(task, *args, **options))
+    if hook:
+        options["hook"] = hook
+    transaction.on_commit(lambda: async_task(task, *args, **(task_kwargs or {}), **options))

@@ -265,3 +265,36 @@ def test_the_add_form_shows_no_empty_status_rows(db, credential_admin):
         .content.decode()
     )
     assert "上次连接测试" not in page and "尚未测试" not in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "endpoint"),
+    [
+        ("wecom", "WECOM_API_BASE", ("wecom", "/cgi-bin/externalcontact/customer_strategy/list")),
+        ("oa", "WECHAT_API_BASE", ("wechat", "/cgi-bin/tags/get")),
+    ],
+)
+def test_the_connection_test_contacts_the_platform_even_with_a_cached_token(
+    demo, sandbox, settings, kind, setting, endpoint
+):
+    credential = demo[kind]
+    assert credential_test_connection(credential=credential, actor=Actor.system()).ok
+    assert credential_test_connection(credential=credential, actor=Actor.system()).ok
+    # Two tests, two authenticated calls; the token was fetched once and reused.
+    assert sandbox.calls(*endpoint) == 2
+    settings.PLATFORM_MAX_ATTEMPTS = 1
+    setattr(settings, setting, "http://127.0.0.1:9")  # nothing listens there
+    with translation.override("en"):
+        check = credential_test_connection(credential=credential, actor=Actor.system())
+    assert not check.ok
+    assert "Connected" not in check.message
+    credential.refresh_from_db()
+    assert credential.last_check_ok is False
+
+
+def test_the_connection_test_reports_a_refused_cached_token_after_a_fresh_one_works(demo, sandbox):
+    app = demo["wecom"]
+    assert credential_test_connection(credential=app, actor=Actor.system()).ok
+    sandbox.invalidate_tokens("wecom")
+    assert credential_test_connection(credential=app, actor=Actor.system()).ok
+    assert sandbox.calls("wecom", "/cgi-bin/gettoken") == 2

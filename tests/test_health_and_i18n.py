@@ -28,7 +28,8 @@ def test_healthz_reports_each_part_in_json(client):
     assert response["Content-Type"] == "application/json"
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "cache": "ok", "broker": "ok"},
+        "checks": {"database": "ok", "cache": "ok", "broker": "ok", "secrets": "ok"},
+        "unreadable_secrets": 0,
     }
     assert "no-cache" in response["Cache-Control"]
 

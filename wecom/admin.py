@@ -6,10 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -113,9 +113,14 @@ class CredentialAdmin(AuditedModelAdmin):
 
     @method_decorator(require_POST)
     def test_connection_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        credential = get_object_or_404(self.model, pk=object_id)
+        # Permission first: to anyone who may not test, every id, existing or not, malformed
+        # or not, gets the same 403.
         if not self.has_test_connection_permission(request):
             raise PermissionDenied
+        # get_object() turns an id of the wrong type ("abc") into None instead of a 500.
+        credential = self.get_object(request, unquote(object_id))
+        if credential is None:
+            raise Http404
         self.test_connection(request, self.model._default_manager.filter(pk=credential.pk))
         opts = self.model._meta
         return HttpResponseRedirect(

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _, ngettext
 
 from console.dashboard import Panel, register_panel
+from console.keyrotation import describe_unreadable_secrets, unreadable_secrets
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp
 
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ def credentials_panel(user: AbstractBaseUser) -> Panel | None:
                 str(model._meta.verbose_name_plural),
             )
         )
+    labels = {model._meta.label for model in models}
+    unreadable = [ref for ref in unreadable_secrets() if ref.model_label in labels]
+    if unreadable:
+        status = "error"
+        lines.insert(0, describe_unreadable_secrets(unreadable))
     if not any(model._default_manager.exists() for model in models):
         status = "warning"
         lines.append(_("No platform credentials yet: add one to start."))

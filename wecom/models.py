@@ -8,21 +8,72 @@ credential by name where a feature needs one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from console.fields import EncryptedSecretField
 from wecom.validators import (
+    NAME_BLANK,
+    RATE_LIMIT_MESSAGE,
+    clean_display_name,
     validate_bot_appid,
     validate_bot_encoding_aes_key,
     validate_bot_token,
     validate_corp_id,
+    validate_display_name,
     validate_manager_id,
     validate_oa_appid,
     validate_platform_secret,
+    validate_rate_limit,
 )
+
+
+class DisplayNameField(models.CharField):
+    """A name people read: trimmed, never blank, no control characters, wherever it is set.
+
+    The rule is in the model field, so the admin, `manage.py credential set` and every service
+    (all of which run ``full_clean``) trim and refuse alike, with the same words.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_display_name])
+        kwargs.setdefault("error_messages", {"blank": NAME_BLANK})
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        return clean_display_name(super().to_python(value))
+
+    def formfield(self, **kwargs: Any) -> Any:
+        field = super().formfield(**{"error_messages": {"required": NAME_BLANK}, **kwargs})
+        # The form's own NUL check would answer in other words than the model's rule.
+        field.validators = [
+            validator
+            for validator in field.validators
+            if not isinstance(validator, ProhibitNullCharactersValidator)
+        ]
+        return field
+
+
+class RateLimitField(models.FloatField):
+    """Calls per second: finite, from 0.1 to 10,000, or empty; one message for every refusal."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_rate_limit])
+        kwargs.setdefault("error_messages", {"invalid": RATE_LIMIT_MESSAGE})
+        super().__init__(*args, **kwargs)
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(
+            **{
+                "form_class": forms.FloatField,
+                "error_messages": {"invalid": RATE_LIMIT_MESSAGE},
+                **kwargs,
+            }
+        )
 
 
 class Platform(models.TextChoices):
@@ -32,17 +83,16 @@ class Platform(models.TextChoices):
 
 
 class PlatformCredential(models.Model):
-    name = models.CharField(
+    name = DisplayNameField(
         _("name"),
         max_length=64,
         unique=True,
         help_text=_("How the console and its users refer to this credential."),
     )
-    rate_limit = models.FloatField(
+    rate_limit = RateLimitField(
         _("calls per second"),
         null=True,
         blank=True,
-        validators=[MinValueValidator(0.1), MaxValueValidator(10_000)],
         help_text=_(
             "Most calls per second to the platform with this credential, across all workers. "
             "Empty: the console's default."

@@ -97,6 +97,12 @@ def credential_set(
             code="keys",
             params={"keys": ", ".join(unknown), "kind": kind, "allowed": ", ".join(spec.keys)},
         )
+    # The name as the model keeps it (trimmed), so " 主企业" finds "主企业" instead of a twin;
+    # checked before the lookup, which a NUL character would break on PostgreSQL.
+    try:
+        name = spec.model._meta.get_field("name").clean(name, None)
+    except ValidationError as error:
+        raise ValidationError({"name": error.error_list}) from None
     credential = spec.model._default_manager.select_for_update().filter(name=name).first()
     created = credential is None
     if credential is None:
@@ -135,22 +141,26 @@ class ConnectionCheck:
 
 
 _SUCCESS = {
-    WeComApp: _("Connected: WeCom accepted the corp ID and secret and gave an access token."),
+    WeComApp: _(
+        "Connected: WeCom accepted the corp ID and secret and answered a read of the customer "
+        "strategies."
+    ),
     OfficialAccount: _(
-        "Connected: the Official Account platform accepted the AppID and AppSecret and gave an "
-        "access token."
+        "Connected: the Official Account platform accepted the AppID and AppSecret and answered "
+        "a read of the account's tags."
     ),
     ChatbotBot: _("Connected: the dialogue platform accepted the TOKEN, EncodingAESKey and AppID."),
 }
 
 
 def credential_test_connection(*, credential: PlatformCredential, actor: Actor) -> ConnectionCheck:
-    """Make a harmless call with the credential; record and return the result in words.
+    """Make a harmless authenticated call with the credential; record and return the result.
 
-    The network call happens outside any transaction; only the result is written.
+    The platform is contacted every time (a cached token alone proves nothing). The network
+    call happens outside any transaction; only the result is written.
     """
     try:
-        client_for(credential).check_connection()
+        client_for(credential).verify_connection()
     except PlatformError as error:
         check = ConnectionCheck(ok=False, message=error.explanation)
     except CredentialDecryptError:

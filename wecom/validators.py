@@ -7,7 +7,10 @@ be a secret.
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -27,7 +30,10 @@ _MANAGER_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 def validate_corp_id(value: str) -> None:
     if not _CORP_ID.match(value or ""):
         raise ValidationError(
-            _("A corp ID is “ww” followed by 16 hexadecimal digits, e.g. ww1a2b3c4d5e6f7a8b."),
+            _(
+                "A corp ID is “ww” (or “wx” for corps registered before WeCom's rename) followed "
+                "by 16 hexadecimal digits, e.g. ww1a2b3c4d5e6f7a8b."
+            ),
             code="corp_id",
         )
 
@@ -75,3 +81,49 @@ def validate_manager_id(value: str) -> None:
         raise ValidationError(
             _("A manager ID has 1 to 64 characters without spaces."), code="manager_id"
         )
+
+
+NAME_BLANK = _("A name cannot be empty or only spaces.")
+NAME_CONTROL = _(
+    "A name cannot hold line breaks, tabs, terminal escape codes, unusual spaces or other "
+    "invisible characters."
+)
+# Control and format characters (bidirectional overrides among them), separators, surrogates,
+# private-use and unassigned code points: they make look-alike names, rewrite terminals and
+# logs, or cannot be stored.
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"}
+# ...except the plain and the ideographic space, and the zero-width joiner that composes emoji.
+_ALLOWED_FORMAT = {" ", "\u3000", "\u200d"}
+
+
+def clean_display_name(value: Any) -> str:
+    """The one normal form of a name people read: without surrounding whitespace."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def validate_display_name(value: str) -> None:
+    """A name shown in lists, pickers, history and terminals: printable and not blank."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(NAME_BLANK, code="blank")
+    if any(
+        unicodedata.category(char) in _INVISIBLE and char not in _ALLOWED_FORMAT for char in value
+    ):
+        raise ValidationError(NAME_CONTROL, code="control")
+
+
+RATE_LIMIT_MIN = 0.1
+RATE_LIMIT_MAX = 10_000
+RATE_LIMIT_MESSAGE = _(
+    "Calls per second is a number from 0.1 to 10,000; leave it empty for the console's default."
+)
+
+
+def validate_rate_limit(value: float | None) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not RATE_LIMIT_MIN <= value <= RATE_LIMIT_MAX
+    ):
+        raise ValidationError(RATE_LIMIT_MESSAGE, code="rate_limit")

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -33,6 +34,14 @@ RESULTS = Path(__file__).resolve().parents[2] / "test-results"
 HERE = Path(__file__).resolve().parent
 # Waits for anything a page should show; a healthy page needs far less.
 TIMEOUT_MS = 10_000
+# Every page reports Content-Security-Policy violations to its console, where the fixture below
+# collects them: a test fails when the policy blocks anything on a page of ours.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
 
 _reports = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -77,19 +86,32 @@ def _roles(transactional_db) -> None:
 def new_page(browser, live_server, request) -> Iterator[Callable[..., Page]]:
     """Opens a page in a fresh context (own cookies) speaking ``locale``; relative URLs work."""
     contexts = []
+    violations: list[str] = []
+
+    def watch(page: Page) -> None:
+        def on_console(message: Any) -> None:
+            text = message.text
+            if text.startswith("CSP violation") or "Content Security Policy" in text:
+                violations.append(f"{page.url}: {text}")
+
+        page.on("console", on_console)
 
     def new(locale: str = "zh-CN") -> Page:
         context = browser.new_context(
             locale=locale, base_url=live_server.url, viewport={"width": 1280, "height": 900}
         )
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
+        context.on("page", watch)
         contexts.append(context)
         return context.new_page()
 
+    # A test that breaks the policy on purpose reads (and empties) the list.
+    new.csp_violations = violations  # type: ignore[attr-defined]
     expect.set_options(timeout=TIMEOUT_MS)
     yield new
     reports = request.node.stash.get(_reports, {})
-    failed = any(report.failed for report in reports.values())
+    failed = any(report.failed for report in reports.values()) or bool(violations)
     for number, context in enumerate(contexts):
         if failed:
             RESULTS.mkdir(exist_ok=True)
@@ -97,6 +119,7 @@ def new_page(browser, live_server, request) -> Iterator[Callable[..., Page]]:
             for index, page in enumerate(context.pages):
                 page.screenshot(path=RESULTS / f"{name}-{number}-{index}.png", full_page=True)
         context.close()
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture

@@ -179,3 +179,7 @@ class ChatbotClient(PlatformClient):
         except PlatformAPIError as error:
             if error.errcode != _FIELDS_EMPTY:
                 raise
+
+    def verify_connection(self) -> None:
+        """Every chatbot call carries the TOKEN: the check above contacts the platform each time."""
+        self.check_connection()

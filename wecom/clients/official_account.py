@@ -104,6 +104,10 @@ class OfficialAccountClient(TokenAuthenticatedClient):
             read=read_token,
         )
 
+    def verify_connection(self) -> None:
+        # The account's tag list: authenticated and read-only.
+        self.tags()
+
     # -- tags ---------------------------------------------------------------------------------
 
     def tags(self) -> list[UserTag]:

@@ -212,6 +212,13 @@ class PlatformClient:
     def _drop_access_token(self, value: str) -> None:
         raise NotImplementedError
 
+    def verify_connection(self) -> None:
+        """Make an authenticated call that changes nothing; a token is fetched only if needed.
+
+        Raises PlatformError with what the platform (or the network) answered.
+        """
+        raise NotImplementedError
+
     def _check(self, validator: Callable[[Any], None], value: Any, endpoint: Endpoint) -> None:
         """Refuse before sending what the platform would refuse; the rule lives in wecom.rules."""
         try:
@@ -447,5 +454,9 @@ class TokenAuthenticatedClient(PlatformClient):
         self.tokens.invalidate(value)
 
     def check_connection(self) -> None:
-        """Fetch a token: raises PlatformError when the credential is wrong."""
+        """Have an access token (cached or fetched): raises PlatformError when none can be had.
+
+        A cached token proves nothing about the platform now: the connection test calls
+        :meth:`verify_connection`.
+        """
         self._access_token()

@@ -148,6 +148,11 @@ class WeComClient(TokenAuthenticatedClient):
             read=read_token,
         )
 
+    def verify_connection(self) -> None:
+        # The first page of one strategy: authenticated, read-only, and it needs the very
+        # permission (customer contact) the console works with.
+        self.strategy_list(limit=1)
+
     # -- strategies ---------------------------------------------------------------------------
 
     def strategy_list(self, *, cursor: str = "", limit: int = STRATEGY_PAGE_LIMIT) -> StrategyPage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass, fields
@@ -12,6 +13,10 @@ __all__ = ["FaultRule", "FaultSet"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_PLATFORMS = ("wecom", "wechat", "chatbot")
+# Ten minutes: longer than any client timeout, short enough for time.sleep() and for a test.
+LATENCY_MS_MAX = 600_000
+_ERRCODE_RANGE = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,29 @@ class FaultRule:
     def __post_init__(self) -> None:
         if not isinstance(self.platform, str) or not isinstance(self.endpoint, str):
             raise ValueError("platform and endpoint must be strings (fnmatch patterns)")
+        if not any(fnmatchcase(platform, self.platform) for platform in _PLATFORMS):
+            raise ValueError(
+                f"platform {self.platform!r} matches none of wecom, wechat and chatbot "
+                "(or * for all)"
+            )
         if self.errcode is not None and (
-            not isinstance(self.errcode, int) or isinstance(self.errcode, bool)
+            not isinstance(self.errcode, int)
+            or isinstance(self.errcode, bool)
+            or not _ERRCODE_RANGE[0] <= self.errcode <= _ERRCODE_RANGE[1]
         ):
-            raise ValueError("errcode must be an integer")
+            raise ValueError("errcode must be a whole number, such as -1 or 45009")
         if self.http_status is not None and (
             not isinstance(self.http_status, int) or not 100 <= self.http_status <= 599
         ):
             raise ValueError("http_status must be an HTTP status code (100..599)")
-        if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
-            raise ValueError("latency_ms must be a non-negative number")
+        if (
+            not isinstance(self.latency_ms, int | float)
+            or isinstance(self.latency_ms, bool)
+            or not 0 <= self.latency_ms <= LATENCY_MS_MAX
+        ):
+            raise ValueError(
+                f"latency_ms must be a number of milliseconds from 0 to {LATENCY_MS_MAX}"
+            )
         if not isinstance(self.rate, int | float) or not 0 <= self.rate <= 1:
             raise ValueError("rate must be between 0 and 1")
         if self.times is not None and (not isinstance(self.times, int) or self.times < 0):
@@ -125,11 +143,21 @@ def _bool(raw: str) -> bool:
 
 
 def _optional_int(raw: str) -> int | None:
-    return None if raw.lower() in ("", "none", "null") else int(raw)
+    if raw.lower() in ("", "none", "null"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
 
 
 def _number(raw: str) -> float:
-    value = float(raw)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
     return int(value) if value.is_integer() else value
 
 
@@ -141,7 +169,7 @@ _SPEC_PARSERS = {
     "body": str,
     "latency_ms": _number,
     "drop": _bool,
-    "rate": float,
+    "rate": _number,
     "times": _optional_int,
 }
 

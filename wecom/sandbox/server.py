@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import socket
 import socketserver
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from chatbot.crypto import CryptoError, WXBizMsgCrypt
 
@@ -60,6 +61,36 @@ _FAULT_MESSAGES = {
     45159: "invalid tag id",
     45169: "openid much req",
 }
+
+
+# Keys whose values the request log and the verbose log never keep: what the console sends as
+# secrets (a real secret typed into the console may reach the sandbox by mistake).
+_SECRET_KEYS = frozenset(
+    {"secret", "corpsecret", "appsecret", "access_token", "token", "encoding_aes_key", "password"}
+)
+_SECRET_IN_QUERY = re.compile(
+    r"((?:" + "|".join(sorted(_SECRET_KEYS)) + r")=)[^&\s]*", flags=re.IGNORECASE
+)
+REDACTED = "••••"
+PORT_RANGE = (0, 65535)
+# 0: every token expires at once (tests of expiry).
+TOKEN_TTL_RANGE = (0, 7 * 24 * 3600)
+
+
+def redact(value: Any) -> Any:
+    """``value`` (parsed JSON or XML fields) with the values of secret keys replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in _SECRET_KEYS else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def redact_query(text: str) -> str:
+    return _SECRET_IN_QUERY.sub(r"\1" + REDACTED, text)
 
 
 @dataclass(frozen=True)
@@ -308,7 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.sandbox.verbose:
-            super().log_message(format, *args)
+            # The request line carries ?corpsecret= and ?access_token=.
+            super().log_message(format, *(redact_query(str(arg)) for arg in args))
 
     # -- plumbing
 
@@ -502,9 +534,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- control API
 
+    def _cross_origin(self) -> bool:
+        """A request a web page of another origin made: browsers say so in these headers."""
+        if self.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site"):
+            return True
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return False  # not from a browser page: sandbox_ctl, curl, tests
+        try:
+            origin_host = urlsplit(origin).netloc.lower()
+        except ValueError:
+            return True
+        return origin_host != self.headers.get("Host", "").lower()
+
     def _control(self, method: str, name: str, query_string: str, raw: bytes) -> None:
         sandbox = self.server.sandbox
         ctype = "application/json; charset=utf-8"
+        if self._cross_origin():
+            # A page the developer opens elsewhere could otherwise reset state, add faults or
+            # read the request log through the developer's browser.
+            self._send_json(
+                403,
+                {"error": "the control API refuses requests from web pages of other origins"},
+                ctype,
+            )
+            return
         try:
             body = json.loads(raw) if raw else {}
             if not isinstance(body, dict):
@@ -569,6 +623,17 @@ class SandboxServer:
         seed: int | None = None,
         verbose: bool = False,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise ValueError("the port must be a whole number")
+        if not PORT_RANGE[0] <= port <= PORT_RANGE[1]:
+            raise ValueError(f"the port must be from 1 to 65535 (0 picks a free port), not {port}")
+        if isinstance(token_ttl, bool) or not isinstance(token_ttl, int):
+            raise ValueError("the token lifetime must be a whole number of seconds")
+        if not TOKEN_TTL_RANGE[0] <= token_ttl <= TOKEN_TTL_RANGE[1]:
+            raise ValueError(
+                f"the token lifetime must be from {TOKEN_TTL_RANGE[0]} to {TOKEN_TTL_RANGE[1]} "
+                f"seconds, not {token_ttl}"
+            )
         self.host = host
         self.port = port
         self.state = state if state is not None else SandboxState(seed=seed)
@@ -670,8 +735,8 @@ class SandboxServer:
                 platform=call.platform,
                 endpoint=call.endpoint,
                 method=call.method,
-                body=call.body if call.body_ok else None,
-                xml=call.xml,
+                body=redact(call.body) if call.body_ok else None,
+                xml=redact(call.xml),
                 errcode=errcode,
                 at=time.time(),
                 status=status,
@@ -745,14 +810,22 @@ class SandboxServer:
             self.faults.clear()
             return {"rules": []}
         if route == ("POST", "tokens/invalidate"):
-            return {"invalidated": self.invalidate_tokens(body.get("platform"))}
+            platform = body.get("platform")
+            if platform is not None and platform not in PLATFORMS:
+                raise ValueError(
+                    f"platform must be one of {', '.join(PLATFORMS)}, not {platform!r}"
+                )
+            return {"invalidated": self.invalidate_tokens(platform)}
         if route == ("POST", "reset"):
             self.reset(demo=bool(body.get("demo", True)))
             return {"ok": True, "demo": bool(body.get("demo", True))}
         if route == ("GET", "state"):
             return self.state.snapshot()
         if route == ("GET", "requests"):
-            limit = int(query.get("limit", "100"))
+            try:
+                limit = int(query.get("limit", "100"))
+            except ValueError:
+                raise ValueError("limit must be a whole number") from None
             recent = list(self.requests)[-limit:] if limit > 0 else []
             return {
                 "requests": [

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from console.audit import Actor, system_user
 from console.cli import terminal_language
 from console.jobs.services import jobs_schedule_ensure
+from console.keyrotation import describe_unreadable_secrets, unreadable_secrets
 from console.roles import roles_ensure
 from console.services import admin_account_ensure
 
@@ -67,4 +68,13 @@ class Command(BaseCommand):
                 _("Created the administrator “%(username)s” with the password from ADMIN_PASSWORD.")
                 % {"username": username}
             )
+        unreadable = unreadable_secrets()
+        if unreadable:
+            self.stdout.write(self.style.WARNING(describe_unreadable_secrets(unreadable)))
+            self.stdout.write(
+                self.style.WARNING(
+                    _("The console is ready, but the credentials above cannot be used yet.")
+                )
+            )
+            return
         self.stdout.write(self.style.SUCCESS(_("The console is ready.")))

@@ -27,6 +27,8 @@ def catalogue_paths() -> list[Path]:
 
 
 class Command(BaseCommand):
+    # It only writes .mo files: the database, the cache and the keys are none of its business.
+    requires_system_checks: list[str] = []
     help = "Compile the console's translation catalogues (.po) into .mo files."
 
     def handle(self, *args: Any, **options: Any) -> None:

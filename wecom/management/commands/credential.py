@@ -126,7 +126,12 @@ class Command(BaseCommand):
 
     def _test(self, options: dict[str, Any]) -> None:
         spec = CREDENTIAL_KINDS[options["kind"]]
-        credential = spec.model._default_manager.filter(name=options["name"]).first()
+        try:
+            name = spec.model._meta.get_field("name").clean(options["name"], None)
+        except ValidationError:
+            credential = None  # a name no credential can have
+        else:
+            credential = spec.model._default_manager.filter(name=name).first()
         if credential is None:
             raise CommandError(
                 _("There is no %(kind)s credential “%(name)s”.")

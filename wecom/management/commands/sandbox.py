@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -22,7 +23,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8900, help="0 picks a free port")
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=settings.SANDBOX_PORT,
+            help=f"0 picks a free port (default SANDBOX_PORT, {settings.SANDBOX_PORT})",
+        )
         parser.add_argument("--demo", action="store_true", help="start with the demo data")
         parser.add_argument(
             "--state",
@@ -64,19 +70,22 @@ class Command(BaseCommand):
             if options["demo"]:
                 seed_demo(state)
 
-        server = SandboxServer(
-            options["host"],
-            options["port"],
-            state,
-            token_ttl=options["token_ttl"],
-            seed=options["seed"],
-            verbose=options["verbose"],
-        )
+        try:
+            server = SandboxServer(
+                options["host"],
+                options["port"],
+                state,
+                token_ttl=options["token_ttl"],
+                seed=options["seed"],
+                verbose=options["verbose"],
+            )
+        except ValueError as exc:
+            raise CommandError(f"{exc}.") from None
         for rule in faults:
             server.faults.add(rule)
         try:
             server.start()
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             raise CommandError(
                 f"cannot listen on {options['host']}:{options['port']}: {exc}"
             ) from None

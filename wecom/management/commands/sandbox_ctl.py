@@ -8,9 +8,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-_DEFAULT_URL = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8900")
+
+def _default_url() -> str:
+    # The sandbox `make run` starts, on SANDBOX_PORT, unless SANDBOX_URL names another.
+    return os.environ.get("SANDBOX_URL") or f"http://127.0.0.1:{settings.SANDBOX_PORT}"
 
 
 class Command(BaseCommand):
@@ -18,9 +22,8 @@ class Command(BaseCommand):
     requires_system_checks = ()
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--url", default=_DEFAULT_URL, help=f"the sandbox (default {_DEFAULT_URL})"
-        )
+        default = _default_url()
+        parser.add_argument("--url", default=default, help=f"the sandbox (default {default})")
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         actions.add_parser("stats", help="calls per endpoint")
         actions.add_parser("faults", help="the active fault rules")

@@ -22,10 +22,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Platform calls in tests go to a sandbox started per test; nothing may reach Tencent.
-WECOM_API_BASE = "http://127.0.0.1:9/unset-wecom"
-WECHAT_API_BASE = "http://127.0.0.1:9/unset-wechat"
-CHATBOT_API_BASE = "http://127.0.0.1:9/unset-chatbot"
+# Platform calls in tests go to a sandbox started per test; nothing may reach Tencent. A runner
+# started by a test with SANDBOX=true keeps the bases that follow its own sandbox's port.
+if not SANDBOX_ENABLED:  # noqa: F405
+    WECOM_API_BASE = "http://127.0.0.1:9/unset-wecom"
+    WECHAT_API_BASE = "http://127.0.0.1:9/unset-wechat"
+    CHATBOT_API_BASE = "http://127.0.0.1:9/unset-chatbot"
 Q_CLUSTER = {**Q_CLUSTER, "sync": False}  # noqa: F405
 # Static files come from the finders: tests never run collectstatic.
 STATIC_ROOT = None

@@ -583,11 +583,20 @@ def tag_group_move(*, group: TagGroup, to_index: int, actor: Actor) -> Outcome:
 def tags_reorder(*, group: TagGroup, tag_ids: Sequence[int], actor: Actor) -> Outcome:
     """Put the group's tags in the order of ``tag_ids`` (top first), changing as few as the
     gaps allow: when exactly one tag moved, that is one call."""
-    current = _siblings(Tag(group_id=group.pk))
-    by_pk = {tag.pk: tag for tag in current}
+    return _reorder(_siblings(Tag(group_id=group.pk)), tag_ids, actor=actor)
+
+
+def tag_groups_reorder(*, strategy: Strategy, group_ids: Sequence[int], actor: Actor) -> Outcome:
+    """Put the strategy's groups in the order of ``group_ids`` (top first), likewise."""
+    return _reorder(_siblings(TagGroup(strategy_id=strategy.pk)), group_ids, actor=actor)
+
+
+def _reorder(current: list[Any], ids: Sequence[int], *, actor: Actor) -> Outcome:
+    tag_ids = ids
+    by_pk = {item.pk: item for item in current}
     if sorted(by_pk) != sorted(tag_ids):
         raise ValidationError(
-            gettext("The group's tags changed meanwhile. Reload the page and try again."),
+            gettext("The list changed meanwhile. Reload the page and try again."),
             code="stale",
         )
     wanted = [by_pk[pk] for pk in tag_ids]

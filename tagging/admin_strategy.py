@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
@@ -180,12 +181,17 @@ class _ItemAdmin(AuditedModelAdmin):
         )
         if not entries:
             return super().history_view(request, object_id, extra_context)
+        paginator = self.get_paginator(request, entries, 100)
+        page = paginator.get_page(request.GET.get(PAGE_VAR, 1))
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Change history: %(name)s (deleted)")
             % {"name": entries.last().object_repr},
             "subtitle": None,
-            "action_list": entries,
+            "action_list": page,
+            "page_range": paginator.get_elided_page_range(page.number),
+            "page_var": PAGE_VAR,
+            "pagination_required": paginator.count > 100,
             "module_name": self.opts.verbose_name_plural,
             "object": None,
             "opts": self.opts,

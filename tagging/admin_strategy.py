@@ -70,6 +70,10 @@ class _ItemAdmin(AuditedModelAdmin):
     add_form: type
     change_form: type
     list_per_page = 100
+
+    class Media:
+        css = {"all": ["tagging/strategy.css"]}
+
     change_form_template = "admin/tagging/strategy_item_change_form.html"
     delete_confirmation_template = "admin/tagging/strategy_delete_confirmation.html"
     delete_selected_confirmation_template = (
@@ -429,6 +433,7 @@ class TagGroupAdmin(_ItemAdmin):
     list_filter = (("app", admin.RelatedOnlyFieldListFilter), "strategy", SyncStateFilter)
     search_fields = ("name", "strategy__name")
     list_select_related = ("strategy", "app")
+    ordering = ("app", "strategy__wecom_id", "-order", "pk")
     actions = ["delete_selected", "repush_failed", "conflict_take_wecom", "conflict_push_ours"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -451,6 +456,8 @@ class TagAdmin(_ItemAdmin):
     )
     search_fields = ("name", "group__name", "group__strategy__name")
     list_select_related = ("group__strategy", "app")
+    # Grouped as on the tree, each group in WeCom's order.
+    ordering = ("app", "group__strategy__wecom_id", "-group__order", "group_id", "-order", "pk")
     actions = ["delete_selected", "repush_failed", "conflict_take_wecom", "conflict_push_ours"]
 
     @admin.display(description=_("strategy"), ordering="group__strategy__name")

@@ -84,8 +84,9 @@ def strategy_tags_panel(user: AbstractBaseUser) -> Panel | None:
                         f"{app.name} · {label} ({n})",
                     )
                 )
+        tree_label = _("Tag tree")
         links.append(
-            (reverse("admin:tagging_strategy_tree", args=[app.pk]), f"{app.name} · {_('tag tree')}")
+            (reverse("admin:tagging_strategy_tree", args=[app.pk]), f"{app.name} · {tree_label}")
         )
     if not apps:
         lines.append(_("No WeCom app yet: a credential admin adds one, then pull its tags."))

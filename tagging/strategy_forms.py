@@ -39,6 +39,9 @@ class _PushingForm(forms.ModelForm):
             order.max_value = ORDER_MAX
         if self.instance.pk:
             self.fields["expected_version"].initial = self.instance.version
+        elif "order" in self.fields:
+            # Empty means "on top"; the model's default 0 would put it at the bottom.
+            self.fields["order"].initial = None
 
     def actor(self) -> Actor:
         return Actor.from_request(self.request, source=AuditSource.ADMIN)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from console.audit import Actor, AuditSource, console_message_part, value_changes
+from console.audit import (
+    Actor,
+    AuditSource,
+    console_message_part,
+    describe_value,
+    value_changes,
+)
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_services import Outcome, items_push, wecom_client
 from wecom.clients.errors import PlatformError
@@ -66,9 +72,9 @@ class Snapshot:
     def digest(self) -> str:
         text = json.dumps(
             [
-                [asdict(s) for s in self.strategies],
-                [asdict(g) for g in self.groups],
-                [asdict(t) for t in self.tags],
+                [(s.wecom_id, s.name, s.parent_wecom_id) for s in self.strategies],
+                [(g.wecom_id, g.name, g.order, g.strategy_wecom_id) for g in self.groups],
+                [(t.wecom_id, t.name, t.order, t.group_wecom_id) for t in self.tags],
             ],
             ensure_ascii=False,
             separators=(",", ":"),
@@ -230,10 +236,73 @@ class _Local:
         return hashlib.sha256("|".join(versions).encode()).hexdigest()
 
 
-_ITEM_FIELDS = (
-    "id", "app_id", "wecom_id", "name", "order", "version", "sync_state", "sync_message",
-    "pending_name", "pending_order", "pending_delete", "last_synced_at",
+_ROW_FIELDS = (
+    "id", "wecom_id", "name", "order", "version", "sync_state", "sync_message",
+    "pending_name", "pending_order", "pending_delete",
 )  # fmt: skip
+
+
+class _Row:
+    """A tag group or tag as the pull needs it: a tuple's worth, not a model instance (10,000
+    model instances cost more than fetching them from WeCom)."""
+
+    __slots__ = (
+        "changed",
+        "last_synced_at",
+        "model",
+        "name",
+        "order",
+        "parent_id",
+        "pending_delete",
+        "pending_name",
+        "pending_order",
+        "pk",
+        "sync_message",
+        "sync_state",
+        "version",
+        "wecom_id",
+    )  # fmt: skip
+
+    def __init__(self, model: type, values: tuple, parent_id: int) -> None:
+        self.model = model
+        (
+            self.pk, self.wecom_id, self.name, self.order, self.version, self.sync_state,
+            self.sync_message, self.pending_name, self.pending_order, self.pending_delete,
+        ) = values  # fmt: skip
+        self.parent_id = parent_id
+        self.last_synced_at = None
+        self.changed = False
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending_name) or self.pending_order is not None or self.pending_delete
+
+    def get_sync_state_display(self) -> str:
+        return str(SyncState(self.sync_state).label)
+
+    def instance(self, app: WeComApp) -> TagGroup | Tag:
+        """A model instance carrying the fields a bulk update writes."""
+        parent = (
+            {"strategy_id": self.parent_id}
+            if self.model is TagGroup
+            else {"group_id": self.parent_id}
+        )
+        item = self.model(
+            id=self.pk,
+            app_id=app.pk,
+            wecom_id=self.wecom_id,
+            name=self.name,
+            order=self.order,
+            version=self.version,
+            sync_state=self.sync_state,
+            sync_message=self.sync_message,
+            last_synced_at=self.last_synced_at or timezone.now(),
+            **parent,
+        )
+        return item
 
 
 def _load_local(app: WeComApp) -> _Local:
@@ -251,9 +320,15 @@ def _load_local(app: WeComApp) -> _Local:
         )
     }
     groups = {
-        g.wecom_id: g for g in TagGroup.objects.filter(app=app).only(*_ITEM_FIELDS, "strategy_id")
+        values[1]: _Row(TagGroup, values[:-1], values[-1])
+        for values in TagGroup.objects.filter(app=app)
+        .order_by()
+        .values_list(*_ROW_FIELDS, "strategy_id")
     }
-    tags = {t.wecom_id: t for t in Tag.objects.filter(app=app).only(*_ITEM_FIELDS, "group_id")}
+    tags = {
+        values[1]: _Row(Tag, values[:-1], values[-1])
+        for values in Tag.objects.filter(app=app).order_by().values_list(*_ROW_FIELDS, "group_id")
+    }
     return _Local(strategies=strategies, groups=groups, tags=tags)
 
 
@@ -365,7 +440,7 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
                 )
             )
             continue
-        old_strategy = strategy_by_pk.get(existing.strategy_id)
+        old_strategy = strategy_by_pk.get(existing.parent_id)
         change = _compare(
             "group",
             existing,
@@ -399,7 +474,7 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
                 )
             )
             continue
-        old_group = group_by_pk.get(existing.group_id, "")
+        old_group = group_by_pk.get(existing.parent_id, "")
         change = _compare(
             "tag",
             existing,
@@ -417,7 +492,7 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
         if wecom_id in remote_tags:
             continue
         # A tag of a deleted group goes with its group, unless a local change waits on it.
-        if existing.group.wecom_id in remote_groups or existing.has_pending:
+        if group_by_pk.get(existing.parent_id) in remote_groups or existing.has_pending:
             changes.append(_deleted("tag", existing))
 
     changed_keys = {change.key for change in changes}
@@ -465,12 +540,7 @@ def pull_plan(app: WeComApp, snapshot: Snapshot | None = None) -> Plan:
     """Fetch (unless given) and compare: the plan, not applied."""
     if snapshot is None:
         snapshot = strategy_pull_fetch(app)
-    local = _load_local(app)
-    # Tags' groups are needed for deletions; one query, not one per tag.
-    groups_by_pk = {g.pk: g for g in local.groups.values()}
-    for tag in local.tags.values():
-        tag.group = groups_by_pk[tag.group_id]  # type: ignore[assignment]
-    return _plan_from(app, snapshot, local)
+    return _plan_from(app, snapshot, _load_local(app))
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -501,27 +571,33 @@ def pull_apply(
     """Apply the plan whose fingerprint was shown; conflicts follow ``choices`` (by change key),
     and wait for a person when they have none. Raises :class:`PlanChanged` if WeCom or the
     console moved on since."""
-    plan = pull_plan(app)
-    if plan.fingerprint != fingerprint:
-        raise PlanChanged(plan)
-    return _apply(app, plan, actor=actor, choices=choices or {})
+    snapshot = strategy_pull_fetch(app)
+    with transaction.atomic():
+        local = _load_local(app)
+        plan = _plan_from(app, snapshot, local)
+        if plan.fingerprint != fingerprint:
+            raise PlanChanged(plan)
+        applied, conflicts = _apply_plan_rows(app, plan, local, actor)
+    return _settle(app, plan, applied, conflicts, actor=actor, choices=choices or {})
 
 
 def pull_and_apply(*, app: WeComApp, actor: Actor) -> tuple[Plan, ApplyResult]:
     """What the schedule and ``wecom_pull`` do: plan and apply at once; conflicts wait."""
     try:
-        plan = pull_plan(app)
+        snapshot = strategy_pull_fetch(app)
     except PlatformError as error:
         _record_pull(app, ok=False, message=error.explanation)
         raise
-    return plan, _apply(app, plan, actor=actor, choices={})
+    with transaction.atomic():
+        local = _load_local(app)
+        plan = _plan_from(app, snapshot, local)
+        applied, conflicts = _apply_plan_rows(app, plan, local, actor)
+    return plan, _settle(app, plan, applied, conflicts, actor=actor, choices={})
 
 
-@transaction.atomic
-def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]:
+def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> tuple[int, int]:
     assert plan.snapshot is not None
     now = timezone.now()
-    local = _load_local(app)
     snapshot = plan.snapshot
     log = _AuditBatch(actor)
 
@@ -541,7 +617,7 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]
                 )
             )
         elif existing.name != remote.name or existing.parent_wecom_id != remote.parent_wecom_id:
-            log.change(existing, {"name": (existing.name, remote.name)})
+            log.change(Strategy, existing.pk, remote.name, {"name": (existing.name, remote.name)})
             existing.name = remote.name
             existing.parent_wecom_id = remote.parent_wecom_id
             existing.version += 1
@@ -549,7 +625,7 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]
     created = Strategy.objects.bulk_create(strategies_new)
     for strategy in created:
         local.strategies[strategy.wecom_id] = strategy
-        log.add(strategy, {"name": (None, strategy.name)})
+        log.add(Strategy, strategy.pk, strategy.name, {"name": (None, strategy.name)})
     remote_strategy_ids = {s.wecom_id for s in snapshot.strategies}
     gone_strategies = [s for w, s in local.strategies.items() if w not in remote_strategy_ids]
     # Parents by WeCom id, once all strategies exist.
@@ -584,29 +660,35 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]
                 )
             )
             continue
-        if _follow(existing, remote.name, remote.order, log, now):
-            groups_changed.append(existing)
-        if existing.strategy_id != strategy.pk:
-            existing.strategy_id = strategy.pk
-            if existing not in groups_changed:
-                groups_changed.append(existing)
+        changed = _follow(existing, remote.name, remote.order, log, now)
+        if existing.parent_id != strategy.pk:
+            existing.parent_id = strategy.pk
+            changed = True
+        if changed:
+            groups_changed.append(existing.instance(app))
+    group_pk_by_wecom = {wecom_id: row.pk for wecom_id, row in local.groups.items()}
     for group in TagGroup.objects.bulk_create(groups_new):
-        local.groups[group.wecom_id] = group
-        log.add(group, {"name": (None, group.name), "order": (None, group.order)})
+        group_pk_by_wecom[group.wecom_id] = group.pk
+        log.add(
+            TagGroup,
+            group.pk,
+            group.name,
+            {"name": (None, group.name), "order": (None, group.order)},
+        )
     TagGroup.objects.bulk_update(groups_changed, [*_FOLLOW_FIELDS, "strategy"])
 
     # Tags.
     tags_new, tags_changed = [], []
     for remote in snapshot.tags:
-        group = local.groups.get(remote.group_wecom_id)
-        if group is None:
+        group_pk = group_pk_by_wecom.get(remote.group_wecom_id)
+        if group_pk is None:
             continue
         existing = local.tags.get(remote.wecom_id)
         if existing is None:
             tags_new.append(
                 Tag(
                     app=app,
-                    group_id=group.pk,
+                    group_id=group_pk,
                     wecom_id=remote.wecom_id,
                     name=remote.name,
                     order=remote.order,
@@ -615,48 +697,44 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]
             )
             continue
         changed = _follow(existing, remote.name, remote.order, log, now)
-        if existing.group_id != group.pk:
-            existing.group_id = group.pk
+        if existing.parent_id != group_pk:
+            existing.parent_id = group_pk
             changed = True
         if changed:
-            tags_changed.append(existing)
+            tags_changed.append(existing.instance(app))
     for tag in Tag.objects.bulk_create(tags_new):
-        log.add(tag, {"name": (None, tag.name), "order": (None, tag.order)})
+        log.add(Tag, tag.pk, tag.name, {"name": (None, tag.name), "order": (None, tag.order)})
     Tag.objects.bulk_update(tags_changed, [*_FOLLOW_FIELDS, "group"])
 
     # Deletions: items with a local change pending stay, as conflicts.
     remote_tags = {t.wecom_id for t in snapshot.tags}
     remote_groups = {g.wecom_id for g in snapshot.groups}
-    tags_gone, kept = [], []
-    for wecom_id, tag in local.tags.items():
+    tags_gone, kept_tags, kept_groups = [], [], []
+    for wecom_id, row in local.tags.items():
         if wecom_id in remote_tags:
             continue
-        if tag.has_pending and tag.sync_state != SyncState.CONFLICT:
-            kept.append(_conflict_gone(tag))
-        elif not tag.has_pending:
-            tags_gone.append(tag)
+        if row.has_pending and row.sync_state != SyncState.CONFLICT:
+            kept_tags.append(_conflict_gone(row).instance(app))
+        elif not row.has_pending:
+            tags_gone.append(row)
     groups_gone = []
-    for wecom_id, group in local.groups.items():
+    for wecom_id, row in local.groups.items():
         if wecom_id in remote_groups:
             continue
-        if group.has_pending and group.sync_state != SyncState.CONFLICT:
-            kept.append(_conflict_gone(group))
-        elif not group.has_pending:
-            groups_gone.append(group)
-    for item in tags_gone:
-        log.delete(item)
-    for item in groups_gone:
-        log.delete(item)
+        if row.has_pending and row.sync_state != SyncState.CONFLICT:
+            kept_groups.append(_conflict_gone(row).instance(app))
+        elif not row.has_pending:
+            groups_gone.append(row)
+    for row in tags_gone + groups_gone:
+        log.delete(row.model, row.pk, row.name)
     Tag.objects.filter(pk__in=[t.pk for t in tags_gone]).delete()
-    Tag.objects.bulk_update([k for k in kept if isinstance(k, Tag)], ["sync_state", "sync_message"])
-    TagGroup.objects.bulk_update(
-        [k for k in kept if isinstance(k, TagGroup)], ["sync_state", "sync_message"]
-    )
-    # Tags of deleted groups are deleted with them, unless they wait for a person.
+    Tag.objects.bulk_update(kept_tags, ["sync_state", "sync_message"])
+    TagGroup.objects.bulk_update(kept_groups, ["sync_state", "sync_message"])
+    # Tags of deleted groups are deleted with them.
     Tag.objects.filter(group__in=[g.pk for g in groups_gone]).delete()
     TagGroup.objects.filter(pk__in=[g.pk for g in groups_gone]).delete()
     for strategy in gone_strategies:
-        log.delete(strategy)
+        log.delete(Strategy, strategy.pk, strategy.name)
     Strategy.objects.filter(pk__in=[s.pk for s in gone_strategies]).delete()
 
     # Everything WeCom confirmed is in sync as of now.
@@ -664,46 +742,50 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, actor: Actor) -> tuple[int, int]
     TagGroup.objects.filter(app=app, sync_state=SyncState.IN_SYNC).update(last_synced_at=now)
     Tag.objects.filter(app=app, sync_state=SyncState.IN_SYNC).update(last_synced_at=now)
     log.save()
-    applied = len(plan.clean_changes)
-    return applied, len(plan.conflicts)
+    return len(plan.clean_changes), len(plan.conflicts)
 
 
 _FOLLOW_FIELDS = ["name", "order", "version", "sync_state", "sync_message", "last_synced_at"]
 
 
-def _follow(item: TagGroup | Tag, name: str, order: int, log: _AuditBatch, now: Any) -> bool:
+def _follow(row: _Row, name: str, order: int, log: _AuditBatch, now: Any) -> bool:
     """Take WeCom's name and order. An item with a local change pending becomes a conflict."""
     changes: dict[str, tuple[Any, Any]] = {}
-    if item.name != name:
-        changes["name"] = (item.name, name)
-    if item.order != order:
-        changes["order"] = (item.order, order)
+    if row.name != name:
+        changes["name"] = (row.name, name)
+    if row.order != order:
+        changes["order"] = (row.order, order)
     if not changes:
         return False
-    if item.has_pending:
-        item.sync_state = SyncState.CONFLICT
-        item.sync_message = (
+    if row.has_pending:
+        row.sync_state = SyncState.CONFLICT
+        row.sync_message = (
             gettext("Changed in WeCom while a local change waited: %(changes)s")
             % {"changes": "; ".join(f"{old} → {new}" for old, new in changes.values())}
         )[:500]
-    else:
-        item.last_synced_at = now
-    item.name, item.order = name, order
-    item.version += 1
-    log.change(item, changes)
+    row.last_synced_at = now
+    row.name, row.order = name, order
+    row.version += 1
+    log.change(row.model, row.pk, name, changes)
     return True
 
 
-def _conflict_gone(item: TagGroup | Tag) -> TagGroup | Tag:
-    item.sync_state = SyncState.CONFLICT
-    item.sync_message = gettext("Deleted in WeCom while a local change waited.")
-    return item
+def _conflict_gone(row: _Row) -> _Row:
+    row.sync_state = SyncState.CONFLICT
+    row.sync_message = gettext("Deleted in WeCom while a local change waited.")
+    return row
 
 
-def _apply(
-    app: WeComApp, plan: Plan, *, actor: Actor, choices: Mapping[str, Choice]
+def _settle(
+    app: WeComApp,
+    plan: Plan,
+    applied: int,
+    conflicts: int,
+    *,
+    actor: Actor,
+    choices: Mapping[str, Choice],
 ) -> ApplyResult:
-    applied, conflicts = _apply_plan_rows(app, plan, actor)
+    """After the plan's rows: the conflicts a person chose for, then the pull's record."""
     result = ApplyResult(applied=applied, conflicts_left=conflicts)
     for change in plan.conflicts:
         choice = choices.get(change.key, Choice.LATER)
@@ -838,51 +920,61 @@ def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
 
 
 class _AuditBatch:
-    """History entries for a pull, written with one bulk insert."""
+    """History entries for a pull, written with one bulk insert. The parts every entry shares
+    (source, note, field labels) are worked out once, not once per tag."""
 
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.entries: list[LogEntry] = []
+        self._part = console_message_part(
+            source=actor.source, ip=actor.ip, detail=actor.detail, note=_("Pulled from WeCom.")
+        )["console"]
+        self._labels: dict[tuple[type, str], str] = {}
+        self._content_types: dict[type, int] = {}
 
-    def _entry(self, obj: Any, flag: int, changes: dict[str, tuple[Any, Any]]) -> None:
-        model = type(obj)
-        values = value_changes(model, changes)
+    def _label(self, model: type, name: str) -> str:
+        key = (model, name)
+        if key not in self._labels:
+            self._labels[key] = value_changes(model, {name: (None, None)})[0].label
+        return self._labels[key]
+
+    def _entry(
+        self, model: type, pk: int, text: str, flag: int, changes: dict[str, tuple[Any, Any]]
+    ) -> None:
+        values = [
+            [name, self._label(model, name), describe_value(old), describe_value(new), False]
+            for name, (old, new) in changes.items()
+        ]
         message: list[dict[str, Any]] = []
         if flag == ADDITION:
             message.append({"added": {}})
         elif flag == CHANGE and values:
-            message.append({"changed": {"fields": [v.label for v in values]}})
-        message.append(
-            console_message_part(
-                source=self.actor.source,
-                ip=self.actor.ip,
-                detail=self.actor.detail,
-                note=_("Pulled from WeCom."),
-                changes=values,
-            )
-        )
+            message.append({"changed": {"fields": [value[1] for value in values]}})
+        message.append({"console": {**self._part, "values": values}})
+        if model not in self._content_types:
+            self._content_types[model] = ContentType.objects.get_for_model(model).pk
         self.entries.append(
             LogEntry(
                 user_id=self.actor.user.pk,
-                content_type_id=ContentType.objects.get_for_model(model).pk,
-                object_id=str(obj.pk),
-                object_repr=str(obj)[:200],
+                content_type_id=self._content_types[model],
+                object_id=str(pk),
+                object_repr=text[:200],
                 action_flag=flag,
                 change_message=json.dumps(message, ensure_ascii=False),
             )
         )
 
-    def add(self, obj: Any, changes: dict[str, tuple[Any, Any]]) -> None:
-        self._entry(obj, ADDITION, changes)
+    def add(self, model: type, pk: int, text: str, changes: dict[str, tuple[Any, Any]]) -> None:
+        self._entry(model, pk, text, ADDITION, changes)
 
-    def change(self, obj: Any, changes: dict[str, tuple[Any, Any]]) -> None:
-        self._entry(obj, CHANGE, changes)
+    def change(self, model: type, pk: int, text: str, changes: dict[str, tuple[Any, Any]]) -> None:
+        self._entry(model, pk, text, CHANGE, changes)
 
-    def delete(self, obj: Any) -> None:
-        self._entry(obj, DELETION, {"name": (obj.name, None)})
+    def delete(self, model: type, pk: int, text: str) -> None:
+        self._entry(model, pk, text, DELETION, {"name": (text, None)})
 
     def save(self) -> None:
-        LogEntry.objects.bulk_create(self.entries)
+        LogEntry.objects.bulk_create(self.entries, batch_size=500)
 
 
 def pull_actor_for_schedule() -> Actor:

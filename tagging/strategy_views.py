@@ -50,19 +50,24 @@ class StrategyTree:
 def strategy_tree(app: WeComApp, *, strategy_id: int | None) -> StrategyTree:
     """The app's strategies with counts, and one strategy's groups and tags: three queries,
     whatever the number of tags."""
-    strategies = list(
-        Strategy.objects.filter(app=app)
-        .annotate(
-            n_groups=Count("groups", distinct=True),
-            n_tags=Count("groups__tags", distinct=True),
-            n_attention=Count(
-                "groups__tags",
-                filter=~Q(groups__tags__sync_state=SyncState.IN_SYNC),
-                distinct=True,
-            ),
-        )
-        .order_by("wecom_id")
+    strategies = list(Strategy.objects.filter(app=app).order_by("wecom_id"))
+    # Counts per strategy by two grouped queries over the app's rows, not joins per strategy.
+    group_counts = dict(
+        TagGroup.objects.filter(app=app)
+        .order_by()
+        .values_list("strategy_id")
+        .annotate(n=Count("pk"))
     )
+    tag_counts = {
+        strategy_id: (n, attention)
+        for strategy_id, n, attention in Tag.objects.filter(app=app)
+        .order_by()
+        .values_list("group__strategy_id")
+        .annotate(n=Count("pk"), attention=Count("pk", filter=~Q(sync_state=SyncState.IN_SYNC)))
+    }
+    for strategy in strategies:
+        strategy.n_groups = group_counts.get(strategy.pk, 0)  # type: ignore[attr-defined]
+        strategy.n_tags, strategy.n_attention = tag_counts.get(strategy.pk, (0, 0))  # type: ignore[attr-defined]
     selected = next((s for s in strategies if s.pk == strategy_id), None)
     if selected is None:
         selected = next(
@@ -134,6 +139,8 @@ class StrategyTreeView(View):
             "can_pull": can_edit,
             "pull": pull,
             "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
+            "tag_base": reverse("admin:tagging_tag_changelist"),
+            "group_base": reverse("admin:tagging_taggroup_changelist"),
         }
         return TemplateResponse(request, "admin/tagging/strategy/tree.html", context)
 

@@ -40,14 +40,14 @@ from wecom.models import WeComApp
 # --- what WeCom has ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RemoteStrategy:
     wecom_id: int
     name: str
     parent_wecom_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RemoteTag:
     wecom_id: str
     name: str
@@ -55,7 +55,7 @@ class RemoteTag:
     group_wecom_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RemoteGroup:
     wecom_id: str
     name: str

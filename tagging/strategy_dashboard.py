@@ -8,7 +8,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, ngettext
 
 from console.dashboard import Panel, register_panel
 from tagging.models import StrategyPull, SyncState, Tag, TagGroup
@@ -37,16 +37,19 @@ def sync_counts() -> dict[tuple[int, str], int]:
 def strategy_tags_panel(user: AbstractBaseUser) -> Panel | None:
     if not user.has_perm("tagging.view_tag"):
         return None
-    apps = list(WeComApp.objects.only("pk", "name"))
     pulls = {pull.app_id: pull for pull in StrategyPull.objects.all()}
+    # Apps are named once their tags are in the console; a credential nobody pulled yet stays
+    # the credential admin's business (the dashboard shows no credential names to editors).
+    apps = list(WeComApp.objects.filter(pk__in=list(pulls)).only("pk", "name"))
+    never_pulled = WeComApp.objects.exclude(pk__in=list(pulls)).count()
     counts = sync_counts()
     tags_url = reverse("admin:tagging_tag_changelist")
     lines: list[str] = []
     links: list[tuple[str, str]] = []
     status = "ok"
     for app in apps:
-        pull = pulls.get(app.pk)
-        if pull is None or pull.pulled_at is None:
+        pull = pulls[app.pk]
+        if pull.pulled_at is None:
             last = _("never pulled")
             status = "warning" if status == "ok" else status
         else:
@@ -88,7 +91,18 @@ def strategy_tags_panel(user: AbstractBaseUser) -> Panel | None:
         links.append(
             (reverse("admin:tagging_strategy_tree", args=[app.pk]), f"{app.name} · {tree_label}")
         )
-    if not apps:
+    if never_pulled:
+        lines.append(
+            ngettext(
+                "%(count)d WeCom app was never pulled: use “Pull from WeCom” on the strategies.",
+                "%(count)d WeCom apps were never pulled: use “Pull from WeCom” on the strategies.",
+                never_pulled,
+            )
+            % {"count": never_pulled}
+        )
+        links.append((reverse("admin:tagging_strategy_changelist"), _("Strategies")))
+        status = "warning" if status == "ok" else status
+    if not apps and not never_pulled:
         lines.append(_("No WeCom app yet: a credential admin adds one, then pull its tags."))
         status = "warning"
     return Panel(title=_("WeCom strategy tags"), status=status, lines=lines, links=links, order=40)

@@ -253,7 +253,10 @@ def _check_version(item: OrderedItem, expected_version: int | None, yours: dict[
 def _locked(item: Item) -> Item:
     """The item re-read under a row lock: concurrent edits of one item queue up here."""
     return (
-        type(item).objects.select_for_update().select_related("updated_by", "app").get(pk=item.pk)
+        type(item)
+        .objects.select_for_update(of=("self",))
+        .select_related("updated_by", "app")
+        .get(pk=item.pk)
     )
 
 
@@ -332,7 +335,9 @@ def tag_group_create(
     order: int | None = None,
 ) -> TagGroup:
     """A new tag group with its tags (WeCom has no empty groups): one add call."""
-    strategy = Strategy.objects.select_for_update().select_related("app").get(pk=strategy.pk)
+    strategy = (
+        Strategy.objects.select_for_update(of=("self",)).select_related("app").get(pk=strategy.pk)
+    )
     tag_group_validate(strategy=strategy, name=name, order=order, tags=tags)
     if order is None:
         order = _top_order(

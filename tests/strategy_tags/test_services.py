@@ -416,3 +416,23 @@ def test_orders_push_on_a_failure_at_the_first_call(imported, sandbox, actor):
     outcome = orders_push(items=tags, orders=[1, 2, 3], actor=actor)
     assert outcome.done == 0 and outcome.failed == 3
     assert console_tree(imported) == wecom_tree(sandbox)
+
+
+def test_dragging_one_group_is_one_call(imported, sandbox, actor):
+    from tagging.strategy_services import tag_groups_reorder
+
+    strategy = first_level(imported)
+    pks = list(TagGroup.objects.filter(strategy=strategy).values_list("pk", flat=True))
+    pks.insert(0, pks.pop())
+    sandbox.reset_stats()
+    tag_groups_reorder(strategy=strategy, group_ids=pks, actor=actor)
+    assert calls(sandbox, "edit_strategy_tag") == 1
+    assert list(TagGroup.objects.filter(strategy=strategy).values_list("pk", flat=True)) == pks
+    assert console_tree(imported) == wecom_tree(sandbox)
+
+
+def test_a_reorder_with_a_stale_list_is_refused(imported, actor):
+    group = group_named(imported, "意向产品")
+    pks = list(group.tags.values_list("pk", flat=True))[:-1]
+    with pytest.raises(ValidationError, match="changed meanwhile"):
+        tags_reorder(group=group, tag_ids=pks, actor=actor)

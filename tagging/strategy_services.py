@@ -261,8 +261,9 @@ def _locked(item: Item) -> Item:
 
 
 def _mark_synced(item: OrderedItem, actor: Actor, now: Any) -> None:
-    item.sync_state = SyncState.IN_SYNC
-    item.sync_message = ""
+    if not item.has_pending:
+        item.sync_state = SyncState.IN_SYNC
+        item.sync_message = ""
     item.last_synced_at = now
     item.version += 1
     item.updated_by = actor.user
@@ -492,7 +493,16 @@ def _edit(
         changes["name"] = (item.name, name)
     if order is not None and order != item.order:
         changes["order"] = (item.order, order)
+    # What the user saves replaces what was waiting to be pushed for the same field.
+    overridden = False
+    if name is not None and item.pending_name:
+        item.pending_name, overridden = "", True
+    if order is not None and item.pending_order is not None:
+        item.pending_order, overridden = None, True
     if not changes:
+        if overridden:
+            _mark_synced(item, actor, timezone.now())
+            item.save()
         return item
     client = wecom_client(item.app)
     try:

@@ -436,3 +436,16 @@ def test_a_reorder_with_a_stale_list_is_refused(imported, actor):
     pks = list(group.tags.values_list("pk", flat=True))[:-1]
     with pytest.raises(ValidationError, match="changed meanwhile"):
         tags_reorder(group=group, tag_ids=pks, actor=actor)
+
+
+def test_saving_a_field_replaces_its_pending_change(imported, sandbox, actor):
+    tag = tag_named(imported, "普通客户")
+    Tag.objects.filter(pk=tag.pk).update(
+        pending_name="等待中", pending_order=77, sync_state=SyncState.FAILED, sync_message="x"
+    )
+    tag = tag_update(tag=tag, name="新名字", actor=actor)
+    assert (tag.name, tag.pending_name, tag.pending_order) == ("新名字", "", 77)
+    assert tag.sync_state == SyncState.FAILED  # the order still waits
+    tag = tag_update(tag=tag, order=tag.order, actor=actor)
+    assert tag.sync_state == SyncState.IN_SYNC and not tag.has_pending
+    assert console_tree(imported) == wecom_tree(sandbox)

@@ -108,6 +108,15 @@ def test_the_editor_creates_renames_reorders_and_deletes(page, editor, app, sand
     page.reload()
     expect(group.locator("li.strategy-tag").first).to_contain_text("潜在客户")
 
+    # The same without a mouse: ▲ moves the group 意向产品 above 客户等级 (under the new
+    # group, on top), one call again.
+    sandbox.reset_stats()
+    page.get_by_role("button", name="上移: 意向产品").click()
+    expect(page.locator("#strategy-status")).to_contain_text("排序已保存到企业微信（1 次调用）")
+    expect(page.locator("li.strategy-group").nth(1)).to_contain_text("意向产品")
+    expect(page.locator("li.strategy-group").nth(2)).to_contain_text("客户等级")
+    assert sandbox.calls("wecom", "/cgi-bin/externalcontact/edit_strategy_tag") == 1
+
     # Delete a tag: the confirmation says what it means for customers.
     page.get_by_role("link", name="潜在客户", exact=True).click()
     page.locator(".deletelink").click()

@@ -90,6 +90,23 @@
         }
       });
     });
+    // The same move without a mouse: ▲/▼ beside each item.
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest ? event.target.closest("button[data-step]") : null;
+      if (!button) return;
+      var item = button.closest("li[data-id]");
+      var list = item.parentElement;
+      var before = idsOf(list);
+      if (button.getAttribute("data-step") === "up") {
+        if (!item.previousElementSibling) return;
+        list.insertBefore(item, item.previousElementSibling);
+      } else {
+        if (!item.nextElementSibling) return;
+        list.insertBefore(item.nextElementSibling, item);
+      }
+      button.focus();
+      send(list, before);
+    });
     document.documentElement.setAttribute("data-strategy-tree-ready", "1");
   }
 

@@ -156,6 +156,7 @@ class _ItemAdmin(AuditedModelAdmin):
         if obj is not None:
             extra["strategy_item"] = obj
             extra["sync_badge"] = sync_badge(obj)
+            extra["pending"] = pending_description(obj) if obj.has_pending else ""
             extra["tree_url"] = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
         return super().change_view(request, object_id, form_url, extra)
 

@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from tagging import strategy_views
-from tagging.models import Strategy, SyncState, Tag, TagGroup
+from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
 from tagging.strategy_pull import Choice, conflict_resolve
 from tagging.strategy_services import items_delete, items_repush_failed
@@ -136,7 +136,7 @@ class _ItemAdmin(AuditedModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and not self.has_change_permission(request, obj):
-            return ["name", "order", "sync_state", "sync_message", "last_synced_at", "wecom_id"]
+            return ["name", "order", "sync_state", "sync_message", "wecom_id"]
         form = self.change_form if obj is not None else self.add_form
         return list(dict.fromkeys([*form._meta.fields, *form.declared_fields]))
 
@@ -157,6 +157,8 @@ class _ItemAdmin(AuditedModelAdmin):
             extra["strategy_item"] = obj
             extra["sync_badge"] = sync_badge(obj)
             extra["pending"] = pending_description(obj) if obj.has_pending else ""
+            pull = StrategyPull.objects.filter(app_id=obj.app_id, ok=True).first()
+            extra["last_sync"] = obj.last_sync(pull.pulled_at if pull else None)
             extra["tree_url"] = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
         return super().change_view(request, object_id, form_url, extra)
 
@@ -469,7 +471,7 @@ class StrategyAdmin(AuditedModelAdmin):
 class TagGroupAdmin(_ItemAdmin):
     add_form = TagGroupAddForm
     change_form = TagGroupChangeForm
-    list_display = ("name", "strategy", "app", "order", "tag_count", "sync", "last_synced_at")
+    list_display = ("name", "strategy", "app", "order", "tag_count", "sync")
     list_filter = (AppFilter, StrategyFilter, SyncStateFilter)
     search_fields = ("name", "strategy__name")
     list_select_related = ("strategy", "app")

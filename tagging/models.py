@@ -8,6 +8,8 @@ sync state saying why. The services in ``tagging/strategy_services.py`` are the 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -99,6 +101,14 @@ class OrderedItem(SyncedItem):
     @property
     def has_pending(self) -> bool:
         return bool(self.pending_name) or self.pending_order is not None or self.pending_delete
+
+    def last_sync(self, pulled_at: datetime | None) -> datetime | None:
+        """When the console last knew this item to match WeCom: its own last push or change,
+        or the app's last pull (``pulled_at``) if it is in step."""
+        in_step = self.sync_state == SyncState.IN_SYNC and pulled_at is not None
+        if in_step and (self.last_synced_at is None or pulled_at > self.last_synced_at):
+            return pulled_at
+        return self.last_synced_at
 
 
 class TagGroup(OrderedItem):

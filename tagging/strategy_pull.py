@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -40,23 +40,20 @@ from wecom.models import WeComApp
 # --- what WeCom has ------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class RemoteStrategy:
+class RemoteStrategy(NamedTuple):
     wecom_id: int
     name: str
     parent_wecom_id: int
 
 
-@dataclass(slots=True)
-class RemoteTag:
+class RemoteTag(NamedTuple):
     wecom_id: str
     name: str
     order: int
     group_wecom_id: str
 
 
-@dataclass(slots=True)
-class RemoteGroup:
+class RemoteGroup(NamedTuple):
     wecom_id: str
     name: str
     order: int
@@ -67,17 +64,11 @@ class RemoteGroup:
 class Snapshot:
     strategies: list[RemoteStrategy]
     groups: list[RemoteGroup]
-    tags: list[RemoteTag]
+    tags: list[tuple[str, str, int, str]]  # RemoteTag's fields, as plain tuples
 
     def digest(self) -> str:
         text = json.dumps(
-            [
-                [(s.wecom_id, s.name, s.parent_wecom_id) for s in self.strategies],
-                [(g.wecom_id, g.name, g.order, g.strategy_wecom_id) for g in self.groups],
-                [(t.wecom_id, t.name, t.order, t.group_wecom_id) for t in self.tags],
-            ],
-            ensure_ascii=False,
-            separators=(",", ":"),
+            [self.strategies, self.groups, self.tags], ensure_ascii=False, separators=(",", ":")
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -105,12 +96,9 @@ def strategy_pull_fetch(app: WeComApp) -> Snapshot:
                 strategy_wecom_id=group.strategy_id or 0,
             )
         )
-        tags.extend(
-            RemoteTag(
-                wecom_id=tag.id, name=tag.name, order=tag.order, group_wecom_id=group.group_id
-            )
-            for tag in group.tags
-        )
+        group_id = group.group_id
+        # Plain tuples in RemoteTag's field order: 10,000 of them are made per pull.
+        tags += [(tag.id, tag.name, tag.order, group_id) for tag in group.tags]
     return Snapshot(strategies=strategies, groups=groups, tags=tags)
 
 
@@ -459,18 +447,27 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
             changes.append(_deleted("group", existing))
 
     group_by_pk = {g.pk: g.wecom_id for g in local.groups.values()}
-    for remote in snapshot.tags:
-        existing = local.tags.get(remote.wecom_id)
-        where = group_names.get(remote.group_wecom_id, "")
+    group_pk_of = {g.wecom_id: g.pk for g in local.groups.values()}
+    local_tags = local.tags
+    for wecom_id, name, order, group_wecom_id in snapshot.tags:
+        existing = local_tags.get(wecom_id)
+        if (
+            existing is not None
+            and existing.name == name
+            and existing.order == order
+            and existing.parent_id == group_pk_of.get(group_wecom_id)
+        ):
+            continue  # the common case, kept cheap: nothing changed
+        where = group_names.get(group_wecom_id, "")
         if existing is None:
             changes.append(
                 Change(
                     kind="tag",
-                    wecom_id=remote.wecom_id,
+                    wecom_id=wecom_id,
                     actions=[Action.ADD],
-                    name=remote.name,
+                    name=name,
                     where=where,
-                    new={"name": remote.name, "order": remote.order},
+                    new={"name": name, "order": order},
                 )
             )
             continue
@@ -478,16 +475,16 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
         change = _compare(
             "tag",
             existing,
-            name=remote.name,
-            order=remote.order,
-            parent_changed=old_group != remote.group_wecom_id,
+            name=name,
+            order=order,
+            parent_changed=old_group != group_wecom_id,
             old_parent=group_names.get(old_group, "") or _local_group_name(local, old_group),
             new_parent=where,
             where=where,
         )
         if change:
             changes.append(change)
-    remote_tags = {t.wecom_id for t in snapshot.tags}
+    remote_tags = {tag[0] for tag in snapshot.tags}
     for wecom_id, existing in local.tags.items():
         if wecom_id in remote_tags:
             continue
@@ -679,24 +676,27 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
 
     # Tags.
     tags_new, tags_changed = [], []
-    for remote in snapshot.tags:
-        group_pk = group_pk_by_wecom.get(remote.group_wecom_id)
+    local_tags = local.tags
+    for wecom_id, name, order, group_wecom_id in snapshot.tags:
+        group_pk = group_pk_by_wecom.get(group_wecom_id)
         if group_pk is None:
             continue
-        existing = local.tags.get(remote.wecom_id)
+        existing = local_tags.get(wecom_id)
         if existing is None:
             tags_new.append(
                 Tag(
                     app=app,
                     group_id=group_pk,
-                    wecom_id=remote.wecom_id,
-                    name=remote.name,
-                    order=remote.order,
+                    wecom_id=wecom_id,
+                    name=name,
+                    order=order,
                     last_synced_at=now,
                 )
             )
             continue
-        changed = _follow(existing, remote.name, remote.order, log, now)
+        if existing.name == name and existing.order == order and existing.parent_id == group_pk:
+            continue
+        changed = _follow(existing, name, order, log, now)
         if existing.parent_id != group_pk:
             existing.parent_id = group_pk
             changed = True
@@ -707,7 +707,7 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
     Tag.objects.bulk_update(tags_changed, [*_FOLLOW_FIELDS, "group"])
 
     # Deletions: items with a local change pending stay, as conflicts.
-    remote_tags = {t.wecom_id for t in snapshot.tags}
+    remote_tags = {tag[0] for tag in snapshot.tags}
     remote_groups = {g.wecom_id for g in snapshot.groups}
     tags_gone, kept_tags, kept_groups = [], [], []
     for wecom_id, row in local.tags.items():
@@ -737,10 +737,10 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
         log.delete(Strategy, strategy.pk, strategy.name)
     Strategy.objects.filter(pk__in=[s.pk for s in gone_strategies]).delete()
 
-    # Everything WeCom confirmed is in sync as of now.
+    # Strategies are few: each carries the pull's time. Groups and tags carry the time of their
+    # last change from either side; one in step was confirmed by the app's last pull too
+    # (StrategyPull.pulled_at; see ``last_sync``), which saves rewriting 10,000 rows a pull.
     Strategy.objects.filter(app=app).update(last_synced_at=now)
-    TagGroup.objects.filter(app=app, sync_state=SyncState.IN_SYNC).update(last_synced_at=now)
-    Tag.objects.filter(app=app, sync_state=SyncState.IN_SYNC).update(last_synced_at=now)
     log.save()
     return len(plan.clean_changes), len(plan.conflicts)
 

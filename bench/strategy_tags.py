@@ -23,6 +23,7 @@ Query counts are printed beside each; the sandbox serves from a thread of this p
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import statistics
@@ -110,6 +111,7 @@ def timed(function: Callable[[], object]) -> tuple[float, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    gc.collect()  # each measurement starts without the previous one's garbage
     with CaptureQueriesContext(connection) as queries:
         began = time.perf_counter()
         function()

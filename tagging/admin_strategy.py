@@ -27,7 +27,7 @@ from tagging import strategy_views
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
 from tagging.strategy_pull import Choice, conflict_resolve
-from tagging.strategy_services import items_delete, items_repush_failed
+from tagging.strategy_services import items_delete, items_repush_failed, names_swap
 from wecom.clients.errors import PlatformError
 
 DELETE_WARNING = _(
@@ -250,7 +250,12 @@ class _ItemAdmin(AuditedModelAdmin):
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         if not self.has_change_permission(request):
-            for name in ("repush_failed", "conflict_take_wecom", "conflict_push_ours"):
+            for name in (
+                "repush_failed",
+                "conflict_take_wecom",
+                "conflict_push_ours",
+                "swap_names",
+            ):
                 actions.pop(name, None)
         return actions
 
@@ -349,6 +354,46 @@ class _ItemAdmin(AuditedModelAdmin):
             % {"count": done},
             messages.SUCCESS,
         )
+        return None
+
+    @admin.action(description=_("Swap the names of the two selected"), permissions=["change"])
+    def swap_names(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        chosen = list(queryset[:3])
+        parent = "group_id" if self.model is Tag else "strategy_id"
+        if len(chosen) != 2 or getattr(chosen[0], parent) != getattr(chosen[1], parent):
+            self.message_user(
+                request,
+                gettext("Select exactly two items of the same group (or strategy) to swap."),
+                messages.WARNING,
+            )
+            return None
+        first, second = chosen
+        page = self._confirm(
+            request,
+            queryset,
+            action="swap_names",
+            title=gettext("Swap names"),
+            explanation=gettext(
+                "WeCom refuses two siblings of one name, so the swap takes three calls through a "
+                "temporary name; if one fails, the calls made are undone."
+            ),
+            describe=lambda item: (
+                gettext("will be named “%(name)s”")
+                % {"name": (second if item.pk == first.pk else first).name}
+            ),
+        )
+        if page is not None:
+            return page
+        try:
+            names_swap(
+                first=first,
+                second=second,
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
+            )
+        except ValidationError as error:
+            self.message_user(request, _error_text(error), messages.ERROR)
+            return None
+        self.message_user(request, gettext("Names swapped."), messages.SUCCESS)
         return None
 
     @admin.action(description=_("Conflicts: take WeCom's values"), permissions=["change"])
@@ -476,7 +521,13 @@ class TagGroupAdmin(_ItemAdmin):
     search_fields = ("name", "strategy__name")
     list_select_related = ("strategy", "app")
     ordering = ("app", "strategy__wecom_id", "-order", "pk")
-    actions = ["delete_selected", "repush_failed", "conflict_take_wecom", "conflict_push_ours"]
+    actions = [
+        "delete_selected",
+        "repush_failed",
+        "swap_names",
+        "conflict_take_wecom",
+        "conflict_push_ours",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(n_tags=Count("tags"))
@@ -498,7 +549,13 @@ class TagAdmin(_ItemAdmin):
     list_select_related = ("group__strategy", "app")
     # Grouped as on the tree, each group in WeCom's order.
     ordering = ("app", "group__strategy__wecom_id", "-group__order", "group_id", "-order", "pk")
-    actions = ["delete_selected", "repush_failed", "conflict_take_wecom", "conflict_push_ours"]
+    actions = [
+        "delete_selected",
+        "repush_failed",
+        "swap_names",
+        "conflict_take_wecom",
+        "conflict_push_ours",
+    ]
 
     @admin.display(description=_("strategy"), ordering="group__strategy__name")
     def strategy_name(self, tag: Tag) -> str:

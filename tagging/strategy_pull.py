@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
@@ -795,7 +796,16 @@ def _settle(
         item = model.objects.filter(pk=change.local_pk).first()
         if item is None:
             continue
-        outcome = conflict_resolve(item=item, choice=choice, actor=actor)
+        try:
+            outcome = conflict_resolve(item=item, choice=choice, actor=actor)
+        except (PlatformError, ValidationError) as error:
+            # The plan itself is applied; this conflict waits, with the reason.
+            reason = error.explanation if isinstance(error, PlatformError) else error.messages[0]
+            result.messages.append(
+                gettext("“%(name)s” stays a conflict: %(reason)s")
+                % {"name": item.name, "reason": reason}
+            )
+            continue
         result.conflicts_left -= 1
         if choice is Choice.WECOM:
             result.resolved_wecom += 1

@@ -236,3 +236,16 @@ def test_search_across_levels(editor_client, imported):
         reverse("admin:tagging_strategy_tree", args=[imported.pk]), {"q": "客户"}
     ).content.decode()
     assert "重要客户" in page and "客户等级" in page
+
+
+def test_swapping_two_names_from_the_list_asks_first(editor_client, imported, sandbox):
+    a, b = Tag.objects.get(name="重要客户"), Tag.objects.get(name="普通客户")
+    url = reverse("admin:tagging_tag_changelist")
+    data = {"action": "swap_names", "_selected_action": [a.pk, b.pk]}
+    page = editor_client.post(url, data)
+    assert page.status_code == 200 and "普通客户" in page.content.decode()
+    assert Tag.objects.get(pk=a.pk).name == "重要客户"
+    editor_client.post(url, {**data, "confirm": "yes"})
+    assert Tag.objects.get(pk=a.pk).name == "普通客户"
+    assert Tag.objects.get(pk=b.pk).name == "重要客户"
+    assert console_tree(imported) == wecom_tree(sandbox)

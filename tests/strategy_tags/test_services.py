@@ -449,3 +449,20 @@ def test_saving_a_field_replaces_its_pending_change(imported, sandbox, actor):
     tag = tag_update(tag=tag, order=tag.order, actor=actor)
     assert tag.sync_state == SyncState.IN_SYNC and not tag.has_pending
     assert console_tree(imported) == wecom_tree(sandbox)
+
+
+def test_repush_failing_part_way_goes_on_with_the_others(imported, sandbox, actor):
+    tags = list(group_named(imported, "意向产品").tags.all())
+    for number, tag in enumerate(tags):
+        Tag.objects.filter(pk=tag.pk).update(
+            pending_name=f"重推{number}", sync_state=SyncState.FAILED, sync_message="x"
+        )
+    fault(sandbox, "edit_strategy_tag", latency_ms=1, times=1)
+    fault(sandbox, "edit_strategy_tag", errcode=60011, times=1)
+    outcome = items_repush_failed(
+        items=Tag.objects.filter(pk__in=[t.pk for t in tags]), actor=actor
+    )
+    assert (outcome.done, outcome.failed) == (3, 1)
+    states = sorted(Tag.objects.filter(group__name="意向产品").values_list("sync_state", flat=True))
+    assert states == sorted([SyncState.FAILED] + [SyncState.IN_SYNC] * 3)
+    assert console_tree(imported) == wecom_tree(sandbox)

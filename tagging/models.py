@@ -139,7 +139,12 @@ class Tag(OrderedItem):
         constraints = [
             models.UniqueConstraint(fields=["app", "wecom_id"], name="tag_unique_per_app")
         ]
-        indexes = [models.Index(fields=["group", "name"]), models.Index(fields=["sync_state"])]
+        indexes = [
+            models.Index(fields=["group", "name"]),
+            models.Index(fields=["sync_state"]),
+            # The tag list's order (group by group, WeCom's order within): read, not sorted.
+            models.Index(fields=["group", "-order", "id"], name="tag_group_order_idx"),
+        ]
 
 
 class StrategyPull(models.Model):

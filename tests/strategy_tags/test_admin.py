@@ -249,3 +249,15 @@ def test_swapping_two_names_from_the_list_asks_first(editor_client, imported, sa
     assert Tag.objects.get(pk=a.pk).name == "普通客户"
     assert Tag.objects.get(pk=b.pk).name == "重要客户"
     assert console_tree(imported) == wecom_tree(sandbox)
+
+
+def test_the_tree_escapes_names_and_messages(editor_client, imported):
+    Tag.objects.filter(name="重要客户").update(
+        name="<b>粗</b>", pending_name="<i>斜</i>", sync_state=SyncState.FAILED, sync_message="<x>"
+    )
+    strategy = Strategy.objects.get(wecom_id=1)
+    page = editor_client.get(
+        reverse("admin:tagging_strategy_tree", args=[imported.pk]), {"strategy": strategy.pk}
+    ).content.decode()
+    assert "&lt;b&gt;粗&lt;/b&gt;" in page and "<b>粗" not in page
+    assert "&lt;i&gt;斜&lt;/i&gt;" in page and "&lt;x&gt;" in page and "<x>" not in page

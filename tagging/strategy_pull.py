@@ -174,11 +174,21 @@ class Pending:
 @dataclass
 class Plan:
     app_id: int
-    fingerprint: str
     changes: list[Change]
     pending: list[Pending]
     first_import: bool
-    snapshot: Snapshot | None = None
+    snapshot: Snapshot
+    local: _Local
+    _fingerprint: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """WeCom's data and the console's versions as the plan saw them. Worked out when asked
+        (a plan shown to a person), not for a scheduled pull that applies at once."""
+        if not self._fingerprint:
+            both = self.snapshot.digest() + self.local.digest()
+            self._fingerprint = hashlib.sha256(both.encode()).hexdigest()
+        return self._fingerprint
 
     @property
     def conflicts(self) -> list[Change]:
@@ -508,11 +518,11 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
     ]
     return Plan(
         app_id=app.pk,
-        fingerprint=hashlib.sha256((snapshot.digest() + local.digest()).encode()).hexdigest(),
         changes=changes,
         pending=pending,
         first_import=not local.strategies,
         snapshot=snapshot,
+        local=local,
     )
 
 

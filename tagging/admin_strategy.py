@@ -145,9 +145,6 @@ class _ItemAdmin(AuditedModelAdmin):
             return self.get_fields(request, obj)
         return []
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        return dict(request.GET.items())
-
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
@@ -161,6 +158,28 @@ class _ItemAdmin(AuditedModelAdmin):
             extra["last_sync"] = obj.last_sync(pull.pulled_at if pull else None)
             extra["tree_url"] = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
         return super().change_view(request, object_id, form_url, extra)
+
+    def _back_to_tree(self, request: HttpRequest, obj: Any, response: HttpResponse) -> HttpResponse:
+        """Saved from the tree (its links carry ?tree, ?strategy or ?group): back to it."""
+        came_from_tree = any(key in request.GET for key in ("tree", "strategy", "group"))
+        staying = "_continue" in request.POST or "_addanother" in request.POST
+        if not came_from_tree or staying or not isinstance(response, HttpResponseRedirect):
+            return response
+        strategy_id = obj.strategy_id if isinstance(obj, TagGroup) else obj.group.strategy_id
+        kind = "group" if isinstance(obj, TagGroup) else "tag"
+        url = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
+        return HttpResponseRedirect(f"{url}?strategy={strategy_id}#{kind}-{obj.pk}")
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        return self._back_to_tree(
+            request, obj, super().response_add(request, obj, post_url_continue)
+        )
+
+    def response_change(self, request: HttpRequest, obj: Any) -> Any:
+        return self._back_to_tree(request, obj, super().response_change(request, obj))
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {key: value for key, value in request.GET.items() if key != "tree"}
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """The form saved through the service already (pushed to WeCom, audited)."""

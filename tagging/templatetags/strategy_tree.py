@@ -34,7 +34,7 @@ def strategy_tag_items(context: Any, tags: Iterable[Tag]) -> SafeString:
         html = [f'<li class="strategy-tag" id="tag-{tag.pk}" data-id="{tag.pk}">']
         if can_edit:
             html.append(f'<span class="strategy-handle" title="{drag}" aria-hidden="true">⠿</span>')
-        html.append(f'<a class="strategy-name" href="{base}{tag.pk}/change/">{name}</a>')
+        html.append(f'<a class="strategy-name" href="{base}{tag.pk}/change/?tree=1">{name}</a>')
         if can_edit:
             html.append(
                 f'<button type="button" class="strategy-step" data-step="up" title="{up}" '

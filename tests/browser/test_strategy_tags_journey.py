@@ -84,6 +84,8 @@ def test_the_editor_creates_renames_reorders_and_deletes(page, editor, app, sand
     page.locator("#id_name").fill("渠道来源")
     page.get_by_role("button", name="保存", exact=True).click()
     expect(page.locator("ul.messagelist")).to_contain_text("成功")
+    expect(page).to_have_url(re.compile(r"/admin/tagging/strategy/tree/\d+/\?strategy=\d+"))
+    expect(page.locator("li.strategy-group").first).to_contain_text("渠道来源")
     assert [t.name for t in TagGroup.objects.get(name="渠道来源").tags.all()] == ["线上", "线下"]
 
     # Rename a tag one click away from the tree.

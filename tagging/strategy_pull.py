@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
@@ -694,16 +694,7 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
             continue
         existing = local_tags.get(wecom_id)
         if existing is None:
-            tags_new.append(
-                Tag(
-                    app=app,
-                    group_id=group_pk,
-                    wecom_id=wecom_id,
-                    name=name,
-                    order=order,
-                    last_synced_at=now,
-                )
-            )
+            tags_new.append((wecom_id, name, order, group_pk))
             continue
         if existing.name == name and existing.order == order and existing.parent_id == group_pk:
             continue
@@ -713,8 +704,11 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
             changed = True
         if changed:
             tags_changed.append(existing.instance(app))
-    for tag in Tag.objects.bulk_create(tags_new):
-        log.add(Tag, tag.pk, tag.name, {"name": (None, tag.name), "order": (None, tag.order)})
+    if tags_new:
+        _insert_tags(app, tags_new, now=now, user=actor.user)
+        pks = dict(Tag.objects.filter(app=app).values_list("wecom_id", "pk"))
+        for wecom_id, name, order, _group_pk in tags_new:
+            log.add(Tag, pks[wecom_id], name, {"name": (None, name), "order": (None, order)})
     Tag.objects.bulk_update(tags_changed, [*_FOLLOW_FIELDS, "group"])
 
     # Deletions: items with a local change pending stay, as conflicts.
@@ -754,6 +748,64 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
     Strategy.objects.filter(app=app).update(last_synced_at=now)
     log.save()
     return len(plan.clean_changes), len(plan.conflicts)
+
+
+def _insert_rows(model: type, columns: list[str], rows: list[tuple]) -> None:
+    """One multi-row INSERT for many rows: a first import writes 10,000 tags and as many
+    history entries, where building a model instance per row costs more than the writing."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(model._meta.get_field(column).column) for column in columns)
+    marks = ", ".join(["%s"] * len(columns))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - names from the model
+            rows,
+        )
+
+
+def _insert_tags(
+    app: WeComApp, rows: list[tuple[str, str, int, int]], *, now: Any, user: Any
+) -> None:
+    when = connection.ops.adapt_datetimefield_value(now)
+    _insert_rows(
+        Tag,
+        [
+            "app",
+            "group",
+            "wecom_id",
+            "name",
+            "order",
+            "sync_state",
+            "sync_message",
+            "last_synced_at",
+            "version",
+            "updated_at",
+            "updated_by",
+            "pending_name",
+            "pending_order",
+            "pending_delete",
+        ],
+        [
+            (
+                app.pk,
+                group_pk,
+                wecom_id,
+                name,
+                order,
+                SyncState.IN_SYNC.value,
+                "",
+                when,
+                1,
+                when,
+                None,
+                "",
+                None,
+                False,
+            )
+            for wecom_id, name, order, group_pk in rows
+        ],
+    )
 
 
 _FOLLOW_FIELDS = ["name", "order", "version", "sync_state", "sync_message", "last_synced_at"]
@@ -945,7 +997,8 @@ class _AuditBatch:
 
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
-        self.entries: list[LogEntry] = []
+        self.entries: list[tuple] = []
+        self._now = connection.ops.adapt_datetimefield_value(timezone.now())
         self._part = console_message_part(
             source=actor.source, ip=actor.ip, detail=actor.detail, note=_("Pulled from WeCom.")
         )["console"]
@@ -974,13 +1027,14 @@ class _AuditBatch:
         if model not in self._content_types:
             self._content_types[model] = ContentType.objects.get_for_model(model).pk
         self.entries.append(
-            LogEntry(
-                user_id=self.actor.user.pk,
-                content_type_id=self._content_types[model],
-                object_id=str(pk),
-                object_repr=text[:200],
-                action_flag=flag,
-                change_message=json.dumps(message, ensure_ascii=False),
+            (
+                self._now,
+                self.actor.user.pk,
+                self._content_types[model],
+                str(pk),
+                text[:200],
+                flag,
+                json.dumps(message, ensure_ascii=False),
             )
         )
 
@@ -994,7 +1048,10 @@ class _AuditBatch:
         self._entry(model, pk, text, DELETION, {"name": (text, None)})
 
     def save(self) -> None:
-        LogEntry.objects.bulk_create(self.entries, batch_size=500)
+        if self.entries:
+            columns = ["action_time", "user", "content_type", "object_id", "object_repr",
+                       "action_flag", "change_message"]  # fmt: skip
+            _insert_rows(LogEntry, columns, self.entries)
 
 
 def pull_actor_for_schedule() -> Actor:

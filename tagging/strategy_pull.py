@@ -751,17 +751,34 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> 
 
 
 def _insert_rows(model: type, columns: list[str], rows: list[tuple]) -> None:
-    """One multi-row INSERT for many rows: a first import writes 10,000 tags and as many
-    history entries, where building a model instance per row costs more than the writing."""
+    """Many rows at once: a first import writes 10,000 tags and as many history entries, where
+    building a model instance per row costs more than the writing. PostgreSQL takes them with
+    one COPY, SQLite with ``executemany`` (in-process); others in multi-row INSERTs."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     names = ", ".join(quote(model._meta.get_field(column).column) for column in columns)
-    marks = ", ".join(["%s"] * len(columns))
+    row_marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - names from the model
-            rows,
-        )
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        if connection.vendor == "sqlite":
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES {row_marks}",  # noqa: S608 - model names
+                rows,
+            )
+            return
+        limit = connection.features.max_query_params or 65_535
+        size = max(1, min(1000, limit // len(columns)))
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            values = ", ".join([row_marks] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {values}",  # noqa: S608 - model names
+                [value for row in chunk for value in row],
+            )
 
 
 def _insert_tags(

@@ -235,8 +235,10 @@ class _Local:
         return hashlib.sha256("|".join(versions).encode()).hexdigest()
 
 
+# Not sync_message: the longest column, and only an item with a local change pending has one
+# (which the pull then only replaces); the others' is empty.
 _ROW_FIELDS = (
-    "id", "wecom_id", "name", "order", "version", "sync_state", "sync_message",
+    "id", "wecom_id", "name", "order", "version", "sync_state",
     "pending_name", "pending_order", "pending_delete",
 )  # fmt: skip
 
@@ -266,8 +268,9 @@ class _Row:
         self.model = model
         (
             self.pk, self.wecom_id, self.name, self.order, self.version, self.sync_state,
-            self.sync_message, self.pending_name, self.pending_order, self.pending_delete,
+            self.pending_name, self.pending_order, self.pending_delete,
         ) = values  # fmt: skip
+        self.sync_message = ""
         self.parent_id = parent_id
         self.last_synced_at = None
         self.changed = False
@@ -606,6 +609,10 @@ def pull_and_apply(*, app: WeComApp, actor: Actor) -> tuple[Plan, ApplyResult]:
 def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> tuple[int, int]:
     assert plan.snapshot is not None
     now = timezone.now()
+    if not plan.changes:
+        # WeCom and the console agree (the common scheduled pull): nothing to write.
+        Strategy.objects.filter(app=app).update(last_synced_at=now)
+        return 0, 0
     snapshot = plan.snapshot
     log = _AuditBatch(actor)
 

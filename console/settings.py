@@ -306,6 +306,8 @@ JOBS_STATUS_CHECK_SECONDS = env.float("JOBS_STATUS_CHECK_SECONDS", default=1.0)
 JOBS_MAX_ERRORS = env.int("JOBS_MAX_ERRORS", default=5)
 # Shards the watchdog re-queues per run at most.
 JOBS_WATCHDOG_BATCH = env.int("JOBS_WATCHDOG_BATCH", default=500)
+# Minutes between scheduled pulls of each WeCom app's strategy tags (0: no schedule).
+STRATEGY_PULL_MINUTES = env.int("STRATEGY_PULL_MINUTES", default=15)
 
 # --- Logging -----------------------------------------------------------------------------------
 

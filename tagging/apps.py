@@ -1,7 +1,28 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
+
+
+def _ensure_pull_schedules(**kwargs: Any) -> None:
+    from tagging.strategy_jobs import strategy_pull_schedules_ensure
+
+    strategy_pull_schedules_ensure()
 
 
 class TaggingConfig(AppConfig):
     name = "tagging"
     verbose_name = _("Customer tags")
+
+    def ready(self) -> None:
+        from tagging import strategy_dashboard, strategy_jobs  # noqa: F401  (panel, job kind)
+        from wecom.models import WeComApp
+
+        post_migrate.connect(_ensure_pull_schedules, sender=self)
+        post_save.connect(
+            _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules"
+        )
+        post_delete.connect(
+            _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules-delete"
+        )

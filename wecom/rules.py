@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import ValidationError
+from django.utils.functional import Promise
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
 # WeCom strategy tags (seed 003, PLATFORM.md 2).
@@ -95,4 +97,66 @@ def validate_oa_tag_id(value: int, *, changing: bool = True) -> None:
         raise ValidationError(
             _("Tags 0, 1 and 2 are reserved by the platform and cannot change."),
             code="reserved_tag",
+        )
+
+
+# --- WeCom strategy tags: rules over several values (seed 003, PLATFORM.md 2) ----------------
+
+
+def validate_name_free(value: str, *, taken: Mapping[str, str], what: str | Promise) -> None:
+    """``value`` must not be the name of a sibling: ``taken`` maps each sibling's name to a link
+    to it ("" for none), and the message names the clash and links to it."""
+    if value not in taken:
+        return
+    url = taken[value]
+    if url:
+        message = format_html(
+            str(_('{what} “{name}” exists already here: <a href="{url}">open it</a>.')),
+            what=what,
+            name=value,
+            url=url,
+        )
+    else:
+        message = format_html(str(_("{what} “{name}” exists already here.")), what=what, name=value)
+    raise ValidationError(message, code="name_taken")
+
+
+def validate_distinct_names(names: Sequence[str]) -> None:
+    """WeCom silently keeps one of several equal names sent together: refuse them instead."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValidationError(
+                _("“%(name)s” is given twice: each tag of a group needs its own name."),
+                code="name_twice",
+                params={"name": name},
+            )
+        seen.add(name)
+
+
+def validate_group_not_empty(tag_count: int) -> None:
+    if tag_count < 1:
+        raise ValidationError(
+            _("A tag group cannot be empty: add at least one tag."), code="group_empty"
+        )
+
+
+def validate_first_level_strategy(*, is_first_level: bool) -> None:
+    if not is_first_level:
+        raise ValidationError(
+            _("Tags can only be added under a first-level strategy, not under a child one."),
+            code="strategy_child",
+        )
+
+
+def validate_corp_tag_limit(*, existing: int, adding: int, limit: int = CORP_TAG_LIMIT) -> None:
+    """Corp tags plus strategy tags: at most ``limit`` per corp, as far as the console knows."""
+    if existing + adding > limit:
+        raise ValidationError(
+            _(
+                "The corp may have at most %(limit)d tags; it has %(existing)d and this adds "
+                "%(adding)d. Delete some tags first."
+            ),
+            code="corp_tag_limit",
+            params={"limit": limit, "existing": existing, "adding": adding},
         )

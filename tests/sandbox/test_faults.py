@@ -198,3 +198,22 @@ def test_body_is_one_outcome_among_the_others():
     with pytest.raises(ValueError, match="choose one"):
         FaultRule(body="x", errcode=-1)
     assert FaultRule.from_spec("body=oops").body == "oops"
+
+
+def test_after_faults_spoil_the_answer_of_work_done(api, sandbox):
+    """``after``: the platform did the work, the answer is lost (dropped) or comes too late."""
+    token = api.oa_token()
+    sandbox.faults.add(
+        FaultRule(platform="wechat", endpoint="/cgi-bin/tags/create", drop=True, after=True)
+    )
+    with pytest.raises(requests.ConnectionError):
+        api.http.post(
+            api.server.wechat_base + "/cgi-bin/tags/create",
+            params={"access_token": token},
+            json={"tag": {"name": "丢了回答"}},
+            timeout=5,
+        )
+    names = [tag["name"] for tag in tags_get(api).json()["tags"]]
+    assert "丢了回答" in names
+    assert FaultRule.from_spec("drop=true,after=true").after is True
+    assert FaultRule.from_spec("drop=true").after is False

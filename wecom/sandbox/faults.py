@@ -29,6 +29,10 @@ class FaultRule:
     answer missing fields), or its connection is dropped (``drop``); ``latency_ms`` delays
     whatever answer it gets (the normal one when nothing else is set). ``times`` caps how many
     requests the rule applies to.
+
+    With ``after`` the request is carried out first and the fault then spoils its answer: the
+    call happened but the client cannot know it (a timeout or a dropped connection after the
+    platform did the work). Without it the request never reaches the platform's logic.
     """
 
     platform: str = "*"
@@ -40,6 +44,7 @@ class FaultRule:
     drop: bool = False
     rate: float = 1.0
     times: int | None = None
+    after: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, str) or not isinstance(self.endpoint, str):
@@ -71,6 +76,8 @@ class FaultRule:
             raise ValueError("rate must be between 0 and 1")
         if self.times is not None and (not isinstance(self.times, int) or self.times < 0):
             raise ValueError("times must be a non-negative integer")
+        if not isinstance(self.after, bool):
+            raise ValueError("after must be true or false")
         if self.body is not None and not isinstance(self.body, str):
             raise ValueError("body must be a string")
         outcomes = sum(
@@ -171,6 +178,7 @@ _SPEC_PARSERS = {
     "drop": _bool,
     "rate": _number,
     "times": _optional_int,
+    "after": _bool,
 }
 
 

@@ -454,6 +454,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._decrypt_chatbot(call)
 
         rule = sandbox.faults.pick(platform, call.endpoint)
+        spoil_after = rule if rule is not None and rule.after else None
+        if spoil_after is not None:
+            rule = None
         if rule is not None and rule.latency_ms:
             time.sleep(rule.latency_ms / 1000)
         if rule is not None and rule.kind != "latency":
@@ -476,6 +479,17 @@ class _Handler(BaseHTTPRequestHandler):
                 "errmsg": _decorate_errmsg(platform, exc.errcode, exc.errmsg),
             }
         errcode = answer.get("errcode", answer.get("code", 0))
+        if spoil_after is not None:
+            # The work is done; the answer is delayed past the client's patience or lost.
+            if spoil_after.kind == "latency":
+                sandbox._record(call, errcode, status, "latency")
+                time.sleep(spoil_after.latency_ms / 1000)
+                self._send_json(status, answer, _CONTENT_TYPES[platform])
+                return
+            if spoil_after.latency_ms:
+                time.sleep(spoil_after.latency_ms / 1000)
+            self._apply_fault(call, spoil_after)
+            return
         sandbox._record(call, errcode, status, "latency" if rule is not None else None)
         self._send_json(status, answer, _CONTENT_TYPES[platform])
 

@@ -1,0 +1,595 @@
+"""Admin for WeCom strategy tags: strategies (read-only), tag groups and tags.
+
+Saving calls the services (which push to WeCom and audit); the auditor sees everything with
+nothing editable. The tree page, the pull plan and drag-and-drop live in
+``tagging/strategy_views.py``; their URLs hang under the strategy admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.views.main import PAGE_VAR
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db.models import Count, F, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
+
+from console.admin import AuditedModelAdmin
+from console.audit import Actor, AuditSource
+from tagging import strategy_views
+from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
+from tagging.strategy_pull import Choice, conflict_resolve
+from tagging.strategy_services import items_delete, items_repush_failed, names_swap
+from wecom.clients.errors import PlatformError
+
+DELETE_WARNING = _(
+    "Deleting a tag in WeCom takes it off every customer who has it, and cannot be undone. "
+    "Deleting a tag group deletes all its tags."
+)
+
+STATE_CLASSES = {
+    SyncState.IN_SYNC: "ok",
+    SyncState.PENDING: "pending",
+    SyncState.FAILED: "failed",
+    SyncState.CONFLICT: "conflict",
+}
+
+
+def sync_badge(item: Any) -> str:
+    state = SyncState(item.sync_state)
+    return format_html(
+        '<span class="strategy-sync strategy-sync-{}" title="{}">{}</span>',
+        STATE_CLASSES[state],
+        item.sync_message,
+        state.label,
+    )
+
+
+class SyncStateFilter(admin.SimpleListFilter):
+    title = _("sync state")
+    parameter_name = "sync_state__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(SyncState.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(sync_state=self.value()) if self.value() else queryset
+
+
+class AppFilter(admin.SimpleListFilter):
+    """By WeCom app: choices from the small app table, not a DISTINCT over every tag."""
+
+    title = _("WeCom app")
+    parameter_name = "app__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
+        from wecom.models import WeComApp
+
+        return [(str(pk), name) for pk, name in WeComApp.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(app_id=self.value()) if self.value() else queryset
+
+
+class StrategyFilter(admin.SimpleListFilter):
+    title = _("strategy")
+    parameter_name = "strategy"
+    field_path = "strategy"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
+        return [
+            (str(pk), name)
+            for pk, name in Strategy.objects.order_by("app_id", "wecom_id").values_list(
+                "pk", "name"
+            )
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if not self.value():
+            return queryset
+        return queryset.filter(**{f"{self.field_path}_id": self.value()})
+
+
+class TagStrategyFilter(StrategyFilter):
+    field_path = "group__strategy"
+
+
+class _ItemAdmin(AuditedModelAdmin):
+    """What tag groups and tags share: saving through services, audited there."""
+
+    add_form: type
+    change_form: type
+    list_per_page = 100
+    show_full_result_count = False
+
+    class Media:
+        css = {"all": ["tagging/strategy.css"]}
+
+    change_form_template = "admin/tagging/strategy_item_change_form.html"
+    delete_confirmation_template = "admin/tagging/strategy_delete_confirmation.html"
+    delete_selected_confirmation_template = (
+        "admin/tagging/strategy_delete_selected_confirmation.html"
+    )
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if not self.has_change_permission(request, obj) and obj is not None:
+            return super().get_form(request, obj, change=change, **kwargs)
+        kwargs["form"] = self.change_form if obj is not None else self.add_form
+        kwargs["fields"] = None
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+
+        class WithRequest(form_class):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: Any, **inner: Any) -> None:
+                super().__init__(*args, request=request, **inner)
+
+        return WithRequest
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["name", "order", "sync_state", "sync_message", "wecom_id"]
+        form = self.change_form if obj is not None else self.add_form
+        return list(dict.fromkeys([*form._meta.fields, *form.declared_fields]))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.get_fields(request, obj)
+        return []
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            extra["strategy_item"] = obj
+            extra["sync_badge"] = sync_badge(obj)
+            extra["pending"] = pending_description(obj) if obj.has_pending else ""
+            pull = StrategyPull.objects.filter(app_id=obj.app_id, ok=True).first()
+            extra["last_sync"] = obj.last_sync(pull.pulled_at if pull else None)
+            extra["tree_url"] = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
+        return super().change_view(request, object_id, form_url, extra)
+
+    def _back_to_tree(self, request: HttpRequest, obj: Any, response: HttpResponse) -> HttpResponse:
+        """Saved from the tree (its links carry ?tree, ?strategy or ?group): back to it."""
+        came_from_tree = any(key in request.GET for key in ("tree", "strategy", "group"))
+        staying = "_continue" in request.POST or "_addanother" in request.POST
+        if not came_from_tree or staying or not isinstance(response, HttpResponseRedirect):
+            return response
+        strategy_id = obj.strategy_id if isinstance(obj, TagGroup) else obj.group.strategy_id
+        kind = "group" if isinstance(obj, TagGroup) else "tag"
+        url = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
+        return HttpResponseRedirect(f"{url}?strategy={strategy_id}#{kind}-{obj.pk}")
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        return self._back_to_tree(
+            request, obj, super().response_add(request, obj, post_url_continue)
+        )
+
+    def response_change(self, request: HttpRequest, obj: Any) -> Any:
+        return self._back_to_tree(request, obj, super().response_change(request, obj))
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {key: value for key, value in request.GET.items() if key != "tree"}
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The form saved through the service already (pushed to WeCom, audited)."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
+        """Audited by the service, with old and new values."""
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
+        """Audited by the service, with old and new values."""
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> None:
+        """Audited by the service."""
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._delete(request, list(queryset))
+
+    def _delete(self, request: HttpRequest, items: list[Any]) -> None:
+        try:
+            items_delete(items=items, actor=Actor.from_request(request, source=AuditSource.ADMIN))
+        except (ValidationError, PlatformError) as error:
+            request._strategy_delete_failed = True  # type: ignore[attr-defined]
+            text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+            self.message_user(
+                request,
+                gettext("Nothing was deleted: %(reason)s") % {"reason": text},
+                messages.ERROR,
+            )
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        if getattr(request, "_strategy_delete_failed", False):
+            return HttpResponseRedirect(
+                reverse(f"admin:tagging_{self.opts.model_name}_change", args=[obj_id])
+            )
+        return super().response_delete(request, obj_display, obj_id)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return super().delete_view(
+            request, object_id, {**(extra_context or {}), "wecom_warning": DELETE_WARNING}
+        )
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """A deleted item's history stays readable."""
+        if self.get_object(request, object_id) is not None:
+            return super().history_view(request, object_id, extra_context)
+        if not self.has_view_permission(request):
+            return super().history_view(request, object_id, extra_context)
+        entries = (
+            LogEntry.objects.filter(
+                object_id=object_id,
+                content_type=ContentType.objects.get_for_model(self.model),
+            )
+            .select_related("user")
+            .order_by("action_time")
+        )
+        if not entries:
+            return super().history_view(request, object_id, extra_context)
+        paginator = self.get_paginator(request, entries, 100)
+        page = paginator.get_page(request.GET.get(PAGE_VAR, 1))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Change history: %(name)s (deleted)")
+            % {"name": entries.last().object_repr},
+            "subtitle": None,
+            "action_list": page,
+            "page_range": paginator.get_elided_page_range(page.number),
+            "page_var": PAGE_VAR,
+            "pagination_required": paginator.count > 100,
+            "module_name": self.opts.verbose_name_plural,
+            "object": None,
+            "opts": self.opts,
+            "preserved_filters": self.get_preserved_filters(request),
+        }
+        return TemplateResponse(request, "admin/tagging/strategy_deleted_history.html", context)
+
+    # --- bulk actions, each with a confirmation page ---------------------------------------
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name in (
+                "repush_failed",
+                "conflict_take_wecom",
+                "conflict_push_ours",
+                "swap_names",
+            ):
+                actions.pop(name, None)
+        return actions
+
+    def _confirm(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        *,
+        action: str,
+        title: str,
+        explanation: str,
+        describe: Any,
+    ) -> HttpResponse | None:
+        if request.POST.get("confirm") == "yes":
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "items": [(item, describe(item)) for item in queryset],
+            "action": action,
+            "opts": self.opts,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+        }
+        return TemplateResponse(request, "admin/tagging/strategy_confirm_action.html", context)
+
+    @admin.action(description=_("Re-push failed changes to WeCom"), permissions=["change"])
+    def repush_failed(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        chosen = queryset.exclude(sync_state=SyncState.IN_SYNC)
+        page = self._confirm(
+            request,
+            chosen,
+            action="repush_failed",
+            title=gettext("Re-push failed changes"),
+            explanation=gettext(
+                "These changes will be sent to WeCom again, one call each, in this order."
+            ),
+            describe=pending_description,
+        )
+        if page is not None:
+            return page
+        outcome = items_repush_failed(
+            items=list(chosen), actor=Actor.from_request(request, source=AuditSource.ADMIN)
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d change reached WeCom.", "%(count)d changes reached WeCom.", outcome.done
+            )
+            % {"count": outcome.done},
+            messages.SUCCESS if outcome.ok else messages.WARNING,
+        )
+        for message in outcome.messages:
+            self.message_user(request, message, messages.ERROR)
+        return None
+
+    def _resolve(
+        self, request: HttpRequest, queryset: QuerySet, choice: Choice, action: str
+    ) -> HttpResponse | None:
+        chosen = queryset.filter(sync_state=SyncState.CONFLICT)
+        if choice is Choice.WECOM:
+            title = gettext("Take WeCom's values")
+            explanation = gettext(
+                "The local changes below are dropped; the console keeps what WeCom has."
+            )
+        else:
+            title = gettext("Push the console's values")
+            explanation = gettext(
+                "The local changes below are sent to WeCom and replace what was changed there."
+            )
+        page = self._confirm(
+            request,
+            chosen,
+            action=action,
+            title=title,
+            explanation=explanation,
+            describe=lambda item: f"{item.sync_message} — {pending_description(item)}",
+        )
+        if page is not None:
+            return page
+        actor = Actor.from_request(request, source=AuditSource.ADMIN)
+        done = 0
+        for item in chosen:
+            try:
+                outcome = conflict_resolve(item=item, choice=choice, actor=actor)
+            except (PlatformError, ValidationError) as error:
+                self.message_user(request, _error_text(error), messages.ERROR)
+                continue
+            done += outcome.done
+            for message in outcome.messages:
+                self.message_user(request, message, messages.ERROR)
+        self.message_user(
+            request,
+            ngettext("%(count)d conflict settled.", "%(count)d conflicts settled.", done)
+            % {"count": done},
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(description=_("Swap the names of the two selected"), permissions=["change"])
+    def swap_names(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        chosen = list(queryset[:3])
+        parent = "group_id" if self.model is Tag else "strategy_id"
+        if len(chosen) != 2 or getattr(chosen[0], parent) != getattr(chosen[1], parent):
+            self.message_user(
+                request,
+                gettext("Select exactly two items of the same group (or strategy) to swap."),
+                messages.WARNING,
+            )
+            return None
+        first, second = chosen
+        page = self._confirm(
+            request,
+            queryset,
+            action="swap_names",
+            title=gettext("Swap names"),
+            explanation=gettext(
+                "WeCom refuses two siblings of one name, so the swap takes three calls through a "
+                "temporary name; if one fails, the calls made are undone."
+            ),
+            describe=lambda item: (
+                gettext("will be named “%(name)s”")
+                % {"name": (second if item.pk == first.pk else first).name}
+            ),
+        )
+        if page is not None:
+            return page
+        try:
+            names_swap(
+                first=first,
+                second=second,
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
+            )
+        except ValidationError as error:
+            self.message_user(request, _error_text(error), messages.ERROR)
+            return None
+        self.message_user(request, gettext("Names swapped."), messages.SUCCESS)
+        return None
+
+    @admin.action(description=_("Conflicts: take WeCom's values"), permissions=["change"])
+    def conflict_take_wecom(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._resolve(request, queryset, Choice.WECOM, "conflict_take_wecom")
+
+    @admin.action(description=_("Conflicts: push the console's values"), permissions=["change"])
+    def conflict_push_ours(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        return self._resolve(request, queryset, Choice.OURS, "conflict_push_ours")
+
+    @admin.display(description=_("sync state"), ordering="sync_state")
+    def sync(self, item: Any) -> str:
+        return sync_badge(item)
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
+
+
+def pending_description(item: Any) -> str:
+    parts = []
+    if item.pending_delete:
+        parts.append(gettext("delete in WeCom"))
+    if item.pending_name:
+        parts.append(
+            gettext("name “%(old)s” → “%(new)s”") % {"old": item.name, "new": item.pending_name}
+        )
+    if item.pending_order is not None:
+        parts.append(
+            gettext("order %(old)s → %(new)s") % {"old": item.order, "new": item.pending_order}
+        )
+    return gettext("; ").join(parts) or gettext("nothing pending")
+
+
+@admin.register(Strategy)
+class StrategyAdmin(AuditedModelAdmin):
+    """Strategies are managed in WeCom: read-only here, filled by pulls."""
+
+    list_display = ("name", "app_name", "wecom_id", "parent", "level", "group_count", "tag_count",
+                    "last_synced_at")  # fmt: skip
+    list_filter = (AppFilter,)
+    search_fields = ("name",)
+    list_select_related = ("parent",)
+    change_list_template = "admin/tagging/strategy/change_list.html"
+    actions = ["pull_from_wecom"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_groups=Count("groups", distinct=True),
+                n_tags=Count("groups__tags", distinct=True),
+                app_label=F("app__name"),
+            )
+        )
+
+    @admin.display(description=_("WeCom app"), ordering="app__name")
+    def app_name(self, strategy: Strategy) -> str:
+        return strategy.app_label  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_pull_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tagging.change_tag")
+
+    @admin.display(description=_("level"))
+    def level(self, strategy: Strategy) -> str:
+        return gettext("first level") if strategy.is_first_level else gettext("child")
+
+    @admin.display(description=_("tag groups"), ordering="n_groups")
+    def group_count(self, strategy: Strategy) -> int:
+        return strategy.n_groups  # type: ignore[attr-defined]
+
+    @admin.display(description=_("tags"), ordering="n_tags")
+    def tag_count(self, strategy: Strategy) -> int:
+        return strategy.n_tags  # type: ignore[attr-defined]
+
+    @admin.action(description=_("Pull from WeCom"), permissions=["pull"])
+    def pull_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
+        app_ids = sorted(set(queryset.values_list("app_id", flat=True)))
+        return HttpResponseRedirect(reverse("admin:tagging_strategy_pull", args=[app_ids[0]]))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        from wecom.models import WeComApp
+
+        extra = {
+            **(extra_context or {}),
+            "wecom_apps": list(WeComApp.objects.only("pk", "name")),
+            "can_pull": self.has_pull_permission(request),
+        }
+        return super().changelist_view(request, extra)
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "tree/<int:app_id>/",
+                wrap(strategy_views.StrategyTreeView.as_view(model_admin=self)),
+                name="tagging_strategy_tree",
+            ),
+            path(
+                "tree/<int:app_id>/move/",
+                wrap(strategy_views.move_view),
+                name="tagging_strategy_move",
+            ),
+            path(
+                "pull/<int:app_id>/",
+                wrap(strategy_views.PullView.as_view(model_admin=self)),
+                name="tagging_strategy_pull",
+            ),
+            *super().get_urls(),
+        ]
+
+
+@admin.register(TagGroup)
+class TagGroupAdmin(_ItemAdmin):
+    add_form = TagGroupAddForm
+    change_form = TagGroupChangeForm
+    list_display = ("name", "strategy", "app_name", "order", "tag_count", "sync")
+    list_filter = (AppFilter, StrategyFilter, SyncStateFilter)
+    search_fields = ("name", "strategy__name")
+    list_select_related = ("strategy",)
+    ordering = ("app", "strategy__wecom_id", "-order", "pk")
+    actions = [
+        "delete_selected",
+        "repush_failed",
+        "swap_names",
+        "conflict_take_wecom",
+        "conflict_push_ours",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super().get_queryset(request).annotate(n_tags=Count("tags"), app_label=F("app__name"))
+        )
+
+    @admin.display(description=_("WeCom app"), ordering="app__name")
+    def app_name(self, group: TagGroup) -> str:
+        return group.app_label  # type: ignore[attr-defined]
+
+    @admin.display(description=_("tags"), ordering="n_tags")
+    def tag_count(self, group: TagGroup) -> int:
+        return group.n_tags  # type: ignore[attr-defined]
+
+
+@admin.register(Tag)
+class TagAdmin(_ItemAdmin):
+    add_form = TagAddForm
+    change_form = TagChangeForm
+    # Few columns: a changelist of 100 rows is mostly cell rendering. The app is a filter, the
+    # last sync on the change page.
+    list_display = ("name", "group", "strategy_name", "order", "sync")
+    list_filter = (AppFilter, TagStrategyFilter, SyncStateFilter)
+    search_fields = ("name", "group__name", "group__strategy__name")
+    # Not "app": loading a WeComApp decrypts its secret, for every row.
+    list_select_related = ("group__strategy",)
+    # Group by group, each in WeCom's order: an index walk, where ordering by the groups' own
+    # order would sort all 10,000 joined rows for every page.
+    ordering = ("group_id", "-order", "pk")
+    actions = [
+        "delete_selected",
+        "repush_failed",
+        "swap_names",
+        "conflict_take_wecom",
+        "conflict_push_ours",
+    ]
+
+    @admin.display(description=_("strategy"), ordering="group__strategy__name")
+    def strategy_name(self, tag: Tag) -> str:
+        return tag.group.strategy.name

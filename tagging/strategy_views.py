@@ -1,0 +1,289 @@
+"""Pages of the strategy tag admin beyond the lists: the tree, the pull plan, drag-and-drop.
+
+Views only arrange: reads come from the selectors below, changes from the services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext, ngettext
+from django.views import View
+from django.views.decorators.http import require_POST
+
+from console.audit import Actor, AuditSource
+from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy_pull import Choice, PlanChanged, pull_apply, pull_plan
+from tagging.strategy_services import tag_groups_reorder, tags_reorder
+from wecom.clients.errors import PlatformError
+from wecom.models import WeComApp
+
+SEARCH_LIMIT = 100
+
+
+# --- selectors ---------------------------------------------------------------------------------
+
+
+@dataclass
+class GroupNode:
+    group: TagGroup
+    tags: list[Tag] = field(default_factory=list)
+
+
+@dataclass
+class StrategyTree:
+    app: WeComApp
+    strategies: list[Strategy]
+    selected: Strategy | None
+    groups: list[GroupNode]
+    children: dict[int, list[Strategy]]
+
+
+def strategy_tree(app: WeComApp, *, strategy_id: int | None) -> StrategyTree:
+    """The app's strategies with counts, and one strategy's groups and tags: three queries,
+    whatever the number of tags."""
+    strategies = list(Strategy.objects.filter(app=app).order_by("wecom_id"))
+    # Counts per strategy by two grouped queries over the app's rows, not joins per strategy.
+    group_counts = dict(
+        TagGroup.objects.filter(app=app)
+        .order_by()
+        .values_list("strategy_id")
+        .annotate(n=Count("pk"))
+    )
+    tag_counts = {
+        strategy_id: (n, attention)
+        for strategy_id, n, attention in Tag.objects.filter(app=app)
+        .order_by()
+        .values_list("group__strategy_id")
+        .annotate(n=Count("pk"), attention=Count("pk", filter=~Q(sync_state=SyncState.IN_SYNC)))
+    }
+    for strategy in strategies:
+        strategy.n_groups = group_counts.get(strategy.pk, 0)  # type: ignore[attr-defined]
+        strategy.n_tags, strategy.n_attention = tag_counts.get(strategy.pk, (0, 0))  # type: ignore[attr-defined]
+    selected = next((s for s in strategies if s.pk == strategy_id), None)
+    if selected is None:
+        selected = next(
+            (s for s in strategies if s.n_groups), strategies[0] if strategies else None
+        )  # type: ignore[attr-defined]
+    children: dict[int, list[Strategy]] = {}
+    for strategy in strategies:
+        if strategy.parent_id:
+            children.setdefault(strategy.parent_id, []).append(strategy)
+    nodes: list[GroupNode] = []
+    if selected is not None:
+        groups = list(TagGroup.objects.filter(strategy=selected).select_related("updated_by"))
+        by_pk = {group.pk: GroupNode(group=group) for group in groups}
+        for tag in Tag.objects.filter(group__strategy=selected).order_by("-order", "pk"):
+            by_pk[tag.group_id].tags.append(tag)
+        nodes = [by_pk[group.pk] for group in groups]
+    return StrategyTree(
+        app=app, strategies=strategies, selected=selected, groups=nodes, children=children
+    )
+
+
+def strategy_search(app: WeComApp, query: str) -> dict[str, list[Any]]:
+    """Names containing ``query`` at every level of the app's tree."""
+    return {
+        "strategies": list(Strategy.objects.filter(app=app, name__icontains=query)[:SEARCH_LIMIT]),
+        "groups": list(
+            TagGroup.objects.filter(app=app, name__icontains=query).select_related("strategy")[
+                :SEARCH_LIMIT
+            ]
+        ),
+        "tags": list(
+            Tag.objects.filter(app=app, name__icontains=query).select_related("group__strategy")[
+                :SEARCH_LIMIT
+            ]
+        ),
+    }
+
+
+# --- the tree ----------------------------------------------------------------------------------
+
+
+def _can_edit(request: HttpRequest) -> bool:
+    return request.user.has_perm("tagging.change_tag") and request.user.has_perm(
+        "tagging.change_taggroup"
+    )
+
+
+class StrategyTreeView(View):
+    model_admin: Any = None
+
+    def get(self, request: HttpRequest, app_id: int) -> HttpResponse:
+        if not request.user.has_perm("tagging.view_tag"):
+            raise PermissionDenied
+        app = get_object_or_404(WeComApp, pk=app_id)
+        strategy_id = request.GET.get("strategy")
+        tree = strategy_tree(app, strategy_id=int(strategy_id) if strategy_id else None)
+        query = request.GET.get("q", "").strip()
+        can_edit = _can_edit(request)
+        pull = StrategyPull.objects.filter(app=app).first()
+        context = {
+            **self.model_admin.admin_site.each_context(request),
+            "opts": Strategy._meta,
+            "title": gettext("Strategy tags of %(app)s") % {"app": app.name},
+            "tree": tree,
+            "apps": WeComApp.objects.only("pk", "name"),
+            "query": query,
+            "results": strategy_search(app, query) if query else None,
+            "can_edit": can_edit,
+            "can_pull": can_edit,
+            "pull": pull,
+            "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
+            "tag_base": reverse("admin:tagging_tag_changelist"),
+            "group_base": reverse("admin:tagging_taggroup_changelist"),
+        }
+        return TemplateResponse(request, "admin/tagging/strategy/tree.html", context)
+
+
+@require_POST
+def move_view(request: HttpRequest, app_id: int) -> JsonResponse:
+    """Drag-and-drop: the list's new order (ids top first); one edit call when one item moved."""
+    if not _can_edit(request):
+        return JsonResponse(
+            {"ok": False, "message": gettext("You may not change tags.")}, status=403
+        )
+    kind = request.POST.get("kind")
+    try:
+        parent_id = int(request.POST.get("parent", ""))
+        ids = [int(value) for value in request.POST.get("ids", "").split(",") if value]
+    except ValueError:
+        return JsonResponse(
+            {"ok": False, "message": gettext("The request was not understood.")}, status=400
+        )
+    actor = Actor.from_request(request, source=AuditSource.ADMIN)
+    try:
+        if kind == "tag":
+            parent = get_object_or_404(TagGroup, pk=parent_id, app_id=app_id)
+            outcome = tags_reorder(group=parent, tag_ids=ids, actor=actor)
+            items = Tag.objects.filter(group=parent)
+        elif kind == "group":
+            parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_id)
+            outcome = tag_groups_reorder(strategy=parent, group_ids=ids, actor=actor)
+            items = TagGroup.objects.filter(strategy=parent)
+        else:
+            return JsonResponse(
+                {"ok": False, "message": gettext("The request was not understood.")}, status=400
+            )
+    except ValidationError as error:
+        return JsonResponse({"ok": False, "message": " ".join(error.messages)})
+    except PlatformError as error:
+        return JsonResponse({"ok": False, "message": error.explanation})
+    rows = list(items.values_list("pk", "order", "sync_state"))
+    message = (
+        ngettext(
+            "Order saved in WeCom (%(count)d call).",
+            "Order saved in WeCom (%(count)d calls).",
+            outcome.done,
+        )
+        % {"count": outcome.done}
+        if outcome.ok
+        else " ".join(outcome.messages)
+    )
+    return JsonResponse(
+        {
+            "ok": outcome.ok,
+            "message": message,
+            "order": [pk for pk, _order, _state in rows],
+            "orders": {str(pk): order for pk, order, _state in rows},
+            "states": {str(pk): str(SyncState(state).label) for pk, _order, state in rows},
+        }
+    )
+
+
+# --- pull: plan, then apply ------------------------------------------------------------------
+
+
+class PullView(View):
+    model_admin: Any = None
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not _can_edit(request):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def _render(self, request: HttpRequest, app: WeComApp, plan: Any) -> HttpResponse:
+        context = {
+            **self.model_admin.admin_site.each_context(request),
+            "opts": Strategy._meta,
+            "title": gettext("Pull from WeCom: %(app)s") % {"app": app.name},
+            "app": app,
+            "plan": plan,
+            "counts": plan.counts(),
+            "choices": [
+                (Choice.WECOM.value, gettext("take WeCom's")),
+                (Choice.OURS.value, gettext("push ours")),
+                (Choice.LATER.value, gettext("decide later")),
+            ],
+            "tree_url": reverse("admin:tagging_strategy_tree", args=[app.pk]),
+        }
+        return TemplateResponse(request, "admin/tagging/strategy/pull.html", context)
+
+    def get(self, request: HttpRequest, app_id: int) -> HttpResponse:
+        app = get_object_or_404(WeComApp, pk=app_id)
+        try:
+            plan = pull_plan(app)
+        except PlatformError as error:
+            messages.error(
+                request,
+                gettext("WeCom could not be read: %(reason)s") % {"reason": error.explanation},
+            )
+            return HttpResponseRedirect(reverse("admin:tagging_strategy_changelist"))
+        return self._render(request, app, plan)
+
+    def post(self, request: HttpRequest, app_id: int) -> HttpResponse:
+        app = get_object_or_404(WeComApp, pk=app_id)
+        choices = {}
+        for key, value in request.POST.items():
+            if key.startswith("choice-"):
+                try:
+                    choices[key.removeprefix("choice-")] = Choice(value)
+                except ValueError:
+                    continue
+        try:
+            result = pull_apply(
+                app=app,
+                fingerprint=request.POST.get("fingerprint", ""),
+                choices=choices,
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
+            )
+        except PlanChanged as changed:
+            messages.warning(
+                request,
+                gettext(
+                    "WeCom or the console changed since the plan was shown: nothing was applied. "
+                    "Here is the new plan."
+                ),
+            )
+            return self._render(request, app, changed.plan)
+        except PlatformError as error:
+            messages.error(
+                request,
+                gettext("WeCom could not be read: %(reason)s") % {"reason": error.explanation},
+            )
+            return HttpResponseRedirect(reverse("admin:tagging_strategy_pull", args=[app.pk]))
+        messages.success(
+            request,
+            gettext(
+                "Plan applied: %(applied)d changes followed; %(wecom)d conflicts settled with "
+                "WeCom's values, %(ours)d with ours; %(left)d conflicts wait."
+            )
+            % {
+                "applied": result.applied,
+                "wecom": result.resolved_wecom,
+                "ours": result.resolved_ours,
+                "left": result.conflicts_left,
+            },
+        )
+        for message in result.messages:
+            messages.error(request, message)
+        return HttpResponseRedirect(reverse("admin:tagging_strategy_tree", args=[app.pk]))

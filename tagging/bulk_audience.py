@@ -10,6 +10,7 @@ an unreadable file or one without a single OpenID leaves nothing behind.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
@@ -93,19 +94,24 @@ def _sniff_encoding(head: bytes) -> str:
 
 def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
-    first = text.readline()
-    delimiter = "\t" if "\t" in first and "," not in first else ","
-    reader = csv.reader(_chain_first(first, text), delimiter=delimiter)
+    line = 0
     try:
+        first = text.readline()
+        delimiter = "\t" if "\t" in first and "," not in first else ","
+        reader = csv.reader(_chain_first(first, text), delimiter=delimiter)
         for cells in reader:
-            yield reader.line_num, cells
+            line = reader.line_num
+            yield line, cells
     except csv.Error as error:
         raise AudienceError(
             _("Line %(line)s of the file cannot be read as CSV (%(error)s)."),
-            {"line": reader.line_num, "error": str(error)},
+            {"line": line + 1, "error": str(error)},
         ) from None
     finally:
-        text.detach()
+        # The caller owns the stream (it may read it again in another encoding); a generator
+        # left unfinished is closed later, when the stream may be closed already.
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:

@@ -77,7 +77,7 @@ def test_a_fault_free_job_makes_exactly_ceil_n_over_batch_calls(
 def test_three_bad_openids_among_seventeen_good_are_isolated(sandbox, tag, editor, actor):
     good = [oid(n) for n in range(200, 217)]
     bad = [stranger(1), stranger(2), stranger(3)]
-    batch = good[:5] + [bad[0]] + good[5:11] + [bad[1]] + good[11:] + [bad[2]]
+    batch = [*good[:5], bad[0], *good[5:11], bad[1], *good[11:], bad[2]]
     job = drain(bulk_job_start(audience=audience_of(editor, batch), target=tag, actor=actor))
 
     assert job.status == JobStatus.DONE

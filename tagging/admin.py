@@ -1,4 +1,4 @@
 """Admin of the tagging app; each feature registers its own in its module."""
 
 # Issue 7: Official Account tags and bulk user-tag jobs.
-from tagging import oa_admin  # noqa: F401
+from tagging import bulk_admin, oa_admin  # noqa: F401

@@ -91,6 +91,12 @@ class InFlight:
                     recorder.now.subtract(openids)
 
         SandboxState.oa_batch_tagging = recording  # type: ignore[method-assign]
+        self._original = original
+
+    def uninstall(self) -> None:
+        from wecom.sandbox.state import SandboxState
+
+        SandboxState.oa_batch_tagging = self._original  # type: ignore[method-assign]
 
 
 class Workers:

@@ -56,3 +56,31 @@ def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
     assert result["valid_missing_in_sandbox"] == 0, summary
     assert result["bad_in_sandbox"] == 0, summary
     assert result["overlaps"] == 0, summary
+
+
+def test_the_overlap_recorder_sees_one_batch_sent_twice_at_once(sandbox, account):
+    """What the chaos run counts on: two calls with the same OpenIDs at once are an overlap."""
+    import threading
+
+    from tests.tagging.chaos import InFlight
+    from wecom.connections import client_for
+    from wecom.sandbox import DEMO
+
+    tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, "重叠")
+    openids = [f"oW3Kq_{n:022d}" for n in range(5)]
+    recorder = InFlight(latency=0.3)
+    recorder.install()
+    try:
+        client = client_for(account)
+        client.batch_tag(tag_id=tag_id, openids=openids)  # the token, before the race
+        threads = [
+            threading.Thread(target=client.batch_tag, kwargs={"tag_id": tag_id, "openids": openids})
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        recorder.uninstall()
+    assert len(recorder.overlaps) == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,11 +21,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
 
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, ShardRun, StopReason, register_job_kind
 from console.models import Job, JobItemFailure, JobStatus
 from tagging.bulk_audience import audience_openids
 from wecom.clients import ChatbotClient, OfficialAccountClient, PlatformError
@@ -123,16 +125,28 @@ class _Stop(Exception):
 
 
 def _send_batch(
-    run: ShardRun, send: Callable[[Sequence[str]], None], openids: list[str], spec: BulkSpec
+    run: ShardRun,
+    send: Callable[[Sequence[str]], None],
+    openids: list[str],
+    spec: BulkSpec,
+    *,
+    refused: PlatformError | None = None,
 ) -> BatchOutcome:
+    """Send a batch until each of its OpenIDs is tagged or has failed for a reason of its own.
+
+    ``refused``: the error the whole batch got already, when the caller sent it first.
+    """
     outcome = BatchOutcome()
     parts: list[list[str]] = [openids]
     tag_retried = False
     outages = 0
     while parts:
         part = parts[0]
-        run.ensure_lease()  # every call under a lease that outlasts it
         try:
+            if refused is not None:
+                error, refused = refused, None
+                raise error
+            run.ensure_lease()  # every call under a lease that outlasts it
             send(part)
         except PlatformError as error:
             code = error.errcode
@@ -191,33 +205,86 @@ def _is_outage(error: PlatformError) -> bool:
     return isinstance(error, PlatformTransportError) or (error.errcode == -1)
 
 
+class _Window:
+    """The shard's OpenIDs read ahead a few dozen batches at a time: one query per window
+    instead of one per batch, and never more than a window in memory."""
+
+    def __init__(self, audience_id: int, batches: int) -> None:
+        self.audience_id = audience_id
+        self.batches = batches
+        self.start = 0
+        self.openids: list[str] = []
+
+    def get(self, start: int, end: int, shard_end: int) -> list[str]:
+        if not self.start <= start or end > self.start + len(self.openids):
+            size = end - start
+            self.start = start
+            self.openids = audience_openids(
+                audience_id=self.audience_id,
+                start=start,
+                end=min(start + size * self.batches, shard_end),
+            )
+        return self.openids[start - self.start : end - self.start]
+
+
+READ_AHEAD_BATCHES = 50
+
+
+def _checkpoint(run: ShardRun, advance: int, outcome: BatchOutcome) -> None:
+    with run.checkpoint(advance=advance, done=outcome.done, failed=len(outcome.failures)):
+        if outcome.failures:
+            JobItemFailure.objects.bulk_create(
+                JobItemFailure(
+                    job=run.job,
+                    shard=run.shard,
+                    item=item,
+                    reason_code=code,
+                    reason=reason,
+                    retryable=retryable,
+                )
+                for item, code, reason, retryable in outcome.failures
+            )
+
+
 def run_bulk_shard(run: ShardRun) -> None:
+    """Send the shard batch by batch, checkpointing each.
+
+    The checkpoint of a batch is written while the next batch is on its way (the call in a
+    helper thread, the database in this one), so the database round trips cost no time. A
+    batch is sent only once the previous one succeeded, and checkpoints stay in order: should
+    the worker die in between, both batches are simply sent again, and nothing was counted.
+    """
     spec = BulkSpec.from_params(run.job.params)
     send = sender_for(spec)
+    window = _Window(spec.audience_id, READ_AHEAD_BATCHES)
+    pending: tuple[int, BatchOutcome] | None = None
+    start = run.position
     # Failure sentences in the console's language: the worker has no request to take one from.
-    with translation.override(settings.LANGUAGE_CODE):
-        while run.keep_going():
-            start = run.position
-            end = min(start + spec.batch_size, run.end)
-            openids = audience_openids(audience_id=spec.audience_id, start=start, end=end)
-            try:
-                outcome = _send_batch(run, send, openids, spec)
-            except _Stop:
-                return
-            with run.checkpoint(
-                advance=end - start, done=outcome.done, failed=len(outcome.failures)
-            ):
-                JobItemFailure.objects.bulk_create(
-                    JobItemFailure(
-                        job=run.job,
-                        shard=run.shard,
-                        item=item,
-                        reason_code=code,
-                        reason=reason,
-                        retryable=retryable,
-                    )
-                    for item, code, reason, retryable in outcome.failures
-                )
+    with (
+        translation.override(settings.LANGUAGE_CODE),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-send") as sender,
+    ):
+        try:
+            while start < run.end and run.keep_going():
+                end = min(start + spec.batch_size, run.end)
+                openids = window.get(start, end, run.end)
+                in_flight = sender.submit(send, openids)
+                if pending is not None:
+                    _checkpoint(run, *pending)
+                    pending = None
+                try:
+                    in_flight.result()
+                    outcome = BatchOutcome(done=len(openids))
+                except PlatformError as error:
+                    outcome = _send_batch(run, send, openids, spec, refused=error)
+                pending = (end - start, outcome)
+                start = end
+        except _Stop:
+            pass
+        finally:
+            if pending is not None and run.stop_reason != StopReason.LEASE_LOST:
+                _checkpoint(run, *pending)
+            sender.submit(connections.close_all)  # the helper thread's cache connection
 
 
 def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:

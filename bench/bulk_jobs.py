@@ -159,6 +159,7 @@ def child_worker(options: argparse.Namespace) -> dict[str, Any]:
     before = peak_mb()
     began = time.time()
     started = time.perf_counter()
+    cpu = time.process_time()
     slices = 0
     while True:
         open_shards = list(
@@ -177,6 +178,7 @@ def child_worker(options: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.05)  # the other worker holds the rest
     return {
         "seconds": time.perf_counter() - started,
+        "cpu": time.process_time() - cpu,
         "began": began,
         "ended": time.time(),
         "slices": slices,
@@ -196,6 +198,7 @@ def child_bare(options: argparse.Namespace) -> dict[str, Any]:
         timeout=5,
     ).json()["access_token"]
     started = time.perf_counter()
+    cpu = time.process_time()
     calls = 0
     for start in range(0, options.openids, options.batch):
         batch = [openid(n) for n in range(start, min(start + options.batch, options.openids))]
@@ -208,7 +211,11 @@ def child_bare(options: argparse.Namespace) -> dict[str, Any]:
         if answer.get("errcode"):
             raise SystemExit(f"bare loop: {answer}")
         calls += 1
-    return {"seconds": time.perf_counter() - started, "calls": calls}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu": time.process_time() - cpu,
+        "calls": calls,
+    }
 
 
 # ---- parents --------------------------------------------------------------------------------
@@ -266,6 +273,8 @@ def memory(options: argparse.Namespace) -> None:
 def throughput(options: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
     rates: dict[str, list[float]] = {"bare": [], "one": [], "two": []}
+    cpu_us: dict[str, list[float]] = {"bare": [], "one": [], "two": []}
+    calls = options.openids // options.batch
     with sandbox_process(work) as (wechat_base, where):
         print(f"sandbox: {where}")
         db = work / "throughput.sqlite3"
@@ -291,7 +300,8 @@ def throughput(options: argparse.Namespace) -> None:
             order = ["bare", "one", "two"] if round_number % 2 == 0 else ["two", "one", "bare"]
             for what in order:
                 if what == "bare":
-                    seconds = run_child(bare_args, env, log)["seconds"]
+                    report = run_child(bare_args, env, log)
+                    seconds, cpu = report["seconds"], report["cpu"]
                 else:
                     job = run_child(
                         [
@@ -325,12 +335,22 @@ def throughput(options: argparse.Namespace) -> None:
                     # From the first worker's first claim to the last worker's end: process
                     # start-up (Django set-up) is not the job's time.
                     seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-                rates[what].append(options.openids / options.batch / seconds)
-                print(f"round {round_number + 1} {what:4} {rates[what][-1]:8.0f} calls/s")
+                    cpu = sum(r["cpu"] for r in reports)
+                rates[what].append(calls / seconds)
+                cpu_us[what].append(cpu / calls * 1e6)
+                print(
+                    f"round {round_number + 1} {what:4} {rates[what][-1]:8.0f} calls/s  "
+                    f"{cpu_us[what][-1]:6.0f} µs CPU per call (worker processes)"
+                )
     median = {what: statistics.median(values) for what, values in rates.items()}
     print(
         f"median calls/s: bare {median['bare']:.0f}, one worker {median['one']:.0f}, "
         f"two workers {median['two']:.0f}"
+    )
+    cpu = {what: statistics.median(values) for what, values in cpu_us.items()}
+    print(
+        f"median CPU per call: bare {cpu['bare']:.0f} µs, one worker {cpu['one']:.0f} µs, "
+        f"two workers {cpu['two']:.0f} µs"
     )
     print(f"one / bare = {median['one'] / median['bare']:.3f} (goal >= 0.9)")
     print(f"two / one  = {median['two'] / median['one']:.3f} (goal > 1)")

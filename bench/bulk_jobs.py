@@ -57,13 +57,23 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+DATABASE = {"url": ""}  # --database: a PostgreSQL server to use instead of SQLite files
+
+
 def child_env(db: Path, wechat_base: str) -> dict[str, str]:
+    database_url = f"sqlite:///{db}"
+    if DATABASE["url"]:
+        from tests.tagging.chaos import _postgres_database
+
+        base = DATABASE["url"].rsplit("/", 1)[0] + "/bench_" + db.stem.replace("-", "_")
+        database_url = _postgres_database(base)
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.tagging.chaos_settings",  # short timeouts, env base
-        "DATABASE_URL": f"sqlite:///{db}",
+        "DATABASE_URL": database_url,
         "CHAOS_API_BASE": wechat_base.removesuffix("/wechat"),
         "Q_CLUSTER_NAME": "bench-" + secrets.token_hex(3),
+        "CHAOS_SHARD_SIZE": "5000",  # the production default (BULK_SHARD_SIZE)
         "PYTHONPATH": str(ROOT),
         "REDIS_URL": "",
         "LOG_LEVEL": "INFO",
@@ -394,7 +404,14 @@ def main() -> None:
         child.add_argument("--job", type=int)
         child.add_argument("--wechat")
         child.add_argument("--openids", type=int)
+    for sub in (memory_parser, throughput_parser):
+        sub.add_argument(
+            "--database",
+            default="",
+            help="postgres://… server (a bench_* database is created there); default SQLite",
+        )
     options = parser.parse_args()
+    DATABASE["url"] = getattr(options, "database", "")
     if options.command.startswith("_"):
         result = globals()["child" + options.command](options)
         sys.stdout.write(json.dumps(result) + "\n")

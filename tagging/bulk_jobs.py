@@ -231,6 +231,9 @@ READ_AHEAD_BATCHES = 50
 
 
 def _checkpoint(run: ShardRun, advance: int, outcome: BatchOutcome) -> None:
+    if not outcome.failures:
+        run.advance(advance=advance, done=outcome.done)
+        return
     with run.checkpoint(advance=advance, done=outcome.done, failed=len(outcome.failures)):
         if outcome.failures:
             JobItemFailure.objects.bulk_create(

@@ -179,6 +179,25 @@ class ShardRun:
         if state is not None:
             self.shard.state = state
 
+    def advance(self, *, advance: int, done: int = 0, failed: int = 0) -> None:
+        """:meth:`checkpoint` for a batch with nothing else to record: one fenced statement,
+        atomic by itself, without a transaction around it (two round trips fewer per batch).
+        Raises :class:`LeaseLost` when the shard is no longer ours."""
+        updated = _advance(
+            shard_id=self.shard.pk,
+            owner=self.owner,
+            advance=advance,
+            done=done,
+            failed=failed,
+            expires=self._new_expiry(),
+        )
+        if not updated:
+            self.stop_reason = StopReason.LEASE_LOST
+            raise LeaseLost(self.shard.pk)
+        self.shard.position += advance
+        self.shard.done += done
+        self.shard.failed += failed
+
     # --- stopping the whole job ---------------------------------------------------------------
 
     def pause_job(self, *, until: datetime | None, message: str) -> None:

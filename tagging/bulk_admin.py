@@ -46,6 +46,12 @@ class _Echo:
         return value
 
 
+def _spreadsheet_safe(value: str) -> str:
+    """A refused value is whatever the file held: one starting like a formula must not run as
+    one when the download is opened in Excel."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _error_text(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
@@ -195,8 +201,8 @@ class BulkAudienceAdmin(admin.ModelAdmin):
         def rows() -> Any:
             yield "\ufeff"  # Excel opens UTF-8 CSV correctly only with a BOM
             yield writer.writerow([gettext("line"), gettext("value"), gettext("reason")])
-            for row in audience_refusal_rows(audience=audience):
-                yield writer.writerow(row)
+            for line, value, reason in audience_refusal_rows(audience=audience):
+                yield writer.writerow([line, _spreadsheet_safe(value), reason])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="refused-{audience.pk}.csv"'

@@ -80,7 +80,7 @@ def test_upload_preview_start_and_the_job_page(client, editor, tag, sandbox):
 
 def test_refused_values_download_all_of_them(client, editor, tag):
     client = logged_in(client, editor)
-    lines = [oid(1)] + [f"bad-{n}" for n in range(150)]
+    lines = [oid(1), *[f"bad-{n}" for n in range(149)], "=HYPERLINK(1)"]
     client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, "\n".join(lines).encode())
     )
@@ -89,6 +89,7 @@ def test_refused_values_download_all_of_them(client, editor, tag):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert len(rows) == 151
     assert rows[1][:2] == ["2", "bad-0"]
+    assert rows[-1][1] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
 
 
 def test_an_unreadable_file_is_explained_on_the_form_and_creates_nothing(client, editor, tag):

@@ -226,7 +226,7 @@ def text_values(text: str) -> Iterator[tuple[int, str]]:
 class _AudienceWriter:
     def __init__(self, audience: BulkAudience) -> None:
         self.audience = audience
-        self.members: list[BulkAudienceMember] = []
+        self.members: list[tuple[int, int, str]] = []
         self.refusals: list[BulkAudienceRefusal] = []
         self.lines = self.valid = self.blanks = self.refused = 0
         self.sequence = 0
@@ -239,9 +239,7 @@ class _AudienceWriter:
         if is_openid(value):
             self.valid += 1
             # While parsing, the position is the order of appearance; renumbered at the end.
-            self.members.append(
-                BulkAudienceMember(audience=self.audience, position=self.sequence, openid=value)
-            )
+            self.members.append((self.audience.pk, self.sequence, value))
             self.sequence += 1
             if len(self.members) >= CHUNK:
                 self._flush_members()
@@ -261,8 +259,11 @@ class _AudienceWriter:
             self._flush_refusals()
 
     def _flush_members(self) -> None:
-        # Duplicates are dropped by the unique constraint, the first one kept.
-        BulkAudienceMember.objects.bulk_create(self.members, ignore_conflicts=True)
+        # Duplicates are dropped by the unique constraint, the first one kept. Plain rows in
+        # one statement per chunk: building a model instance per OpenID cost 80% of the time.
+        if self.members:
+            with connection.cursor() as cursor:
+                cursor.executemany(_member_insert_sql(), self.members)
         self.members = []
 
     def _flush_refusals(self) -> None:
@@ -281,6 +282,22 @@ class _AudienceWriter:
         audience.refused = self.refused
         audience.save(update_fields=["lines", "accepted", "duplicates", "blanks", "refused"])
         return audience
+
+
+_INSERT_MEMBER = (
+    "INSERT INTO {table} ({audience}, {position}, {openid}) VALUES (%s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def _member_insert_sql() -> str:
+    quote = connection.ops.quote_name
+    return _INSERT_MEMBER.format(
+        table=quote(BulkAudienceMember._meta.db_table),
+        audience=quote("audience_id"),
+        position=quote("position"),
+        openid=quote("openid"),
+    )
 
 
 def _renumber(audience: BulkAudience) -> int:

@@ -10,7 +10,6 @@ platforms), which is why a batch interrupted before its checkpoint is simply sen
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +24,16 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.jobs import JobKind, ShardRun, register_job_kind
-from console.models import Job, JobItemFailure, JobStatus
+from console.models import Job, JobItemFailure
 from tagging.bulk_audience import audience_openids
-from wecom.clients import ChatbotClient, OfficialAccountClient, PlatformError
+from wecom.clients import (
+    ChatbotClient,
+    OfficialAccountClient,
+    PlatformError,
+    PlatformTransportError,
+)
 from wecom.clients.errors import WECHAT
 from wecom.connections import client_for
-
-logger = logging.getLogger(__name__)
 
 KIND = "tagging.bulk"
 TAG = "tag"
@@ -190,8 +192,6 @@ def _send_batch(
 
 
 def _is_outage(error: PlatformError) -> bool:
-    from wecom.clients import PlatformTransportError
-
     return isinstance(error, PlatformTransportError) or (error.errcode == -1)
 
 
@@ -224,19 +224,19 @@ def _checkpoint(run: ShardRun, advance: int, outcome: BatchOutcome) -> None:
     if not outcome.failures:
         run.advance(advance=advance, done=outcome.done)
         return
+    # The failed OpenIDs are recorded in the checkpoint's transaction: both or neither.
     with run.checkpoint(advance=advance, done=outcome.done, failed=len(outcome.failures)):
-        if outcome.failures:
-            JobItemFailure.objects.bulk_create(
-                JobItemFailure(
-                    job=run.job,
-                    shard=run.shard,
-                    item=item,
-                    reason_code=code,
-                    reason=reason,
-                    retryable=retryable,
-                )
-                for item, code, reason, retryable in outcome.failures
+        JobItemFailure.objects.bulk_create(
+            JobItemFailure(
+                job=run.job,
+                shard=run.shard,
+                item=item,
+                reason_code=code,
+                reason=reason,
+                retryable=retryable,
             )
+            for item, code, reason, retryable in outcome.failures
+        )
 
 
 def run_bulk_shard(run: ShardRun) -> None:
@@ -293,6 +293,3 @@ def register() -> None:
             actions=bulk_job_actions,
         )
     )
-
-
-__all__ = ["KIND", "BulkSpec", "JobStatus", "next_quota_reset", "register", "run_bulk_shard"]

@@ -309,6 +309,18 @@ JOBS_WATCHDOG_BATCH = env.int("JOBS_WATCHDOG_BATCH", default=500)
 # Minutes between scheduled pulls of each WeCom app's strategy tags (0: no schedule).
 STRATEGY_PULL_MINUTES = env.int("STRATEGY_PULL_MINUTES", default=15)
 
+# --- Bulk user-tag jobs (tagging) ----------------------------------------------------------------
+
+# Largest audience file (CSV, TXT, XLSX) or pasted list, in megabytes.
+BULK_UPLOAD_MAX_BYTES = int(env.float("BULK_UPLOAD_MAX_MB", default=50) * 1024 * 1024)
+# OpenIDs per call: Official Account (at most 50), dialogue platform.
+BULK_OA_BATCH_SIZE = env.int("BULK_OA_BATCH_SIZE", default=20)
+BULK_CHATBOT_BATCH_SIZE = env.int("BULK_CHATBOT_BATCH_SIZE", default=50)
+# OpenIDs per shard: the unit of work one worker leases at a time.
+BULK_SHARD_SIZE = env.int("BULK_SHARD_SIZE", default=5000)
+# Seconds before a batch refused with 45159 (seen right after a tag is created) is sent again.
+BULK_45159_RETRY_SECONDS = env.float("BULK_45159_RETRY_SECONDS", default=10.0)
+
 # --- Logging -----------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,3 +1,7 @@
 """Admin of the tagging app; each feature keeps its admin in its own module."""
 
-from tagging import admin_strategy  # noqa: F401  (WeCom strategy tags)
+from tagging import (  # noqa: F401  (Official Account tags, bulk jobs)
+    admin_strategy,
+    bulk_admin,
+    oa_admin,
+)

@@ -26,3 +26,8 @@ class TaggingConfig(AppConfig):
         post_delete.connect(
             _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules-delete"
         )
+
+        # Issue 7: the bulk user-tag job kind.
+        from tagging import bulk_jobs
+
+        bulk_jobs.register()

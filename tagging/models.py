@@ -168,3 +168,8 @@ class StrategyPull(models.Model):
 
     def __str__(self) -> str:
         return str(self.app)
+
+
+# Official Account tags and bulk user-tag jobs (issue 7), in their own modules.
+from tagging.bulk_models import BulkAudience, BulkAudienceMember, BulkAudienceRefusal  # noqa: E402,F401
+from tagging.oa_models import OfficialAccountTag  # noqa: E402,F401

@@ -432,3 +432,20 @@ def test_a_lease_shorter_than_a_platform_call_is_refused_by_the_checks(settings)
 
 def test_owners_are_unique_per_claim():
     assert new_owner("w") != new_owner("w")
+
+
+def test_advance_is_a_checkpoint_fenced_by_the_lease(actor):
+    job = make_job(actor, total=10, shard_size=10)
+    shard = job.shards.get()
+    owner = new_owner("worker-a")
+    claimed = shard_claim(shard_id=shard.pk, owner=owner)
+    run = ShardRun(job=job, shard=claimed, owner=owner)
+    run.advance(advance=4, done=3, failed=1)
+    shard.refresh_from_db()
+    assert (shard.position, shard.done, shard.failed) == (4, 3, 1)
+    JobShard.objects.filter(pk=shard.pk).update(lease_owner="someone-else")
+    with pytest.raises(LeaseLost):
+        run.advance(advance=4, done=4)
+    shard.refresh_from_db()
+    assert (shard.position, shard.done) == (4, 3)
+    assert run.stop_reason is StopReason.LEASE_LOST

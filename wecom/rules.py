@@ -30,7 +30,14 @@ OA_RESERVED_TAG_IDS = frozenset({0, 1, 2})
 OA_BATCH_SIZE_DEFAULT = 20
 OA_BATCH_SIZE_MAX = 50
 OPENID_LENGTH = 28
-_OPENID = re.compile(r"^o[A-Za-z0-9_-]{27}$")
+# fullmatch, never match with "$": "$" also matches before a final newline.
+_OPENID = re.compile(r"o[A-Za-z0-9_-]{27}")
+# A tag with more followers than this cannot be deleted (45057).
+OA_UNDELETABLE_FOLLOWERS = 100_000
+
+# Dialogue platform user labels (seed 000): the platform states no cap per call.
+CHATBOT_BATCH_SIZE_DEFAULT = 50
+CHATBOT_BATCH_SIZE_MAX = 1000
 
 
 def _has_control_characters(value: str) -> bool:
@@ -72,8 +79,13 @@ def validate_order(value: object) -> None:
         )
 
 
+def is_openid(value: object) -> bool:
+    """Whether ``value`` has the form of an OpenID (the bulk parsers' fast path)."""
+    return isinstance(value, str) and _OPENID.fullmatch(value) is not None
+
+
 def validate_openid(value: str) -> None:
-    if not isinstance(value, str) or not _OPENID.match(value):
+    if not is_openid(value):
         raise ValidationError(
             _("“%(value)s” is not an OpenID: 28 letters, digits, “-” or “_”, starting with “o”."),
             code="openid",
@@ -159,4 +171,29 @@ def validate_corp_tag_limit(*, existing: int, adding: int, limit: int = CORP_TAG
             ),
             code="corp_tag_limit",
             params={"limit": limit, "existing": existing, "adding": adding},
+        )
+
+
+def validate_oa_tag_deletable(*, tag_id: int, follower_count: int) -> None:
+    """A tag the platform would refuse to delete: reserved, or more than 100,000 followers."""
+    validate_oa_tag_id(tag_id)
+    if follower_count > OA_UNDELETABLE_FOLLOWERS:
+        raise ValidationError(
+            _(
+                "This tag has %(count)s followers; the platform does not delete a tag with more "
+                "than %(limit)s. Untag followers first (a bulk job can do it)."
+            ),
+            code="tag_too_many_followers",
+            params={"count": f"{follower_count:,}", "limit": f"{OA_UNDELETABLE_FOLLOWERS:,}"},
+        )
+
+
+def validate_bulk_batch_size(value: object, *, platform: str) -> None:
+    """OpenIDs per call of a bulk job: Official Account at most 50 (40032), chatbot 1000."""
+    limit = OA_BATCH_SIZE_MAX if platform == "wechat" else CHATBOT_BATCH_SIZE_MAX
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise ValidationError(
+            _("A batch has 1 to %(limit)d OpenIDs."),
+            code="batch_size",
+            params={"limit": limit},
         )

@@ -1,0 +1,79 @@
+"""The audience of a bulk user-tag job, stored row by row (issue 7).
+
+An upload, a pasted list or another tag's followers is parsed once, as a stream, into
+:class:`BulkAudienceMember` rows numbered 0..accepted-1: a job's shards read the positions
+``[start, end)`` they own, so no process ever holds the whole list. What was refused is kept in
+:class:`BulkAudienceRefusal`, all of it, for the preview and its download.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AudienceSource(models.TextChoices):
+    FILE = "file", _("uploaded file")
+    PASTE = "paste", _("pasted list")
+    TAG = "tag", _("followers of a tag")
+    RETRY = "retry", _("failed OpenIDs of a job")
+
+
+class BulkAudience(models.Model):
+    source = models.CharField(_("source"), max_length=8, choices=AudienceSource.choices)
+    # The file's name, the tag, or the job the audience comes from.
+    source_label = models.CharField(_("from"), max_length=255, blank=True)
+    column = models.CharField(_("column"), max_length=100, blank=True)
+    encoding = models.CharField(_("encoding"), max_length=20, blank=True)
+    lines = models.PositiveIntegerField(_("lines read"), default=0)
+    accepted = models.PositiveIntegerField(_("accepted"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicates dropped"), default=0)
+    blanks = models.PositiveIntegerField(_("blank lines dropped"), default=0)
+    refused = models.PositiveIntegerField(_("refused"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("bulk audience")
+        verbose_name_plural = _("bulk audiences")
+        ordering = ("-created_at", "-pk")
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {self.source_label}".strip()
+
+
+class BulkAudienceMember(models.Model):
+    audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="members")
+    # Dense 0..accepted-1 once the audience is complete (the line number while it is parsed).
+    position = models.BigIntegerField()
+    openid = models.CharField(max_length=28)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audience", "openid"], name="tagging_audience_member_unique_openid"
+            )
+        ]
+        indexes = [models.Index(fields=["audience", "position"], name="tagging_audience_position")]
+
+    def __str__(self) -> str:
+        return self.openid
+
+
+class BulkAudienceRefusal(models.Model):
+    audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="refusals")
+    line = models.PositiveIntegerField(_("line"))
+    value = models.CharField(_("value"), max_length=200)
+    reason = models.CharField(_("reason"), max_length=300)
+
+    class Meta:
+        ordering = ("audience", "line")
+
+    def __str__(self) -> str:
+        return f"{self.line}: {self.value}"

@@ -1,0 +1,97 @@
+"""Bulk user-tag jobs from a terminal.
+
+python manage.py tag_jobs list
+python manage.py tag_jobs show ID
+python manage.py tag_jobs pause ID | resume ID | cancel ID
+python manage.py tag_jobs failures ID > failed.csv
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from console.audit import Actor
+from console.cli import terminal_language
+from console.jobs.selectors import job_failure_rows, jobs_with_progress
+from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
+from console.models import Job
+from tagging.bulk_cli import job_summary, progress_line
+from tagging.bulk_jobs import KIND
+
+LISTED = 30
+
+
+class Command(BaseCommand):
+    help = "List, show, pause, resume and cancel bulk user-tag jobs; export their failures."
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = parser.add_subparsers(dest="action", required=True)
+        actions.add_parser("list", help="the latest jobs")
+        for name in ("show", "pause", "resume", "cancel", "failures"):
+            action = actions.add_parser(name)
+            action.add_argument("id", type=int)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            getattr(self, f"_{options['action']}")(options)
+
+    def _job(self, options: dict[str, Any]) -> Job:
+        job = Job.objects.filter(pk=options["id"], kind=KIND).first()
+        if job is None:
+            raise CommandError(_("There is no bulk job %(id)s.") % {"id": options["id"]})
+        return job
+
+    def _list(self, options: dict[str, Any]) -> None:
+        jobs = Job.objects.filter(kind=KIND).order_by("-created_at", "-pk")[:LISTED]
+        for job, progress in jobs_with_progress(jobs):
+            self.stdout.write(
+                f"{job.pk:>6}  {job.get_status_display():8}  {progress.percent:>3}%  "
+                f"{progress.processed}/{progress.total}  {job.created_by}  {job.title}"
+            )
+
+    def _show(self, options: dict[str, Any]) -> None:
+        job = self._job(options)
+        progress = job.progress()
+        self.stdout.write(f"{job.pk}  {job.title}")
+        self.stdout.write(progress_line(job, progress, None))
+        self.stdout.write(job_summary(job, progress))
+        self.stdout.write(
+            _("Submitted by %(user)s at %(created)s; started %(started)s; finished %(finished)s.")
+            % {
+                "user": job.created_by,
+                "created": job.created_at,
+                "started": job.started_at or "—",
+                "finished": job.finished_at or "—",
+            }
+        )
+
+    def _change(self, options: dict[str, Any], service: Any) -> None:
+        job = self._job(options)
+        try:
+            job = service(
+                job=job, actor=Actor.command_line(command=f"tag_jobs {options['action']}")
+            )
+        except JobStateError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(job_summary(job, job.progress()))
+
+    def _pause(self, options: dict[str, Any]) -> None:
+        self._change(options, job_pause)
+
+    def _resume(self, options: dict[str, Any]) -> None:
+        self._change(options, job_resume)
+
+    def _cancel(self, options: dict[str, Any]) -> None:
+        self._change(options, job_cancel)
+
+    def _failures(self, options: dict[str, Any]) -> None:
+        job = self._job(options)
+        writer = csv.writer(self.stdout)
+        writer.writerow(["openid", "errcode", _("reason"), _("can be retried")])
+        for row in job_failure_rows(job):
+            writer.writerow(row)

@@ -1,0 +1,167 @@
+"""Tag (or untag) the OpenIDs of a file in the background, from a terminal.
+
+    python manage.py tag_users --oa "品牌公众号" --tagid 134 --file list.csv [--column openid]
+    python manage.py tag_users --bot "客服机器人" --category 完件 --label 完成 --desc "…" \\
+        [--appid wx…] --file list.xlsx [--batch-size 50] [--wait]
+
+With --wait it follows the job and exits with status 0 only if every accepted OpenID succeeded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from console.audit import Actor
+from console.cli import terminal_language
+from console.models import JobStatus
+from tagging.bulk_audience import AudienceError, audience_from_file
+from tagging.bulk_cli import job_summary, wait_for
+from tagging.bulk_jobs import TAG, UNTAG
+from tagging.bulk_services import BotLabel, bulk_job_start
+from tagging.oa_models import OfficialAccountTag
+from tagging.oa_services import oa_tags_pull
+from wecom.clients import PlatformError
+from wecom.models import ChatbotBot, OfficialAccount
+
+SHOWN_REFUSALS = 10
+
+
+class Command(BaseCommand):
+    help = "Tag or untag the OpenIDs of a file (CSV, TXT, XLSX) in the background."
+
+    def add_arguments(self, parser: Any) -> None:
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--oa", metavar="NAME", help="Official Account credential name")
+        target.add_argument("--bot", metavar="NAME", help="chatbot credential name")
+        parser.add_argument("--tagid", type=int, help="Official Account tag id")
+        parser.add_argument("--category")
+        parser.add_argument("--label")
+        parser.add_argument("--desc")
+        parser.add_argument("--appid", default="", help="AppID the OpenIDs belong to")
+        parser.add_argument("--untag", action="store_true", help="remove the tag instead")
+        parser.add_argument("--file", required=True, type=Path)
+        parser.add_argument("--column", default="", help="header of the OpenID column")
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument(
+            "--wait", action="store_true", help="follow the job; exit 0 only if all succeeded"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            self._handle(options)
+
+    def _target(self, options: dict[str, Any]) -> Any:
+        actor = Actor.command_line(command="tag_users")
+        if options["oa"]:
+            account = OfficialAccount.objects.filter(name=options["oa"]).first()
+            if account is None:
+                raise CommandError(
+                    _("There is no Official Account “%(name)s”.") % {"name": options["oa"]}
+                )
+            if options["tagid"] is None:
+                raise CommandError(_("--oa needs --tagid."))
+            tag = OfficialAccountTag.objects.filter(
+                account=account, tag_id=options["tagid"]
+            ).first()
+            if tag is None:
+                try:
+                    oa_tags_pull(account=account, actor=actor)
+                except PlatformError as error:
+                    raise CommandError(str(error)) from None
+                tag = OfficialAccountTag.objects.filter(
+                    account=account, tag_id=options["tagid"]
+                ).first()
+            if tag is None:
+                raise CommandError(
+                    _("The Official Account “%(name)s” has no tag %(tagid)s.")
+                    % {"name": account, "tagid": options["tagid"]}
+                )
+            return tag
+        bot = ChatbotBot.objects.filter(name=options["bot"]).first()
+        if bot is None:
+            raise CommandError(_("There is no chatbot “%(name)s”.") % {"name": options["bot"]})
+        missing = [name for name in ("category", "label", "desc") if not options[name]]
+        if missing:
+            raise CommandError(
+                _("--bot needs %(options)s.")
+                % {"options": ", ".join(f"--{name}" for name in missing)}
+            )
+        return BotLabel(
+            bot=bot,
+            category=options["category"],
+            label=options["label"],
+            desc=options["desc"],
+            appid=options["appid"],
+        )
+
+    def _handle(self, options: dict[str, Any]) -> None:
+        target = self._target(options)
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(_("There is no file %(path)s.") % {"path": path})
+        actor = Actor.command_line(command="tag_users")
+        try:
+            with path.open("rb") as stream:
+                audience = audience_from_file(
+                    stream=stream,
+                    name=path.name,
+                    size=path.stat().st_size,
+                    column=options["column"],
+                    user=actor.user,
+                )
+            job = bulk_job_start(
+                audience=audience,
+                target=target,
+                operation=UNTAG if options["untag"] else TAG,
+                batch_size=options["batch_size"],
+                actor=actor,
+            )
+        except AudienceError as error:
+            raise CommandError(str(error)) from None
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(
+            _(
+                "%(accepted)s OpenIDs accepted, %(duplicates)s duplicates and %(blanks)s blank "
+                "lines dropped, %(refused)s values refused."
+            )
+            % {
+                "accepted": audience.accepted,
+                "duplicates": audience.duplicates,
+                "blanks": audience.blanks,
+                "refused": audience.refused,
+            }
+        )
+        for refusal in audience.refusals.order_by("line")[:SHOWN_REFUSALS]:
+            self.stdout.write(f"  {refusal.line}: {refusal.value} — {refusal.reason}")
+        self.stdout.write(
+            _("Job %(id)s started: %(title)s (%(url)s)")
+            % {
+                "id": job.pk,
+                "title": job.title,
+                "url": reverse("admin:console_job_change", args=[job.pk]),
+            }
+        )
+        if not options["wait"]:
+            return
+        job = wait_for(job, write=self._write, tty=self.stdout.isatty(), step=self.wait_step)
+        progress = job.progress()
+        self.stdout.write(job_summary(job, progress))
+        if not (job.status == JobStatus.DONE and progress.failed == 0):
+            sys.exit(1)
+
+    def _write(self, text: str) -> None:
+        self.stdout.write(text, ending="")
+        self.stdout.flush()
+
+    def wait_step(self) -> None:
+        time.sleep(1.0)

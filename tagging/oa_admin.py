@@ -1,0 +1,188 @@
+"""Admin for Official Account tags: pulled from the platform, changed through the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.translation import gettext
+
+from console.admin import AuditedModelAdmin
+from console.audit import Actor, AuditSource
+from tagging.oa_models import OfficialAccountTag
+from tagging.oa_services import oa_tag_create, oa_tag_delete, oa_tag_rename, oa_tags_pull
+from wecom.clients import PlatformError
+from wecom.models import OfficialAccount
+from wecom.rules import validate_oa_tag_deletable
+
+
+class OfficialAccountTagForm(forms.ModelForm):
+    """Sends the change to the platform while validating, so that its refusal shows on the form."""
+
+    request: HttpRequest
+
+    class Meta:
+        model = OfficialAccountTag
+        fields = ("account", "name")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        actor = Actor.from_request(self.request, source=AuditSource.ADMIN)
+        try:
+            if self.instance.pk is None:
+                self.instance = oa_tag_create(
+                    account=cleaned["account"], name=cleaned["name"], actor=actor
+                )
+            else:
+                self.instance = oa_tag_rename(
+                    tag=OfficialAccountTag.objects.get(pk=self.instance.pk),
+                    name=cleaned["name"],
+                    actor=actor,
+                )
+        except ValidationError as error:
+            raise ValidationError({"name": error.messages}) from None
+        except PlatformError as error:
+            raise ValidationError(str(error)) from None
+        return cleaned
+
+    def _post_clean(self) -> None:
+        # The service saved the tag already; the model form must not overwrite it.
+        pass
+
+
+@admin.register(OfficialAccountTag)
+class OfficialAccountTagAdmin(AuditedModelAdmin):
+    form = OfficialAccountTagForm
+    list_display = ("name", "account", "tag_id", "follower_count", "pulled_at")
+    list_filter = ("account",)
+    search_fields = ("name",)
+    readonly_fields = ("tag_id", "follower_count", "pulled_at")
+    change_list_template = "admin/tagging/officialaccounttag/change_list.html"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("account", "name")
+        return ("account", "name", "tag_id", "follower_count", "pulled_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        if obj.is_reserved:
+            return ("account", "name", *self.readonly_fields)
+        return ("account", *self.readonly_fields)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, **kwargs)
+
+        class RequestForm(form_class):  # type: ignore[misc,valid-type]
+            pass
+
+        RequestForm.request = request
+        return RequestForm
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # saved (and recorded in the History) by the service in the form's clean()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
+        pass  # the service's audit entry says it, with where from
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
+        pass
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not obj.is_deletable:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one by one, through the service
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        tag = get_object_or_404(OfficialAccountTag, pk=object_id)
+        if request.method == "POST":
+            if not super().has_delete_permission(request, tag):
+                raise PermissionDenied
+            try:
+                oa_tag_delete(tag=tag, actor=Actor.from_request(request, source=AuditSource.ADMIN))
+            except (ValidationError, PlatformError) as error:
+                text = (
+                    " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+                )
+                self.message_user(request, text, level=messages.ERROR)
+                return HttpResponseRedirect(
+                    reverse("admin:tagging_officialaccounttag_change", args=[tag.pk])
+                )
+            self.message_user(
+                request, gettext("The tag “%(name)s” was deleted.") % {"name": tag.name}
+            )
+            return HttpResponseRedirect(reverse("admin:tagging_officialaccounttag_changelist"))
+        try:
+            validate_oa_tag_deletable(tag_id=tag.tag_id, follower_count=tag.follower_count)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), level=messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:tagging_officialaccounttag_change", args=[tag.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "pull/",
+                self.admin_site.admin_view(self.pull_view),
+                name="tagging_officialaccounttag_pull",
+            ),
+            *super().get_urls(),
+        ]
+
+    def has_pull_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("tagging.change_officialaccounttag")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_pull": self.has_pull_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def pull_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:tagging_officialaccounttag_changelist"))
+        if not self.has_pull_permission(request):
+            raise PermissionDenied
+        actor = Actor.from_request(request, source=AuditSource.ADMIN)
+        for account in OfficialAccount.objects.all():
+            try:
+                result = oa_tags_pull(account=account, actor=actor)
+            except PlatformError as error:
+                self.message_user(
+                    request,
+                    gettext("%(account)s: %(error)s") % {"account": account, "error": error},
+                    level=messages.ERROR,
+                )
+                continue
+            self.message_user(
+                request,
+                gettext(
+                    "%(account)s: tags pulled (%(added)d new, %(changed)d renamed, "
+                    "%(removed)d gone)."
+                )
+                % {
+                    "account": account,
+                    "added": result.added,
+                    "changed": result.changed,
+                    "removed": result.removed,
+                },
+            )
+        return HttpResponseRedirect(reverse("admin:tagging_officialaccounttag_changelist"))

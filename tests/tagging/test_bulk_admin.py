@@ -1,0 +1,147 @@
+"""The bulk-job pages of the marketing editor: upload, preview, start; auditors only read."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from console.models import Job, JobStatus
+from tagging.bulk_models import BulkAudience
+from tagging.oa_models import OfficialAccountTag
+from tagging.oa_services import oa_tags_pull
+from tests.conftest import PASSWORD
+from tests.tagging.test_bulk_jobs import drain, oid, stranger
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tag(sandbox, account, actor) -> OfficialAccountTag:
+    oa_tags_pull(account=account, actor=actor)
+    return OfficialAccountTag.objects.get(name="新关注")
+
+
+def logged_in(client, user):
+    client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def upload_form(tag, data: bytes, name: str = "名单.csv") -> dict:
+    return {
+        "target_kind": "oa",
+        "oa_tag": tag.pk,
+        "operation": "tag",
+        "source": "file",
+        "file": SimpleUploadedFile(name, data, content_type="text/csv"),
+        "column": "",
+    }
+
+
+def test_upload_preview_start_and_the_job_page(client, editor, tag, sandbox):
+    client = logged_in(client, editor)
+    lines = ["openid", oid(1), oid(2), oid(1), "", "bad-one", oid(3), stranger(1)]
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"),
+        upload_form(tag, "\r\n".join(lines).encode("utf-8-sig")),
+    )
+    assert response.status_code == 302
+    preview_url = response["Location"]
+    audience = BulkAudience.objects.get()
+
+    page = client.get(preview_url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert (audience.accepted, audience.duplicates, audience.blanks, audience.refused) == (
+        4,
+        1,
+        1,
+        1,
+    )
+    assert "bad-one" in html and oid(3) in html and "新关注" in html
+
+    started = client.post(preview_url, dict(page.context["form"].data.items()))
+    job = Job.objects.get()
+    assert started["Location"] == reverse("admin:console_job_change", args=[job.pk])
+    assert job.created_by == editor
+    assert job.total == 4
+
+    drain(job)
+    job_page = client.get(started["Location"])
+    assert job_page.status_code == 200
+    assert "tagging-bulk-detail" in job_page.content.decode()
+    failures = client.get(reverse("admin:console_job_failures", args=[job.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(failures.streaming_content).decode("utf-8-sig"))))
+    assert [row[0] for row in rows[1:]] == [stranger(1)]
+
+
+def test_refused_values_download_all_of_them(client, editor, tag):
+    client = logged_in(client, editor)
+    lines = [oid(1), *[f"bad-{n}" for n in range(149)], "=HYPERLINK(1)"]
+    client.post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, "\n".join(lines).encode())
+    )
+    audience = BulkAudience.objects.get()
+    response = client.get(reverse("admin:tagging_bulk_refused", args=[audience.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert len(rows) == 151
+    assert rows[1][:2] == ["2", "bad-0"]
+    assert rows[-1][1] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
+
+
+def test_an_unreadable_file_is_explained_on_the_form_and_creates_nothing(client, editor, tag):
+    client = logged_in(client, editor)
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"),
+        upload_form(tag, b"\xd0\xcf\x11\xe0" + b"\x00" * 64, name="old.xls"),
+    )
+    assert response.status_code == 200
+    assert ".xls" in response.content.decode()
+    assert not BulkAudience.objects.exists()
+
+
+def test_the_auditor_reads_but_cannot_start(client, editor, auditor, tag):
+    logged_in(client, editor).post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, oid(1).encode())
+    )
+    audience = BulkAudience.objects.get()
+    client.logout()
+    client = logged_in(client, auditor)
+    assert client.get(reverse("admin:tagging_bulkaudience_add")).status_code == 403
+    preview = client.get(reverse("admin:tagging_bulkaudience_change", args=[audience.pk]))
+    assert preview.status_code == 200
+    assert "data-bulk-start" not in preview.content.decode()
+    start = client.post(
+        reverse("admin:tagging_bulk_start", args=[audience.pk]),
+        {"target_kind": "oa", "oa_tag": tag.pk, "operation": "tag"},
+    )
+    assert start.status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
+    from wecom.sandbox import DEMO
+
+    full = oid(50)
+    for number in range(20):
+        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满{number}")
+        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+    client = logged_in(client, editor)
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(51)}".encode())
+    )
+    page = client.get(response["Location"])
+    client.post(response["Location"], dict(page.context["form"].data.items()))
+    job = drain(Job.objects.get())
+    assert job.status == JobStatus.DONE
+    job_page = client.get(reverse("admin:console_job_change", args=[job.pk])).content.decode()
+    retry_url = reverse("admin:tagging_bulk_retry", args=[job.pk])
+    assert retry_url in job_page
+
+    created = client.post(retry_url)
+    retry = Job.objects.exclude(pk=job.pk).get()
+    assert created["Location"] == reverse("admin:console_job_change", args=[retry.pk])
+    assert (retry.parent, retry.total) == (job, 1)

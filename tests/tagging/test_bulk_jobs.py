@@ -1,0 +1,216 @@
+"""Bulk user-tag jobs against the sandbox: batches, exact call counts, bisection, quotas."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from console.jobs.services import job_run_shard, jobs_watchdog
+from console.models import Job, JobItemFailure, JobStatus, ShardStatus
+from tagging.bulk_audience import audience_from_text
+from tagging.bulk_jobs import next_quota_reset
+from tagging.bulk_services import BotLabel, bulk_job_retry_failed, bulk_job_start
+from tagging.oa_models import OfficialAccountTag
+from tagging.oa_services import oa_tag_create, oa_tags_pull
+from wecom.sandbox import DEMO, FaultRule
+from wecom.sandbox.demo import demo_openid
+
+pytestmark = pytest.mark.django_db
+
+BATCH_TAGGING = "/cgi-bin/tags/members/batchtagging"
+
+
+def oid(n: int, prefix: str = DEMO.oa_openid_prefix) -> str:
+    return demo_openid(prefix, n)
+
+
+def stranger(n: int) -> str:
+    """A well-formed OpenID of another account: the platform answers 49003."""
+    return demo_openid("oZZZZZ", n)
+
+
+def drain(job: Job, *, rounds: int = 50) -> Job:
+    """Run every shard slice by slice, as workers would, until no shard is left to run."""
+    for _round in range(rounds):
+        pending = list(job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)))
+        job.refresh_from_db()
+        if not pending or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return job
+        for shard in pending:
+            job_run_shard(shard_id=shard.pk, worker="test")
+    raise AssertionError("the job did not finish")
+
+
+@pytest.fixture
+def tag(sandbox, account, actor) -> OfficialAccountTag:
+    oa_tags_pull(account=account, actor=actor)
+    return OfficialAccountTag.objects.get(name="新关注")
+
+
+def audience_of(editor, openids: list[str]):
+    return audience_from_text(text="\n".join(openids), user=editor)
+
+
+@pytest.mark.parametrize(("count", "batch"), [(1003, 20), (500, 50), (7, 20)])
+def test_a_fault_free_job_makes_exactly_ceil_n_over_batch_calls(
+    sandbox, tag, editor, actor, settings, count, batch
+):
+    settings.BULK_SHARD_SIZE = 300  # several shards; each holds whole batches
+    openids = [oid(n) for n in range(100, 100 + count)]
+    audience = audience_of(editor, openids)
+    sandbox.reset_stats()
+
+    job = drain(bulk_job_start(audience=audience, target=tag, batch_size=batch, actor=actor))
+
+    assert job.status == JobStatus.DONE
+    assert sandbox.calls("wechat", BATCH_TAGGING) == math.ceil(count / batch)
+    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    progress = job.progress()
+    assert (progress.total, progress.done, progress.failed) == (count, count, 0)
+    assert all(len(r.body["openid_list"]) <= batch for r in sandbox.requests if r.body)
+
+
+def test_three_bad_openids_among_seventeen_good_are_isolated(sandbox, tag, editor, actor):
+    good = [oid(n) for n in range(200, 217)]
+    bad = [stranger(1), stranger(2), stranger(3)]
+    batch = [*good[:5], bad[0], *good[5:11], bad[1], *good[11:], bad[2]]
+    job = drain(bulk_job_start(audience=audience_of(editor, batch), target=tag, actor=actor))
+
+    assert job.status == JobStatus.DONE
+    assert set(good) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    failures = list(JobItemFailure.objects.filter(job=job).order_by("item"))
+    assert sorted(f.item for f in failures) == sorted(bad)
+    assert {f.reason_code for f in failures} == {"49003"}
+    assert all(f.reason and not f.retryable for f in failures)
+    progress = job.progress()
+    assert (progress.done, progress.failed) == (17, 3)
+    # One refused call, then halves around each bad OpenID: 21 calls for these positions,
+    # never more than 1 + 2·3·⌈log2 20⌉ = 31.
+    assert sandbox.calls("wechat", BATCH_TAGGING) == 21
+
+
+def test_untag_removes_the_tag(sandbox, tag, editor, actor):
+    fans = sorted(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id))
+    job = drain(
+        bulk_job_start(
+            audience=audience_of(editor, fans[:2]), target=tag, operation="untag", actor=actor
+        )
+    )
+    assert job.status == JobStatus.DONE
+    assert sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id) == set(fans[2:])
+
+
+def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
+    sandbox, tag, editor, actor
+):
+    openids = [oid(n) for n in range(300, 360)]
+    job = bulk_job_start(audience=audience_of(editor, openids), target=tag, actor=actor)
+    sandbox.faults.add(FaultRule(errcode=45009, endpoint=BATCH_TAGGING, times=1))
+
+    job = drain(job)
+
+    assert job.status == JobStatus.WAITING
+    assert job.resume_at == next_quota_reset()
+    assert timezone.localtime(job.resume_at, next_quota_reset().tzinfo).hour == 0
+    assert "45009" in job.status_message
+    jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
+    job = drain(job)
+    assert job.status == JobStatus.DONE
+    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+
+
+def test_45159_right_after_creating_a_tag_is_retried_once(
+    sandbox, account, editor, actor, settings
+):
+    settings.BULK_45159_RETRY_SECONDS = 0
+    new_tag = oa_tag_create(account=account, name="刚建的标签", actor=actor)
+    sandbox.faults.add(FaultRule(errcode=45159, endpoint=BATCH_TAGGING, times=1))
+    openids = [oid(n) for n in range(400, 440)]
+    sandbox.reset_stats()
+
+    job = drain(bulk_job_start(audience=audience_of(editor, openids), target=new_tag, actor=actor))
+
+    assert job.status == JobStatus.DONE
+    assert sandbox.calls("wechat", BATCH_TAGGING) == 2 + 1
+    assert set(openids) == sandbox.state.oa_tag_fans(DEMO.oa_appid, new_tag.tag_id)
+
+
+def test_a_tag_that_does_not_exist_stops_the_job_saying_why(sandbox, tag, editor, actor, settings):
+    settings.BULK_45159_RETRY_SECONDS = 0
+    sandbox.state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": tag.tag_id}})
+    job = drain(
+        bulk_job_start(audience=audience_of(editor, [oid(1), oid(2)]), target=tag, actor=actor)
+    )
+    assert job.status == JobStatus.FAILED
+    assert "45159" in job.status_message
+
+
+def test_a_follower_with_20_tags_fails_alone_and_can_be_retried(sandbox, tag, editor, actor):
+    full = oid(500)
+    for number in range(20):
+        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满额{number}")
+        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+    others = [oid(n) for n in range(501, 510)]
+    job = drain(
+        bulk_job_start(audience=audience_of(editor, [full, *others]), target=tag, actor=actor)
+    )
+    failure = JobItemFailure.objects.get(job=job)
+    assert (failure.item, failure.reason_code, failure.retryable) == (full, "45059", True)
+    assert set(others) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+
+    sandbox.state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": tag_id}})
+    retry = drain(bulk_job_retry_failed(job=job, actor=actor))
+
+    assert retry.parent == job
+    assert retry.total == 1
+    assert retry.status == JobStatus.DONE
+    assert full in sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+
+
+def test_retry_failed_only_refuses_when_nothing_can_be_retried(sandbox, tag, editor, actor):
+    job = drain(
+        bulk_job_start(audience=audience_of(editor, [stranger(9), oid(9)]), target=tag, actor=actor)
+    )
+    with pytest.raises(ValidationError) as refused:
+        bulk_job_retry_failed(job=job, actor=actor)
+    assert refused.value.code == "nothing_to_retry"
+
+
+def test_chatbot_label_job_sends_lists_of_the_batch_size(sandbox, bot_credential, editor, actor):
+    openids = [oid(n) for n in range(600, 720)]
+    target = BotLabel(bot=bot_credential, category="完件", label="完成", desc="在app中完成了信息")
+    sandbox.reset_stats()
+
+    job = drain(bulk_job_start(audience=audience_of(editor, openids), target=target, actor=actor))
+
+    assert job.status == JobStatus.DONE
+    assert sandbox.calls("chatbot", "/openapi/label/batchset") == 3  # 50 + 50 + 20
+    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完件", "完成")]
+    assert label["openids"] == set(openids)
+
+
+def test_targets_and_sizes_are_checked_before_anything_is_created(
+    sandbox, tag, bot_credential, editor, actor
+):
+    audience = audience_of(editor, [oid(1)])
+    with pytest.raises(ValidationError):
+        bulk_job_start(audience=audience, target=tag, batch_size=51, actor=actor)
+    with pytest.raises(ValidationError):
+        bulk_job_start(
+            audience=audience,
+            target=BotLabel(bot=bot_credential, category="a", label="", desc="d"),
+            actor=actor,
+        )
+    with pytest.raises(ValidationError) as untag:
+        bulk_job_start(
+            audience=audience,
+            target=BotLabel(bot=bot_credential, category="a", label="b", desc="d"),
+            operation="untag",
+            actor=actor,
+        )
+    assert untag.value.code == "no_untag"
+    assert not Job.objects.exists()

@@ -16,7 +16,7 @@ compares the two under the same conditions, a ratio of two long separate runs wo
     msg/s columns are the median absolute rates over the rounds.
 
 Payload: a setautoreply body as the console sends it (XML, every value in CDATA, Chinese text,
-repeated <question> elements), grown with more questions to the requested size in UTF-8 bytes.
+<question> elements inside <list>), grown with more questions to the requested size in UTF-8 bytes.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def chatbot_xml(size: int) -> str:
         "<skillname><![CDATA[售后服务]]></skillname>"
         "<title><![CDATA[怎么申请退货？]]></title>"
         '<content><![CDATA[请前往<a href="https://chatbot.weixin.qq.com/">openai</a>'
-        "配置，或在订单页面点击“申请售后”。]]></content>"
+        "配置，或在订单页面点击“申请售后”。]]></content><list>"
     )
-    tail = "</xml>"
+    tail = "</list></xml>"
     parts = [head]
     used = len(head.encode()) + len(tail)
     n = 0

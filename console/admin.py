@@ -171,3 +171,5 @@ admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
 admin.site.unregister(Group)
 admin.site.register(Group, AuditedGroupAdmin)
+
+from console.jobs import admin as jobs_admin  # noqa: E402,F401  (registers the job pages)

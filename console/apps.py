@@ -13,7 +13,12 @@ class ConsoleConfig(AppConfig):
     verbose_name = _("Console")
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from console import checks  # noqa: F401  (registers system checks)
+        from console.jobs import dashboard  # noqa: F401  (registers the jobs panel)
+        from console.jobs.signals import watchdog_at_worker_start
         from console.roles import ensure_roles_after_migrate
 
         post_migrate.connect(ensure_roles_after_migrate, sender=self)
+        post_spawn.connect(watchdog_at_worker_start, dispatch_uid="console-jobs-watchdog")

@@ -32,3 +32,29 @@ def check_task_queue_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_job_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
+    from console.jobs.runner import longest_call_seconds
+
+    errors = []
+    if longest_call_seconds() >= settings.JOBS_LEASE_SECONDS:
+        errors.append(
+            Error(
+                "JOBS_LEASE_SECONDS must be longer than the longest platform call "
+                "(PLATFORM_RETRY_BUDGET + PLATFORM_CONNECT_TIMEOUT + PLATFORM_READ_TIMEOUT + 1 = "
+                f"{longest_call_seconds():g} s), or a batch could be in flight on two workers.",
+                id="console.E101",
+            )
+        )
+    timeout = settings.Q_CLUSTER.get("timeout") or 0
+    if timeout <= settings.JOBS_SLICE_SECONDS + settings.JOBS_LEASE_SECONDS:
+        errors.append(
+            Error(
+                "JOBS_SLICE_SECONDS + JOBS_LEASE_SECONDS must stay below Q_TIMEOUT, or the task "
+                "queue kills a job's task in the middle of a batch.",
+                id="console.E102",
+            )
+        )
+    return errors

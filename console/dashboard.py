@@ -25,12 +25,25 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class PanelBar:
+    """A live progress bar on a panel: a job's title linked to its page, and its percentage."""
+
+    label: str
+    url: str
+    percent: int
+    progress_url: str
+    status: str
+    sentence: str = ""
+
+
+@dataclass
 class Panel:
     title: str
     status: str = "info"  # "ok", "warning", "error" or "info"
     lines: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
     order: int = 100
+    bars: list[PanelBar] = field(default_factory=list)
 
 
 PanelFunction = Callable[["AbstractBaseUser"], Panel | None]

@@ -56,7 +56,13 @@ MARKETING_EDITOR = Role(
         "Edits strategies, tag groups, tags, chatbot skills and replies; starts bulk jobs and "
         "pulls from the platforms. Cannot see platform credentials."
     ),
-    grants=(Grant("tagging"), Grant("chatbot")),
+    grants=(
+        Grant("tagging"),
+        Grant("chatbot"),
+        # Background jobs: follow, pause, resume and cancel them; they are started elsewhere.
+        Grant("console", actions=("view", "change"), model="job"),
+        Grant("console", actions=("view",), model="jobitemfailure"),
+    ),
 )
 CREDENTIAL_ADMIN = Role(
     key="credential_admin",
@@ -72,7 +78,7 @@ AUDITOR = Role(
     description=_("Reads everything, the change history included; changes nothing."),
     grants=tuple(
         Grant(app_label, actions=("view",))
-        for app_label in ("tagging", "chatbot", "wecom", "admin", "auth", "django_q")
+        for app_label in ("tagging", "chatbot", "wecom", "console", "admin", "auth", "django_q")
     ),
 )
 ROLES: tuple[Role, ...] = (MARKETING_EDITOR, CREDENTIAL_ADMIN, AUDITOR)

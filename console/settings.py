@@ -259,6 +259,20 @@ PLATFORM_BACKOFF_CAP = env.float("PLATFORM_BACKOFF_CAP", default=8.0)
 PLATFORM_RATE_LIMIT = env.float("PLATFORM_RATE_LIMIT", default=20.0)
 PLATFORM_TOKEN_REFRESH_MARGIN = env.int("PLATFORM_TOKEN_REFRESH_MARGIN", default=300)
 
+# --- Background jobs ---------------------------------------------------------------------------
+
+# A shard whose worker died is taken up again once its lease expires (and the watchdog runs,
+# every minute); the lease must outlast the longest platform call (system check console.E101).
+JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=60)
+# One task works on a shard for at most this long, then hands it back to the queue.
+JOBS_SLICE_SECONDS = env.int("JOBS_SLICE_SECONDS", default=120)
+# How often a running shard looks whether its job was paused or cancelled.
+JOBS_STATUS_CHECK_SECONDS = env.float("JOBS_STATUS_CHECK_SECONDS", default=1.0)
+# Unexpected errors in a row after which a shard's job is stopped.
+JOBS_MAX_ERRORS = env.int("JOBS_MAX_ERRORS", default=5)
+# Shards the watchdog re-queues per run at most.
+JOBS_WATCHDOG_BATCH = env.int("JOBS_WATCHDOG_BATCH", default=500)
+
 # --- Logging -----------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -67,12 +67,16 @@ def test_role_permissions_follow_the_boundaries(db):
         return set(group.permissions.values_list("content_type__app_label", "codename"))
 
     editor = codenames(MARKETING_EDITOR)
-    assert {app for app, _ in editor} <= {"tagging", "chatbot"}
+    assert {app for app, _ in editor} <= {"tagging", "chatbot", "console"}
     expected_editor = set(
         Permission.objects.filter(content_type__app_label__in=["tagging", "chatbot"]).values_list(
             "content_type__app_label", "codename"
         )
-    )
+    ) | {
+        ("console", "view_job"),
+        ("console", "change_job"),
+        ("console", "view_jobitemfailure"),
+    }
     assert editor == expected_editor
 
     keyholder = codenames(CREDENTIAL_ADMIN)

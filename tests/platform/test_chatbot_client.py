@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 from django.utils import translation
+from wechatpy.crypto.base import BasePrpCrypto
 
 from chatbot.crypto import WXBizMsgCrypt
 from wecom.clients import ChatbotClient, PlatformAPIError, PlatformInputError
@@ -18,6 +21,25 @@ OPENIDS = [demo_openid(DEMO.oa_openid_prefix, n) for n in range(3)]
 
 def last_request(sandbox, endpoint):
     return [r for r in sandbox.requests if r.endpoint == endpoint][-1]
+
+
+def sent_xml(sandbox, endpoint) -> ET.Element:
+    """The last document sent to ``endpoint``, decrypted with wechatpy (not our crypto or the
+    sandbox's parsing) and parsed."""
+    encrypted = last_request(sandbox, endpoint).body["encrypt"]
+    key = base64.b64decode(DEMO.bot_encoding_aes_key + "=")
+    text = BasePrpCrypto(key)._decrypt(encrypted, DEMO.bot_appid)
+    return ET.fromstring(text)  # noqa: S314 - our own client's output
+
+
+def assert_list_holds(root: ET.Element, scalars: list[str], item: str, values: list[str]):
+    """``scalars`` in order, then one ``<list>`` holding ``values`` as ``<item>``, in order;
+    no ``<item>`` anywhere else."""
+    assert [child.tag for child in root] == [*scalars, "list"]
+    (wrapper,) = root.findall("list")
+    assert [child.tag for child in wrapper] == [item] * len(values)
+    assert [child.text or "" for child in wrapper] == values
+    assert len(list(root.iter(item))) == len(values)
 
 
 def test_labels_are_set_for_a_list_of_openids(bot, sandbox):
@@ -132,12 +154,6 @@ def test_both_answer_shapes_are_read(bot, sandbox):
             ),
             1007,
         ),
-        (
-            lambda c: c.label_batchset(
-                appid=DEMO.oa_appid, category="c", label="l", desc="d", openids=[]
-            ),
-            1008,
-        ),
         (lambda c: c.set_autoreply(managerid="m", skillname="s", title="t", content=""), 1008),
         (lambda c: c.set_autoreply(managerid="", skillname="s", title="t", content="c"), 1008),
     ],
@@ -204,3 +220,108 @@ def test_busy_answers_are_retried(bot, sandbox, clock):
     bot.set_autoreply(managerid="m", skillname="s", title="t", content="c")
     assert sandbox.calls("chatbot", "/openapi/setautoreply") == 2
     assert len(clock.pauses) == 1
+
+
+# ---- the lists travel inside <list> (PLATFORM.md section 4; the seeds lost the wrapper) ------
+
+
+def test_openids_travel_inside_list_after_the_scalar_fields(bot, sandbox):
+    bot.label_batchset(appid=DEMO.oa_appid, category="c", label="l", desc="d", openids=OPENIDS)
+    root = sent_xml(sandbox, "/openapi/label/batchset")
+    assert_list_holds(root, ["appid", "category", "label", "desc"], "openid", OPENIDS)
+    assert root.findtext("appid") == DEMO.oa_appid
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {}
+
+
+def test_similar_questions_travel_inside_list_after_content(bot, sandbox):
+    questions = ["如何退货", "退货流程", "怎么退"]
+    bot.set_autoreply(
+        managerid="m",
+        skillname="s",
+        title="t",
+        content={"image": {"media_id": "x"}},
+        questions=questions,
+    )
+    root = sent_xml(sandbox, "/openapi/setautoreply")
+    assert_list_holds(root, ["managerid", "skillname", "title", "content"], "question", questions)
+    assert json.loads(root.findtext("content")) == {"image": {"media_id": "x"}}
+    assert sandbox.state.bot_skills(DEMO.bot_appid)[("s", "t")]["questions"] == questions
+
+
+def test_no_similar_questions_sends_an_empty_list(bot, sandbox):
+    bot.set_autoreply(managerid="m", skillname="s", title="t", content="c", questions=["旧"])
+    bot.set_autoreply(managerid="m", skillname="s", title="t", content="c")
+    root = sent_xml(sandbox, "/openapi/setautoreply")
+    assert_list_holds(root, ["managerid", "skillname", "title", "content"], "question", [])
+    # The answer is replaced: the similar question pushed before is gone.
+    assert sandbox.state.bot_skills(DEMO.bot_appid)[("s", "t")]["questions"] == []
+
+
+HOSTILE = [
+    "a]]>b",
+    "]]>]]]]>]]",
+    '<openid>x</openid> & "quotes" \'',
+    "表情 🤖👍🏽 \U0001f916",
+    "退" * 10_000,
+    "x" * 9_999 + "]",
+    "line 1\n\tline 2",
+]
+
+
+def test_hostile_values_round_trip_inside_list(bot, sandbox):
+    bot.label_batchset(appid=DEMO.oa_appid, category="c", label="l", desc="d", openids=HOSTILE)
+    root = sent_xml(sandbox, "/openapi/label/batchset")
+    assert_list_holds(root, ["appid", "category", "label", "desc"], "openid", HOSTILE)
+    assert sandbox.state.bot_labels(DEMO.bot_appid)[("c", "l")]["openids"] == set(HOSTILE)
+
+    for value in HOSTILE:
+        bot.set_autoreply(
+            managerid="m", skillname="s", title=value, content=value, questions=HOSTILE
+        )
+        root = sent_xml(sandbox, "/openapi/setautoreply")
+        scalars = ["managerid", "skillname", "title", "content"]
+        assert_list_holds(root, scalars, "question", HOSTILE)
+        assert root.findtext("title") == root.findtext("content") == value
+        skill = sandbox.state.bot_skills(DEMO.bot_appid)[("s", value)]
+        assert skill["content"] == value
+        assert skill["questions"] == HOSTILE
+
+
+def test_an_empty_openid_list_is_refused_before_sending(bot, sandbox):
+    with pytest.raises(PlatformInputError) as caught:
+        bot.label_batchset(appid=DEMO.oa_appid, category="c", label="l", desc="d", openids=[])
+    with translation.override("zh-hans"):
+        assert "OpenID 列表为空" in str(caught.value)
+    assert sandbox.total_calls() == 0
+
+
+def test_one_string_is_not_a_list(bot, sandbox):
+    with pytest.raises(TypeError):
+        bot.label_batchset(appid="a", category="c", label="l", desc="d", openids=OPENIDS[0])
+    with pytest.raises(TypeError):
+        bot.set_autoreply(managerid="m", skillname="s", title="t", content="c", questions="q")
+    assert sandbox.total_calls() == 0
+
+
+@pytest.mark.parametrize("items", [["ok", "bad\x01"], ["\x1f"]])
+def test_control_characters_in_list_items_are_refused_before_sending(bot, sandbox, items):
+    with pytest.raises(PlatformInputError) as caught:
+        bot.set_autoreply(managerid="m", skillname="s", title="t", content="c", questions=items)
+    with translation.override("en"):
+        assert "“question” contains a control character" in str(caught.value)
+    with pytest.raises(PlatformInputError):
+        bot.label_batchset(appid="a", category="c", label="l", desc="d", openids=items)
+    assert sandbox.total_calls() == 0
+
+
+def test_build_xml_places_the_list_last():
+    fields = [("a", "1"), ("b", "2")]
+    assert build_xml(fields, endpoint=LABEL_BATCHSET) == (
+        "<xml><a><![CDATA[1]]></a><b><![CDATA[2]]></b></xml>"
+    )
+    assert build_xml(fields, endpoint=LABEL_BATCHSET, list_items=[]).endswith(
+        "<b><![CDATA[2]]></b><list></list></xml>"
+    )
+    assert build_xml([], endpoint=LABEL_BATCHSET, list_items=[("q", "x]]>y"), ("q", "z")]) == (
+        "<xml><list><q><![CDATA[x]]]]><![CDATA[>y]]></q><q><![CDATA[z]]></q></list></xml>"
+    )

@@ -32,8 +32,18 @@ def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def xml_doc(fields: list[tuple[str, str]]) -> str:
-    return "<xml>" + "".join(f"<{k}>{cdata(v)}</{k}>" for k, v in fields) + "</xml>"
+XmlFields = list[tuple[str, "str | XmlFields"]]
+
+
+def xml_elements(fields: XmlFields) -> str:
+    # A value that is a list of pairs becomes elements inside: ("list", [("openid", "o…")]).
+    return "".join(
+        f"<{k}>{cdata(v) if isinstance(v, str) else xml_elements(v)}</{k}>" for k, v in fields
+    )
+
+
+def xml_doc(fields: XmlFields) -> str:
+    return f"<xml>{xml_elements(fields)}</xml>"
 
 
 class Platforms:
@@ -105,7 +115,7 @@ class Platforms:
     def chatbot(
         self,
         endpoint: str,
-        fields: list[tuple[str, str]] | None = None,
+        fields: XmlFields | None = None,
         *,
         text: str | None = None,
         token: str = DEMO.bot_token,

@@ -8,6 +8,8 @@ import pytest
 
 from chatbot.crypto import WXBizMsgCrypt
 from wecom.sandbox import DEMO
+from wecom.sandbox.server import parse_chatbot_xml
+from wecom.sandbox.state import IGNORED_ELEMENTS
 
 from .conftest import xml_doc
 
@@ -16,7 +18,7 @@ AUTOREPLY = "/openapi/setautoreply"
 OPENIDS = ["oW3Kq_openid_one_000000000000"[:28], "oW3Kq_openid_two_000000000000"[:28]]
 
 
-def label_fields(**overrides):
+def label_fields(openids=OPENIDS, **overrides):
     fields = {
         "appid": DEMO.oa_appid,
         "category": "完成件",
@@ -25,7 +27,7 @@ def label_fields(**overrides):
     }
     fields.update(overrides)
     result = [(k, v) for k, v in fields.items() if v is not None]
-    return result + [("openid", o) for o in OPENIDS]
+    return [*result, ("list", [("openid", o) for o in openids])]
 
 
 def reply_fields(content="你好,请问有什么可以帮您?", questions=("在吗", "有人吗"), **overrides):
@@ -37,7 +39,7 @@ def reply_fields(content="你好,请问有什么可以帮您?", questions=("在�
     }
     fields.update(overrides)
     result = [(k, v) for k, v in fields.items() if v is not None]
-    return result + [("question", q) for q in questions]
+    return [*result, ("list", [("question", q) for q in questions])]
 
 
 NEWS = {
@@ -85,7 +87,7 @@ def test_batchset_success_and_state(api, sandbox):
 
 def test_batchset_adds_to_existing_label(api, sandbox):
     api.chatbot(BATCHSET, label_fields())
-    more = [f for f in label_fields(desc="新规则") if f[0] != "openid"] + [("openid", "o" * 28)]
+    more = label_fields(desc="新规则", openids=["o" * 28])
     assert api.chatbot(BATCHSET, more)["errcode"] == 0
     label = sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]
     assert label == {"desc": "新规则", "openids": {*OPENIDS, "o" * 28}}
@@ -176,8 +178,10 @@ def test_batchset_appid_is_that_of_the_official_account_not_the_bot(api, sandbox
 
 
 def test_batchset_without_openid_1008(api, sandbox):
-    fields = [f for f in label_fields() if f[0] != "openid"]
+    fields = [f for f in label_fields() if f[0] != "list"]
     assert api.chatbot(BATCHSET, fields)["errcode"] == 1008
+    assert api.chatbot(BATCHSET, label_fields(openids=[]))["errcode"] == 1008
+    assert api.chatbot(BATCHSET, label_fields(openids=["", " "]))["errcode"] == 1008
     assert sandbox.state.bot_labels(DEMO.bot_appid) == {}
 
 
@@ -231,3 +235,75 @@ def test_doctype_is_refused(api):
 def test_wrong_method(http, sandbox):
     answer = http.get(f"{sandbox.chatbot_base}{AUTOREPLY}/{DEMO.bot_token}")
     assert answer.json()["errcode"] == 43002
+
+
+# ---- the lists travel inside <list> (PLATFORM.md section 4: the seeds lost the wrapper) -------
+
+
+def test_openids_outside_list_label_nobody(api, sandbox):
+    # What seed 000 shows, and what the client sent before issue 9: the platform answers success.
+    scalars = [f for f in label_fields() if f[0] != "list"]
+    answer = api.chatbot(BATCHSET, scalars + [("openid", o) for o in OPENIDS])
+    assert answer == {"errcode": 0, "msg": "Success"}
+    assert sandbox.state.bot_labels(DEMO.bot_appid) == {}
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 2}
+    record = sandbox.requests[-1]
+    assert "openid" not in record.xml
+    assert record.xml[IGNORED_ELEMENTS] == [["xml/openid", o] for o in OPENIDS]
+
+
+def test_only_the_openids_inside_list_are_labelled(api, sandbox):
+    stray = "o" * 28
+    fields = [*label_fields(), ("openid", stray)]
+    assert api.chatbot(BATCHSET, fields)["errcode"] == 0
+    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]
+    assert label["openids"] == set(OPENIDS)
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
+
+
+def test_questions_outside_list_are_not_set(api, sandbox):
+    scalars = [f for f in reply_fields() if f[0] != "list"]
+    answer = api.chatbot(AUTOREPLY, [*scalars, ("question", "在吗"), ("question", "有人吗")])
+    assert answer == {"code": 0, "msg": "Success"}
+    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    assert skill["questions"] == []
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
+
+    # Inside <list> they are set, in order, and nothing more is ignored.
+    assert api.chatbot(AUTOREPLY, reply_fields(questions=("三", "一", "二")))["code"] == 0
+    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    assert skill["questions"] == ["三", "一", "二"]
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
+
+
+def test_an_empty_list_clears_the_similar_questions(api, sandbox):
+    api.chatbot(AUTOREPLY, reply_fields(questions=("在吗",)))
+    assert api.chatbot(AUTOREPLY, reply_fields(questions=()))["code"] == 0
+    assert sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]["questions"] == []
+    assert IGNORED_ELEMENTS not in sandbox.requests[-1].xml
+
+
+def test_ignored_elements_are_counted_even_when_the_call_fails(api, sandbox):
+    scalars = [f for f in label_fields(desc="") if f[0] != "list"]
+    assert api.chatbot(BATCHSET, [*scalars, ("openid", "o" * 28)])["errcode"] == 1007
+    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
+
+
+def test_parse_reads_list_items_only_from_list():
+    text = (
+        "<xml><appid>a</appid><openid>top</openid>"
+        "<desc>d<question>nested</question></desc>"
+        "<list><openid>one</openid><item>other</item><openid>two<openid>deep</openid></openid>"
+        "</list><list><openid>three</openid></list></xml>"
+    )
+    fields = parse_chatbot_xml(text)
+    assert fields["openid"] == ["one", "two", "three"]
+    assert fields["appid"] == "a"
+    assert fields["desc"] == "d"
+    assert fields[IGNORED_ELEMENTS] == [
+        ["xml/openid", "top"],
+        ["xml/desc/question", "nested"],
+        ["xml/list/item", "other"],
+        ["xml/list/openid/openid", "deep"],
+    ]
+    assert IGNORED_ELEMENTS not in parse_chatbot_xml("<xml><list/></xml>")

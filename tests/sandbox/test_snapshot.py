@@ -24,7 +24,7 @@ def test_snapshot_round_trip_over_http(api, sandbox, http, clock):
             ("category", "c"),
             ("label", "l"),
             ("desc", "d"),
-            ("openid", "o" * 28),
+            ("list", [("openid", "o" * 28)]),
         ],
     )
     sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, 100, 123_456)

@@ -1,7 +1,8 @@
 """Dialogue platform (chatbot) open API: user labels in bulk and auto-reply skills.
 
-Seeds 000 and 002 and PLATFORM.md section 4 are the specification. Each request is an XML
-document (``<xml>`` root, every value in CDATA) encrypted with WXBizMsgCrypt and posted as
+Seeds 000 and 002 and PLATFORM.md section 4 are the specification (where they differ, PLATFORM.md
+is right). Each request is an XML document (``<xml>`` root, every value in CDATA, the openids or
+similar questions inside one ``<list>``) encrypted with WXBizMsgCrypt and posted as
 ``{"encrypt": ...}`` to a path that ends with the bot's TOKEN.
 """
 
@@ -32,6 +33,7 @@ _CONTROL_CHARACTER = _(
     "The text of “%(field)s” contains a control character that cannot be sent. Remove it "
     "(it often comes with text pasted from other programs)."
 )
+_NO_OPENIDS = _("There is nobody to label: the list of OpenIDs is empty. Nothing was sent.")
 # The answer to a probe with empty fields when the TOKEN, key and AppID are right.
 _FIELDS_EMPTY = 1007
 
@@ -41,20 +43,38 @@ def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def build_xml(fields: Sequence[tuple[str, str]], *, endpoint: Endpoint) -> str:
-    """The request document: fields in order, names repeated for lists, values in CDATA."""
+def build_xml(
+    fields: Sequence[tuple[str, str]],
+    *,
+    endpoint: Endpoint,
+    list_items: Sequence[tuple[str, str]] | None = None,
+) -> str:
+    """The request document: the scalar fields in order, then ``list_items`` in order inside
+    one ``<list>`` element (none when ``None``, an empty one when empty); values in CDATA.
+
+    PLATFORM.md section 4: the platform reads the openids and the similar questions from
+    ``<list>`` only; the same elements directly under ``<xml>`` (as seeds 000 and 002 show
+    them) are ignored while the call answers success.
+    """
     parts = ["<xml>"]
-    for name, value in fields:
-        if _NOT_IN_XML.search(value):
-            raise PlatformInputError(
-                platform=CHATBOT,
-                endpoint=endpoint.path,
-                explanation=_CONTROL_CHARACTER,
-                explanation_params={"field": name},
-            )
-        parts.append(f"<{name}>{cdata(value)}</{name}>")
+    parts.extend(_element(name, value, endpoint=endpoint) for name, value in fields)
+    if list_items is not None:
+        parts.append("<list>")
+        parts.extend(_element(name, value, endpoint=endpoint) for name, value in list_items)
+        parts.append("</list>")
     parts.append("</xml>")
     return "".join(parts)
+
+
+def _element(name: str, value: str, *, endpoint: Endpoint) -> str:
+    if _NOT_IN_XML.search(value):
+        raise PlatformInputError(
+            platform=CHATBOT,
+            endpoint=endpoint.path,
+            explanation=_CONTROL_CHARACTER,
+            explanation_params={"field": name},
+        )
+    return f"<{name}>{cdata(value)}</{name}>"
 
 
 def content_text(content: str | Mapping[str, Any]) -> str:
@@ -84,8 +104,13 @@ class ChatbotClient(PlatformClient):
     def __repr__(self) -> str:
         return f"ChatbotClient(appid={self._appid!r})"
 
-    def _post(self, endpoint: Endpoint, fields: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        document = build_xml(fields, endpoint=endpoint)
+    def _post(
+        self,
+        endpoint: Endpoint,
+        fields: Sequence[tuple[str, str]],
+        list_items: Sequence[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        document = build_xml(fields, endpoint=endpoint, list_items=list_items)
         return self._call(
             endpoint,
             body={"encrypt": self._crypt.encrypt(document)},
@@ -98,17 +123,19 @@ class ChatbotClient(PlatformClient):
         """Give ``openids`` the label ``category``/``label`` (seed 000).
 
         ``appid`` is that of the Official Account or Mini Program the OpenIDs belong to, not
-        the bot's (which only keys the encryption).
+        the bot's (which only keys the encryption). The openids travel inside ``<list>``;
+        an empty list is refused before sending: the call would label nobody.
         """
+        if isinstance(openids, str):
+            raise TypeError("openids must be a sequence of OpenIDs, not one string")
+        if not openids:
+            raise PlatformInputError(
+                platform=CHATBOT, endpoint=LABEL_BATCHSET.path, explanation=_NO_OPENIDS
+            )
         self._post(
             LABEL_BATCHSET,
-            [
-                ("appid", appid),
-                ("category", category),
-                ("label", label),
-                ("desc", desc),
-                *(("openid", openid) for openid in openids),
-            ],
+            [("appid", appid), ("category", category), ("label", label), ("desc", desc)],
+            [("openid", openid) for openid in openids],
         )
 
     def set_autoreply(
@@ -120,7 +147,14 @@ class ChatbotClient(PlatformClient):
         content: str | Mapping[str, Any],
         questions: Sequence[str] = (),
     ) -> None:
-        """Create or replace the answer to ``title`` in skill ``skillname`` (seed 002)."""
+        """Create or replace the answer to ``title`` in skill ``skillname`` (seed 002).
+
+        The similar questions travel inside ``<list>``. No questions sends an empty
+        ``<list></list>``: the call replaces the answer, so it says "no similar questions"
+        outright instead of leaving the platform to guess what a missing list means.
+        """
+        if isinstance(questions, str):
+            raise TypeError("questions must be a sequence of questions, not one string")
         self._post(
             SET_AUTOREPLY,
             [
@@ -128,8 +162,8 @@ class ChatbotClient(PlatformClient):
                 ("skillname", skillname),
                 ("title", title),
                 ("content", content_text(content)),
-                *(("question", question) for question in questions),
             ],
+            [("question", question) for question in questions],
         )
 
     def check_connection(self) -> None:

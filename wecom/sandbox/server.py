@@ -35,14 +35,14 @@ from urllib.parse import parse_qsl, unquote
 from chatbot.crypto import CryptoError, WXBizMsgCrypt
 
 from .faults import FaultRule, FaultSet
-from .state import CHATBOT, PLATFORMS, WECHAT, WECOM, PlatformError, SandboxState
+from .state import CHATBOT, IGNORED_ELEMENTS, PLATFORMS, WECHAT, WECOM, PlatformError, SandboxState
 
 __all__ = ["RecordedRequest", "SandboxServer", "parse_chatbot_xml"]
 
 CONTROL_PREFIX = "/__sandbox__/"
 _MAX_BODY = 16 * 1024 * 1024
 _CHATBOT_ENDPOINTS = ("/openapi/label/batchset", "/openapi/setautoreply")
-_XML_LIST_FIELDS = frozenset({"openid", "question"})
+_XML_LIST_ITEMS = frozenset({"openid", "question"})
 _CONTENT_TYPES = {
     WECOM: "application/json; charset=UTF-8",
     # The Official Account API really says "encoding", not "charset".
@@ -112,7 +112,13 @@ class _Call:
 
 
 def parse_chatbot_xml(text: str) -> dict[str, Any]:
-    """``<xml>`` children as a dict; openid/question (and any repeated element) as lists.
+    """``<xml>`` children as a dict; the items of ``<list>`` as lists under their names.
+
+    The platform reads openids and similar questions from ``<list>`` only (PLATFORM.md section
+    4; the seeds lost the wrapper). An ``<openid>`` or ``<question>`` anywhere else, and any
+    other element inside ``<list>``, is not read: it is kept under ``IGNORED_ELEMENTS`` as
+    ``[path, text]`` pairs so the state can count it and tests can see it. A repeated scalar
+    element becomes a list; several ``<list>`` elements are read as one.
 
     Raises ValueError for anything that is not such a document.
     """
@@ -124,10 +130,20 @@ def parse_chatbot_xml(text: str) -> dict[str, Any]:
     if root.tag != "xml":
         raise ValueError(f"root element is <{root.tag}>, not <xml>")
     fields: dict[str, Any] = {}
+    ignored: list[list[str]] = []
     for child in root:
+        if child.tag == "list":
+            for item in child:
+                if item.tag in _XML_LIST_ITEMS:
+                    fields.setdefault(item.tag, []).append(item.text or "")
+                else:
+                    ignored.append([f"xml/list/{item.tag}", item.text or ""])
+                ignored.extend(_list_items_below(item, f"xml/list/{item.tag}"))
+            continue
+        ignored.extend(_list_items_below(child, f"xml/{child.tag}"))
         value = child.text or ""
-        if child.tag in _XML_LIST_FIELDS:
-            fields.setdefault(child.tag, []).append(value)
+        if child.tag in _XML_LIST_ITEMS:
+            ignored.append([f"xml/{child.tag}", value])
         elif child.tag in fields:
             previous = fields[child.tag]
             if not isinstance(previous, list):
@@ -135,7 +151,20 @@ def parse_chatbot_xml(text: str) -> dict[str, Any]:
             previous.append(value)
         else:
             fields[child.tag] = value
+    if ignored:
+        fields[IGNORED_ELEMENTS] = ignored
     return fields
+
+
+def _list_items_below(element: ET.Element, path: str) -> list[list[str]]:
+    """``[path, text]`` of every openid/question element nested anywhere inside ``element``."""
+    found = []
+    for child in element:
+        child_path = f"{path}/{child.tag}"
+        if child.tag in _XML_LIST_ITEMS:
+            found.append([child_path, child.text or ""])
+        found.extend(_list_items_below(child, child_path))
+    return found
 
 
 # ---- endpoint handlers: (sandbox, call) -> answer dict ---------------------------------------

@@ -30,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "CHATBOT",
+    "IGNORED_ELEMENTS",
     "OA_RESERVED_TAG_IDS",
     "WECHAT",
     "WECOM",
@@ -149,6 +150,12 @@ def _field(fields: dict[str, Any], name: str) -> str:
     if isinstance(value, list):
         value = value[0] if value else ""
     return value if isinstance(value, str) else ""
+
+
+# Key of the chatbot request fields under which the server lists the elements the platform does
+# not read (an <openid> outside <list> ...) as [path, text] pairs. "#" cannot start an XML name,
+# so no element of the request can clash with it.
+IGNORED_ELEMENTS = "#ignored"
 
 
 def _field_list(fields: dict[str, Any], name: str) -> list[str]:
@@ -439,6 +446,12 @@ class SandboxState:
     def bot_skills(self, appid: str) -> dict[tuple[str, str], dict[str, Any]]:
         with self.lock:
             return copy.deepcopy(self._bots[appid]["skills"])
+
+    def bot_ignored_elements(self, appid: str) -> dict[str, int]:
+        """How many elements the bot's calls sent that the platform does not read, by path
+        (``xml/openid``: an openid outside ``<list>``). Not platform data: not in snapshots."""
+        with self.lock:
+            return dict(self._bots[appid].get("ignored_elements", {}))
 
     # ================================================================ tokens
 
@@ -1039,19 +1052,35 @@ class SandboxState:
             bot = self._bots[appid]
             return {"appid": appid, "encoding_aes_key": bot["encoding_aes_key"]}
 
+    def _chatbot_note_ignored(self, token: str, fields: dict[str, Any]) -> list[str]:
+        """Count the elements the platform did not read, per path; their paths."""
+        paths = [path for path, _text in fields.get(IGNORED_ELEMENTS, [])]
+        if paths:
+            with self.lock:
+                bot = self._bots[self.chatbot_bot(token)["appid"]]
+                counts = bot.setdefault("ignored_elements", {})
+                for path in paths:
+                    counts[path] = counts.get(path, 0) + 1
+        return paths
+
     def chatbot_batchset(self, token: str, fields: dict[str, Any]) -> dict[str, Any]:
+        ignored = self._chatbot_note_ignored(token, fields)
         values = {name: _field(fields, name) for name in ("appid", "category", "label", "desc")}
         empty = [name for name, value in values.items() if not value.strip()]
         if empty:
             raise PlatformError(
                 1007, f"appid, category, label, desc field cannot be empty (missing: {empty})"
             )
-        openids = _field_list(fields, "openid")
+        openids = _field_list(fields, "openid")  # from <list> only
         with self.lock:
             # The appid field names the Official Account or Mini Program the openids belong to
             # (seed 000), not the bot: any non-empty one is accepted.
             bot = self._bots[self.chatbot_bot(token)["appid"]]
             if not openids:
+                if any(path.endswith("/openid") for path in ignored):
+                    # Openids outside <list> pass the emptiness check but label nobody, and the
+                    # platform answers success (PLATFORM.md section 4).
+                    return {"errcode": 0, "msg": "Success"}
                 raise PlatformError(1008, "appid, openid, msg field cannot be empty (no openid)")
             key = (values["category"], values["label"])
             label = bot["labels"].setdefault(key, {"desc": values["desc"], "openids": set()})
@@ -1061,6 +1090,7 @@ class SandboxState:
         return {"errcode": 0, "msg": "Success"}
 
     def chatbot_setautoreply(self, token: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self._chatbot_note_ignored(token, fields)
         names = ("managerid", "skillname", "title", "content")
         values = {name: _field(fields, name) for name in names}
         empty = [name for name, value in values.items() if not value.strip()]
@@ -1069,7 +1099,7 @@ class SandboxState:
         problem = validate_reply_content(values["content"])
         if problem:
             raise PlatformError(1008, f"invalid content: {problem}")
-        questions = _field_list(fields, "question")
+        questions = _field_list(fields, "question")  # from <list> only
         with self.lock:
             bot = self._bots[self.chatbot_bot(token)["appid"]]
             bot["skills"][(values["skillname"], values["title"])] = {

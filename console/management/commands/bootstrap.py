@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from console.audit import Actor, system_user
 from console.cli import terminal_language
+from console.jobs.services import jobs_schedule_ensure
 from console.roles import roles_ensure
 from console.services import admin_account_ensure
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, **quiet)
         roles_ensure()
+        jobs_schedule_ensure()
         system_user()
         account = admin_account_ensure(
             username=settings.ADMIN_USERNAME,

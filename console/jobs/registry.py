@@ -1,0 +1,58 @@
+"""Job kinds: what each kind of background work does with a shard, and what its page adds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.functional import Promise
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from console.jobs.runner import ShardRun
+    from console.models import Job
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    label: str | Promise
+    # Processes the shard's items from its position on, checkpointing as it goes; returns when
+    # `run.keep_going()` says stop or the shard's range is done.
+    run_shard: Callable[[ShardRun], None]
+    # Included on the job's page under the progress bar, with `job` in its context.
+    detail_template: str | None = None
+    # Extra links on the job's page: (url, label) pairs the user may follow.
+    actions: Callable[[Job, AbstractBaseUser], list[tuple[str, str]]] | None = None
+    # Called once, after the last shard is done.
+    on_finished: Callable[[Job], None] | None = None
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+def register_job_kind(kind: JobKind) -> JobKind:
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def job_kind(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownJobKind(name) from None
+
+
+def job_kind_label(name: str) -> str:
+    kind = _KINDS.get(name)
+    return str(kind.label) if kind else name
+
+
+def job_kinds() -> list[JobKind]:
+    return sorted(_KINDS.values(), key=lambda kind: kind.name)

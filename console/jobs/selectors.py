@@ -1,0 +1,91 @@
+"""Reads of the job machinery: progress, the status in words, failed items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure, JobProgress, JobStatus
+
+
+def job_status_sentence(job: Job, progress: JobProgress) -> str:
+    """Where the job stands, as a sentence for the marketing user."""
+    counts = {
+        "processed": formats.number_format(progress.processed, force_grouping=True),
+        "total": formats.number_format(progress.total, force_grouping=True),
+        "failed": formats.number_format(progress.failed, force_grouping=True),
+        "done": formats.number_format(progress.done, force_grouping=True),
+    }
+    if job.status == JobStatus.QUEUED:
+        return _("Waiting for a background worker to start it.")
+    if job.status == JobStatus.RUNNING:
+        return _("Running: %(processed)s of %(total)s processed, %(failed)s failed.") % counts
+    if job.status == JobStatus.PAUSED:
+        return _("Paused at %(processed)s of %(total)s. Resume it to go on.") % counts
+    if job.status == JobStatus.WAITING:
+        sentence = job.status_message or _("On hold.")
+        if job.resume_at:
+            when = formats.date_format(timezone.localtime(job.resume_at), "DATETIME_FORMAT")
+            sentence = _("%(reason)s It resumes by itself at %(when)s.") % {
+                "reason": sentence,
+                "when": when,
+            }
+        return sentence
+    if job.status == JobStatus.CANCELLED:
+        return _("Cancelled at %(processed)s of %(total)s.") % counts
+    if job.status == JobStatus.DONE:
+        if progress.failed:
+            return _("Finished: %(done)s done, %(failed)s failed.") % counts
+        return _("Finished: all %(done)s done.") % counts
+    return _("Stopped: %(reason)s") % {"reason": job.status_message or _("unknown reason")}
+
+
+def job_progress_payload(job: Job) -> dict[str, Any]:
+    """What the progress bar needs; two queries (the job, and the sum over its shards)."""
+    progress = job.progress()
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "status_label": str(job.get_status_display()),
+        "final": job.is_final,
+        "sentence": job_status_sentence(job, progress),
+        "total": progress.total,
+        "done": progress.done,
+        "failed": progress.failed,
+        "processed": progress.processed,
+        "percent": progress.percent,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def jobs_with_progress(queryset: QuerySet[Job]) -> list[tuple[Job, JobProgress]]:
+    """Jobs with their progress, in one query for all of them."""
+    jobs = list(
+        queryset.annotate(shards_done=Sum("shards__done"), shards_failed=Sum("shards__failed"))
+    )
+    return [
+        (
+            job,
+            JobProgress(total=job.total, done=job.shards_done or 0, failed=job.shards_failed or 0),
+        )
+        for job in jobs
+    ]
+
+
+def jobs_open() -> QuerySet[Job]:
+    return Job.objects.filter(status__in=OPEN_JOB_STATUSES).select_related("created_by")
+
+
+def job_failure_rows(job: Job) -> Iterator[tuple[str, str, str, str]]:
+    """Every failed item of the job, streamed: item, code, reason, whether it can be retried."""
+    failures = JobItemFailure.objects.filter(job=job).order_by("pk")
+    for failure in failures.values_list("item", "reason_code", "reason", "retryable").iterator(
+        chunk_size=2000
+    ):
+        item, code, reason, retryable = failure
+        yield item, code, reason, _("yes") if retryable else _("no")

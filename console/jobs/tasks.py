@@ -1,0 +1,15 @@
+"""django-q2 entry points of the job machinery: load by id, call the service."""
+
+from __future__ import annotations
+
+from console.jobs.services import job_run_shard, jobs_watchdog
+
+
+def run_shard(shard_id: int) -> str:
+    outcome = job_run_shard(shard_id=shard_id)
+    return str(outcome.stop_reason or outcome.error or "not claimed")
+
+
+def watchdog() -> str:
+    report = jobs_watchdog()
+    return f"resumed {report.resumed_jobs}, requeued {report.requeued_shards}"

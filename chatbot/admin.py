@@ -5,22 +5,33 @@ happen. Saving, deleting and pushing go through chatbot.services (which record t
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from chatbot.answers import KIND_LABELS, answer_to_editor
-from chatbot.forms import AutoReplyForm, SkillForm
+from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
 from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.selectors import leftover_warning, question_clashes, reply_clashes
 from chatbot.services import (
+    replies_push_changed,
     reply_create,
     reply_delete,
     reply_push,
@@ -28,8 +39,10 @@ from chatbot.services import (
     skill_create,
     skill_rename,
 )
+from chatbot.transfer import export_csv, export_json, import_plan, read_file, replies_import
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
+from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
 
@@ -213,6 +226,121 @@ class AutoReplyAdmin(ServiceSavedAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReplyChangeList
+
+    change_list_template = "admin/chatbot/autoreply/change_list.html"
+
+    def get_urls(self) -> list:
+        def view(function: Any) -> Any:
+            return self.admin_site.admin_view(function)
+
+        return [
+            path(
+                "push-changed/", view(self.push_changed_view), name="chatbot_autoreply_push_changed"
+            ),
+            path("import/", view(self.import_view), name="chatbot_autoreply_import"),
+            path("export/", view(self.export_view), name="chatbot_autoreply_export"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        bots = ChatbotBot.objects.annotate(
+            changed=Count(
+                "skills__replies", filter=~Q(skills__replies__sync_state=SyncState.IN_SYNC)
+            )
+        ).order_by("name")
+        context = {
+            "push_bots": list(bots),
+            "can_push": self.has_push_permission(request),
+            "can_import": self.has_add_permission(request) and self.has_change_permission(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    def _bot_from(self, request: HttpRequest, data: Any) -> ChatbotBot:
+        try:
+            return ChatbotBot.objects.get(pk=int(data.get("bot", "")))
+        except (ValueError, ChatbotBot.DoesNotExist):
+            raise Http404 from None
+
+    def push_changed_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_push_permission(request):
+            raise PermissionDenied
+        bot = self._bot_from(request, request.POST)
+        try:
+            job = replies_push_changed(bot=bot, actor=_actor(request))
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), level=messages.INFO)
+            return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
+        return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        bot = self._bot_from(request, request.GET)
+        as_csv = request.GET.get("format") == "csv"
+        body = export_csv(bot=bot) if as_csv else export_json(bot=bot)
+        response = HttpResponse(
+            body,
+            content_type="text/csv; charset=utf-8" if as_csv else "application/json; charset=utf-8",
+        )
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        filename = f"replies-{bot.pk}-{stamp}.{'csv' if as_csv else 'json'}"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        form = ImportForm(request.POST or None, request.FILES or None)
+        plan = None
+        session_key = "chatbot-import"
+        if request.method == "POST" and "confirm" in request.POST:
+            stored = request.session.get(session_key)
+            if not stored or stored.get("token") != request.POST.get("token"):
+                self.message_user(
+                    request,
+                    gettext("The preview has expired. Choose the file again."),
+                    level=messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("admin:chatbot_autoreply_import"))
+            bot = self._bot_from(request, stored)
+            plan = replies_import(bot=bot, records=stored["records"], actor=_actor(request))
+            del request.session[session_key]
+            self.message_user(
+                request,
+                gettext("Imported into %(bot)s: %(summary)s")
+                % {"bot": bot.name, "summary": plan.summary()},
+                level=messages.WARNING if plan.count("refused") else messages.SUCCESS,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:chatbot_autoreply_changelist") + f"?skill__bot__id__exact={bot.pk}"
+            )
+        token = ""
+        if request.method == "POST" and form.is_valid():
+            bot = form.cleaned_data["bot"]
+            upload = form.cleaned_data["file"]
+            try:
+                records = read_file(upload.name, upload.read())
+            except ValidationError as error:
+                form.add_error("file", error)
+            else:
+                plan = import_plan(bot=bot, records=records)
+                token = secrets.token_urlsafe(16)
+                request.session[session_key] = {"token": token, "bot": bot.pk, "records": records}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Import replies"),
+            "form": form,
+            "plan": plan,
+            "token": token,
+            "accepted": plan.count("created") + plan.count("changed") if plan else 0,
+        }
+        return TemplateResponse(request, "admin/chatbot/autoreply/import.html", context)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

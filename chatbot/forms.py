@@ -20,6 +20,7 @@ from chatbot.models import AutoReply, Skill
 from chatbot.selectors import leftover_warning
 from chatbot.services import validate_skill_name
 from wecom import rules
+from wecom.models import ChatbotBot
 
 _EMPTY_ANSWER = {"type": "text", "segments": [{"kind": "text", "text": ""}]}
 
@@ -184,6 +185,9 @@ class SkillForm(forms.ModelForm):
 
 
 class ImportForm(forms.Form):
+    bot = forms.ModelChoiceField(
+        label=_("chatbot"), queryset=ChatbotBot.objects.order_by("name"), empty_label=None
+    )
     file = forms.FileField(
         label=_("file"),
         help_text=_("JSON (a list of replies) or CSV (one row per reply), as exported."),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -26,6 +26,9 @@ from wecom import rules
 from wecom.clients import ChatbotClient, PlatformError
 from wecom.connections import client_for
 from wecom.models import ChatbotBot
+
+if TYPE_CHECKING:
+    from console.models import Job
 
 # ---- skills -------------------------------------------------------------------------------
 
@@ -377,3 +380,43 @@ def push_record(*, reply: AutoReply, outcome: PushOutcome, actor: Actor) -> None
         else _("Push failed: %(result)s"),
         note_params={"result": outcome.message},
     )
+
+
+# ---- push all changed, in the background -------------------------------------------------------
+
+
+def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
+    """Submit a background job that pushes every reply of ``bot`` not in sync.
+
+    A push job of the bot that is still open is returned instead of a second one. Raises
+    ValidationError when every reply is in sync.
+    """
+    from chatbot.jobs import KIND, SHARD_SIZE
+    from chatbot.selectors import replies_to_push
+    from console.jobs.services import job_create, shard_ranges
+    from console.models import OPEN_JOB_STATUSES, Job
+
+    with transaction.atomic():
+        open_job = (
+            Job.objects.filter(kind=KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
+            .order_by("-pk")
+            .first()
+        )
+        if open_job is not None:
+            return open_job
+        ids = list(replies_to_push(bot_id=bot.pk).values_list("pk", flat=True))
+        if not ids:
+            raise ValidationError(
+                gettext("Nothing to push: every reply of %(bot)s is in sync.") % {"bot": bot.name},
+                code="nothing",
+            )
+        return job_create(
+            kind=KIND,
+            title=gettext("Push %(count)d changed replies of %(bot)s")
+            % {"count": len(ids), "bot": bot.name},
+            total=len(ids),
+            shards=shard_ranges(total=len(ids), shard_size=SHARD_SIZE),
+            params={"bot_id": bot.pk, "reply_ids": ids},
+            actor=actor,
+            target=bot,
+        )

@@ -7,4 +7,7 @@ class ChatbotConfig(AppConfig):
     verbose_name = _("Chatbot")
 
     def ready(self) -> None:
-        from chatbot import jobs  # noqa: F401  (registers the push job kind)
+        from chatbot import (  # noqa: F401  (registers the push job kind and the panel)
+            dashboard,
+            jobs,
+        )

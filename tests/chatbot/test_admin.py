@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chatbot.answers import answer_from_content, answer_from_editor, answer_to_editor
-from chatbot.models import AutoReply, SyncState
+from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.services import reply_create, reply_push
 from tests.conftest import PASSWORD
 from wecom.sandbox import DEMO
@@ -200,3 +200,64 @@ def test_the_changelist_runs_a_constant_number_of_queries(editor_client, skill):
     few = queries()
     make(2000, 5)
     assert queries() == few
+
+
+def test_skills_are_created_and_renamed_through_the_services_with_one_history_entry_each(
+    editor_client, demo_bot, sandbox, actor
+):
+    from django.contrib.admin.models import LogEntry
+
+    response = editor_client.post(
+        "/admin/chatbot/skill/add/", {"bot": demo_bot.pk, "name": " 物流 "}
+    )
+    assert response.status_code == 302
+    skill = Skill.objects.get(name="物流")
+    assert (
+        LogEntry.objects.filter(object_id=str(skill.pk), content_type__model="skill").count() == 1
+    )
+    reply = reply_create(
+        skill=skill,
+        title="q",
+        questions=[],
+        answer=answer_from_editor(EVERY_TYPE["text"]),
+        actor=actor,
+    )
+    reply_push(reply=reply, actor=actor)
+    url = f"/admin/chatbot/skill/{skill.pk}/change/"
+    response = editor_client.post(url, {"name": "物流配送"})
+    assert response.status_code == 200 and "平台没有删除接口" in response.content.decode()
+    response = editor_client.post(url, {"name": "物流配送", "leftover_confirmed": "on"})
+    assert response.status_code == 302
+    reply.refresh_from_db()
+    assert reply.skill.name == "物流配送" and reply.sync_state == SyncState.CHANGED
+    listing = editor_client.get("/admin/chatbot/skill/").content.decode()
+    assert "物流配送" in listing
+
+
+def test_the_history_of_a_reply_tells_who_pushed_what_and_the_result(
+    editor_client, skill, sandbox, actor
+):
+    reply = reply_create(
+        skill=skill,
+        title="q",
+        questions=[],
+        answer=answer_from_editor(EVERY_TYPE["text"]),
+        actor=actor,
+    )
+    reply_push(reply=reply, actor=actor)
+    page = editor_client.get(
+        reverse("admin:chatbot_autoreply_history", args=[reply.pk])
+    ).content.decode()
+    assert "已推送到对话平台：平台已接受。" in page and "editor" in page
+
+
+def test_the_dashboard_says_how_many_replies_wait_for_a_push(editor_client, skill, actor):
+    reply_create(
+        skill=skill,
+        title="q",
+        questions=[],
+        answer=answer_from_editor(EVERY_TYPE["text"]),
+        actor=actor,
+    )
+    page = editor_client.get("/admin/").content.decode()
+    assert "对话机器人技能" in page and "1 条已修改，尚未推送。" in page

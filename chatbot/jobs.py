@@ -12,12 +12,13 @@ from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.models import AutoReply
+from chatbot.selectors import question_clashes
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, ShardRun, register_job_kind
 from console.models import JobItemFailure
 
 KIND = "chatbot.push_changed"
-BATCH = 5
+BATCH = 20
 SHARD_SIZE = 200
 # Errors about the bot itself: every other reply would fail the same way.
 BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
@@ -43,6 +44,8 @@ def run_push_shard(run: ShardRun) -> None:
         start = run.position
         batch = ids[start : min(start + BATCH, run.end)]
         replies = AutoReply.objects.in_bulk(batch)
+        # The check across replies once per batch, not once per reply of a 2,000-reply bot.
+        clashes = question_clashes(bot_ids=[bot.pk])
         failures: list[JobItemFailure] = []
         stop = ""
         for reply_id in batch:
@@ -59,7 +62,9 @@ def run_push_shard(run: ShardRun) -> None:
                 )
                 continue
             run.ensure_lease()
-            outcome = reply_push(reply=reply, actor=actor, client=client)
+            outcome = reply_push(
+                reply=reply, actor=actor, client=client, clashes=clashes.get(reply_id, [])
+            )
             if not outcome.ok:
                 failures.append(
                     JobItemFailure(

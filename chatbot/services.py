@@ -19,7 +19,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.answers import Answer, TextAnswer, validate_answer, validate_questions
 from chatbot.crypto import CryptoError
 from chatbot.models import AutoReply, Skill, SyncState
-from chatbot.selectors import leftover_warning, reply_clashes
+from chatbot.selectors import QuestionClash, leftover_warning, reply_clashes
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
 from wecom import rules
@@ -242,9 +242,10 @@ _RICH_NOTE = _(
 )
 
 
-def _refusal(reply: AutoReply) -> PushOutcome | None:
+def _refusal(reply: AutoReply, clashes: list[QuestionClash] | None) -> PushOutcome | None:
     """Why the reply cannot be sent as it is, or None."""
-    clashes = reply_clashes(reply)
+    if clashes is None:
+        clashes = reply_clashes(reply)
     if clashes:
         first = clashes[0]
         return PushOutcome(
@@ -318,15 +319,20 @@ def bot_client(bot: ChatbotBot) -> ChatbotClient | PushOutcome:
 
 
 def reply_push(
-    *, reply: AutoReply, actor: Actor, client: ChatbotClient | None = None
+    *,
+    reply: AutoReply,
+    actor: Actor,
+    client: ChatbotClient | None = None,
+    clashes: list[QuestionClash] | None = None,
 ) -> PushOutcome:
     """Send one reply (one ``setautoreply`` call) and record the result on it and its history.
 
     Returns the outcome; never raises for platform or transport failures, which leave the reply
-    marked as failed with the reason as a sentence.
+    marked as failed with the reason as a sentence. A caller pushing many replies passes the
+    ``client`` and the reply's ``clashes`` (from one :func:`question_clashes` per batch).
     """
     reply = AutoReply.objects.select_related("skill__bot").get(pk=reply.pk)
-    outcome = _refusal(reply)
+    outcome = _refusal(reply, clashes)
     if outcome is None:
         if client is None:
             made = bot_client(reply.skill.bot)

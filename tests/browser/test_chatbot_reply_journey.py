@@ -146,3 +146,48 @@ def test_an_auditor_reads_the_reply_and_can_change_nothing(page, auditor, editor
     expect(page.get_by_role("button", name="保存并推送")).to_have_count(0)
     assert page.evaluate("window.pwned") is None
     shot(page, "auditor")
+
+
+def test_an_editor_imports_a_csv_reads_the_report_and_pushes_all_changed(
+    page, editor, sandbox, settings, tmp_path
+):
+    from console.jobs.services import job_run_shard
+    from console.models import Job
+
+    settings.PLATFORM_MAX_ATTEMPTS = 1
+    bot = make_bot()
+    header = "skillname,title,questions,managerid,answer_type,text,news_title,news_url\n"
+    rows = (
+        '售后服务,怎么退货？,"如何退货\n退货流程",,text,请在订单页申请退货。,,\n'
+        "活动,有什么活动,,,news,,双十一,https://example.com/a\n"
+        "活动,坏的一行,,,news,,标题,javascript:alert(1)\n"
+    )
+    path = tmp_path / "replies.csv"
+    path.write_text(header + rows, encoding="utf-8-sig")
+    login(page, editor)
+    page.goto("/admin/chatbot/autoreply/")
+    page.locator(".object-tools").get_by_role("link", name="导入").click()
+    page.locator("#id_bot").select_option(label=bot.name)
+    page.locator("#id_file").set_input_files(str(path))
+    page.get_by_role("button", name="查看报告").click()
+    report = page.locator("#import-report")
+    expect(page.locator(".chatbot-import-summary")).to_contain_text(
+        "2 个新增，0 个修改，0 个未变，1 个拒绝。"
+    )
+    expect(report.locator("tr.status-refused")).to_contain_text("第 1 篇文章：链接必须是")
+    assert not AutoReply.objects.exists()
+    shot(page, "import-report")
+    page.get_by_role("button", name="导入 2 条回复").click()
+    expect(messages(page)).to_contain_text("已导入到")
+    assert AutoReply.objects.count() == 2
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    shot(page, "changelist")
+
+    page.get_by_role("button", name="推送全部已修改").click()
+    expect(page).to_have_url(re.compile(r"/admin/console/job/\d+/change/$"))
+    job = Job.objects.get()
+    for shard in job.shards.all():  # what the worker does
+        job_run_shard(shard_id=shard.pk, worker="browser-test")
+    expect(page.locator("body")).to_contain_text("已完成：全部 2 条成功。", timeout=15_000)
+    shot(page, "push-job")
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}

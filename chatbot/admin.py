@@ -117,7 +117,11 @@ class SkillAdmin(ServiceSavedAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = ["bot", "name"]
-        if obj is not None and obj.replies.exclude(pushed_title="").exists():
+        if (
+            obj is not None
+            and self.has_change_permission(request, obj)
+            and obj.replies.exclude(pushed_title="").exists()
+        ):
             fields.append("leftover_confirmed")
         return fields
 

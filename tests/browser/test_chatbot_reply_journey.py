@@ -191,3 +191,22 @@ def test_an_editor_imports_a_csv_reads_the_report_and_pushes_all_changed(
     expect(page.locator("body")).to_contain_text("已完成：全部 2 条成功。", timeout=15_000)
     shot(page, "push-job")
     assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+
+
+def test_parts_of_a_combined_answer_are_reordered_by_dragging(page, editor):
+    Skill.objects.create(bot=make_bot(), name="售后服务")
+    login(page, editor)
+    page.goto("/admin/chatbot/autoreply/add/")
+    page.locator("[data-kind]").select_option("multimsg")
+    part(page, 1).locator("textarea").fill("第一段")
+    page.locator("[data-add-kind]").select_option("image")
+    page.locator('[data-action="add-item"]').click()
+    part(page, 2).get_by_label(re.compile("素材 ID")).fill("media-1")
+    expect(part(page, 1)).to_have_attribute("data-kind", "text")
+    part(page, 2).locator(".ce-handle").drag_to(part(page, 1))
+    expect(part(page, 1)).to_have_attribute("data-kind", "image")
+    expect(part(page, 2).locator("textarea")).to_have_value("第一段")
+    preview = page.locator("[data-preview] .pv-row-bot")
+    expect(preview.nth(0).locator(".pv-image")).to_have_count(1)
+    state = json.loads(page.locator("[data-answer-input]").input_value())
+    assert [item["type"] for item in state["items"]] == ["image", "text"]

@@ -261,3 +261,20 @@ def test_the_dashboard_says_how_many_replies_wait_for_a_push(editor_client, skil
     )
     page = editor_client.get("/admin/").content.decode()
     assert "对话机器人技能" in page and "1 条已修改，尚未推送。" in page
+
+
+def test_the_auditor_reads_a_skill_with_pushed_replies(client, auditor, skill, sandbox, actor):
+    reply = reply_create(
+        skill=skill,
+        title="q",
+        questions=[],
+        answer=answer_from_editor(EVERY_TYPE["text"]),
+        actor=actor,
+    )
+    reply_push(reply=reply, actor=actor)
+    client.login(username=auditor.username, password=PASSWORD)
+    response = client.get(f"/admin/chatbot/skill/{skill.pk}/change/")
+    assert response.status_code == 200
+    assert 'name="name"' not in response.content.decode()
+    assert client.get("/admin/chatbot/skill/").status_code == 200
+    assert client.get("/admin/chatbot/autoreply/").status_code == 200

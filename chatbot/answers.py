@@ -26,7 +26,6 @@ read back is what was written.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -53,7 +52,6 @@ __all__ = [
     "answer_from_editor",
     "answer_kind",
     "answer_to_editor",
-    "content_from_text",
     "validate_answer",
 ]
 
@@ -507,19 +505,6 @@ def answer_from_content(content: Any) -> Answer:
     problems.raise_if_any()
     assert answer is not None
     return validate_answer(answer)
-
-
-def content_from_text(text: str) -> Any:
-    """``content`` as a person or a spreadsheet writes it: JSON text for a rich answer (it
-    starts with “{”), anything else a text answer."""
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise AnswerError(
-                gettext("The answer starts with “{” but is not valid JSON."), code="json"
-            ) from None
-    return text
 
 
 # ---- the editor's format ----------------------------------------------------------------

@@ -12,7 +12,6 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.answers import (
     KIND_LABELS,
     Answer,
-    answer_from_content,
     answer_from_editor,
     answer_to_editor,
 )
@@ -110,7 +109,10 @@ class AutoReplyForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "skill" in self.fields:
-            self.fields["skill"].queryset = Skill.objects.select_related("bot")
+            field = self.fields["skill"]
+            field.queryset = Skill.objects.select_related("bot")
+            # Skills of several bots may share a name: say whose.
+            field.label_from_instance = lambda skill: f"{skill.name} ({skill.bot.name})"
         if self.instance.pk and "answer" in self.fields:
             try:
                 self.initial["answer"] = answer_to_editor(self.instance.answer)
@@ -192,7 +194,3 @@ class ImportForm(forms.Form):
         label=_("file"),
         help_text=_("JSON (a list of replies) or CSV (one row per reply), as exported."),
     )
-
-
-def answer_initial_from_content(content: Any) -> dict[str, Any]:
-    return answer_to_editor(answer_from_content(content))

@@ -22,7 +22,6 @@ from chatbot.answers import (
     answer_from_content,
     answer_from_editor,
     answer_to_editor,
-    content_from_text,
     validate_answer,
     validate_questions,
 )
@@ -216,13 +215,6 @@ def test_questions_are_trimmed_and_checked():
     text = messages(caught.value)
     assert "listed twice" in text and "repeats the standard question" in text
     assert "control or invisible character" in text
-
-
-def test_content_typed_as_text_is_json_only_when_it_starts_with_a_brace():
-    assert content_from_text("hello {x}") == "hello {x}"
-    assert content_from_text(' {"image": {"media_id": "a"}}') == {"image": {"media_id": "a"}}
-    with pytest.raises(AnswerError):
-        content_from_text("{not json")
 
 
 # ---- fuzzing ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -106,12 +107,19 @@ class AutoReply(models.Model):
     def pushed_key(self) -> tuple[str, str] | None:
         return (self.pushed_skillname, self.pushed_title) if self.pushed_title else None
 
+    def canonical_content(self) -> Any:
+        """The answer in the seed's format and key order (the database may reorder keys)."""
+        try:
+            return self.answer.content()
+        except ValidationError:
+            return self.content
+
     def export_row(self) -> dict[str, Any]:
         """The reply in the import/export format (``skills export``)."""
         return {
             "skillname": self.skill.name,
             "title": self.title,
             "questions": list(self.questions),
-            "content": self.content,
+            "content": self.canonical_content(),
             "managerid": self.managerid,
         }

@@ -286,7 +286,9 @@ def _send(reply: AutoReply, client: ChatbotClient) -> PushOutcome:
             managerid=reply.effective_managerid(),
             skillname=reply.skill.name,
             title=reply.title,
-            content=reply.content,
+            # From the typed answer, not the stored JSON: the database may reorder an object's
+            # keys (PostgreSQL's jsonb does), and the platform gets the seed's order.
+            content=reply.answer.content(),
             questions=list(reply.questions),
         )
     except PlatformError as error:

@@ -245,3 +245,31 @@ def test_a_duplicate_standard_question_in_a_skill_is_refused(skill, actor):
     with translation.override("en"), pytest.raises(ValidationError) as caught:
         reply_create(skill=skill, title="q", questions=[], answer=answer, actor=actor)
     assert "has a reply to “q” already" in " ".join(caught.value.messages)
+
+
+def test_rich_answers_are_sent_with_the_seeds_key_order_whatever_the_database_keeps(
+    sandbox, skill, actor
+):
+    reply = reply_create(
+        skill=skill,
+        title="q",
+        questions=[],
+        answer=answer_from_editor(EVERY_TYPE["multimsg"]),
+        actor=actor,
+    )
+    # What PostgreSQL's jsonb does to an object's keys (shorter first).
+    mini = reply.content["multimsg"][2]["miniprogrampage"]
+    shuffled = dict(sorted(mini.items(), key=lambda item: (len(item[0]), item[0])))
+    reply.content["multimsg"][2]["miniprogrampage"] = shuffled
+    AutoReply.objects.filter(pk=reply.pk).update(content=reply.content)
+    reply_push(reply=reply, actor=actor)
+    sent = sandbox_entry(sandbox, "售后服务", "q")["content"]
+    assert '"miniprogrampage":{"title":"对话插件","appid":"wx8c631f7e9f2465e1","pagepath"' in sent
+    reply.refresh_from_db()
+    assert list(reply.export_row()["content"]["multimsg"][2]["miniprogrampage"]) == [
+        "title",
+        "appid",
+        "pagepath",
+        "thumb_media_id",
+        "thumb_url",
+    ]

@@ -36,7 +36,7 @@ def test_an_editor_builds_pushes_and_breaks_a_combined_answer(page, editor, sand
     Skill.objects.create(bot=make_bot(), name="售后服务")
     login(page, editor)
     page.goto("/admin/chatbot/autoreply/add/")
-    page.locator("#id_skill").select_option(label="售后服务")
+    page.locator("#id_skill").select_option(label="售后服务 (演示机器人)")
     page.locator("#id_title").fill("怎么退货？")
     preview = page.locator("[data-preview]")
     expect(preview.locator(".pv-user")).to_have_text("怎么退货？")

@@ -288,3 +288,25 @@ def test_the_admin_export_downloads_json_and_csv(client, auditor, filled_bot):
     assert len(json.loads(response.content)) == AutoReply.objects.count()
     # The auditor reads, but cannot import.
     assert client.get("/admin/chatbot/autoreply/import/").status_code == 403
+
+
+def test_the_admin_import_preview_runs_a_constant_number_of_queries(client, editor, demo_bot):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import PASSWORD
+
+    client.login(username=editor.username, password=PASSWORD)
+    records = [row(n) for n in range(2000)]
+
+    def preview(count: int) -> int:
+        upload = SimpleUploadedFile(
+            "r.json", json.dumps(records[:count], ensure_ascii=False).encode(), "application/json"
+        )
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(
+                "/admin/chatbot/autoreply/import/", {"bot": demo_bot.pk, "file": upload}
+            )
+        assert response.status_code == 200 and "import-report" in response.content.decode()
+        return len(captured)
+
+    assert preview(10) == preview(2000)

@@ -278,3 +278,13 @@ def test_the_auditor_reads_a_skill_with_pushed_replies(client, auditor, skill, s
     assert 'name="name"' not in response.content.decode()
     assert client.get("/admin/chatbot/skill/").status_code == 200
     assert client.get("/admin/chatbot/autoreply/").status_code == 200
+
+
+def test_the_roles_cover_the_chatbot_models(editor, auditor, credential_admin):
+    for action in ("view", "add", "change", "delete"):
+        for model in ("skill", "autoreply"):
+            assert editor.has_perm(f"chatbot.{action}_{model}")
+            assert auditor.has_perm(f"chatbot.{action}_{model}") is (action == "view")
+            assert not credential_admin.has_perm(f"chatbot.{action}_{model}")
+    assert editor.has_perm("chatbot.push_autoreply")
+    assert not auditor.has_perm("chatbot.push_autoreply")

@@ -210,3 +210,31 @@ def test_parts_of_a_combined_answer_are_reordered_by_dragging(page, editor):
     expect(preview.nth(0).locator(".pv-image")).to_have_count(1)
     state = json.loads(page.locator("[data-answer-input]").input_value())
     assert [item["type"] for item in state["items"]] == ["image", "text"]
+
+
+def test_changing_the_question_of_a_pushed_reply_is_warned_while_typing(page, editor, sandbox):
+    from chatbot.answers import answer_from_editor
+    from chatbot.services import reply_create, reply_push
+    from console.audit import Actor, AuditSource
+    from tests.chatbot.conftest import TEXT
+
+    skill = Skill.objects.create(bot=make_bot(), name="售后服务")
+    actor = Actor(user=editor, source=AuditSource.CONSOLE)
+    reply = reply_create(
+        skill=skill, title="旧问题", questions=[], answer=answer_from_editor(TEXT), actor=actor
+    )
+    assert reply_push(reply=reply, actor=actor).ok
+    login(page, editor)
+    page.goto(f"/admin/chatbot/autoreply/{reply.pk}/change/")
+    warning = page.locator(".chatbot-leftover-live")
+    expect(warning).to_be_hidden()
+    page.locator("#id_title").fill("新问题")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("“旧问题”仍留在平台上")
+    page.get_by_role("button", name="保存", exact=True).click()
+    expect(page.locator(".field-leftover_confirmed")).to_contain_text("旧条目仍留在平台上")
+    assert AutoReply.objects.get().title == "旧问题"
+    page.get_by_label("我知道旧条目会留在平台上").check()
+    page.get_by_role("button", name="保存", exact=True).click()
+    expect(messages(page)).to_contain_text("成功")
+    assert AutoReply.objects.get().title == "新问题"

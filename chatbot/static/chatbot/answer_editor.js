@@ -416,7 +416,26 @@
     };
   };
 
+  // A pushed reply whose standard question or skill changes leaves its old entry on the
+  // platform: say so while the user types, before the save asks for the confirmation.
+  function watchLeftover() {
+    var note = document.querySelector(".chatbot-leftover-live");
+    var title = document.getElementById("id_title");
+    var skill = document.getElementById("id_skill");
+    if (!note || !title) return;
+    var check = function () {
+      var changed =
+        title.value.trim() !== note.getAttribute("data-pushed-title") ||
+        (skill && skill.value !== note.getAttribute("data-skill"));
+      note.hidden = !changed;
+    };
+    title.addEventListener("input", check);
+    if (skill) skill.addEventListener("change", check);
+    check();
+  }
+
   function start() {
+    watchLeftover();
     document.querySelectorAll("[data-answer-editor]").forEach(function (root) {
       if (!root.__editor) root.__editor = new Editor(root);
     });

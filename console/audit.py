@@ -341,3 +341,49 @@ def audit_context(entry: LogEntry) -> AuditContext | None:
         changes=changes,
         django_message=django_message,
     )
+
+
+def audit_record_many(
+    *,
+    actor: Actor,
+    entries: list[tuple[models.Model, AuditAction, Mapping[str, tuple[Any, Any]] | None]],
+    note: str | Promise = "",
+    note_params: Mapping[str, Any] | None = None,
+) -> None:
+    """:func:`audit_record` for many objects in one INSERT (imports of thousands of rows).
+
+    Each entry is ``(obj, action, changes)``; the entries read exactly as ``audit_record``'s.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    logs = []
+    for obj, action, changes in entries:
+        model = type(obj)
+        value_list = value_changes(model, changes or {})
+        message: list[dict[str, Any]] = []
+        if action is AuditAction.ADD:
+            message.append({"added": {}})
+        elif action is AuditAction.CHANGE and value_list:
+            message.append({"changed": {"fields": [change.label for change in value_list]}})
+        message.append(
+            console_message_part(
+                source=actor.source,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+                detail=actor.detail,
+                note=note,
+                note_params=note_params,
+                changes=value_list,
+            )
+        )
+        logs.append(
+            LogEntry(
+                user_id=actor.user.pk,
+                content_type=ContentType.objects.get_for_model(model, for_concrete_model=False),
+                object_id=str(obj.pk),
+                object_repr=str(obj)[:200],
+                action_flag=action.flag,
+                change_message=json.dumps(message, ensure_ascii=False),
+            )
+        )
+    LogEntry.objects.bulk_create(logs, batch_size=500)

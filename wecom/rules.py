@@ -197,3 +197,160 @@ def validate_bulk_batch_size(value: object, *, platform: str) -> None:
             code="batch_size",
             params={"limit": limit},
         )
+
+
+# Dialogue-platform auto-replies (seed 002, PLATFORM.md 4). The platform documents no lengths;
+# these are the console's own bounds, chosen from WeChat's message limits (a text bubble holds
+# about 2,000 characters, a news card a 64-character title and a 120-character digest, links up
+# to 1,024 characters) so that nothing we send is cut or refused, and documented in the README.
+SKILL_NAME_MAX_LENGTH = 50
+QUESTION_MAX_LENGTH = 200
+SIMILAR_QUESTIONS_MAX = 200
+MANAGER_ID_MAX_LENGTH = 64
+ANSWER_TEXT_MAX_LENGTH = 2000
+LINK_LABEL_MAX_LENGTH = 64
+MENU_ID_MAX_LENGTH = 64
+NEWS_ARTICLES_MAX = 8
+ARTICLE_TITLE_MAX_LENGTH = 64
+ARTICLE_DESCRIPTION_MAX_LENGTH = 120
+URL_MAX_LENGTH = 1024
+MEDIA_ID_MAX_LENGTH = 128
+MINI_PROGRAM_TITLE_MAX_LENGTH = 64
+PAGEPATH_MAX_LENGTH = 256
+MULTIMSG_MAX_ITEMS = 10
+_MINI_PROGRAM_APPID = re.compile(r"^wx[0-9a-f]{16}$")
+_MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_PAGEPATH = re.compile(r"^[A-Za-z0-9_\-./?=&%]+$")
+_WEB_URL = re.compile(r"^https?://[^\s\"'<>\\^`{|}]+$", re.IGNORECASE)
+# Bidirectional overrides make text read differently from what it is (spoofed links).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_XML_FORBIDDEN = frozenset("\ufffe\uffff")
+
+
+def _forbidden_character(value: str, *, multiline: bool) -> bool:
+    """Control characters (but newline and tab in multi-line text), surrogates, private-use and
+    unassigned code points, bidi overrides. Zero-width joiners stay: emoji sequences need them."""
+    for char in value:
+        if multiline and char in "\n\t":
+            continue
+        if char in _BIDI_CONTROLS or char in _XML_FORBIDDEN:
+            return True
+        if unicodedata.category(char) in {"Cc", "Cs", "Co", "Cn"}:
+            return True
+    return False
+
+
+def validate_chatbot_text(
+    value: object,
+    *,
+    label: str,
+    max_length: int,
+    required: bool = True,
+    multiline: bool = False,
+) -> None:
+    """A text the dialogue platform shows or matches: a question, a title, an answer text.
+
+    ``label`` names the field in the message ("the standard question", "article 2's title").
+    """
+    if not isinstance(value, str):
+        raise ValidationError(
+            _("%(field)s must be text."), code="text_type", params={"field": label}
+        )
+    if required and not value.strip():
+        raise ValidationError(
+            _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
+        )
+    if len(value) > max_length:
+        raise ValidationError(
+            ngettext_lazy(
+                "%(field)s has at most %(limit)d character; this one has %(length)d.",
+                "%(field)s has at most %(limit)d characters; this one has %(length)d.",
+                "limit",
+            ),
+            code="text_too_long",
+            params={"field": label, "limit": max_length, "length": len(value)},
+        )
+    if _forbidden_character(value, multiline=multiline):
+        raise ValidationError(
+            _(
+                "%(field)s contains a control or invisible character that cannot be sent. "
+                "Remove it (it often comes with text pasted from other programs)."
+            ),
+            code="text_control",
+            params={"field": label},
+        )
+
+
+def validate_web_url(value: object, *, label: str, required: bool = True) -> None:
+    """A link or picture address: http:// or https:// only (never javascript:, data:, …)."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            _("%(field)s must be text."), code="text_type", params={"field": label}
+        )
+    if not value:
+        if required:
+            raise ValidationError(
+                _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
+            )
+        return
+    if len(value) > URL_MAX_LENGTH:
+        raise ValidationError(
+            _("%(field)s has at most %(limit)d characters; this one has %(length)d."),
+            code="url_too_long",
+            params={"field": label, "limit": URL_MAX_LENGTH, "length": len(value)},
+        )
+    if not _WEB_URL.match(value) or _forbidden_character(value, multiline=False):
+        raise ValidationError(
+            _(
+                "%(field)s must be a web address starting with http:// or https://, without "
+                "spaces or quotes."
+            ),
+            code="url",
+            params={"field": label},
+        )
+
+
+def validate_mini_program_appid(value: object, *, label: str) -> None:
+    if not isinstance(value, str) or not _MINI_PROGRAM_APPID.match(value):
+        raise ValidationError(
+            _("%(field)s is “wx” followed by 16 hexadecimal digits, e.g. wx8c631f7e9f2465e1."),
+            code="mini_program_appid",
+            params={"field": label},
+        )
+
+
+def validate_media_id(value: object, *, label: str, required: bool = True) -> None:
+    """An Official Account material id: letters, digits, “-” and “_”."""
+    if not isinstance(value, str):
+        raise ValidationError(
+            _("%(field)s must be text."), code="text_type", params={"field": label}
+        )
+    if not value:
+        if required:
+            raise ValidationError(
+                _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
+            )
+        return
+    if len(value) > MEDIA_ID_MAX_LENGTH or not _MEDIA_ID.match(value):
+        raise ValidationError(
+            _("%(field)s has 1 to %(limit)d letters, digits, “-” or “_”."),
+            code="media_id",
+            params={"field": label, "limit": MEDIA_ID_MAX_LENGTH},
+        )
+
+
+def validate_pagepath(value: object, *, label: str) -> None:
+    """A mini-program page path such as ``pages/index/index?id=1``."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(
+            _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
+        )
+    if len(value) > PAGEPATH_MAX_LENGTH or not _PAGEPATH.match(value) or value.startswith("/"):
+        raise ValidationError(
+            _(
+                "%(field)s is a page path such as pages/index/index, at most %(limit)d "
+                "characters, without spaces and not starting with “/”."
+            ),
+            code="pagepath",
+            params={"field": label, "limit": PAGEPATH_MAX_LENGTH},
+        )

@@ -1,0 +1,58 @@
+"""The chatbot panel of the dashboard: how many replies wait for a push, and which failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.translation import gettext as _, ngettext
+
+from chatbot.models import AutoReply, SyncState
+from console.dashboard import Panel, register_panel
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+@register_panel
+def chatbot_panel(user: AbstractBaseUser) -> Panel | None:
+    if not user.has_perm("chatbot.view_autoreply"):
+        return None
+    counts = dict(AutoReply.objects.values_list("sync_state").annotate(n=Count("id")).order_by())
+    total = sum(counts.values())
+    changed = counts.get(SyncState.CHANGED, 0)
+    failed = counts.get(SyncState.FAILED, 0)
+    url = reverse("admin:chatbot_autoreply_changelist")
+    lines = [
+        ngettext(
+            "%(count)d auto-reply, %(in_sync)d in sync.",
+            "%(count)d auto-replies, %(in_sync)d in sync.",
+            total,
+        )
+        % {"count": total, "in_sync": counts.get(SyncState.IN_SYNC, 0)}
+    ]
+    links = [(url, _("Auto-replies"))]
+    status = "ok"
+    if changed:
+        status = "warning"
+        lines.append(
+            ngettext(
+                "%(count)d changed and not pushed yet.",
+                "%(count)d changed and not pushed yet.",
+                changed,
+            )
+            % {"count": changed}
+        )
+        links.append((f"{url}?sync_state__exact=changed", _("Changed, not pushed")))
+    if failed:
+        status = "error"
+        lines.append(
+            ngettext("%(count)d push failed.", "%(count)d pushes failed.", failed)
+            % {"count": failed}
+        )
+        links.append((f"{url}?sync_state__exact=failed", _("Failed pushes")))
+    if not total:
+        status = "info"
+        lines = [_("No auto-replies yet: add one, or import a file.")]
+    return Panel(title=_("Chatbot skills"), status=status, lines=lines, links=links, order=40)

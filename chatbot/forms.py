@@ -1,0 +1,196 @@
+"""Admin forms for skills and replies: structured fields, the rules of chatbot.answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy as _
+
+from chatbot.answers import (
+    KIND_LABELS,
+    Answer,
+    answer_from_editor,
+    answer_to_editor,
+)
+from chatbot.models import AutoReply, Skill
+from chatbot.selectors import leftover_warning
+from chatbot.services import validate_skill_name
+from wecom import rules
+from wecom.models import ChatbotBot
+
+_EMPTY_ANSWER = {"type": "text", "segments": [{"kind": "text", "text": ""}]}
+
+
+class AnswerEditorWidget(forms.Widget):
+    """The answer as structured fields built by ``answer_editor.js``, with a phone preview.
+
+    What travels is the editor's JSON in one hidden input; nobody types it. The labels of every
+    field come from ``<template>`` elements rendered here, in the user's language.
+    """
+
+    template_name = "chatbot/widgets/answer_editor.html"
+
+    class Media:
+        css = {"all": ("chatbot/answer_editor.css",)}
+        js = ("chatbot/answer_editor.js",)
+
+    def format_value(self, value: Any) -> str:
+        if value in (None, ""):
+            return json.dumps(_EMPTY_ANSWER, ensure_ascii=False)
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        context["kinds"] = [(kind, str(label)) for kind, label in KIND_LABELS.items()]
+        context["single_kinds"] = [
+            (kind, str(label)) for kind, label in KIND_LABELS.items() if kind != "multimsg"
+        ]
+        return context
+
+
+class AnswerField(forms.Field):
+    widget = AnswerEditorWidget
+
+    def to_python(self, value: Any) -> Answer | None:
+        if value in (None, ""):
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValidationError(
+                    gettext("The answer could not be read. Reload the page and try again."),
+                    code="json",
+                ) from None
+        return answer_from_editor(value)
+
+    def validate(self, value: Any) -> None:
+        if value is None:
+            raise ValidationError(gettext("Write the answer."), code="required")
+
+
+class QuestionsField(forms.CharField):
+    """Similar questions, one per line, in order."""
+
+    widget = forms.Textarea(attrs={"rows": 5, "class": "vLargeTextField"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
+class AutoReplyForm(forms.ModelForm):
+    questions = QuestionsField(
+        label=_("similar questions"),
+        required=False,
+        help_text=_("One per line, in the order they should be sent. Empty lines are ignored."),
+    )
+    answer = AnswerField(label=_("answer"))
+    leftover_confirmed = forms.BooleanField(
+        label=_("I understand that the old entry stays on the platform"),
+        required=False,
+    )
+
+    class Meta:
+        model = AutoReply
+        fields = ("skill", "title", "questions", "managerid")
+        widgets = {"title": forms.TextInput(attrs={"class": "vTextField", "autocomplete": "off"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "skill" in self.fields:
+            field = self.fields["skill"]
+            field.queryset = Skill.objects.select_related("bot")
+            # Skills of several bots may share a name: say whose.
+            field.label_from_instance = lambda skill: f"{skill.name} ({skill.bot.name})"
+        if self.instance.pk and "answer" in self.fields:
+            try:
+                self.initial["answer"] = answer_to_editor(self.instance.answer)
+            except ValidationError:
+                # Stored content the rules now refuse: show it as plain text to be fixed.
+                self.initial["answer"] = {
+                    "type": "text",
+                    "segments": [{"kind": "text", "text": json.dumps(self.instance.content)}],
+                }
+        if "title" in self.fields:
+            self.fields["title"].help_text = gettext(
+                "What a user asks. The platform keys the reply by skill and this question."
+            )
+        self.leftover_warning = ""
+
+    def clean_title(self) -> str:
+        title = (self.cleaned_data.get("title") or "").strip()
+        rules.validate_chatbot_text(
+            title, label=gettext("The standard question"), max_length=rules.QUESTION_MAX_LENGTH
+        )
+        return title
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        from chatbot.answers import validate_questions
+
+        title = cleaned.get("title")
+        if title is not None and "questions" in cleaned:
+            try:
+                cleaned["questions"] = validate_questions(title, cleaned["questions"])
+            except ValidationError as error:
+                self.add_error("questions", error)
+        skill = cleaned.get("skill")
+        if self.instance.pk and skill is not None and title is not None:
+            self.leftover_warning = leftover_warning(self.instance, skill=skill, title=title)
+            if self.leftover_warning and not cleaned.get("leftover_confirmed"):
+                self.add_error("leftover_confirmed", self.leftover_warning)
+        return cleaned
+
+
+class SkillForm(forms.ModelForm):
+    leftover_confirmed = forms.BooleanField(
+        label=_("I understand that the old entries stay on the platform"), required=False
+    )
+
+    class Meta:
+        model = Skill
+        fields = ("bot", "name")
+
+    def clean_name(self) -> str:
+        name = (self.cleaned_data.get("name") or "").strip()
+        validate_skill_name(name)
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        name = cleaned.get("name")
+        if self.instance.pk and name and name != self.instance.name:
+            pushed = self.instance.replies.exclude(pushed_title="").count()
+            if pushed and not cleaned.get("leftover_confirmed"):
+                self.add_error(
+                    "leftover_confirmed",
+                    gettext(
+                        "%(count)d replies of this skill are on the dialogue platform under the "
+                        "name “%(name)s”. The platform has no delete call: after renaming, those "
+                        "entries stay there and go on answering until you remove them in the "
+                        "platform yourself."
+                    )
+                    % {"count": pushed, "name": self.instance.name},
+                )
+        return cleaned
+
+
+class ImportForm(forms.Form):
+    bot = forms.ModelChoiceField(
+        label=_("chatbot"), queryset=ChatbotBot.objects.order_by("name"), empty_label=None
+    )
+    file = forms.FileField(
+        label=_("file"),
+        help_text=_("JSON (a list of replies) or CSV (one row per reply), as exported."),
+    )

@@ -1,0 +1,111 @@
+"""“Push all changed” as a kind of the shared background job (console/jobs).
+
+The job's items are the ids of the replies that were not in sync when it was submitted, in
+``params["reply_ids"]``; a shard's positions index that list. Each reply is one
+``setautoreply`` call through :func:`chatbot.services.reply_push`, which records the result on
+the reply; the checkpoint counts it and keeps failures (with the sentence) for the job's page.
+"""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy as _
+
+from chatbot.models import AutoReply
+from chatbot.selectors import question_clashes
+from console.audit import Actor, AuditSource
+from console.jobs import JobKind, ShardRun, register_job_kind
+from console.models import JobItemFailure
+
+KIND = "chatbot.push_changed"
+BATCH = 20
+SHARD_SIZE = 200
+# Errors about the bot itself: every other reply would fail the same way.
+BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
+
+
+def run_push_shard(run: ShardRun) -> None:
+    from chatbot.services import PushOutcome, bot_client, reply_push
+    from wecom.models import ChatbotBot
+
+    job = run.job
+    ids: list[int] = list(job.params.get("reply_ids", []))
+    bot = ChatbotBot.objects.get(pk=job.params["bot_id"])
+    client = bot_client(bot)
+    if isinstance(client, PushOutcome):
+        run.fail_job(message=client.message)
+        return
+    actor = Actor(
+        user=job.created_by,
+        source=AuditSource.JOB,
+        detail=gettext("job #%(id)s") % {"id": job.pk},
+    )
+    while run.keep_going():
+        start = run.position
+        batch = ids[start : min(start + BATCH, run.end)]
+        replies = AutoReply.objects.in_bulk(batch)
+        # The check across replies once per batch, not once per reply of a 2,000-reply bot.
+        clashes = question_clashes(bot_ids=[bot.pk])
+        failures: list[JobItemFailure] = []
+        stop = ""
+        for reply_id in batch:
+            reply = replies.get(reply_id)
+            if reply is None:
+                failures.append(
+                    JobItemFailure(
+                        job=job,
+                        shard=run.shard,
+                        item=str(reply_id),
+                        reason_code="deleted",
+                        reason=gettext("The reply was deleted before it was pushed."),
+                    )
+                )
+                continue
+            run.ensure_lease()
+            outcome = reply_push(
+                reply=reply, actor=actor, client=client, clashes=clashes.get(reply_id, [])
+            )
+            if not outcome.ok:
+                failures.append(
+                    JobItemFailure(
+                        job=job,
+                        shard=run.shard,
+                        item=f"{reply_id} {reply.title}"[:200],
+                        reason_code=outcome.reason_code[:32],
+                        reason=outcome.message,
+                        retryable=outcome.retryable,
+                    )
+                )
+                if outcome.reason_code in BOT_LEVEL_CODES:
+                    stop = outcome.message
+                    break
+        processed = len(batch) if not stop else batch.index(reply_id) + 1
+        with run.checkpoint(
+            advance=processed, done=processed - len(failures), failed=len(failures)
+        ):
+            JobItemFailure.objects.bulk_create(failures)
+        if stop:
+            run.fail_job(message=stop)
+            return
+
+
+def push_job_actions(job: object, user: object) -> list[tuple[str, str]]:
+    params = getattr(job, "params", {}) or {}
+    url = reverse("admin:chatbot_autoreply_changelist")
+    return [
+        (
+            f"{url}?skill__bot__id__exact={params.get('bot_id', '')}&sync_state__exact=failed",
+            str(_("Replies whose push failed")),
+        ),
+        (f"{url}?skill__bot__id__exact={params.get('bot_id', '')}", str(_("All replies"))),
+    ]
+
+
+register_job_kind(
+    JobKind(
+        name=KIND,
+        label=_("Push changed chatbot replies"),
+        run_shard=run_push_shard,
+        actions=push_job_actions,  # type: ignore[arg-type]
+    )
+)

@@ -1,0 +1,184 @@
+"""Chatbot skills for operators: import, export and push a bot's auto-replies.
+
+    python manage.py skills import replies.json --bot "客服机器人" [--dry-run]
+    python manage.py skills export --bot "客服机器人" [--format csv] > replies.json
+    python manage.py skills push --bot "客服机器人" [--wait]
+
+``import`` reads a JSON list (or a CSV file, by its extension) of
+``{"skillname", "title", "questions", "content", "managerid"}`` and prints the row-by-row report;
+refused rows are skipped and make the command exit with status 1. ``push`` submits the
+background job that pushes every reply not in sync; with ``--wait`` it follows (and works on)
+that job until it ends, and exits 0 only if every reply was accepted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from chatbot.services import replies_push_changed
+from chatbot.transfer import (
+    CHANGED,
+    CREATED,
+    REFUSED,
+    UNCHANGED,
+    ImportFileError,
+    export_csv,
+    export_json,
+    read_file,
+    replies_import,
+)
+from console.audit import Actor
+from console.cli import terminal_language
+from wecom.models import ChatbotBot
+
+# How often `push --wait` looks at the job when a worker is running it.
+POLL_SECONDS = 1.0
+
+
+class Command(BaseCommand):
+    help = "Import, export and push a chatbot's auto-replies."
+
+    def add_arguments(self, parser: Any) -> None:
+        commands = parser.add_subparsers(dest="action", required=True)
+        importing = commands.add_parser("import", help="import replies from a JSON or CSV file")
+        importing.add_argument("path")
+        importing.add_argument("--bot", required=True, help="the chatbot credential's name")
+        importing.add_argument(
+            "--dry-run", action="store_true", help="print the report, save nothing"
+        )
+        exporting = commands.add_parser("export", help="write the bot's replies to stdout")
+        exporting.add_argument("--bot", required=True)
+        exporting.add_argument("--format", choices=("json", "csv"), default="json")
+        pushing = commands.add_parser("push", help="push every reply not in sync")
+        pushing.add_argument("--bot", required=True)
+        pushing.add_argument(
+            "--wait",
+            action="store_true",
+            help="follow the job to its end; exit 0 only if every reply was accepted",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with translation.override(terminal_language()):
+            bot = ChatbotBot.objects.filter(name=options["bot"]).first()
+            if bot is None:
+                names = ", ".join(ChatbotBot.objects.values_list("name", flat=True)) or "—"
+                raise CommandError(
+                    _("No chatbot named “%(name)s”. Chatbots: %(names)s")
+                    % {"name": options["bot"], "names": names}
+                )
+            action = options["action"]
+            if action == "export":
+                text = export_csv(bot=bot) if options["format"] == "csv" else export_json(bot=bot)
+                self.stdout.write(text, ending="")
+            elif action == "import":
+                self._import(bot, options)
+            else:
+                self._push(bot, wait=options["wait"])
+
+    def _actor(self, command: str) -> Actor:
+        return Actor.command_line(command=f"skills {command}")
+
+    def _import(self, bot: ChatbotBot, options: dict[str, Any]) -> None:
+        path = Path(options["path"])
+        try:
+            data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+        except OSError as error:
+            raise CommandError(
+                _("Cannot read %(path)s: %(error)s") % {"path": path, "error": error.strerror}
+            ) from None
+        try:
+            records = read_file(path.name, data)
+        except ImportFileError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        plan = replies_import(
+            bot=bot, records=records, actor=self._actor("import"), dry_run=options["dry_run"]
+        )
+        labels = {
+            CREATED: _("new"),
+            CHANGED: _("changed"),
+            UNCHANGED: _("unchanged"),
+            REFUSED: _("refused"),
+        }
+        for row in plan.rows:
+            where = f"{row.skillname} / {row.title}".strip(" /") or "—"
+            line = _("row %(row)d: %(status)s: %(where)s") % {
+                "row": row.number,
+                "status": labels[row.status],
+                "where": where,
+            }
+            if row.changed_fields:
+                line += " (" + ", ".join(row.changed_fields) + ")"
+            self.stdout.write(line)
+            for reason in row.reasons:
+                self.stdout.write(f"    {reason}")
+        self.stdout.write(plan.summary())
+        if options["dry_run"]:
+            self.stdout.write(_("Dry run: nothing was saved."))
+        if plan.count(REFUSED):
+            raise CommandError(
+                _("%(count)d rows were refused; the others were imported.")
+                % {"count": plan.count(REFUSED)}
+                if not options["dry_run"]
+                else _("%(count)d rows would be refused.") % {"count": plan.count(REFUSED)},
+                returncode=1,
+            )
+
+    def _push(self, bot: ChatbotBot, *, wait: bool) -> None:
+        from console.jobs.selectors import job_status_sentence
+        from console.jobs.services import job_run_shard
+        from console.models import JobStatus
+
+        try:
+            job = replies_push_changed(bot=bot, actor=self._actor("push"))
+        except ValidationError as error:
+            self.stdout.write(" ".join(error.messages))
+            return
+        self.stdout.write(
+            _("Job #%(id)s: %(title)s (%(total)d replies).")
+            % {"id": job.pk, "title": job.title, "total": job.total}
+        )
+        if not wait:
+            self.stdout.write(
+                _(
+                    "The background worker pushes them; follow the job in the admin (jobs) or run "
+                    "this command with --wait."
+                )
+            )
+            return
+        last = ""
+        while True:
+            job.refresh_from_db()
+            if job.is_final:
+                break
+            worked = False
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                # Work on the job here too: the same shards, leases and checkpoints as a worker
+                # (a shard a worker holds is simply not claimed).
+                for shard in job.shards.exclude(status="done").order_by("index"):
+                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
+            sentence = job_status_sentence(job, job.progress())
+            if sentence != last:
+                self.stdout.write(sentence)
+                last = sentence
+            if job.status in (JobStatus.PAUSED, JobStatus.WAITING):
+                raise CommandError(sentence, returncode=2)
+            if not worked:
+                time.sleep(POLL_SECONDS)
+        progress = job.progress()
+        self.stdout.write(job_status_sentence(job, progress))
+        if job.status != JobStatus.DONE or progress.failed:
+            for failure in job.failures.order_by("pk")[:20]:
+                self.stdout.write(f"    {failure.item}: {failure.reason}")
+            raise CommandError(
+                _("Not every reply was accepted (%(failed)d failed).")
+                % {"failed": progress.failed},
+                returncode=1,
+            )

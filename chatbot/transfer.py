@@ -1,0 +1,486 @@
+"""Import and export of a bot's replies, as JSON and as CSV.
+
+JSON is a list of ``{"skillname", "title", "questions", "content", "managerid"}`` with
+``content`` exactly as seed 002 writes it (``skills export`` / ``skills import``).
+
+CSV has one row per reply, for spreadsheet users: questions one per line in their cell, and the
+answer in columns by type (``answer_type`` says which): ``text`` for a text answer (links as the
+platform writes them), one line per article in each ``news_*`` column, ``image_*``, ``mp_*``
+(mini-program). A combined answer, or an answer the columns cannot hold (a description over
+several lines), goes in ``content_json`` as the platform's JSON; when ``content_json`` is filled it
+is what is read.
+
+An import is first a plan (:func:`import_plan`: every row created, changed, unchanged or
+refused with the reason, in a constant number of queries), then applied in one transaction
+(:func:`replies_import`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext, gettext_lazy as _
+
+from chatbot.answers import (
+    ImageAnswer,
+    MiniProgramAnswer,
+    MultiAnswer,
+    NewsAnswer,
+    TextAnswer,
+    answer_from_content,
+    validate_questions,
+)
+from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.services import validate_skill_name
+from console.audit import Actor, AuditAction, audit_record_many
+from wecom.models import ChatbotBot
+from wecom.validators import validate_manager_id
+
+CREATED, CHANGED, UNCHANGED, REFUSED = "created", "changed", "unchanged", "refused"
+STATUS_LABELS = {
+    CREATED: _("new"),
+    CHANGED: _("changed"),
+    UNCHANGED: _("unchanged"),
+    REFUSED: _("refused"),
+}
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+CSV_COLUMNS = [
+    "skillname",
+    "title",
+    "questions",
+    "managerid",
+    "answer_type",
+    "text",
+    "news_title",
+    "news_description",
+    "news_url",
+    "news_picurl",
+    "news_type",
+    "image_media_id",
+    "image_url",
+    "mp_title",
+    "mp_appid",
+    "mp_pagepath",
+    "mp_thumb_media_id",
+    "mp_thumb_url",
+    "content_json",
+]
+_NEWS_COLUMNS = {
+    "title": "news_title",
+    "description": "news_description",
+    "url": "news_url",
+    "picurl": "news_picurl",
+    "type": "news_type",
+}
+_MP_COLUMNS = {
+    "title": "mp_title",
+    "appid": "mp_appid",
+    "pagepath": "mp_pagepath",
+    "thumb_media_id": "mp_thumb_media_id",
+    "thumb_url": "mp_thumb_url",
+}
+
+
+class ImportFileError(ValidationError):
+    """The file as a whole cannot be read (not JSON, not a list, not CSV with our columns)."""
+
+
+@dataclass
+class ImportRow:
+    number: int
+    skillname: str = ""
+    title: str = ""
+    status: str = REFUSED
+    reasons: list[str] = field(default_factory=list)
+    changed_fields: list[str] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+    content: Any = None
+    managerid: str = ""
+
+    @property
+    def status_label(self) -> str:
+        return str(STATUS_LABELS[self.status])
+
+
+@dataclass
+class ImportPlan:
+    bot: ChatbotBot
+    rows: list[ImportRow]
+    new_skills: list[str]
+
+    def count(self, status: str) -> int:
+        return sum(1 for row in self.rows if row.status == status)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {status: self.count(status) for status in STATUS_LABELS}
+
+    def summary(self) -> str:
+        return (
+            gettext(
+                "%(created)d new, %(changed)d changed, %(unchanged)d unchanged, "
+                "%(refused)d refused."
+            )
+            % self.counts
+        )
+
+
+# ---- reading files -----------------------------------------------------------------------------
+
+
+def _decode(data: bytes) -> str:
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFileError(
+            gettext("The file is larger than %(size)d MB.") % {"size": MAX_IMPORT_BYTES >> 20},
+            code="size",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # What spreadsheet programs in Chinese save CSV as.
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            gettext("The file is neither UTF-8 nor GB18030 text."), code="encoding"
+        ) from None
+
+
+def read_json(data: bytes) -> list[Any]:
+    try:
+        records = json.loads(_decode(data))
+    except ValueError as error:
+        raise ImportFileError(
+            gettext("The file is not valid JSON (line %(line)s).")
+            % {"line": getattr(error, "lineno", "?")},
+            code="json",
+        ) from None
+    if not isinstance(records, list):
+        raise ImportFileError(gettext("The JSON file must hold a list of replies."), code="json")
+    return records
+
+
+def read_csv(data: bytes) -> list[Any]:
+    text = _decode(data)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = set(reader.fieldnames or [])
+    missing = [name for name in ("skillname", "title") if name not in columns]
+    if missing:
+        raise ImportFileError(
+            gettext(
+                "The CSV file lacks the column(s) %(columns)s; export a file to see the format."
+            )
+            % {"columns": ", ".join(missing)},
+            code="csv",
+        )
+    try:
+        return [csv_record(row) for row in reader]
+    except csv.Error as error:
+        raise ImportFileError(
+            gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
+        ) from None
+
+
+def read_file(name: str, data: bytes) -> list[Any]:
+    if name.lower().endswith(".csv"):
+        return read_csv(data)
+    if name.lower().endswith(".json"):
+        return read_json(data)
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return read_json(data) if stripped[:1] in (b"[", b"{") else read_csv(data)
+
+
+def _lines(value: str | None) -> list[str]:
+    return (value or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
+    """A CSV row as an import record (the JSON format); what cannot be read is left for the
+    row's validation to explain."""
+
+    def cell(name: str) -> str:
+        value = row.get(name)
+        return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+
+    record: dict[str, Any] = {
+        "skillname": cell("skillname").strip(),
+        "title": cell("title").strip(),
+        "questions": [line.strip() for line in _lines(cell("questions")) if line.strip()],
+        "managerid": cell("managerid").strip(),
+    }
+    kind = cell("answer_type").strip() or "text"
+    if cell("content_json").strip():
+        try:
+            record["content"] = json.loads(cell("content_json"))
+        except ValueError:
+            record["content_error"] = gettext("The column content_json is not valid JSON.")
+        return record
+    if kind == "text":
+        record["content"] = cell("text")
+    elif kind == "news":
+        columns = {key: _lines(cell(column)) for key, column in _NEWS_COLUMNS.items()}
+        count = max(len(lines) for key, lines in columns.items() if key in ("title", "url"))
+        record["content"] = {
+            "news": {
+                "articles": [
+                    {
+                        key: (lines[index].strip() if index < len(lines) else "")
+                        for key, lines in columns.items()
+                    }
+                    for index in range(count)
+                ]
+            }
+        }
+    elif kind == "image":
+        record["content"] = {
+            "image": {"media_id": cell("image_media_id").strip(), "url": cell("image_url").strip()}
+        }
+    elif kind == "miniprogrampage":
+        record["content"] = {
+            "miniprogrampage": {key: cell(column).strip() for key, column in _MP_COLUMNS.items()}
+        }
+    else:
+        record["content_error"] = gettext(
+            "Unknown answer_type “%(kind)s”: use text, news, image, miniprogrampage or multimsg "
+            "(a combined answer goes in content_json)."
+        ) % {"kind": kind[:40]}
+    return record
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+
+
+def _messages(error: ValidationError) -> list[str]:
+    return [str(message) for message in error.messages]
+
+
+def _check_record(record: Any, row: ImportRow) -> None:
+    """Fill ``row`` from ``record`` or add the reasons it is refused."""
+    if not isinstance(record, dict):
+        row.reasons.append(gettext("A row must be an object with skillname, title and content."))
+        return
+    unknown = sorted(
+        str(key)
+        for key in set(record)
+        - {"skillname", "title", "questions", "content", "managerid", "content_error"}
+    )
+    if unknown:
+        row.reasons.append(
+            gettext("Unknown field(s): %(fields)s.") % {"fields": ", ".join(unknown)}
+        )
+    skillname, title = record.get("skillname"), record.get("title")
+    row.skillname = skillname.strip() if isinstance(skillname, str) else ""
+    row.title = title.strip() if isinstance(title, str) else ""
+    try:
+        validate_skill_name(row.skillname)
+    except ValidationError as error:
+        row.reasons.extend(_messages(error))
+    questions = record.get("questions", [])
+    if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+        row.reasons.append(gettext("“questions” must be a list of texts."))
+        questions = []
+    try:
+        row.questions = validate_questions(row.title, questions)
+    except ValidationError as error:
+        row.reasons.extend(_messages(error))
+    managerid = record.get("managerid") or ""
+    if not isinstance(managerid, str):
+        row.reasons.append(gettext("“managerid” must be text."))
+        managerid = ""
+    row.managerid = managerid.strip()
+    try:
+        validate_manager_id(row.managerid)
+    except ValidationError as error:
+        row.reasons.extend(_messages(error))
+    if "content_error" in record:
+        row.reasons.append(str(record["content_error"]))
+    elif "content" not in record:
+        row.reasons.append(gettext("The answer (“content”) is missing."))
+    else:
+        try:
+            row.content = answer_from_content(record["content"]).content()
+        except ValidationError as error:
+            row.reasons.extend(_messages(error))
+
+
+def import_plan(*, bot: ChatbotBot, records: Sequence[Any]) -> ImportPlan:
+    """What importing ``records`` into ``bot`` would do, row by row. Two queries, whatever the
+    number of rows; nothing is saved."""
+    skills = {skill.name: skill for skill in Skill.objects.filter(bot=bot)}
+    existing = {
+        (reply.skill.name, reply.title): reply
+        for reply in AutoReply.objects.filter(skill__bot=bot).select_related("skill")
+    }
+    rows: list[ImportRow] = []
+    seen: dict[tuple[str, str], int] = {}
+    new_skills: list[str] = []
+    for number, record in enumerate(records, start=1):
+        row = ImportRow(number=number)
+        _check_record(record, row)
+        key = (row.skillname, row.title)
+        if not row.reasons and key in seen:
+            row.reasons.append(
+                gettext("Row %(row)d has the same skill and standard question.")
+                % {"row": seen[key]}
+            )
+        if row.reasons:
+            row.status = REFUSED
+            rows.append(row)
+            continue
+        seen[key] = number
+        reply = existing.get(key)
+        if reply is None:
+            row.status = CREATED
+            if row.skillname not in skills and row.skillname not in new_skills:
+                new_skills.append(row.skillname)
+        else:
+            row.changed_fields = [
+                name
+                for name, value in (
+                    ("questions", row.questions),
+                    ("content", row.content),
+                    ("managerid", row.managerid),
+                )
+                if getattr(reply, name) != value
+            ]
+            row.status = CHANGED if row.changed_fields else UNCHANGED
+        rows.append(row)
+    return ImportPlan(bot=bot, rows=rows, new_skills=new_skills)
+
+
+@transaction.atomic
+def replies_import(
+    *, bot: ChatbotBot, records: Sequence[Any], actor: Actor, dry_run: bool = False
+) -> ImportPlan:
+    """Plan the import and, unless ``dry_run``, apply its accepted rows in one transaction.
+
+    Refused rows are reported and skipped; every created or changed reply is marked changed
+    (not in sync) and recorded in its history.
+    """
+    # Rows locked for the plan: a concurrent edit cannot slip between plan and save.
+    list(AutoReply.objects.select_for_update().filter(skill__bot=bot).values_list("pk"))
+    plan = import_plan(bot=bot, records=records)
+    if dry_run:
+        return plan
+    created_skills = Skill.objects.bulk_create(
+        Skill(bot=bot, name=name) for name in plan.new_skills
+    )
+    skills = {skill.name: skill for skill in Skill.objects.filter(bot=bot)}
+    existing = {
+        (reply.skill.name, reply.title): reply
+        for reply in AutoReply.objects.filter(skill__bot=bot).select_related("skill")
+    }
+    new_replies: list[AutoReply] = []
+    changed: list[tuple[AutoReply, dict[str, tuple[Any, Any]]]] = []
+    for row in plan.rows:
+        if row.status == CREATED:
+            new_replies.append(
+                AutoReply(
+                    skill=skills[row.skillname],
+                    title=row.title,
+                    questions=row.questions,
+                    content=row.content,
+                    managerid=row.managerid,
+                    sync_state=SyncState.CHANGED,
+                )
+            )
+        elif row.status == CHANGED:
+            reply = existing[(row.skillname, row.title)]
+            changes = {
+                name: (getattr(reply, name), getattr(row, name)) for name in row.changed_fields
+            }
+            for name in row.changed_fields:
+                setattr(reply, name, getattr(row, name))
+            reply.sync_state = SyncState.CHANGED
+            changed.append((reply, changes))
+    created = AutoReply.objects.bulk_create(new_replies, batch_size=500)
+    if changed:
+        AutoReply.objects.bulk_update(
+            [reply for reply, _changes in changed],
+            ["questions", "content", "managerid", "sync_state", "updated_at"],
+            batch_size=500,
+        )
+    if created and created[0].pk is None:
+        keys = {(reply.skill.name, reply.title) for reply in created}
+        created = [
+            reply
+            for reply in AutoReply.objects.filter(skill__bot=bot).select_related("skill")
+            if (reply.skill.name, reply.title) in keys
+        ]
+    entries: list[tuple[Any, AuditAction, dict[str, tuple[Any, Any]] | None]] = [
+        (skill, AuditAction.ADD, None) for skill in created_skills if skill.pk
+    ]
+    entries += [(reply, AuditAction.ADD, None) for reply in created]
+    entries += [(reply, AuditAction.CHANGE, changes) for reply, changes in changed]
+    audit_record_many(actor=actor, entries=entries, note=_("Imported from a file."))
+    return plan
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+
+def export_records(*, bot: ChatbotBot) -> list[dict[str, Any]]:
+    return [
+        reply.export_row()
+        for reply in AutoReply.objects.filter(skill__bot=bot)
+        .select_related("skill")
+        .order_by("skill__name", "title")
+    ]
+
+
+def export_json(*, bot: ChatbotBot) -> str:
+    return json.dumps(export_records(bot=bot), ensure_ascii=False, indent=2) + "\n"
+
+
+def _csv_answer_columns(content: Any) -> dict[str, str]:
+    answer = answer_from_content(content)
+    if isinstance(answer, TextAnswer):
+        return {"answer_type": "text", "text": answer.text}
+    if isinstance(answer, NewsAnswer) and not any(
+        "\n" in value for article in answer.articles for value in article.content().values()
+    ):
+        return {
+            "answer_type": "news",
+            **{
+                column: "\n".join(article.content()[key] for article in answer.articles)
+                for key, column in _NEWS_COLUMNS.items()
+            },
+        }
+    if isinstance(answer, ImageAnswer):
+        return {"answer_type": "image", "image_media_id": answer.media_id, "image_url": answer.url}
+    if isinstance(answer, MiniProgramAnswer):
+        values = answer.content()["miniprogrampage"]
+        return {
+            "answer_type": "miniprogrampage",
+            **{column: values[key] for key, column in _MP_COLUMNS.items()},
+        }
+    kind = "multimsg" if isinstance(answer, MultiAnswer) else answer.kind
+    return {"answer_type": kind, "content_json": json.dumps(content, ensure_ascii=False)}
+
+
+def export_csv(*, bot: ChatbotBot) -> str:
+    out = io.StringIO(newline="")
+    # The BOM makes spreadsheet programs read UTF-8 (Chinese) correctly.
+    out.write("\ufeff")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for record in export_records(bot=bot):
+        writer.writerow(
+            {
+                "skillname": record["skillname"],
+                "title": record["title"],
+                "questions": "\n".join(record["questions"]),
+                "managerid": record["managerid"],
+                **_csv_answer_columns(record["content"]),
+            }
+        )
+    return out.getvalue()

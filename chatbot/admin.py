@@ -42,6 +42,7 @@ from chatbot.services import (
 from chatbot.transfer import export_csv, export_json, import_plan, read_file, replies_import
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
+from console.csp import allow_for_this_page
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
@@ -534,6 +535,9 @@ class AutoReplyAdmin(ServiceSavedAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        # The phone preview shows the answer's pictures, which live on the platform's image
+        # servers (mmbiz.qpic.cn…); it loads them without a referrer and runs nothing.
+        allow_for_this_page(request, "img-src", "https:", "http:")
         response = super().changeform_view(request, object_id, form_url, extra_context)
         # After the save's transaction: the platform call never holds a database transaction.
         saved = getattr(request, "_chatbot_saved_reply", None)

@@ -63,10 +63,20 @@ def _error_page_style_hashes() -> tuple[str, ...]:
     )
 
 
-def content_security_policy(nonce: str) -> str:
+def allow_for_this_page(request: HttpRequest, directive: str, *sources: str) -> None:
+    """Widen the policy of one response only, e.g. remote images on a preview page."""
+    extra = getattr(request, "csp_extra", None)
+    if extra is None:
+        extra = request.csp_extra = {}  # type: ignore[attr-defined]
+    extra.setdefault(directive, []).extend(sources)
+
+
+def content_security_policy(nonce: str, extra: dict[str, list[str]] | None = None) -> str:
     policy = {name: list(sources) for name, sources in BASE_POLICY.items()}
     policy["style-src"].extend(_error_page_style_hashes())
     for name, sources in getattr(settings, "CONSOLE_CSP_EXTRA", {}).items():
+        policy.setdefault(name, []).extend(sources)
+    for name, sources in (extra or {}).items():
         policy.setdefault(name, []).extend(sources)
     return "; ".join(
         " ".join([name, *(source.format(nonce=nonce) for source in sources)])
@@ -83,5 +93,5 @@ class ContentSecurityPolicyMiddleware:
         request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         if HEADER not in response:
-            response[HEADER] = content_security_policy(nonce)
+            response[HEADER] = content_security_policy(nonce, getattr(request, "csp_extra", None))
         return response

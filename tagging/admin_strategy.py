@@ -9,23 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from tagging import strategy_views
-from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.models import PULL_MINUTES_MAX, Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
+from tagging.strategy_jobs import pull_interval_text
 from tagging.strategy_pull import Choice, conflict_resolve
 from tagging.strategy_services import items_delete, items_repush_failed, names_swap
 from wecom.clients.errors import PlatformError
@@ -593,3 +597,92 @@ class TagAdmin(_ItemAdmin):
     @admin.display(description=_("strategy"), ordering="group__strategy__name")
     def strategy_name(self, tag: Tag) -> str:
         return tag.group.strategy.name
+
+
+class StrategyPullForm(forms.ModelForm):
+    class Meta:
+        model = StrategyPull
+        fields = ["every_minutes"]
+        widgets = {"every_minutes": forms.NumberInput(attrs={"min": 0, "max": PULL_MINUTES_MAX})}
+
+
+@admin.register(StrategyPull)
+class StrategyPullAdmin(AuditedModelAdmin):
+    """Per WeCom app: the last pull and how often the schedule pulls (one row per app, made
+    with the app). Editors change the interval; the service audits it and moves the schedule."""
+
+    form = StrategyPullForm
+    list_display = ("app_name", "pulled_at", "ok", "message", "interval", "next_run")
+    list_display_links = ("app_name",)
+    readonly_fields = ("app_name", "pulled_at", "ok", "message", "next_run")
+    fields = ("app_name", "every_minutes", "next_run", "pulled_at", "ok", "message")
+    ordering = ("app__name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The app's name only: loading a WeComApp decrypts its secret.
+        return super().get_queryset(request).annotate(app_label=F("app__name"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only with its app: whoever may delete the app deletes this row with it (the admin
+        # asks every registered model of the cascade); never on its own.
+        return request.user.has_perm("wecom.delete_wecomapp")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        raise PermissionDenied
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "show_delete": False}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        field = form_class.base_fields.get("every_minutes")
+        if field is not None:
+            field.help_text = gettext(
+                "Minutes between two automatic pulls of this app's strategy tags from WeCom, "
+                "from 0 to %(max)d. Empty: the console's default (%(default)s). "
+                "0: no automatic pull; “Pull from WeCom” still works."
+            ) % {
+                "max": PULL_MINUTES_MAX,
+                "default": pull_interval_text(StrategyPull(every_minutes=None)),
+            }
+        return form_class
+
+    @admin.display(description=_("WeCom app"), ordering="app__name")
+    def app_name(self, pull: StrategyPull) -> str:
+        return pull.app_label  # type: ignore[attr-defined]
+
+    @admin.display(description=_("automatic pull"))
+    def interval(self, pull: StrategyPull) -> str:
+        return pull_interval_text(pull)
+
+    @admin.display(description=_("next automatic pull"))
+    def next_run(self, pull: StrategyPull) -> Any:
+        from tagging.strategy_jobs import strategy_pull_next_run
+
+        when = strategy_pull_next_run(pull.app_id)
+        return date_format(timezone.localtime(when), "DATETIME_FORMAT") if when else "—"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        from tagging.strategy_jobs import strategy_pull_interval_set
+
+        strategy_pull_interval_set(
+            pull=obj,
+            every_minutes=form.cleaned_data.get("every_minutes"),
+            actor=Actor.from_request(request, source=AuditSource.ADMIN),
+        )
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
+        """Audited by the service, with the old and new interval."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -147,6 +148,10 @@ class Tag(OrderedItem):
         ]
 
 
+# A week: longer, and "automatic" stops meaning anything; 0 turns it off instead.
+PULL_MINUTES_MAX = 7 * 24 * 60
+
+
 class StrategyPull(models.Model):
     """The last pull of an app: when, what it found, and what waits for a person."""
 
@@ -161,6 +166,17 @@ class StrategyPull(models.Model):
     message = models.CharField(_("last pull result"), max_length=500, blank=True)
     # The plan last shown to a person, by its fingerprint: applying checks WeCom still matches.
     plan_fingerprint = models.CharField(max_length=64, blank=True)
+    # Per app: empty follows the console's STRATEGY_PULL_MINUTES, 0 turns the schedule off.
+    every_minutes = models.PositiveIntegerField(
+        _("automatic pull every (minutes)"),
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(PULL_MINUTES_MAX)],
+        help_text=_(
+            "Minutes between two automatic pulls of this app's strategy tags from WeCom. "
+            "Empty: the console's default. 0: no automatic pull."
+        ),
+    )
 
     class Meta:
         verbose_name = _("strategy tag pull")
@@ -168,6 +184,13 @@ class StrategyPull(models.Model):
 
     def __str__(self) -> str:
         return str(self.app)
+
+    @property
+    def effective_minutes(self) -> int:
+        """Minutes between automatic pulls (0: none): the app's own, or the console's."""
+        if self.every_minutes is None:
+            return max(settings.STRATEGY_PULL_MINUTES, 0)
+        return self.every_minutes
 
 
 # Official Account tags and bulk user-tag jobs (issue 7), in their own modules.

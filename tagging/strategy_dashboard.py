@@ -37,7 +37,8 @@ def sync_counts() -> dict[tuple[int, str], int]:
 def strategy_tags_panel(user: AbstractBaseUser) -> Panel | None:
     if not user.has_perm("tagging.view_tag"):
         return None
-    pulls = {pull.app_id: pull for pull in StrategyPull.objects.all()}
+    # A row exists for every app (its pull settings); pulled_at says whether it was pulled.
+    pulls = {pull.app_id: pull for pull in StrategyPull.objects.filter(pulled_at__isnull=False)}
     # Apps are named once their tags are in the console; a credential nobody pulled yet stays
     # the credential admin's business (the dashboard shows no credential names to editors).
     apps = list(WeComApp.objects.filter(pk__in=list(pulls)).only("pk", "name"))

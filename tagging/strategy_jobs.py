@@ -1,18 +1,24 @@
 """The scheduled pull of WeCom strategy tags, as a job of the shared job machinery.
 
-The schedule (django-q2, every ``STRATEGY_PULL_MINUTES`` per app) starts a one-item job per app;
+The schedule (django-q2, per app every ``StrategyPull.every_minutes``, by default
+``STRATEGY_PULL_MINUTES``) starts a one-item job per app;
 the job page shows its progress and outcome. The job applies what has no conflict and leaves
 conflicts for a person (counted on the dashboard).
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.utils.translation import gettext, gettext_lazy as _
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, ShardRun, register_job_kind
 from console.models import Job
+from tagging.models import StrategyPull
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
 
@@ -73,28 +79,107 @@ def strategy_pull_scheduled(app_id: int) -> None:
 
 
 def strategy_pull_schedules_ensure() -> None:
-    """One schedule per WeCom app, every STRATEGY_PULL_MINUTES (0: none); run by bootstrap
-    and when an app is saved."""
+    """One django-q schedule per WeCom app, every ``StrategyPull.effective_minutes`` (the app's
+    own interval, or STRATEGY_PULL_MINUTES), none where that is 0. Run after migrate, when an
+    app is saved or deleted, and when an app's interval changes; safe to run any number of
+    times (a schedule whose interval did not change keeps its next run)."""
     from django_q.models import Schedule
 
-    minutes = settings.STRATEGY_PULL_MINUTES
-    wanted = {}
-    if minutes > 0:
-        wanted = {
-            f"{SCHEDULE_PREFIX}{pk}": pk for pk in WeComApp.objects.values_list("pk", flat=True)
-        }
+    pulls = {pull.app_id: pull for pull in StrategyPull.objects.all()}
+    missing = [
+        StrategyPull(app_id=pk)
+        for pk in WeComApp.objects.values_list("pk", flat=True)
+        if pk not in pulls
+    ]
+    if missing:
+        StrategyPull.objects.bulk_create(missing, ignore_conflicts=True)
+        pulls = {pull.app_id: pull for pull in StrategyPull.objects.all()}
+    wanted = {
+        f"{SCHEDULE_PREFIX}{app_id}": (app_id, pull.effective_minutes)
+        for app_id, pull in pulls.items()
+        if pull.effective_minutes > 0
+    }
     Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX).exclude(name__in=wanted).delete()
-    for name, pk in wanted.items():
-        Schedule.objects.update_or_create(
-            name=name,
-            defaults={
-                "func": SCHEDULE_TASK,
-                "args": repr((pk,)),
-                "schedule_type": Schedule.MINUTES,
-                "minutes": minutes,
-                "repeats": -1,
-            },
+    existing = {
+        schedule.name: schedule for schedule in Schedule.objects.filter(name__in=list(wanted))
+    }
+    now = timezone.now()
+    for name, (app_id, minutes) in wanted.items():
+        schedule = existing.get(name)
+        if schedule is None:
+            # The first run is now: a new app's first pull imports everything.
+            Schedule.objects.create(
+                name=name,
+                func=SCHEDULE_TASK,
+                args=repr((app_id,)),
+                schedule_type=Schedule.MINUTES,
+                minutes=minutes,
+                repeats=-1,
+                next_run=now,
+            )
+        elif schedule.minutes != minutes or schedule.schedule_type != Schedule.MINUTES:
+            schedule.schedule_type = Schedule.MINUTES
+            schedule.minutes = minutes
+            # A shorter interval takes effect now, not after the longer one has run out.
+            soonest = now + timedelta(minutes=minutes)
+            if schedule.next_run is None or schedule.next_run > soonest:
+                schedule.next_run = soonest
+            schedule.save(update_fields=["schedule_type", "minutes", "next_run"])
+
+
+def strategy_pull_next_run(app_id: int) -> datetime | None:
+    """When the schedule will next pull the app, if it has one."""
+    from django_q.models import Schedule
+
+    return (
+        Schedule.objects.filter(name=f"{SCHEDULE_PREFIX}{app_id}")
+        .values_list("next_run", flat=True)
+        .first()
+    )
+
+
+def pull_interval_text(pull: StrategyPull) -> str:
+    """How often the app is pulled automatically, saying whether it is the console's default."""
+    minutes = pull.effective_minutes
+    if minutes == 0:
+        text = gettext("no automatic pull")
+    else:
+        text = ngettext("every %(count)d minute", "every %(count)d minutes", minutes) % {
+            "count": minutes
+        }
+    if pull.every_minutes is None:
+        text = gettext("%(interval)s (console default)") % {"interval": text}
+    return text
+
+
+def strategy_pull_interval_set(
+    *, pull: StrategyPull, every_minutes: int | None, actor: Actor
+) -> StrategyPull:
+    """Set how often the app is pulled automatically (None: the console's default, 0: never),
+    audited in the pull settings' history, and the app's schedule follows."""
+    from console.audit import AuditAction, audit_record
+
+    if every_minutes is not None:
+        # The model field's own validators (0 to PULL_MINUTES_MAX): the form uses the same.
+        try:
+            StrategyPull._meta.get_field("every_minutes").run_validators(every_minutes)
+        except ValidationError as error:
+            raise ValidationError({"every_minutes": error.messages}) from error
+    with transaction.atomic():
+        locked = StrategyPull.objects.select_for_update().get(pk=pull.pk)
+        old = locked.every_minutes
+        if old == every_minutes:
+            return locked
+        locked.every_minutes = every_minutes
+        locked.save(update_fields=["every_minutes"])
+        audit_record(
+            actor=actor,
+            obj=locked,
+            action=AuditAction.CHANGE,
+            changes={"every_minutes": (old, every_minutes)},
         )
+        strategy_pull_schedules_ensure()
+    return locked
 
 
 register_job_kind(JobKind(name=PULL_KIND, label=_("Strategy tag pull"), run_shard=run_pull_shard))

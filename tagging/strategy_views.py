@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from console.audit import Actor, AuditSource
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy_jobs import pull_interval_text
 from tagging.strategy_pull import Choice, PlanChanged, pull_apply, pull_plan
 from tagging.strategy_services import tag_groups_reorder, tags_reorder
 from wecom.clients.errors import PlatformError
@@ -138,6 +139,8 @@ class StrategyTreeView(View):
             "can_edit": can_edit,
             "can_pull": can_edit,
             "pull": pull,
+            "pull_interval": pull_interval_text(pull) if pull else "",
+            "can_change_interval": request.user.has_perm("tagging.change_strategypull"),
             "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
             "tag_base": reverse("admin:tagging_tag_changelist"),
             "group_base": reverse("admin:tagging_taggroup_changelist"),

@@ -30,7 +30,7 @@ from console.audit import Actor, AuditSource
 from tagging import strategy_views
 from tagging.models import PULL_MINUTES_MAX, Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
-from tagging.strategy_jobs import pull_interval_text
+from tagging.strategy_jobs import interval_words, pull_interval_text
 from tagging.strategy_pull import Choice, conflict_resolve
 from tagging.strategy_services import items_delete, items_repush_failed, names_swap
 from wecom.clients.errors import PlatformError
@@ -430,7 +430,15 @@ class _ItemAdmin(AuditedModelAdmin):
 
     @admin.display(description=_("sync state"), ordering="sync_state")
     def sync(self, item: Any) -> str:
-        return sync_badge(item)
+        if item.sync_state == SyncState.IN_SYNC:
+            return sync_badge(item)
+        # What needs a person, readable in the list: why, and the change that waits.
+        details = [item.sync_message, pending_description(item) if item.has_pending else ""]
+        return format_html(
+            '{} <span class="strategy-message">{}</span>',
+            sync_badge(item),
+            gettext("; ").join(detail for detail in details if detail),
+        )
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj: Any) -> str:
@@ -607,7 +615,8 @@ class TagAdmin(_ItemAdmin):
         "conflict_push_ours",
     ]
     # What the list's cells read; the rest of a row is not loaded for the page.
-    list_fields = ("pk", "name", "order", "sync_state", "sync_message", "group_id", "app_id")
+    list_fields = ("pk", "name", "order", "sync_state", "sync_message", "group_id", "app_id",
+                   "pending_name", "pending_order", "pending_delete")  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -696,7 +705,7 @@ class StrategyPullAdmin(AuditedModelAdmin):
                 "0: no automatic pull; “Pull from WeCom” still works."
             ) % {
                 "max": PULL_MINUTES_MAX,
-                "default": pull_interval_text(StrategyPull(every_minutes=None)),
+                "default": interval_words(StrategyPull(every_minutes=None).effective_minutes),
             }
         return form_class
 

@@ -138,15 +138,18 @@ def strategy_pull_next_run(app_id: int) -> datetime | None:
     )
 
 
+def interval_words(minutes: int) -> str:
+    """“every 15 minutes”, or “no automatic pull” for 0."""
+    if minutes <= 0:
+        return gettext("no automatic pull")
+    return ngettext("every %(count)d minute", "every %(count)d minutes", minutes) % {
+        "count": minutes
+    }
+
+
 def pull_interval_text(pull: StrategyPull) -> str:
     """How often the app is pulled automatically, saying whether it is the console's default."""
-    minutes = pull.effective_minutes
-    if minutes == 0:
-        text = gettext("no automatic pull")
-    else:
-        text = ngettext("every %(count)d minute", "every %(count)d minutes", minutes) % {
-            "count": minutes
-        }
+    text = interval_words(pull.effective_minutes)
     if pull.every_minutes is None:
         text = gettext("%(interval)s (console default)") % {"interval": text}
     return text

@@ -517,7 +517,9 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
     remote_groups = {g.wecom_id for g in snapshot.groups}
     for wecom_id, existing in local.groups.items():
         if wecom_id not in remote_groups:
-            changes.append(_deleted("group", existing))
+            # Where it was, as the console knows it: WeCom no longer says.
+            strategy = local.strategies.get(strategy_by_pk.get(existing.parent_id, 0))
+            changes.append(_deleted("group", existing, where=strategy.name if strategy else ""))
 
     group_by_pk = {g.pk: g.wecom_id for g in local.groups.values()}
     group_pk_of = {g.wecom_id: g.pk for g in local.groups.values()}
@@ -563,7 +565,14 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
         existing = local.tags[wecom_id]
         # A tag of a deleted group goes with its group, unless a local change waits on it.
         if group_by_pk.get(existing.parent_id) in remote_groups or existing.has_pending:
-            changes.append(_deleted("tag", existing))
+            old_group = group_by_pk.get(existing.parent_id, "")
+            changes.append(
+                _deleted(
+                    "tag",
+                    existing,
+                    where=group_names.get(old_group, "") or _local_group_name(local, old_group),
+                )
+            )
 
     changed_keys = {change.key for change in changes}
     pending = [
@@ -595,12 +604,13 @@ def _local_group_name(local: _Local, wecom_id: str) -> str:
     return group.name if group else ""
 
 
-def _deleted(kind: str, existing: TagGroup | Tag) -> Change:
+def _deleted(kind: str, existing: TagGroup | Tag, *, where: str = "") -> Change:
     return Change(
         kind=kind,
         wecom_id=existing.wecom_id,
         actions=[Action.DELETE],
         name=existing.name,
+        where=where,
         old={"name": existing.name},
         local_pk=existing.pk,
         conflict=existing.has_pending,

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.views import View
 from django.views.decorators.http import require_POST
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 from console.audit import Actor, AuditSource
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_jobs import pull_interval_text
-from tagging.strategy_pull import Choice, PlanChanged, pull_apply, pull_plan
+from tagging.strategy_pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
 from tagging.strategy_services import tag_groups_reorder, tags_reorder
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
@@ -286,19 +287,58 @@ class PullView(View):
                 gettext("WeCom could not be read: %(reason)s") % {"reason": error.explanation},
             )
             return HttpResponseRedirect(reverse("admin:tagging_strategy_pull", args=[app.pk]))
-        messages.success(
-            request,
-            gettext(
-                "Plan applied: %(applied)d changes followed; %(wecom)d conflicts settled with "
-                "WeCom's values, %(ours)d with ours; %(left)d conflicts wait."
-            )
-            % {
-                "applied": result.applied,
-                "wecom": result.resolved_wecom,
-                "ours": result.resolved_ours,
-                "left": result.conflicts_left,
-            },
-        )
+        messages.success(request, applied_message(result))
+        if result.conflicts_left:
+            messages.warning(request, conflicts_waiting_message(app, result.conflicts_left))
         for message in result.messages:
             messages.error(request, message)
         return HttpResponseRedirect(reverse("admin:tagging_strategy_tree", args=[app.pk]))
+
+
+def applied_message(result: ApplyResult) -> str:
+    """What applying did, naming only what happened."""
+    parts = [
+        ngettext(
+            "Plan applied: %(count)d change followed.",
+            "Plan applied: %(count)d changes followed.",
+            result.applied,
+        )
+        % {"count": result.applied}
+    ]
+    if result.resolved_wecom:
+        parts.append(
+            ngettext(
+                "%(count)d conflict settled with WeCom's values.",
+                "%(count)d conflicts settled with WeCom's values.",
+                result.resolved_wecom,
+            )
+            % {"count": result.resolved_wecom}
+        )
+    if result.resolved_ours:
+        parts.append(
+            ngettext(
+                "%(count)d conflict settled by pushing the console's values.",
+                "%(count)d conflicts settled by pushing the console's values.",
+                result.resolved_ours,
+            )
+            % {"count": result.resolved_ours}
+        )
+    return " ".join(parts)
+
+
+def conflicts_waiting_message(app: WeComApp, count: int) -> str:
+    """The conflicts left for later, with the lists where they are settled."""
+    query = f"?app__id__exact={app.pk}&sync_state__exact={SyncState.CONFLICT}"
+    return format_html(
+        '{} <a href="{}">{}</a> · <a href="{}">{}</a>',
+        ngettext(
+            "%(count)d conflict waits for a decision:",
+            "%(count)d conflicts wait for a decision:",
+            count,
+        )
+        % {"count": count},
+        reverse("admin:tagging_tag_changelist") + query,
+        gettext("tags in conflict"),
+        reverse("admin:tagging_taggroup_changelist") + query,
+        gettext("tag groups in conflict"),
+    )

@@ -341,6 +341,14 @@ class _ItemAdmin(AuditedModelAdmin):
         self, request: HttpRequest, queryset: QuerySet, choice: Choice, action: str
     ) -> HttpResponse | None:
         chosen = queryset.filter(sync_state=SyncState.CONFLICT)
+        if not chosen.exists():
+            # Not a confirmation page listing nothing.
+            self.message_user(
+                request,
+                gettext("None of the selected items is in conflict: nothing was changed."),
+                messages.WARNING,
+            )
+            return None
         if choice is Choice.WECOM:
             title = gettext("Take WeCom's values")
             explanation = gettext(
@@ -372,12 +380,28 @@ class _ItemAdmin(AuditedModelAdmin):
             done += outcome.done
             for message in outcome.messages:
                 self.message_user(request, message, messages.ERROR)
-        self.message_user(
-            request,
-            ngettext("%(count)d conflict settled.", "%(count)d conflicts settled.", done)
-            % {"count": done},
-            messages.SUCCESS,
-        )
+        if done and choice is Choice.WECOM:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d conflict settled: the console keeps WeCom's values.",
+                    "%(count)d conflicts settled: the console keeps WeCom's values.",
+                    done,
+                )
+                % {"count": done},
+                messages.SUCCESS,
+            )
+        elif done:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d conflict settled: WeCom now has the console's values.",
+                    "%(count)d conflicts settled: WeCom now has the console's values.",
+                    done,
+                )
+                % {"count": done},
+                messages.SUCCESS,
+            )
         return None
 
     @admin.action(description=_("Swap the names of the two selected"), permissions=["change"])

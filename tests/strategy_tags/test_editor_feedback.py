@@ -75,3 +75,44 @@ def test_the_interval_help_names_the_default_once(editor_client, imported, setti
     ).content.decode()
     assert "控制台默认值（每 15 分钟）" in page
     assert page.count("控制台默认") == 1
+
+
+def conflict_on(name: str) -> Tag:
+    Tag.objects.filter(name=name).update(
+        pending_name=f"{name}VIP", sync_state=SyncState.CONFLICT, sync_message="企业微信中改名"
+    )
+    return Tag.objects.get(name=name)
+
+
+@pytest.mark.parametrize(
+    ("action", "said", "name_after"),
+    [
+        ("conflict_take_wecom", "已解决 1 个冲突：控制台保留企业微信的值。", "金卡会员"),
+        ("conflict_push_ours", "已解决 1 个冲突：企业微信现已采用控制台的值。", "金卡会员VIP"),
+    ],
+)
+def test_settling_a_conflict_says_which_way_it_went(
+    editor_client, imported, sandbox, action, said, name_after
+):
+    tag = conflict_on("金卡会员")
+    url = reverse("admin:tagging_tag_changelist")
+    data = {"action": action, "_selected_action": [tag.pk]}
+    assert "金卡会员VIP" in editor_client.post(url, data).content.decode()  # confirmation first
+    response = editor_client.post(url, {**data, "confirm": "yes"})
+    texts = [str(message) for message in get_messages(response.wsgi_request)]
+    assert texts == [said]
+    tag.refresh_from_db()
+    assert (tag.name, tag.sync_state) == (name_after, SyncState.IN_SYNC)
+
+
+def test_settling_items_that_are_not_in_conflict_says_so_without_a_confirmation(
+    editor_client, imported
+):
+    tag = Tag.objects.get(name="金卡会员")
+    response = editor_client.post(
+        reverse("admin:tagging_tag_changelist"),
+        {"action": "conflict_push_ours", "_selected_action": [tag.pk]},
+    )
+    assert response.status_code == 302
+    texts = [str(message) for message in get_messages(response.wsgi_request)]
+    assert texts == ["所选项目都没有冲突：未做任何更改。"]

@@ -23,7 +23,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
@@ -237,11 +237,17 @@ class _Local:
 
 
 # Not sync_message: the longest column, and only an item with a local change pending has one
-# (which the pull then only replaces); the others' is empty.
-_ROW_FIELDS = (
-    "id", "wecom_id", "name", "order", "version", "sync_state",
-    "pending_name", "pending_order", "pending_delete",
-)  # fmt: skip
+# (which the pull then only replaces); the others' is empty. Every row is read with the
+# fields a comparison needs (the parent's id stands in the middle, named per model); only the
+# rows that need attention (not in sync, or a change pending: few) with the rest as well.
+_SLIM_FIELDS = ("id", "wecom_id", "name", "order")
+_ATTENTION_FIELDS = ("version", "sync_state", "pending_name", "pending_order", "pending_delete")
+_SLIM_FIELDS_AFTER_PARENT = ("version",)
+# Positions in a row tuple.
+_PK, _WECOM_ID, _NAME, _ORDER, _PARENT, _VERSION = 0, 1, 2, 3, 4, 5
+_SYNC_STATE, _PENDING_NAME, _PENDING_ORDER, _PENDING_DELETE = 6, 7, 8, 9
+# What a row read without its attention fields has there: in sync, nothing pending.
+_IN_STEP_TAIL = (SyncState.IN_SYNC.value, "", None, False)
 
 
 class _Row:
@@ -265,15 +271,14 @@ class _Row:
         "wecom_id",
     )  # fmt: skip
 
-    def __init__(self, model: type, values: tuple, parent_id: int) -> None:
+    def __init__(self, model: type, values: tuple) -> None:
         self.model = model
         (
-            self.pk, self.wecom_id, self.name, self.order, self.version, self.sync_state,
-            self.pending_name, self.pending_order, self.pending_delete,
-        ) = values  # fmt: skip
+            self.pk, self.wecom_id, self.name, self.order, self.parent_id, self.version,
+            self.sync_state, self.pending_name, self.pending_order, self.pending_delete,
+        ) = values if len(values) > _SYNC_STATE else values + _IN_STEP_TAIL  # fmt: skip
         self.pending_delete = bool(self.pending_delete)
         self.sync_message = ""
-        self.parent_id = parent_id
         self.last_synced_at = None
         self.changed = False
 
@@ -309,13 +314,8 @@ class _Row:
         return item
 
 
-# Positions in a row tuple of ``_ROW_FIELDS`` plus the parent's id.
-_PK, _WECOM_ID, _NAME, _ORDER = 0, 1, 2, 3
-_PENDING_NAME, _PENDING_ORDER, _PENDING_DELETE, _PARENT = 6, 7, 8, 9
-
-
 def _tuple_has_pending(values: tuple) -> bool:
-    return (
+    return len(values) > _SYNC_STATE and (
         bool(values[_PENDING_NAME])
         or values[_PENDING_ORDER] is not None
         or bool(values[_PENDING_DELETE])
@@ -327,16 +327,17 @@ class _Rows(Mapping[str, _Row]):
     made the first time one is looked at (and kept, so changes to it stay). A steady pull
     compares the tuples and makes none."""
 
-    def __init__(self, model: type, tuples: dict[str, tuple]) -> None:
+    def __init__(self, model: type, tuples: dict[str, tuple], attention: list[str]) -> None:
         self.model = model
         self.tuples = tuples
+        # The WeCom ids of the rows read whole: only these can be out of sync or pending.
+        self.attention = attention
         self._rows: dict[str, _Row] = {}
 
     def __getitem__(self, wecom_id: str) -> _Row:
         row = self._rows.get(wecom_id)
         if row is None:
-            values = self.tuples[wecom_id]
-            row = self._rows[wecom_id] = _Row(self.model, values[:_PARENT], values[_PARENT])
+            row = self._rows[wecom_id] = _Row(self.model, self.tuples[wecom_id])
         return row
 
     def __iter__(self) -> Iterator[str]:
@@ -358,6 +359,27 @@ def _fetch_tuples(queryset: QuerySet) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _local_rows(model: type, queryset: QuerySet, parent: str) -> _Rows:
+    """Row tuples by WeCom id: every row's slim fields, and the attention fields of those that
+    need it (two queries whatever the number of rows)."""
+    attention = ~Q(sync_state=SyncState.IN_SYNC) | ~Q(pending_name="")
+    attention |= Q(pending_order__isnull=False) | Q(pending_delete=True)
+    queryset = queryset.order_by()
+    rows = {
+        values[_WECOM_ID]: values
+        for values in _fetch_tuples(
+            queryset.values_list(*_SLIM_FIELDS, parent, *_SLIM_FIELDS_AFTER_PARENT)
+        )
+    }
+    keys = []
+    for values in _fetch_tuples(
+        queryset.filter(attention).values_list(*_SLIM_FIELDS, parent, *_ATTENTION_FIELDS)
+    ):
+        rows[values[_WECOM_ID]] = values
+        keys.append(values[_WECOM_ID])
+    return _Rows(model, rows, keys)
+
+
 def _load_local(app: WeComApp) -> _Local:
     strategies = {
         s.wecom_id: s
@@ -372,24 +394,8 @@ def _load_local(app: WeComApp) -> _Local:
             "sync_state",
         )
     }
-    groups = _Rows(
-        TagGroup,
-        {
-            values[_WECOM_ID]: values
-            for values in _fetch_tuples(
-                TagGroup.objects.filter(app=app).order_by().values_list(*_ROW_FIELDS, "strategy_id")
-            )
-        },
-    )
-    tags = _Rows(
-        Tag,
-        {
-            values[_WECOM_ID]: values
-            for values in _fetch_tuples(
-                Tag.objects.filter(app=app).order_by().values_list(*_ROW_FIELDS, "group_id")
-            )
-        },
-    )
+    groups = _local_rows(TagGroup, TagGroup.objects.filter(app=app), "strategy_id")
+    tags = _local_rows(Tag, Tag.objects.filter(app=app), "group_id")
     return _Local(strategies=strategies, groups=groups, tags=tags)
 
 
@@ -585,7 +591,9 @@ def _plan_from(app: WeComApp, snapshot: Snapshot, local: _Local) -> Plan:
         )
         for kind, rows in (("group", local.groups), ("tag", local.tags))
         for item in (
-            rows[wecom_id] for wecom_id, values in rows.tuples.items() if _tuple_has_pending(values)
+            rows[wecom_id]
+            for wecom_id in rows.attention
+            if _tuple_has_pending(rows.tuples[wecom_id])
         )
         if f"{kind}:{item.wecom_id}" not in changed_keys
     ]

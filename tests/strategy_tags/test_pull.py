@@ -8,6 +8,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
@@ -300,3 +301,18 @@ def test_the_scheduled_pull_runs_as_a_job(app, sandbox, django_capture_on_commit
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     assert console_tree(app) == wecom_tree(sandbox)
+
+
+def test_the_plan_reads_every_pending_field_whatever_the_sync_state(imported):
+    """The pull reads most rows slim and those needing attention whole: a change pending on a
+    row still marked in sync is read whole too, and a version bump (every change made by a
+    service) changes the fingerprint."""
+    before = pull_plan(imported).fingerprint
+    Tag.objects.filter(app=imported, name="普通客户").update(pending_delete=True)
+    Tag.objects.filter(app=imported, name="重要客户").update(pending_order=7)
+    plan = pull_plan(imported)
+    assert sorted(item.name for item in plan.pending) == ["普通客户", "重要客户"]
+    Tag.objects.filter(app=imported).update(pending_delete=False, pending_order=None)
+    assert pull_plan(imported).fingerprint == before
+    Tag.objects.filter(app=imported, name="潜在客户").update(version=F("version") + 1)
+    assert pull_plan(imported).fingerprint != before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 
@@ -248,7 +249,7 @@ def test_a_clean_batch_costs_exactly_one_statement_its_checkpoint(
         drain(job)
 
     assert len(queries_at_call) == 12
-    between_calls = [b - a for a, b in zip(queries_at_call, queries_at_call[1:], strict=False)]
+    between_calls = [b - a for a, b in itertools.pairwise(queries_at_call)]
     assert between_calls == [1] * 11
     checkpoints = [context.captured_queries[n - 1]["sql"] for n in queries_at_call[1:]]
     assert all(sql.startswith('UPDATE "console_jobshard" SET "position"') for sql in checkpoints)

@@ -247,23 +247,17 @@ def console_message_part(
     return {"console": part}
 
 
-def audit_record(
+def _change_message(
     *,
     actor: Actor,
     obj: models.Model,
     action: AuditAction,
-    changes: Mapping[str, tuple[Any, Any]] | None = None,
-    note: str | Promise = "",
-    note_params: Mapping[str, Any] | None = None,
-) -> LogEntry:
-    """Record a change to ``obj`` in the admin history, as ``actor``.
-
-    ``changes`` maps field names to ``(old, new)``; secret fields are recorded as changed
-    without their values. ``note`` is a translatable sentence (``gettext_lazy``), stored
-    untranslated with ``note_params`` and translated when shown.
-    """
-    model = type(obj)
-    value_list = value_changes(model, changes or {})
+    changes: Mapping[str, tuple[Any, Any]] | None,
+    note: str | Promise,
+    note_params: Mapping[str, Any] | None,
+) -> str:
+    """Django's change message with the console's part: source, address, old → new, note."""
+    value_list = value_changes(type(obj), changes or {})
     message: list[dict[str, Any]] = []
     if action is AuditAction.ADD:
         message.append({"added": {}})
@@ -280,11 +274,32 @@ def audit_record(
             changes=value_list,
         )
     )
+    return json.dumps(message, ensure_ascii=False)
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    obj: models.Model,
+    action: AuditAction,
+    changes: Mapping[str, tuple[Any, Any]] | None = None,
+    note: str | Promise = "",
+    note_params: Mapping[str, Any] | None = None,
+) -> LogEntry:
+    """Record a change to ``obj`` in the admin history, as ``actor``.
+
+    ``changes`` maps field names to ``(old, new)``; secret fields are recorded as changed
+    without their values. ``note`` is a translatable sentence (``gettext_lazy``), stored
+    untranslated with ``note_params`` and translated when shown.
+    """
+    message = _change_message(
+        actor=actor, obj=obj, action=action, changes=changes, note=note, note_params=note_params
+    )
     return LogEntry.objects.log_actions(
         user_id=actor.user.pk,
         queryset=[obj],
         action_flag=action.flag,
-        change_message=json.dumps(message, ensure_ascii=False),
+        change_message=message,
         single_object=True,
     )
 
@@ -359,22 +374,8 @@ def audit_record_many(
     logs = []
     for obj, action, changes in entries:
         model = type(obj)
-        value_list = value_changes(model, changes or {})
-        message: list[dict[str, Any]] = []
-        if action is AuditAction.ADD:
-            message.append({"added": {}})
-        elif action is AuditAction.CHANGE and value_list:
-            message.append({"changed": {"fields": [change.label for change in value_list]}})
-        message.append(
-            console_message_part(
-                source=actor.source,
-                ip=actor.ip,
-                user_agent=actor.user_agent,
-                detail=actor.detail,
-                note=note,
-                note_params=note_params,
-                changes=value_list,
-            )
+        message = _change_message(
+            actor=actor, obj=obj, action=action, changes=changes, note=note, note_params=note_params
         )
         logs.append(
             LogEntry(
@@ -383,7 +384,7 @@ def audit_record_many(
                 object_id=str(obj.pk),
                 object_repr=str(obj)[:200],
                 action_flag=action.flag,
-                change_message=json.dumps(message, ensure_ascii=False),
+                change_message=message,
             )
         )
     LogEntry.objects.bulk_create(logs, batch_size=500)

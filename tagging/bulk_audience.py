@@ -24,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import connection, transaction
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 
 from tagging.bulk_models import (
     AudienceSource,
@@ -426,7 +426,7 @@ def audience_from_text(*, text: str, user: AbstractBaseUser) -> BulkAudience:
     check_upload_size(len(text.encode("utf-8")))
     with transaction.atomic():
         audience = BulkAudience.objects.create(
-            source=AudienceSource.PASTE, source_label=gettext("pasted list"), created_by=user
+            source=AudienceSource.PASTE, source_label="", created_by=user
         )
         return _fill(audience, text_values(text))
 

@@ -192,7 +192,9 @@ def _send_batch(
 
 
 def _is_outage(error: PlatformError) -> bool:
-    return isinstance(error, PlatformTransportError) or (error.errcode == -1)
+    # A token refused again right after the client fetched a new one: another process renewed
+    # it in between (or the platform revoked it). Not the credential's fault: wait and go on.
+    return isinstance(error, PlatformTransportError) or error.errcode == -1 or error.token_problem
 
 
 class _Window:

@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "database": connection.vendor,
         "broker": "redis" if os.environ.get("REDIS_URL") else "orm",
         "status": str(job.status),
+        "status_message": job.status_message,
         "seconds": round(seconds, 1),
         "total": progress.total,
         "done": progress.done,

@@ -140,6 +140,16 @@ def test_45159_right_after_creating_a_tag_is_retried_once(
     assert set(openids) == sandbox.state.oa_tag_fans(DEMO.oa_appid, new_tag.tag_id)
 
 
+def test_a_token_refused_twice_in_a_row_is_waited_out_not_fatal(sandbox, tag, editor, actor):
+    # The client renews a refused token once; a second refusal (another worker renewed it in
+    # between, or the platform revoked it again) must not end a job of a million OpenIDs.
+    sandbox.faults.add(FaultRule(errcode=40001, endpoint=BATCH_TAGGING, times=2))
+    openids = [oid(n) for n in range(500, 530)]
+    job = drain(bulk_job_start(audience=audience_of(editor, openids), target=tag, actor=actor))
+    assert job.status == JobStatus.DONE, job.status_message
+    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+
+
 def test_a_tag_that_does_not_exist_stops_the_job_saying_why(sandbox, tag, editor, actor, settings):
     settings.BULK_45159_RETRY_SECONDS = 0
     sandbox.state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": tag.tag_id}})

@@ -65,7 +65,8 @@ def child_env(db: Path, wechat_base: str) -> dict[str, str]:
     if DATABASE["url"]:
         from tests.tagging.chaos import _postgres_database
 
-        base = DATABASE["url"].rsplit("/", 1)[0] + "/bench_" + db.stem.replace("-", "_")
+        # Beside the named database (its name as a prefix), so parallel runs do not collide.
+        base = DATABASE["url"] + "_bench_" + db.stem.replace("-", "_")
         database_url = _postgres_database(base)
     return {
         **os.environ,

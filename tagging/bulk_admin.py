@@ -22,17 +22,20 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
 from console.models import Job
 from tagging.bulk_audience import (
     AudienceError,
+    UploadSizeLimit,
     audience_from_file,
     audience_from_tag,
     audience_from_text,
     audience_preview,
     audience_refusal_rows,
     upload_limit,
+    upload_size_refusal,
 )
 from tagging.bulk_forms import FILE, PASTE, BulkJobForm, BulkTargetForm
 from tagging.bulk_jobs import KIND
@@ -82,6 +85,12 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
         return [
+            # Before the standard "add" page, which it replaces: see add_with_upload_limit.
+            path(
+                "add/",
+                wrap(csrf_exempt(self.add_with_upload_limit)),
+                name="tagging_bulkaudience_add",
+            ),
             path("<int:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
             path(
                 "<int:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
@@ -100,12 +109,26 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     # --- step 1: target and audience -----------------------------------------------------------
 
+    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
+        """The add page, with the upload limit enforced while the file arrives.
+
+        Upload handlers must be in place before anything reads the body; the CSRF check
+        reads it, so this view is exempt from the middleware's check and makes the same
+        check itself right after (Django's documented pattern).
+        """
+        request.upload_handlers.insert(0, UploadSizeLimit(request))
+        return csrf_protect(self.add_view)(request)
+
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = BulkJobForm(request.POST or None, request.FILES or None)
+        form = BulkJobForm(
+            request.POST or None,
+            request.FILES or None,
+            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 audience = self._audience(request, form)

@@ -22,6 +22,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
@@ -62,13 +63,79 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
+def _too_large(size: int, limit: int) -> AudienceError:
+    return AudienceError(
+        _("The file has %(size)s MB; at most %(limit)s MB can be uploaded."),
+        {"size": _megabytes(size), "limit": _megabytes(limit)},
+    )
+
+
 def check_upload_size(size: int) -> None:
     limit = upload_limit()
     if size > limit:
-        raise AudienceError(
-            _("The file has %(size)s MB; at most %(limit)s MB can be uploaded."),
-            {"size": _megabytes(size), "limit": _megabytes(limit)},
-        )
+        raise _too_large(size, limit)
+
+
+# What a form posts besides its file: Django refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE of
+# fields anyway, plus the multipart headers.
+_FORM_OVERHEAD = 64 * 1024
+
+
+class UploadSizeLimit(FileUploadHandler):
+    """Stops receiving an uploaded file at the upload limit, while it arrives.
+
+    Put first in ``request.upload_handlers`` (before the request's body is read): a request
+    whose declared length (CONTENT_LENGTH) can only hold a file over the limit is refused
+    before the file's first byte is stored; otherwise the file's bytes are counted as they
+    come, and the chunk that would cross the limit is never handed to the handlers that store
+    it. The file is then skipped (the rest of its part is read and dropped, the other fields
+    of the form are still parsed) and :attr:`refusal` says why, in the usual sentence.
+    """
+
+    def __init__(self, request: Any = None) -> None:
+        super().__init__(request)
+        self.limit = upload_limit()
+        self.declared = 0
+        self.refusal: AudienceError | None = None
+
+    def handle_raw_input(
+        self,
+        input_data: Any,
+        META: dict[str, Any],
+        content_length: int,
+        boundary: bytes,
+        encoding: str | None = None,
+    ) -> None:
+        self.declared = content_length
+        return None
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        fields_at_most = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if fields_at_most is not None and self.declared > self.limit + fields_at_most + (
+            _FORM_OVERHEAD
+        ):
+            self._refuse(self.declared)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self._refuse(max(self.declared, start + len(raw_data)))
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+    def _refuse(self, size: int) -> None:
+        self.refusal = _too_large(size, self.limit)
+        raise SkipFile
+
+
+def upload_size_refusal(request: Any) -> AudienceError | None:
+    """Why :class:`UploadSizeLimit` refused the request's file, if it did."""
+    for handler in request.upload_handlers:
+        if isinstance(handler, UploadSizeLimit) and handler.refusal is not None:
+            return handler.refusal
+    return None
 
 
 # ---- reading rows -------------------------------------------------------------------------------

@@ -140,10 +140,17 @@ class BulkJobForm(BulkTargetForm):
         required=False,
     )
 
+    def __init__(self, *args: Any, upload_refusal: Exception | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The file was refused while it arrived (UploadSizeLimit): why, instead of "choose one".
+        self.upload_refusal = upload_refusal
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         source = cleaned.get("source")
-        if source == FILE and not cleaned.get("file"):
+        if source == FILE and self.upload_refusal is not None:
+            self.add_error(None, str(self.upload_refusal))
+        elif source == FILE and not cleaned.get("file"):
             self.add_error("file", _("Choose a file."))
         if source == PASTE and not (cleaned.get("text") or "").strip():
             self.add_error("text", _("Paste the OpenIDs."))

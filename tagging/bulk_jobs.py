@@ -223,11 +223,16 @@ READ_AHEAD_BATCHES = 50
 
 
 def _checkpoint(run: ShardRun, advance: int, outcome: BatchOutcome) -> None:
+    # Not durable (ShardRun.advance says what that means): a checkpoint lost with a crashed
+    # database server only means its batches are sent again, and tagging the same OpenIDs again
+    # changes nothing on either platform; the counts went back with the position.
     if not outcome.failures:
-        run.advance(advance=advance, done=outcome.done)
+        run.advance(advance=advance, done=outcome.done, durable=False)
         return
     # The failed OpenIDs are recorded in the checkpoint's transaction: both or neither.
-    with run.checkpoint(advance=advance, done=outcome.done, failed=len(outcome.failures)):
+    with run.checkpoint(
+        advance=advance, done=outcome.done, failed=len(outcome.failures), durable=False
+    ):
         JobItemFailure.objects.bulk_create(
             JobItemFailure(
                 job=run.job,

@@ -143,13 +143,19 @@ class ShardRun:
 
     @contextmanager
     def checkpoint(
-        self, *, advance: int, done: int = 0, failed: int = 0, state: dict[str, Any] | None = None
+        self,
+        *,
+        advance: int,
+        done: int = 0,
+        failed: int = 0,
+        state: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> Iterator[None]:
         """Record a processed batch: move the position on and add the counts, atomically.
 
         Whatever the caller does inside the ``with`` block (recording failed items) commits
         together with the checkpoint or not at all. Raises :class:`LeaseLost` (and rolls back)
-        when the shard is no longer ours.
+        when the shard is no longer ours. ``durable=False``: see :meth:`advance`.
         """
         with transaction.atomic():
             if state is None:
@@ -160,8 +166,11 @@ class ShardRun:
                     done=done,
                     failed=failed,
                     expires=self._new_expiry(),
+                    durable=durable,
                 )
             else:
+                if not durable:
+                    _relax_commit()
                 updated = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
                     position=F("position") + advance,
                     done=F("done") + done,
@@ -179,10 +188,26 @@ class ShardRun:
         if state is not None:
             self.shard.state = state
 
-    def advance(self, *, advance: int, done: int = 0, failed: int = 0) -> None:
+    def advance(
+        self, *, advance: int, done: int = 0, failed: int = 0, durable: bool = True
+    ) -> None:
         """:meth:`checkpoint` for a batch with nothing else to record: one fenced statement,
         atomic by itself, without a transaction around it (two round trips fewer per batch).
-        Raises :class:`LeaseLost` when the shard is no longer ours."""
+        Raises :class:`LeaseLost` when the shard is no longer ours.
+
+        ``durable=False`` is for kinds whose batches may be sent twice (idempotent calls): on
+        PostgreSQL the commit then does not wait for its WAL to reach the disk
+        (``synchronous_commit`` off for this transaction only), which was most of a batch's
+        time. It stays atomic, fenced, and visible to every other worker at once; only a crash
+        of the database server itself may lose the last checkpoints (at most three times
+        ``wal_writer_delay``, 0.6 s by default), and the database then comes back as it was
+        before them: position, counts, failed items and lease expiry together. Those batches
+        are sent again and counted once, since the counts went back with the position. No
+        batch is in flight on two workers meanwhile: the worker's next checkpoint fails (the
+        server went away), and the lease that came back is shorter by those 0.6 s at most, far
+        less than a lease outlasts a call. SQLite (WAL, ``synchronous=NORMAL``) never waits
+        for the disk on commit, so there it changes nothing.
+        """
         updated = _advance(
             shard_id=self.shard.pk,
             owner=self.owner,
@@ -190,6 +215,7 @@ class ShardRun:
             done=done,
             failed=failed,
             expires=self._new_expiry(),
+            durable=durable,
         )
         if not updated:
             self.stop_reason = StopReason.LEASE_LOST
@@ -215,8 +241,48 @@ class ShardRun:
         self.stop_reason = StopReason.JOB_STOPPED
 
 
+def _relax_commit() -> None:
+    """Let the current transaction commit without waiting for the disk (PostgreSQL only)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+_ADVANCE_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _advance_sql(durable: bool) -> str:
+    """The checkpoint's statement for this database, built once per process."""
+    key = (connection.vendor, durable)
+    sql = _ADVANCE_SQL.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        table = quote(JobShard._meta.db_table)
+        position, done, failed = quote("position"), quote("done"), quote("failed")
+        relaxed = ""
+        if not durable and connection.vendor == "postgresql":
+            # SET LOCAL as part of the statement itself: it holds for the statement's own
+            # implicit transaction, so the checkpoint stays one round trip.
+            relaxed = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+        sql = (
+            f"UPDATE {table} SET {position} = {position} + %s, "  # noqa: S608
+            f"{done} = {done} + %s, {failed} = {failed} + %s, "
+            f"{quote('lease_expires_at')} = %s{relaxed} "
+            f"WHERE {table}.{quote('id')} = %s AND {table}.{quote('lease_owner')} = %s"
+        )
+        _ADVANCE_SQL[key] = sql
+    return sql
+
+
 def _advance(
-    *, shard_id: int, owner: str, advance: int, done: int, failed: int, expires: datetime
+    *,
+    shard_id: int,
+    owner: str,
+    advance: int,
+    done: int,
+    failed: int,
+    expires: datetime,
+    durable: bool = True,
 ) -> int:
     """The checkpoint's fenced update, as one prepared statement.
 
@@ -224,18 +290,9 @@ def _advance(
     query building cost eight times the statement itself (0.36 ms against 0.05 ms of CPU on
     SQLite), which was most of what a worker spent besides the platform call.
     """
-    quote = connection.ops.quote_name
-    table = quote(JobShard._meta.db_table)
-    columns = {name: quote(name) for name in ("position", "done", "failed")}
-    sql = (
-        f"UPDATE {table} SET {columns['position']} = {columns['position']} + %s, "  # noqa: S608
-        f"{columns['done']} = {columns['done']} + %s, "
-        f"{columns['failed']} = {columns['failed']} + %s, "
-        f"{quote('lease_expires_at')} = %s WHERE {quote('id')} = %s AND {quote('lease_owner')} = %s"
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
+            _advance_sql(durable),
             [
                 advance,
                 done,

@@ -145,3 +145,58 @@ def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
     retry = Job.objects.exclude(pk=job.pk).get()
     assert created["Location"] == reverse("admin:console_job_change", args=[retry.pk])
     assert (retry.parent, retry.total) == (job, 1)
+
+
+@pytest.mark.parametrize(
+    ("fields_limit", "stored_at_most"),
+    [
+        (None, 200_000),  # counted as it arrives: stopped at the limit
+        (10_000, 0),  # CONTENT_LENGTH alone proves it too large: not one byte stored
+    ],
+)
+def test_a_file_over_the_limit_is_stopped_while_it_arrives(
+    client, editor, tag, settings, monkeypatch, fields_limit, stored_at_most
+):
+    from django.core.files import uploadhandler
+
+    settings.BULK_UPLOAD_MAX_BYTES = 200_000
+    if fields_limit is not None:
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = fields_limit
+    stored: list[int] = []
+    for handler in (
+        uploadhandler.MemoryFileUploadHandler,
+        uploadhandler.TemporaryFileUploadHandler,
+    ):
+        original = handler.receive_data_chunk
+
+        def counting(self, raw_data, start, original=original):
+            stored.append(len(raw_data))
+            return original(self, raw_data, start)
+
+        monkeypatch.setattr(handler, "receive_data_chunk", counting)
+    lines = "\r\n".join(oid(n) for n in range(40_000)).encode()  # 1.1 MB
+    assert len(lines) > 1_000_000
+
+    response = logged_in(client, editor).post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, lines)
+    )
+
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert "file" not in form.errors  # not "choose a file": the reason instead
+    [message] = form.non_field_errors()
+    assert "0.2" in message and "1.1" in message  # the limit and the size, in MB
+    assert message in response.content.decode()
+    assert sum(stored) <= stored_at_most
+    assert not BulkAudience.objects.exists()
+
+
+def test_the_upload_page_still_checks_the_csrf_token(editor, tag):
+    from django.test import Client
+
+    client = logged_in(Client(enforce_csrf_checks=True), editor)
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, oid(1).encode())
+    )
+    assert response.status_code == 403
+    assert not BulkAudience.objects.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 
@@ -224,3 +225,42 @@ def test_targets_and_sizes_are_checked_before_anything_is_created(
         )
     assert untag.value.code == "no_untag"
     assert not Job.objects.exists()
+
+
+def test_a_clean_batch_costs_exactly_one_statement_its_checkpoint(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    """Between two platform calls of a fault-free run, the worker runs one SQL statement: the
+    fenced checkpoint (no transaction around it, no lease renewal, no status read)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import tagging.bulk_jobs as bulk_jobs
+
+    settings.JOBS_STATUS_CHECK_SECONDS = 3600  # the time-based status read stays out of it
+    openids = [oid(n) for n in range(300, 300 + 12 * 20)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+    queries_at_call: list[int] = []
+    real_sender_for = bulk_jobs.sender_for
+
+    def counting_sender_for(spec):
+        send = real_sender_for(spec)
+
+        def counted(batch):
+            queries_at_call.append(len(context.captured_queries))
+            return send(batch)
+
+        return counted
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", counting_sender_for)
+    with CaptureQueriesContext(connection) as context:
+        drain(job)
+
+    assert len(queries_at_call) == 12
+    between_calls = [b - a for a, b in itertools.pairwise(queries_at_call)]
+    assert between_calls == [1] * 11
+    checkpoints = [context.captured_queries[n - 1]["sql"] for n in queries_at_call[1:]]
+    assert all(sql.startswith('UPDATE "console_jobshard" SET "position"') for sql in checkpoints)
+    assert job.progress().done == len(openids)

@@ -335,12 +335,20 @@ class PlatformClient:
         began = time.perf_counter()
         try:
             try:
-                response = http_session().request(
+                session = http_session()
+                # Session.request would merge the session's cookies, auth, params and
+                # environment into every request (cookie jars built and merged twice): a fifth
+                # of the client's own time per call. These APIs use none of them, so the request
+                # is prepared with the session's headers alone and sent on the session's pool.
+                prepared = requests.Request(
                     endpoint.method,
                     f"{self.base_url}{endpoint.path}{path_suffix}",
                     params=query or None,
                     data=data,
-                    headers=headers,
+                    headers={**session.headers, **headers},
+                ).prepare()
+                response = session.send(
+                    prepared,
                     timeout=(self.timeouts.connect, self.timeouts.read),
                     **environment_settings(self.base_url),
                 )

@@ -17,7 +17,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, ShardRun, register_job_kind
-from console.models import Job
+from console.models import OPEN_JOB_STATUSES, Job
 from tagging.models import StrategyPull
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
@@ -53,7 +53,9 @@ def run_pull_shard(run: ShardRun) -> None:
         return
     try:
         _plan, result = pull_and_apply(
-            app=app, actor=Actor.system(source=AuditSource.PLATFORM, detail=f"job {run.job.pk}")
+            app=app,
+            actor=Actor.system(source=AuditSource.PLATFORM, detail=f"job {run.job.pk}"),
+            before_call=run.ensure_lease,
         )
     except PlatformError as error:
         with run.checkpoint(advance=1, failed=1):
@@ -70,9 +72,13 @@ def run_pull_shard(run: ShardRun) -> None:
 
 
 def strategy_pull_scheduled(app_id: int) -> None:
-    """The schedule's task: a pull job for the app."""
+    """The schedule's task: a pull job for the app, unless one is still open (a stopped worker
+    must not leave a pile of pulls of the same app to run at once)."""
     app = WeComApp.objects.filter(pk=app_id).first()
-    if app is not None:
+    still_open = Job.objects.filter(
+        kind=PULL_KIND, target_id=str(app_id), status__in=OPEN_JOB_STATUSES
+    ).exists()
+    if app is not None and not still_open:
         strategy_pull_job_create(
             app=app, actor=Actor.system(source=AuditSource.PLATFORM, detail="schedule")
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -75,11 +75,20 @@ class Snapshot:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def strategy_pull_fetch(app: WeComApp) -> Snapshot:
-    """Everything WeCom has for the app: strategies (paged), then all groups in one call."""
+def strategy_pull_fetch(
+    app: WeComApp, *, before_call: Callable[[], None] | None = None
+) -> Snapshot:
+    """Everything WeCom has for the app: strategies (paged), then all groups in one call.
+
+    ``before_call`` runs before each platform call: a job renews its lease there, so a corp
+    with many strategies never outlives it.
+    """
+    before_call = before_call or (lambda: None)
     client = wecom_client(app)
     strategies = []
+    before_call()
     for strategy_id in client.strategy_ids():
+        before_call()
         strategy = client.strategy_get(strategy_id)
         strategies.append(
             RemoteStrategy(
@@ -89,6 +98,7 @@ def strategy_pull_fetch(app: WeComApp) -> Snapshot:
             )
         )
     groups, tags = [], []
+    before_call()
     for group in client.strategy_tag_list():
         groups.append(
             RemoteGroup(
@@ -671,10 +681,12 @@ def pull_apply(
     return _settle(app, plan, applied, conflicts, actor=actor, choices=choices or {})
 
 
-def pull_and_apply(*, app: WeComApp, actor: Actor) -> tuple[Plan, ApplyResult]:
+def pull_and_apply(
+    *, app: WeComApp, actor: Actor, before_call: Callable[[], None] | None = None
+) -> tuple[Plan, ApplyResult]:
     """What the schedule and ``wecom_pull`` do: plan and apply at once; conflicts wait."""
     try:
-        snapshot = strategy_pull_fetch(app)
+        snapshot = strategy_pull_fetch(app, before_call=before_call)
     except PlatformError as error:
         _record_pull(app, ok=False, message=error.explanation)
         raise

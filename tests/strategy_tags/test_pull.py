@@ -296,11 +296,47 @@ def test_the_scheduled_pull_runs_as_a_job(app, sandbox, django_capture_on_commit
     assert Schedule.objects.filter(name=f"tagging-strategy-pull-{app.pk}").exists()
     with django_capture_on_commit_callbacks(execute=False):
         strategy_pull_scheduled(app.pk)
+        strategy_pull_scheduled(app.pk)  # the worker is behind: no second pull piles up
     job = Job.objects.get(kind="tagging.strategy_pull")
     job_run_shard(shard_id=job.shards.get().pk, worker="test")
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     assert console_tree(app) == wecom_tree(sandbox)
+    with django_capture_on_commit_callbacks(execute=False):
+        strategy_pull_scheduled(app.pk)
+    assert Job.objects.filter(kind="tagging.strategy_pull").count() == 2, "the next one, later"
+
+
+def test_a_long_pull_renews_its_lease_before_each_call(app, sandbox, settings):
+    """A corp with many strategies must not outlive the job's lease: before each platform call
+    the pull renews the lease when what is left could be too short (here: always)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from console.audit import Actor
+    from console.jobs.services import job_run_shard
+    from console.models import JobStatus
+    from tagging.strategy_jobs import strategy_pull_job_create
+
+    job = strategy_pull_job_create(app=app, actor=Actor.system())
+    settings.JOBS_LEASE_SECONDS = 1  # shorter than any call could take: renew before each
+    sandbox.reset_stats()
+    with CaptureQueriesContext(connection) as queries:
+        job_run_shard(shard_id=job.shards.get().pk, worker="test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE, job.status_message
+    renewals = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].startswith('UPDATE "console_jobshard" SET "lease_expires_at"')
+    ]
+    platform_calls = sum(
+        count
+        for name, count in sandbox.stats().items()
+        if name.startswith("wecom /cgi-bin/externalcontact/")
+    )
+    assert platform_calls >= 3, sandbox.stats()
+    assert len(renewals) >= platform_calls
 
 
 def test_the_plan_reads_every_pending_field_whatever_the_sync_state(imported):

@@ -124,13 +124,16 @@ def test_tags_only_under_first_level_strategies(imported, sandbox, actor):
     assert calls(sandbox, "add_strategy_tag") == 0
 
 
-def test_the_corp_tag_limit_is_checked_against_what_the_console_knows(
-    imported, sandbox, actor, monkeypatch
-):
-    from tagging import strategy_services
-
+def test_the_corp_tag_limit_is_checked_against_what_the_console_knows(imported, sandbox, actor):
+    # The console knows of 9,999 tags of the corp: adding two is refused before any call.
+    group = group_named(imported, "客户等级")
     known = Tag.objects.filter(app=imported).count()
-    monkeypatch.setattr(strategy_services, "corp_tag_count", lambda app: 10_000 - 1)
+    Tag.objects.bulk_create(
+        Tag(app=imported, group=group, wecom_id=f"etfill{n}", name=f"填充{n}", order=0)
+        for n in range(10_000 - 1 - known)
+    )
+    known = Tag.objects.filter(app=imported).count()
+    assert known == 10_000 - 1
     with pytest.raises(ValidationError) as caught:
         tag_group_create(
             strategy=first_level(imported),
@@ -140,6 +143,7 @@ def test_the_corp_tag_limit_is_checked_against_what_the_console_knows(
         )
     assert "at most 10000 tags" in caught.value.message_dict["tags"][0]
     assert Tag.objects.filter(app=imported).count() == known
+    assert calls(sandbox, "add_strategy_tag") == 0
 
 
 def test_the_platform_limit_refusal_saves_nothing_and_says_why(imported, sandbox, actor):

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -169,6 +170,8 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
+        if not object_id.isdigit():
+            raise Http404
         return self.start_view(request, int(object_id))
 
     def start_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -234,9 +237,10 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     # --- retry failed only ---------------------------------------------------------------------
 
     def retry_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
-        job = get_object_or_404(Job, pk=job_id, kind=KIND)
+        # Permission first: who may not start jobs learns nothing about which exist.
         if not self.has_add_permission(request):
             raise PermissionDenied
+        job = get_object_or_404(Job, pk=job_id, kind=KIND)
         retryable = job.failures.filter(retryable=True).count()
         if request.method == "POST":
             try:

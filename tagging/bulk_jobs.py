@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
@@ -254,7 +255,15 @@ def run_bulk_shard(run: ShardRun) -> None:
     it hid on SQLite, and gained little on PostgreSQL, so the loop stays sequential.
     """
     spec = BulkSpec.from_params(run.job.params)
-    send = sender_for(spec)
+    try:
+        send = sender_for(spec)
+    except ObjectDoesNotExist:
+        # The account or bot was deleted after the job was started: no batch can pass.
+        with translation.override(settings.LANGUAGE_CODE):
+            run.fail_job(
+                message=gettext("The Official Account or chatbot of this job was deleted.")
+            )
+        return
     window = _Window(spec.audience_id, READ_AHEAD_BATCHES)
     # Failure sentences in the console's language: the worker has no request to take one from.
     with translation.override(settings.LANGUAGE_CODE):

@@ -136,9 +136,20 @@ def bulk_job_target(job: Job) -> Target:
     """What a bulk job works on, as ``bulk_job_start`` takes it."""
     spec = BulkSpec.from_params(job.params)
     if spec.platform == WECHAT:
-        return OfficialAccountTag.objects.get(account_id=spec.account_id, tag_id=spec.tag_id)
+        tag = OfficialAccountTag.objects.filter(
+            account_id=spec.account_id, tag_id=spec.tag_id
+        ).first()
+        if tag is None:
+            raise ValidationError(
+                _("The tag of this job no longer exists in the console; pull the tags first."),
+                code="target_gone",
+            )
+        return tag
+    bot = ChatbotBot.objects.filter(pk=spec.bot_id).first()
+    if bot is None:
+        raise ValidationError(_("The chatbot of this job no longer exists."), code="target_gone")
     return BotLabel(
-        bot=ChatbotBot.objects.get(pk=spec.bot_id),
+        bot=bot,
         category=spec.category,
         label=spec.label,
         desc=spec.desc,

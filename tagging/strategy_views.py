@@ -136,8 +136,9 @@ class StrategyTreeView(View):
         if not request.user.has_perm("tagging.view_tag"):
             raise PermissionDenied
         app = get_object_or_404(WeComApp, pk=app_id)
-        strategy_id = request.GET.get("strategy")
-        tree = strategy_tree(app, strategy_id=int(strategy_id) if strategy_id else None)
+        strategy_id = request.GET.get("strategy", "")
+        # A hand-edited ?strategy= that is not a number shows the first strategy, not an error.
+        tree = strategy_tree(app, strategy_id=int(strategy_id) if strategy_id.isdigit() else None)
         query = request.GET.get("q", "").strip()
         can_edit = _can_edit(request)
         pull = StrategyPull.objects.filter(app=app).first()

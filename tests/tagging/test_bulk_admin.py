@@ -147,6 +147,51 @@ def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
     assert (retry.parent, retry.total) == (job, 1)
 
 
+def test_retry_after_the_tag_was_deleted_is_explained_not_a_crash(client, editor, tag, sandbox):
+    from wecom.sandbox import DEMO
+
+    full = oid(60)
+    for number in range(20):
+        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满{number}")
+        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+    client = logged_in(client, editor)
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(61)}".encode())
+    )
+    page = client.get(response["Location"])
+    client.post(response["Location"], dict(page.context["form"].data.items()))
+    job = drain(Job.objects.get())
+    OfficialAccountTag.objects.filter(pk=tag.pk).delete()  # gone at the next pull of tags
+
+    answer = client.post(
+        reverse("admin:tagging_bulk_retry", args=[job.pk]), follow=True, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert answer.status_code == 200
+    assert "no longer exists" in answer.content.decode()
+    assert Job.objects.count() == 1
+
+
+def test_a_job_whose_account_was_deleted_stops_with_a_sentence(client, editor, tag, sandbox):
+    from wecom.models import OfficialAccount
+
+    client = logged_in(client, editor)
+    response = client.post(
+        reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{oid(70)}".encode())
+    )
+    page = client.get(response["Location"])
+    client.post(response["Location"], dict(page.context["form"].data.items()))
+    job = Job.objects.get()
+    OfficialAccount.objects.filter(pk=tag.account_id).delete()
+    job = drain(job)
+    assert job.status == JobStatus.FAILED
+    assert "删除" in job.status_message
+
+
+def test_hand_edited_ids_in_bulk_urls_are_not_found(client, editor):
+    client = logged_in(client, editor)
+    assert client.get("/admin/tagging/bulkaudience/abc/change/").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("fields_limit", "stored_at_most"),
     [

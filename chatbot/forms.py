@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from chatbot.answers import (
     KIND_LABELS,
@@ -175,11 +175,16 @@ class SkillForm(forms.ModelForm):
             if pushed and not cleaned.get("leftover_confirmed"):
                 self.add_error(
                     "leftover_confirmed",
-                    gettext(
+                    ngettext(
+                        "One reply of this skill is on the dialogue platform under the name "
+                        "“%(name)s”. The platform has no delete call: after renaming, that entry "
+                        "stays there and goes on answering until you remove it in the platform "
+                        "yourself.",
                         "%(count)d replies of this skill are on the dialogue platform under the "
                         "name “%(name)s”. The platform has no delete call: after renaming, those "
                         "entries stay there and go on answering until you remove them in the "
-                        "platform yourself."
+                        "platform yourself.",
+                        pushed,
                     )
                     % {"count": pushed, "name": self.instance.name},
                 )

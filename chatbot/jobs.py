@@ -30,7 +30,10 @@ def run_push_shard(run: ShardRun) -> None:
 
     job = run.job
     ids: list[int] = list(job.params.get("reply_ids", []))
-    bot = ChatbotBot.objects.get(pk=job.params["bot_id"])
+    bot = ChatbotBot.objects.filter(pk=job.params["bot_id"]).first()
+    if bot is None:
+        run.fail_job(message=gettext("The chatbot was deleted; nothing more was pushed."))
+        return
     client = bot_client(bot)
     if isinstance(client, PushOutcome):
         run.fail_job(message=client.message)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from chatbot.answers import Answer, TextAnswer, validate_answer, validate_questions
 from chatbot.crypto import CryptoError
@@ -420,7 +420,11 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
             )
         return job_create(
             kind=KIND,
-            title=gettext("Push %(count)d changed replies of %(bot)s")
+            title=ngettext(
+                "Push %(count)d changed reply of %(bot)s",
+                "Push %(count)d changed replies of %(bot)s",
+                len(ids),
+            )
             % {"count": len(ids), "bot": bot.name},
             total=len(ids),
             shards=shard_ranges(total=len(ids), shard_size=SHARD_SIZE),

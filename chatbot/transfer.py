@@ -26,6 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.answers import (
@@ -404,6 +405,10 @@ def replies_import(
             changed.append((reply, changes))
     created = AutoReply.objects.bulk_create(new_replies, batch_size=500)
     if changed:
+        # bulk_update does not run auto_now: the import is what changed these replies.
+        now = timezone.now()
+        for reply, _changes in changed:
+            reply.updated_at = now
         AutoReply.objects.bulk_update(
             [reply for reply, _changes in changed],
             ["questions", "content", "managerid", "sync_state", "updated_at"],

@@ -94,6 +94,20 @@ def test_a_broken_token_stops_the_job_at_the_first_reply(sandbox, skill, actor):
     assert sandbox.total_calls() == 1
 
 
+def test_a_bot_deleted_while_its_push_waits_stops_the_job_with_a_sentence(sandbox, skill, actor):
+    make_replies(skill, actor, 2)
+    job = replies_push_changed(bot=skill.bot, actor=actor)
+    bot = skill.bot
+    skill.delete()  # a bot with skills cannot be deleted
+    bot.delete()
+    sandbox.reset_stats()
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "删除" in job.status_message
+    assert sandbox.total_calls() == 0
+
+
 def test_skills_push_wait_exits_0_only_when_every_reply_was_accepted(sandbox, skill, actor):
     make_replies(skill, actor, 3)
     out = io.StringIO()

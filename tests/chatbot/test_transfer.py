@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -11,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
+from django.utils import timezone, translation
 
 from chatbot.answers import answer_from_editor
 from chatbot.models import AutoReply, Skill, SyncState
@@ -150,7 +151,8 @@ def test_an_import_saves_accepted_rows_in_one_transaction_and_marks_them_changed
     demo_bot, actor, django_assert_max_num_queries
 ):
     replies_import(bot=demo_bot, records=[row(1)], actor=actor)
-    AutoReply.objects.update(sync_state=SyncState.IN_SYNC)
+    long_ago = timezone.now() - timedelta(days=3)
+    AutoReply.objects.update(sync_state=SyncState.IN_SYNC, updated_at=long_ago)
     records = [row(1, questions=["新问法"]), row(2), row(3, skillname="新技能"), row(4, title="")]
     with CaptureQueriesContext(connection) as captured:
         plan = replies_import(bot=demo_bot, records=records, actor=actor)
@@ -158,6 +160,7 @@ def test_an_import_saves_accepted_rows_in_one_transaction_and_marks_them_changed
     sql = [q["sql"] for q in captured.captured_queries]
     assert sum(1 for s in sql if s.startswith("SAVEPOINT") or s == "BEGIN") <= 1
     assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.CHANGED}
+    assert AutoReply.objects.get(title="问题 1").updated_at > long_ago, "the change time moves"
     assert Skill.objects.filter(name="新技能").exists()
     entry = LogEntry.objects.filter(object_repr="问题 1").latest("pk")
     assert "新问法" in entry.change_message and "Imported from a file" in entry.change_message

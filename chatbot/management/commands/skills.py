@@ -21,7 +21,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, ngettext
 
 from chatbot.services import replies_push_changed
 from chatbot.transfer import (
@@ -123,11 +123,19 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(_("Dry run: nothing was saved."))
         if plan.count(REFUSED):
+            refused = plan.count(REFUSED)
             raise CommandError(
-                _("%(count)d rows were refused; the others were imported.")
-                % {"count": plan.count(REFUSED)}
+                ngettext(
+                    "%(count)d row was refused; the others were imported.",
+                    "%(count)d rows were refused; the others were imported.",
+                    refused,
+                )
+                % {"count": refused}
                 if not options["dry_run"]
-                else _("%(count)d rows would be refused.") % {"count": plan.count(REFUSED)},
+                else ngettext(
+                    "%(count)d row would be refused.", "%(count)d rows would be refused.", refused
+                )
+                % {"count": refused},
                 returncode=1,
             )
 

@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sandbox.reset_stats()
     sandbox.faults.add(FaultRule(platform="wechat", endpoint=endpoint, errcode=-1, rate=0.1))
     sandbox.faults.add(FaultRule(platform="wechat", endpoint=endpoint, drop=True, rate=0.02))
+    # Two drops for certain, whatever the draws: a short run still meets a lost connection.
+    sandbox.faults.add(FaultRule(platform="wechat", endpoint=endpoint, drop=True, times=2))
 
     workers = Workers(args.workers, env, work)
     started = time.monotonic()

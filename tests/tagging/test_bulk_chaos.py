@@ -30,6 +30,9 @@ def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
             "12",
             "--workers",
             "2",
+            # Reproducible platform faults; the kill times still vary with the machine.
+            "--seed",
+            "20261124",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -44,10 +47,10 @@ def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
     assert result["status"] == "done", summary
     assert result["kills"] >= 5, summary
     assert result["token_invalidations"] >= 3, summary
-    fired = {
-        rule["errcode"] if rule["errcode"] is not None else "drop": rule["fired"]
-        for rule in result["faults"]
-    }
+    fired: dict[object, int] = {}
+    for rule in result["faults"]:
+        kind = rule["errcode"] if rule["errcode"] is not None else "drop"
+        fired[kind] = fired.get(kind, 0) + rule["fired"]
     assert fired[-1] > 0 and fired["drop"] > 0, result["faults"]
     # Exact counts: every valid OpenID once, every bad one once, nothing counted twice.
     assert (result["total"], result["done"], result["failed"]) == (3012, 3000, 12), summary

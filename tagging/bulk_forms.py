@@ -6,13 +6,19 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tagging.bulk_jobs import TAG, UNTAG
 from tagging.bulk_services import BotLabel, Target
 from tagging.oa_models import OfficialAccountTag
 from wecom.models import ChatbotBot
-from wecom.rules import CHATBOT_BATCH_SIZE_MAX, OA_BATCH_SIZE_MAX
+from wecom.rules import (
+    OA_BATCH_SIZE_MAX,
+    validate_bulk_batch_size,
+    validate_bulk_operation,
+    validate_chatbot_label_text,
+)
 
 OA, BOT = "oa", "bot"
 FILE, PASTE, FOLLOWERS = "file", "paste", "tag"
@@ -74,23 +80,28 @@ class BulkTargetForm(forms.Form):
             if not cleaned.get("bot"):
                 self.add_error("bot", _("Choose the chatbot."))
             for name in ("category", "label", "desc"):
-                if not (cleaned.get(name) or "").strip():
-                    self.add_error(
-                        name, _("This field is required: the platform refuses an empty one.")
-                    )
-            if cleaned.get("operation") == UNTAG:
-                self.add_error(
-                    "operation",
-                    _(
-                        "The dialogue platform has no call to take a label away: only tagging is "
-                        "possible."
-                    ),
-                )
-        size = cleaned.get("batch_size")
-        limit = OA_BATCH_SIZE_MAX if kind == OA else CHATBOT_BATCH_SIZE_MAX
-        if size is not None and size > limit:
-            self.add_error("batch_size", _("At most %(limit)s.") % {"limit": limit})
+                self._check(name, validate_chatbot_label_text, cleaned.get(name) or "")
+        platform = "wechat" if kind == OA else "chatbot"
+        if cleaned.get("operation"):
+            self._check(
+                "operation",
+                lambda op: validate_bulk_operation(op, platform=platform),
+                cleaned["operation"],
+            )
+        if cleaned.get("batch_size") is not None:
+            self._check(
+                "batch_size",
+                lambda size: validate_bulk_batch_size(size, platform=platform),
+                cleaned["batch_size"],
+            )
         return cleaned
+
+    def _check(self, name: str, rule: Any, value: Any) -> None:
+        """The platform rule of wecom/rules.py, its message beside the field."""
+        try:
+            rule(value)
+        except ValidationError as error:
+            self.add_error(name, error)
 
     def target(self) -> Target:
         data = self.cleaned_data

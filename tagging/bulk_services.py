@@ -17,10 +17,13 @@ from tagging.bulk_audience import audience_from_openids
 from tagging.bulk_jobs import KIND, TAG, UNTAG, BulkSpec
 from tagging.bulk_models import BulkAudience
 from tagging.oa_models import OfficialAccountTag
-from wecom.clients.chatbot import _NOT_IN_XML
 from wecom.clients.errors import CHATBOT, WECHAT
 from wecom.models import ChatbotBot
-from wecom.rules import validate_bulk_batch_size
+from wecom.rules import (
+    validate_bulk_batch_size,
+    validate_bulk_operation,
+    validate_chatbot_label_text,
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,10 @@ Target = OfficialAccountTag | BotLabel
 def _check_label(target: BotLabel) -> None:
     errors = {}
     for name in ("category", "label", "desc"):
-        value = getattr(target, name)
-        if not value.strip():
-            errors[name] = _("This field is required: the platform refuses an empty one.")
-        elif _NOT_IN_XML.search(value):
-            errors[name] = _("This text contains a control character that cannot be sent.")
+        try:
+            validate_chatbot_label_text(getattr(target, name))
+        except ValidationError as error:
+            errors[name] = error.messages[0]
     if errors:
         raise ValidationError(errors)
 
@@ -72,14 +74,7 @@ def bulk_job_start(
         platform = CHATBOT
         size = batch_size or settings.BULK_CHATBOT_BATCH_SIZE
         _check_label(target)
-        if operation != TAG:
-            raise ValidationError(
-                _(
-                    "The dialogue platform has no call to take a label away: only tagging is "
-                    "possible."
-                ),
-                code="no_untag",
-            )
+    validate_bulk_operation(operation, platform=platform)
     if operation not in (TAG, UNTAG):
         raise ValidationError(_("Choose tag or untag."), code="operation")
     validate_bulk_batch_size(size, platform=platform)

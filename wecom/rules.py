@@ -199,6 +199,28 @@ def validate_bulk_batch_size(value: object, *, platform: str) -> None:
         )
 
 
+def validate_bulk_operation(operation: str, *, platform: str) -> None:
+    """Untagging exists for Official Account tags only: label/batchset has no unset call."""
+    if platform != "wechat" and operation != "tag":
+        raise ValidationError(
+            _("The dialogue platform has no call to take a label away: only tagging is possible."),
+            code="no_untag",
+        )
+
+
+def validate_chatbot_label_text(value: object) -> None:
+    """category, label or desc of label/batchset: required (the platform answers 1007), and
+    sendable inside the encrypted XML."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            _("This field is required: the platform refuses an empty one."), code="required"
+        )
+    if _forbidden_character(value, multiline=False):
+        raise ValidationError(
+            _("This text contains a control character that cannot be sent."), code="control"
+        )
+
+
 # Dialogue-platform auto-replies (seed 002, PLATFORM.md 4). The platform documents no lengths;
 # these are the console's own bounds, chosen from WeChat's message limits (a text bubble holds
 # about 2,000 characters, a news card a 64-character title and a 120-character digest, links up

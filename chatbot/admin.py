@@ -29,7 +29,12 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from chatbot.answers import KIND_LABELS, answer_to_editor
 from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
 from chatbot.models import AutoReply, Skill, SyncState
-from chatbot.selectors import leftover_warning, question_clashes, reply_clashes
+from chatbot.selectors import (
+    leftover_warning,
+    question_clashes,
+    reply_clashes,
+    skill_pushed_reply_count,
+)
 from chatbot.services import (
     replies_push_changed,
     reply_create,
@@ -37,6 +42,7 @@ from chatbot.services import (
     reply_push,
     reply_update,
     skill_create,
+    skill_delete,
     skill_rename,
 )
 from chatbot.transfer import export_csv, export_json, import_plan, read_file, replies_import
@@ -153,7 +159,12 @@ class SkillAdmin(ServiceSavedAdmin):
     def save_model(self, request: HttpRequest, obj: Skill, form: Any, change: bool) -> None:
         if change:
             skill = Skill.objects.get(pk=obj.pk)
-            skill_rename(skill=skill, name=form.cleaned_data["name"], actor=_actor(request))
+            skill_rename(
+                skill=skill,
+                name=form.cleaned_data["name"],
+                actor=_actor(request),
+                leftover_confirmed=bool(form.cleaned_data.get("leftover_confirmed")),
+            )
         else:
             skill = skill_create(
                 bot=form.cleaned_data["bot"], name=form.cleaned_data["name"], actor=_actor(request)
@@ -161,12 +172,8 @@ class SkillAdmin(ServiceSavedAdmin):
             obj.pk = obj.id = skill.pk
 
     def delete_model(self, request: HttpRequest, obj: Skill) -> None:
-        for reply in obj.replies.all():
-            reply_delete(reply=reply, actor=_actor(request), leftover_confirmed=True)
-        from console.audit import AuditAction, audit_record
-
-        audit_record(actor=_actor(request), obj=obj, action=AuditAction.DELETE)
-        obj.delete()
+        # The delete page said what stays on the platform before the user confirmed.
+        skill_delete(skill=obj, actor=_actor(request), leftover_confirmed=True)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -176,7 +183,7 @@ class SkillAdmin(ServiceSavedAdmin):
     def render_delete_form(self, request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
         skill = context.get("object")
         if skill is not None:
-            pushed = skill.replies.exclude(pushed_title="").count()
+            pushed = skill_pushed_reply_count(skill)
             if pushed:
                 context["leftover_warning"] = ngettext(
                     "%(count)d reply of this skill is on the dialogue platform. The platform has "

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.answers import (
     KIND_LABELS,
@@ -16,8 +16,8 @@ from chatbot.answers import (
     answer_to_editor,
 )
 from chatbot.models import AutoReply, Skill
-from chatbot.selectors import leftover_warning
-from chatbot.services import validate_skill_name
+from chatbot.selectors import leftover_warning, skill_pushed_reply_count
+from chatbot.services import skill_leftover_sentence, validate_skill_name
 from wecom import rules
 from wecom.models import ChatbotBot
 
@@ -171,22 +171,11 @@ class SkillForm(forms.ModelForm):
         cleaned = super().clean()
         name = cleaned.get("name")
         if self.instance.pk and name and name != self.instance.name:
-            pushed = self.instance.replies.exclude(pushed_title="").count()
+            pushed = skill_pushed_reply_count(self.instance)
             if pushed and not cleaned.get("leftover_confirmed"):
                 self.add_error(
                     "leftover_confirmed",
-                    ngettext(
-                        "One reply of this skill is on the dialogue platform under the name "
-                        "“%(name)s”. The platform has no delete call: after renaming, that entry "
-                        "stays there and goes on answering until you remove it in the platform "
-                        "yourself.",
-                        "%(count)d replies of this skill are on the dialogue platform under the "
-                        "name “%(name)s”. The platform has no delete call: after renaming, those "
-                        "entries stay there and go on answering until you remove them in the "
-                        "platform yourself.",
-                        pushed,
-                    )
-                    % {"count": pushed, "name": self.instance.name},
+                    skill_leftover_sentence(skill=self.instance, pushed=pushed),
                 )
         return cleaned
 

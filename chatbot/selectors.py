@@ -93,3 +93,9 @@ def replies_to_push(*, bot_id: int) -> QuerySet[AutoReply]:
         .exclude(sync_state=SyncState.IN_SYNC)
         .order_by("pk")
     )
+
+
+def skill_pushed_reply_count(skill: Skill) -> int:
+    """Replies of the skill that are on the platform under its name: renaming or deleting the
+    skill leaves them there (the platform has no delete call)."""
+    return skill.replies.exclude(pushed_title="").count()

@@ -19,7 +19,12 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from chatbot.answers import Answer, TextAnswer, validate_answer, validate_questions
 from chatbot.crypto import CryptoError
 from chatbot.models import AutoReply, Skill, SyncState
-from chatbot.selectors import QuestionClash, leftover_warning, reply_clashes
+from chatbot.selectors import (
+    QuestionClash,
+    leftover_warning,
+    reply_clashes,
+    skill_pushed_reply_count,
+)
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
 from wecom import rules
@@ -54,8 +59,13 @@ def skill_create(*, bot: ChatbotBot, name: str, actor: Actor) -> Skill:
 
 
 @transaction.atomic
-def skill_rename(*, skill: Skill, name: str, actor: Actor) -> Skill:
-    """Rename a skill; its replies need a push again (the platform keys them by skill name)."""
+@transaction.atomic
+def skill_rename(
+    *, skill: Skill, name: str, actor: Actor, leftover_confirmed: bool = False
+) -> Skill:
+    """Rename a skill; its replies need a push again (the platform keys them by skill name),
+    and the entries already pushed under the old name stay there: the caller must say it knows.
+    """
     name = name.strip()
     validate_skill_name(name)
     if name == skill.name:
@@ -65,12 +75,39 @@ def skill_rename(*, skill: Skill, name: str, actor: Actor) -> Skill:
             gettext("The chatbot has a skill named “%(name)s” already.") % {"name": name},
             code="skill_exists",
         )
+    pushed = skill_pushed_reply_count(skill)
+    if pushed and not leftover_confirmed:
+        raise LeftoverNotConfirmed(
+            skill_leftover_sentence(skill=skill, pushed=pushed), code="leftover"
+        )
     old = skill.name
     skill.name = name
     skill.save(update_fields=["name", "updated_at"])
     skill.replies.update(sync_state=SyncState.CHANGED)
     audit_record(actor=actor, obj=skill, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return skill
+
+
+def skill_leftover_sentence(*, skill: Skill, pushed: int) -> str:
+    return ngettext(
+        "One reply of this skill is on the dialogue platform under the name “%(name)s”. The "
+        "platform has no delete call: after renaming, that entry stays there and goes on "
+        "answering until you remove it in the platform yourself.",
+        "%(count)d replies of this skill are on the dialogue platform under the name "
+        "“%(name)s”. The platform has no delete call: after renaming, those entries stay there "
+        "and go on answering until you remove them in the platform yourself.",
+        pushed,
+    ) % {"count": pushed, "name": skill.name}
+
+
+@transaction.atomic
+def skill_delete(*, skill: Skill, actor: Actor, leftover_confirmed: bool) -> None:
+    """Delete a skill with its replies, each in the history; pushed ones stay on the platform,
+    which the caller confirms (the delete page says so)."""
+    for reply in skill.replies.all():
+        reply_delete(reply=reply, actor=actor, leftover_confirmed=leftover_confirmed)
+    audit_record(actor=actor, obj=skill, action=AuditAction.DELETE)
+    skill.delete()
 
 
 # ---- replies ------------------------------------------------------------------------------

@@ -110,6 +110,11 @@ class ImportRow:
     def status_label(self) -> str:
         return str(STATUS_LABELS[self.status])
 
+    @property
+    def changed_labels(self) -> list[str]:
+        """The changed fields as the user knows them ("similar questions"), not code names."""
+        return [str(AutoReply._meta.get_field(name).verbose_name) for name in self.changed_fields]
+
 
 @dataclass
 class ImportPlan:

@@ -143,6 +143,8 @@ def test_edits_are_reported_row_by_row_and_bad_rows_refused_with_reasons(demo_bo
     assert "must be a list of texts" in reasons[9]
     assert "Unknown field(s): colour" in reasons[10]
     assert plan.rows[1].changed_fields == ["content"]
+    with translation.override("zh-hans"):
+        assert plan.rows[1].changed_labels == ["回答"], "names a person reads, not code names"
     # Nothing is saved by a plan.
     assert AutoReply.objects.count() == 3
 

@@ -115,7 +115,7 @@ class Command(BaseCommand):
                 "where": where,
             }
             if row.changed_fields:
-                line += " (" + ", ".join(row.changed_fields) + ")"
+                line += " (" + ", ".join(row.changed_labels) + ")"
             self.stdout.write(line)
             for reason in row.reasons:
                 self.stdout.write(f"    {reason}")

@@ -61,6 +61,14 @@ def check_job_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
                 id="console.E102",
             )
         )
+    if not 0 <= settings.JOBS_CHECKPOINT_SECONDS <= 1:
+        errors.append(
+            Error(
+                "JOBS_CHECKPOINT_SECONDS must be between 0 and 1: it is how many seconds of "
+                "batches a killed worker's successor sends again.",
+                id="console.E103",
+            )
+        )
     return errors
 
 

@@ -302,6 +302,9 @@ JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=60)
 JOBS_SLICE_SECONDS = env.int("JOBS_SLICE_SECONDS", default=120)
 # How often a running shard looks whether its job was paused or cancelled.
 JOBS_STATUS_CHECK_SECONDS = env.float("JOBS_STATUS_CHECK_SECONDS", default=1.0)
+# Idempotent batches (bulk tagging) finished within this many seconds of each other share one
+# checkpoint statement; a killed worker's successor sends at most that much again.
+JOBS_CHECKPOINT_SECONDS = env.float("JOBS_CHECKPOINT_SECONDS", default=0.05)
 # Unexpected errors in a row after which a shard's job is stopped.
 JOBS_MAX_ERRORS = env.int("JOBS_MAX_ERRORS", default=5)
 # Shards the watchdog re-queues per run at most.

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -72,12 +72,17 @@ class ShardRun:
         self._slice_ends = time.monotonic() + settings.JOBS_SLICE_SECONDS
         self._lease_until = time.monotonic() + lease_seconds()
         self._status_checked = time.monotonic()
+        # Batches counted by advance(coalesce=True) and not yet written: position, done, failed.
+        self._unsaved = (0, 0, 0)
+        self._unsaved_durable = False
+        self._saved_at = time.monotonic()
 
     # --- where the shard stands --------------------------------------------------------------
 
     @property
     def position(self) -> int:
-        return self.shard.position
+        """Where the next batch starts: past every batch processed, written down or not yet."""
+        return self.shard.position + self._unsaved[0]
 
     @property
     def end(self) -> int:
@@ -85,7 +90,7 @@ class ShardRun:
 
     @property
     def remaining(self) -> int:
-        return max(self.shard.end - self.shard.position, 0)
+        return max(self.shard.end - self.position, 0)
 
     # --- whether to go on ----------------------------------------------------------------------
 
@@ -97,7 +102,7 @@ class ShardRun:
         """
         if self.stop_reason is not None:
             return False
-        if self.shard.position >= self.shard.end:
+        if self.position >= self.shard.end:
             self.stop_reason = StopReason.SHARD_DONE
             return False
         now = time.monotonic()
@@ -157,6 +162,10 @@ class ShardRun:
         together with the checkpoint or not at all. Raises :class:`LeaseLost` (and rolls back)
         when the shard is no longer ours. ``durable=False``: see :meth:`advance`.
         """
+        unsaved_advance, unsaved_done, unsaved_failed = self._unsaved
+        advance += unsaved_advance
+        done += unsaved_done
+        failed += unsaved_failed
         with transaction.atomic():
             if state is None:
                 updated = _advance(
@@ -179,17 +188,20 @@ class ShardRun:
                     state=state,
                 )
             if not updated:
-                self.stop_reason = StopReason.LEASE_LOST
-                raise LeaseLost(self.shard.pk)
+                self._lose_lease()
             yield
-        self.shard.position += advance
-        self.shard.done += done
-        self.shard.failed += failed
+        self._saved(advance, done, failed)
         if state is not None:
             self.shard.state = state
 
     def advance(
-        self, *, advance: int, done: int = 0, failed: int = 0, durable: bool = True
+        self,
+        *,
+        advance: int,
+        done: int = 0,
+        failed: int = 0,
+        durable: bool = True,
+        coalesce: bool = False,
     ) -> None:
         """:meth:`checkpoint` for a batch with nothing else to record: one fenced statement,
         atomic by itself, without a transaction around it (two round trips fewer per batch).
@@ -207,7 +219,31 @@ class ShardRun:
         server went away), and the lease that came back is shorter by those 0.6 s at most, far
         less than a lease outlasts a call. SQLite (WAL, ``synchronous=NORMAL``) never waits
         for the disk on commit, so there it changes nothing.
+
+        ``coalesce=True``, also for idempotent batches only: batches that follow each other
+        within ``JOBS_CHECKPOINT_SECONDS`` share one statement, written once that time has
+        passed since the last one, with the next :meth:`checkpoint`, or by :meth:`save` when
+        the slice ends. At a platform's real pace (the default rate limit is 20 calls a second,
+        and a call takes tens of milliseconds) every batch still gets its own; when batches
+        come faster, a worker killed between two statements has its last few dozen
+        milliseconds of batches sent again by the next one, counted once, as above.
         """
+        unsaved_advance, unsaved_done, unsaved_failed = self._unsaved
+        self._unsaved = (unsaved_advance + advance, unsaved_done + done, unsaved_failed + failed)
+        self._unsaved_durable = self._unsaved_durable or durable
+        if not coalesce or time.monotonic() - self._saved_at >= settings.JOBS_CHECKPOINT_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        """Write the batches :meth:`advance` has counted and not written yet, if any.
+
+        The core calls it when the kind's ``run_shard`` returns (the shard done, the slice
+        over, the job stopped or put on hold) or fails. Raises :class:`LeaseLost`: those
+        batches are then the next worker's to send and count.
+        """
+        advance, done, failed = self._unsaved
+        if not (advance or done or failed):
+            return
         updated = _advance(
             shard_id=self.shard.pk,
             owner=self.owner,
@@ -215,14 +251,26 @@ class ShardRun:
             done=done,
             failed=failed,
             expires=self._new_expiry(),
-            durable=durable,
+            durable=self._unsaved_durable,
         )
         if not updated:
-            self.stop_reason = StopReason.LEASE_LOST
-            raise LeaseLost(self.shard.pk)
+            self._lose_lease()
+        self._saved(advance, done, failed)
+
+    def _saved(self, advance: int, done: int, failed: int) -> None:
         self.shard.position += advance
         self.shard.done += done
         self.shard.failed += failed
+        self._unsaved = (0, 0, 0)
+        self._unsaved_durable = False
+        self._saved_at = time.monotonic()
+
+    def _lose_lease(self) -> NoReturn:
+        # What was counted and not written goes with the lease: the next worker sends it again.
+        self._unsaved = (0, 0, 0)
+        self._unsaved_durable = False
+        self.stop_reason = StopReason.LEASE_LOST
+        raise LeaseLost(self.shard.pk)
 
     # --- stopping the whole job ---------------------------------------------------------------
 

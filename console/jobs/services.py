@@ -270,6 +270,7 @@ def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
         kind = job_kind(job.kind)
         if shard.position < shard.end:
             kind.run_shard(run)
+        run.save()
     except LeaseLost:
         return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
     except UnknownJobKind:
@@ -281,6 +282,7 @@ def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
         # the watchdog, until it has failed too often in a row.
         logger.exception("job %s shard %s failed", job.pk, shard.index)
         name = type(error).__name__
+        _save_what_was_done(run)
         shard_release(shard=shard, owner=owner, errors=shard.errors + 1, last_error=name)
         if shard.errors + 1 >= settings.JOBS_MAX_ERRORS:
             job_fail(
@@ -295,6 +297,14 @@ def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
             )
         return SliceOutcome(claimed=True, error=name)
     return _end_slice(run)
+
+
+def _save_what_was_done(run: ShardRun) -> None:
+    """Write the batches done before an error, when the database still answers."""
+    try:
+        run.save()
+    except Exception:  # the lease is gone, or the error was the database's: sent again later
+        logger.warning("job %s shard %s: last batches not saved", run.job.pk, run.shard.index)
 
 
 def _end_slice(run: ShardRun) -> SliceOutcome:

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from console.jobs.services import job_run_shard, jobs_watchdog
-from console.models import Job, JobItemFailure, JobStatus, ShardStatus
+from console.models import Job, JobItemFailure, JobShard, JobStatus, ShardStatus
 from tagging.bulk_audience import audience_from_text
 from tagging.bulk_jobs import next_quota_reset
 from tagging.bulk_services import BotLabel, bulk_job_retry_failed, bulk_job_start
@@ -124,6 +124,72 @@ def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
     assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
+def test_a_job_put_on_hold_shows_the_coalesced_batches_done_before(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    import tagging.bulk_jobs as bulk_jobs
+
+    settings.JOBS_CHECKPOINT_SECONDS = 1  # nothing written before the quota runs out
+    openids = [oid(n) for n in range(300, 360)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+    real_sender_for = bulk_jobs.sender_for
+    calls: list[int] = []
+
+    def quota_at_third_call(spec):
+        send = real_sender_for(spec)
+
+        def sending(batch):
+            calls.append(len(batch))
+            if len(calls) == 3:
+                sandbox.faults.add(FaultRule(errcode=45009, endpoint=BATCH_TAGGING, times=1))
+            return send(batch)
+
+        return sending
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", quota_at_third_call)
+
+    job = drain(job)
+
+    assert job.status == JobStatus.WAITING
+    shard = job.shards.get()
+    assert (shard.position, shard.done) == (40, 40)
+
+
+def test_an_unexpected_error_keeps_the_coalesced_batches_done_before_it(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    import tagging.bulk_jobs as bulk_jobs
+
+    settings.JOBS_CHECKPOINT_SECONDS = 1
+    openids = [oid(n) for n in range(300, 400)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+    real_sender_for = bulk_jobs.sender_for
+    calls: list[int] = []
+
+    def failing_at_fourth_call(spec):
+        send = real_sender_for(spec)
+
+        def sending(batch):
+            calls.append(len(batch))
+            if len(calls) == 4:
+                raise RuntimeError("a bug")
+            return send(batch)
+
+        return sending
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", failing_at_fourth_call)
+
+    outcome = job_run_shard(shard_id=job.shards.get().pk, worker="test")
+
+    assert outcome.error == "RuntimeError"
+    shard = job.shards.get()
+    assert (shard.position, shard.done, shard.errors, shard.lease_owner) == (60, 60, 1, "")
+
+
 def test_45159_right_after_creating_a_tag_is_retried_once(
     sandbox, account, editor, actor, settings
 ):
@@ -227,21 +293,14 @@ def test_targets_and_sizes_are_checked_before_anything_is_created(
     assert not Job.objects.exists()
 
 
-def test_a_clean_batch_costs_exactly_one_statement_its_checkpoint(
-    sandbox, tag, editor, actor, settings, monkeypatch
-):
-    """Between two platform calls of a fault-free run, the worker runs one SQL statement: the
-    fenced checkpoint (no transaction around it, no lease renewal, no status read)."""
+def _statements_at_each_call(monkeypatch, job: Job) -> tuple[list[int], list[str]]:
+    """Run the job; how many SQL statements had run when each platform call went out, and
+    every statement of the run."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     import tagging.bulk_jobs as bulk_jobs
 
-    settings.JOBS_STATUS_CHECK_SECONDS = 3600  # the time-based status read stays out of it
-    openids = [oid(n) for n in range(300, 300 + 12 * 20)]
-    job = bulk_job_start(
-        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
-    )
     queries_at_call: list[int] = []
     real_sender_for = bulk_jobs.sender_for
 
@@ -257,10 +316,101 @@ def test_a_clean_batch_costs_exactly_one_statement_its_checkpoint(
     monkeypatch.setattr(bulk_jobs, "sender_for", counting_sender_for)
     with CaptureQueriesContext(connection) as context:
         drain(job)
+    return queries_at_call, [query["sql"] for query in context.captured_queries]
+
+
+CHECKPOINT_SQL = 'UPDATE "console_jobshard" SET "position"'
+
+
+def test_with_no_coalescing_a_clean_batch_costs_exactly_one_statement_its_checkpoint(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    """Between two platform calls of a fault-free run, the worker runs one SQL statement: the
+    fenced checkpoint (no transaction around it, no lease renewal, no status read)."""
+    settings.JOBS_STATUS_CHECK_SECONDS = 3600  # the time-based status read stays out of it
+    settings.JOBS_CHECKPOINT_SECONDS = 0  # a statement per batch
+    openids = [oid(n) for n in range(300, 300 + 12 * 20)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+
+    queries_at_call, statements = _statements_at_each_call(monkeypatch, job)
 
     assert len(queries_at_call) == 12
     between_calls = [b - a for a, b in itertools.pairwise(queries_at_call)]
     assert between_calls == [1] * 11
-    checkpoints = [context.captured_queries[n - 1]["sql"] for n in queries_at_call[1:]]
-    assert all(sql.startswith('UPDATE "console_jobshard" SET "position"') for sql in checkpoints)
+    checkpoints = [statements[n - 1] for n in queries_at_call[1:]]
+    assert all(sql.startswith(CHECKPOINT_SQL) for sql in checkpoints)
     assert job.progress().done == len(openids)
+
+
+def test_batches_within_the_checkpoint_interval_share_one_statement(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    """Coalesced, twelve clean batches cost no statement between calls and one checkpoint
+    when the slice ends, with every count."""
+    settings.JOBS_STATUS_CHECK_SECONDS = 3600
+    settings.JOBS_CHECKPOINT_SECONDS = 1  # longer than the whole run
+    openids = [oid(n) for n in range(300, 300 + 12 * 20)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+
+    queries_at_call, statements = _statements_at_each_call(monkeypatch, job)
+
+    assert len(queries_at_call) == 12
+    assert [b - a for a, b in itertools.pairwise(queries_at_call)] == [0] * 11
+    after_last_call = statements[queries_at_call[-1] :]
+    assert [sql for sql in after_last_call if sql.startswith(CHECKPOINT_SQL)] == [
+        after_last_call[0]
+    ]
+    shard = job.shards.get()
+    assert (shard.position, shard.done, shard.status) == (240, 240, ShardStatus.DONE)
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the worker catches it, nothing more is written."""
+
+
+def test_a_worker_killed_between_coalesced_checkpoints_has_its_batches_sent_again_once(
+    sandbox, tag, editor, actor, settings, monkeypatch
+):
+    import tagging.bulk_jobs as bulk_jobs
+
+    settings.JOBS_CHECKPOINT_SECONDS = 1
+    openids = [oid(n) for n in range(600, 600 + 10 * 20)]
+    job = bulk_job_start(
+        audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
+    )
+    real_sender_for = bulk_jobs.sender_for
+    sent: list[int] = []
+
+    def dying_sender_for(spec):
+        send = real_sender_for(spec)
+
+        def send_then_die(batch):
+            send(batch)
+            sent.append(len(batch))
+            if len(sent) == 6:
+                raise WorkerKilled
+
+        return send_then_die
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", dying_sender_for)
+    sandbox.reset_stats()
+    shard = job.shards.get()
+    with pytest.raises(WorkerKilled):
+        job_run_shard(shard_id=shard.pk, worker="doomed")
+    shard.refresh_from_db()
+    assert (shard.position, shard.done) == (0, 0)  # six batches tagged, none written down
+    assert sandbox.calls("wechat", BATCH_TAGGING) == 6
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", real_sender_for)
+    JobShard.objects.filter(pk=shard.pk).update(lease_expires_at=timezone.now())
+    job = drain(job)
+
+    assert job.status == JobStatus.DONE
+    progress = job.progress()
+    assert (progress.total, progress.done, progress.failed) == (200, 200, 0)
+    assert sandbox.calls("wechat", BATCH_TAGGING) == 6 + 10  # the six again, then the rest
+    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)

@@ -2,8 +2,9 @@
 
 A shard is a range of audience positions; it is sent batch by batch through the platform client
 (shared token, rate limit and retries), each batch checkpointed with its failed OpenIDs in one
-transaction. A batch the platform refuses because of one of its OpenIDs (40003, 49003, 45059;
-the platform does not say which) is split in halves until the bad ones stand alone, so the good
+transaction. A batch the platform refuses because of one of its OpenIDs (40003, 49003, 45059: the
+errcodes with an ``item`` in the client's registry, ``wecom/clients/errors.py``; the platform
+does not say which) is split in halves until the bad ones stand alone, so the good
 ones are still tagged. Sending a batch again is harmless (tagging is idempotent on both
 platforms), which is why a batch interrupted before its checkpoint is simply sent again.
 """
@@ -39,27 +40,11 @@ from wecom.connections import client_for
 KIND = "tagging.bulk"
 TAG = "tag"
 UNTAG = "untag"
-# Refusals caused by some OpenID of the batch: split the batch to find which.
-BISECT_ERRCODES = frozenset({40003, 49003, 45059})
 TAG_NOT_READY = 45159
 QUOTA_TIMEZONE = ZoneInfo("Asia/Shanghai")
 # Pauses between attempts at a batch that failed for a passing reason, after the client's own
 # retries; then the shard is let go and taken up again later.
 _OUTAGE_PAUSES = (1.0, 2.0, 4.0, 8.0, 15.0)
-
-# What each refusal means for the one OpenID it was narrowed down to.
-_ISOLATED = {
-    40003: _(
-        "The platform calls this OpenID invalid: it does not follow the Official Account "
-        "(any more)."
-    ),
-    49003: _("This OpenID belongs to another Official Account or mini program."),
-    45059: _(
-        "This follower has 20 tags already, the most the platform allows. Remove one of "
-        "them, then retry the failed OpenIDs."
-    ),
-}
-_RETRYABLE_ISOLATED = frozenset({45059})
 
 
 @dataclass(frozen=True)
@@ -143,19 +128,15 @@ def _send_batch(
             send(part)
         except PlatformError as error:
             code = error.errcode
-            if spec.platform == WECHAT and code in BISECT_ERRCODES:
+            if error.item is not None:
+                # One OpenID spoils the batch and the platform does not say which: halves.
                 parts.pop(0)
                 if len(part) > 1:
                     middle = len(part) // 2
                     parts[0:0] = [part[:middle], part[middle:]]
                 else:
                     outcome.failures.append(
-                        (
-                            part[0],
-                            str(code),
-                            str(_ISOLATED[code]) if code in _ISOLATED else str(error),
-                            code in _RETRYABLE_ISOLATED,
-                        )
+                        (part[0], str(code), str(error.item.reason), error.item.retryable)
                     )
                 continue
             if spec.platform == WECHAT and code == TAG_NOT_READY and not tag_retried:

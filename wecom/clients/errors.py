@@ -29,6 +29,17 @@ PLATFORM_NAMES: dict[str, Promise] = {
 
 
 @dataclass(frozen=True)
+class ItemRefusal:
+    """A list refused because of one of its items, which the platform does not name: the list
+    can be split until that item stands alone (bulk tagging does), and the rest goes through."""
+
+    # What the refusal means for that one item, as the person who sent the list reads it.
+    reason: Promise
+    # Another attempt may pass once the person has done something about it.
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
 class Errcode:
     explanation: Promise
     # Busy or throttled: the same call may succeed a little later.
@@ -37,6 +48,8 @@ class Errcode:
     token: bool = False
     # A quota that resets only tomorrow: stop, do not retry today.
     quota: bool = False
+    # Caused by one item of a list the call carried (an OpenID of a batch).
+    item: ItemRefusal | None = None
 
 
 _BUSY = Errcode(
@@ -104,7 +117,13 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
         _(
             "An OpenID in the list is not valid: it does not follow this Official Account. "
             "The platform does not say which one."
-        )
+        ),
+        item=ItemRefusal(
+            _(
+                "The platform calls this OpenID invalid: it does not follow the Official "
+                "Account (any more)."
+            )
+        ),
     ),
     (WECHAT, 40013): Errcode(_("The AppID is not valid. Check it in the credential.")),
     (WECHAT, 40032): Errcode(_("The list of OpenIDs is empty or too long (at most 50 per call).")),
@@ -129,7 +148,14 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
     (WECHAT, 45057): Errcode(_("This tag has more than 100,000 followers and cannot be deleted.")),
     (WECHAT, 45058): Errcode(_("Tags 0, 1 and 2 are reserved by the platform and cannot change.")),
     (WECHAT, 45059): Errcode(
-        _("A follower in the list has 20 tags already, the most a follower may have.")
+        _("A follower in the list has 20 tags already, the most a follower may have."),
+        item=ItemRefusal(
+            _(
+                "This follower has 20 tags already, the most the platform allows. Remove one "
+                "of them, then retry the failed OpenIDs."
+            ),
+            retryable=True,
+        ),
     ),
     (WECHAT, 45157): Errcode(_("A tag with this name exists already. Choose another name.")),
     (WECHAT, 45158): Errcode(_("The tag name is too long: at most 30 characters.")),
@@ -150,7 +176,10 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
     (WECHAT, 48001): Errcode(
         _("The Official Account is not authorised for this API (it may need to be verified).")
     ),
-    (WECHAT, 49003): Errcode(_("An OpenID in the list belongs to another Official Account.")),
+    (WECHAT, 49003): Errcode(
+        _("An OpenID in the list belongs to another Official Account."),
+        item=ItemRefusal(_("This OpenID belongs to another Official Account or mini program.")),
+    ),
     # Dialogue platform, seeds 000 and 002.
     (CHATBOT, -1): _BUSY,
     (CHATBOT, 1001): Errcode(_("The bot's TOKEN is not valid. Check it in the credential.")),
@@ -205,6 +234,7 @@ class PlatformError(Exception):
         retryable: bool = False,
         token_problem: bool = False,
         quota: bool = False,
+        item: ItemRefusal | None = None,
     ) -> None:
         self.platform = platform
         self.endpoint = endpoint
@@ -215,6 +245,7 @@ class PlatformError(Exception):
         self.retryable = retryable
         self.token_problem = token_problem
         self.quota = quota
+        self.item = item
         super().__init__(f"{platform} {endpoint}: errcode={errcode} errmsg={errmsg}")
 
     @property
@@ -256,6 +287,7 @@ class PlatformAPIError(PlatformError):
             retryable=info.retryable,
             token_problem=info.token,
             quota=info.quota,
+            item=info.item,
         )
 
 

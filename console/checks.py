@@ -69,6 +69,14 @@ def check_job_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
                 id="console.E103",
             )
         )
+    if settings.BULK_AUDIENCE_KEEP_DAYS < 2:
+        errors.append(
+            Error(
+                "BULK_AUDIENCE_KEEP_DAYS must be at least 2: a job may start on a list only up "
+                "to a day before it is deleted.",
+                id="console.E104",
+            )
+        )
     return errors
 
 

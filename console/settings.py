@@ -323,6 +323,9 @@ BULK_CHATBOT_BATCH_SIZE = env.int("BULK_CHATBOT_BATCH_SIZE", default=50)
 BULK_SHARD_SIZE = env.int("BULK_SHARD_SIZE", default=5000)
 # Seconds before a batch refused with 45159 (seen right after a tag is created) is sent again.
 BULK_45159_RETRY_SECONDS = env.float("BULK_45159_RETRY_SECONDS", default=10.0)
+# Days an uploaded or pasted list (its OpenIDs) is kept; a daily schedule deletes older ones that
+# no open job reads. Jobs keep their counts and failed OpenIDs.
+BULK_AUDIENCE_KEEP_DAYS = env.int("BULK_AUDIENCE_KEEP_DAYS", default=30)
 
 # --- Logging -----------------------------------------------------------------------------------
 

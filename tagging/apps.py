@@ -11,6 +11,12 @@ def _ensure_pull_schedules(**kwargs: Any) -> None:
     strategy_pull_schedules_ensure()
 
 
+def _ensure_purge_schedule(**kwargs: Any) -> None:
+    from tagging.bulk_retention import audiences_purge_schedule_ensure
+
+    audiences_purge_schedule_ensure()
+
+
 class TaggingConfig(AppConfig):
     name = "tagging"
     verbose_name = _("Customer tags")
@@ -20,6 +26,7 @@ class TaggingConfig(AppConfig):
         from wecom.models import WeComApp
 
         post_migrate.connect(_ensure_pull_schedules, sender=self)
+        post_migrate.connect(_ensure_purge_schedule, sender=self)
         post_save.connect(
             _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules"
         )

@@ -28,6 +28,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from console.jobs import JobKind, ShardRun, register_job_kind
 from console.models import Job, JobItemFailure
 from tagging.bulk_audience import audience_openids
+from tagging.bulk_models import BulkAudience
 from wecom.clients import (
     ChatbotClient,
     OfficialAccountClient,
@@ -273,7 +274,11 @@ def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
             (reverse("admin:tagging_bulk_retry", args=[job.pk]), gettext("Retry failed only"))
         )
     spec_audience = job.params.get("audience_id")
-    if spec_audience and user.has_perm("tagging.view_bulkaudience"):
+    if (
+        spec_audience
+        and user.has_perm("tagging.view_bulkaudience")
+        and BulkAudience.objects.filter(pk=spec_audience).exists()
+    ):
         actions.append(
             (
                 reverse("admin:tagging_bulkaudience_change", args=[spec_audience]),
@@ -283,6 +288,14 @@ def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
     return actions
 
 
+def bulk_job_detail_context(job: Job) -> dict[str, Any]:
+    audience_id = job.params.get("audience_id")
+    return {
+        "audience": BulkAudience.objects.filter(pk=audience_id).first() if audience_id else None,
+        "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS,
+    }
+
+
 def register() -> None:
     register_job_kind(
         JobKind(
@@ -290,6 +303,7 @@ def register() -> None:
             label=_("Bulk user tagging"),
             run_shard=run_bulk_shard,
             detail_template="admin/tagging/bulk_job_detail.html",
+            detail_context=bulk_job_detail_context,
             actions=bulk_job_actions,
         )
     )

@@ -16,6 +16,7 @@ from console.models import Job, JobItemFailure
 from tagging.bulk_audience import audience_from_openids
 from tagging.bulk_jobs import KIND, TAG, UNTAG, BulkSpec
 from tagging.bulk_models import BulkAudience
+from tagging.bulk_retention import audience_check_startable
 from tagging.oa_models import OfficialAccountTag
 from wecom.clients.errors import CHATBOT, WECHAT
 from wecom.models import ChatbotBot
@@ -67,6 +68,7 @@ def bulk_job_start(
     parent: Job | None = None,
 ) -> Job:
     """Start tagging (or untagging) every OpenID of ``audience`` in the background."""
+    audience_check_startable(audience=audience)
     if isinstance(target, OfficialAccountTag):
         platform = WECHAT
         size = batch_size or settings.BULK_OA_BATCH_SIZE

@@ -171,6 +171,7 @@ class JobAdmin(admin.ModelAdmin):
             "has_failures": progress.failed > 0 or job.failures.exists(),
             "kind_actions": kind.actions(job, request.user) if kind and kind.actions else [],
             "detail_template": kind.detail_template if kind else None,
+            **(kind.detail_context(job) if kind and kind.detail_context else {}),
             "children": job.children.order_by("-pk")[:10],
             **(extra_context or {}),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.utils.functional import Promise
 
@@ -24,6 +24,8 @@ class JobKind:
     run_shard: Callable[[ShardRun], None]
     # Included on the job's page under the progress bar, with `job` in its context.
     detail_template: str | None = None
+    # More context for that template (objects the job's params name).
+    detail_context: Callable[[Job], dict[str, Any]] | None = None
     # Extra links on the job's page: (url, label) pairs the user may follow.
     actions: Callable[[Job, AbstractBaseUser], list[tuple[str, str]]] | None = None
     # Called once, after the last shard is done.

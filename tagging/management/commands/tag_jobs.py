@@ -4,6 +4,7 @@ python manage.py tag_jobs list
 python manage.py tag_jobs show ID
 python manage.py tag_jobs pause ID | resume ID | cancel ID
 python manage.py tag_jobs failures ID > failed.csv
+python manage.py tag_jobs purge-audiences   # what the daily schedule does
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import csv
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, ngettext
 
 from console.audit import Actor
 from console.cli import terminal_language
@@ -22,6 +24,7 @@ from console.jobs.services import JobStateError, job_cancel, job_pause, job_resu
 from console.models import Job
 from tagging.bulk_cli import job_summary, progress_line
 from tagging.bulk_jobs import KIND
+from tagging.bulk_retention import audience_purge_expired
 
 LISTED = 30
 
@@ -35,10 +38,14 @@ class Command(BaseCommand):
         for name in ("show", "pause", "resume", "cancel", "failures"):
             action = actions.add_parser(name)
             action.add_argument("id", type=int)
+        actions.add_parser(
+            "purge-audiences",
+            help="delete the lists older than BULK_AUDIENCE_KEEP_DAYS that no open job reads",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with translation.override(terminal_language()):
-            getattr(self, f"_{options['action']}")(options)
+            getattr(self, "_" + options["action"].replace("-", "_"))(options)
 
     def _job(self, options: dict[str, Any]) -> Job:
         job = Job.objects.filter(pk=options["id"], kind=KIND).first()
@@ -95,3 +102,20 @@ class Command(BaseCommand):
         writer.writerow(["openid", "errcode", _("reason"), _("can be retried")])
         for row in job_failure_rows(job):
             writer.writerow(row)
+
+    def _purge_audiences(self, options: dict[str, Any]) -> None:
+        report = audience_purge_expired(
+            actor=Actor.command_line(command="tag_jobs purge-audiences")
+        )
+        self.stdout.write(
+            ngettext(
+                "Deleted %(count)s list older than %(days)s days (%(members)s OpenIDs).",
+                "Deleted %(count)s lists older than %(days)s days (%(members)s OpenIDs).",
+                report.audiences,
+            )
+            % {
+                "count": report.audiences,
+                "days": settings.BULK_AUDIENCE_KEEP_DAYS,
+                "members": report.members,
+            }
+        )

@@ -1,0 +1,130 @@
+"""Bulk audiences are deleted BULK_AUDIENCE_KEEP_DAYS after they were read, unless an open job
+still reads them; chunk by chunk, in the History, from the daily schedule or the CLI."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import DELETION, LogEntry
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.utils import timezone, translation
+from django_q.models import Schedule
+
+from console.audit import audit_context
+from console.jobs.services import job_pause
+from console.models import Job, JobStatus
+from tagging import bulk_retention
+from tagging.bulk_audience import audience_from_text
+from tagging.bulk_models import BulkAudience, BulkAudienceMember, BulkAudienceRefusal
+from tagging.bulk_retention import PURGE_SCHEDULE_NAME, PURGE_TASK, audience_purge_expired
+from tagging.bulk_services import bulk_job_start
+from tagging.oa_models import OfficialAccountTag
+from tagging.oa_services import oa_tags_pull
+from wecom.sandbox import DEMO
+from wecom.sandbox.demo import demo_openid
+
+pytestmark = pytest.mark.django_db
+
+
+def oid(n: int) -> str:
+    return demo_openid(DEMO.oa_openid_prefix, n)
+
+
+@pytest.fixture
+def tag(sandbox, account, actor) -> OfficialAccountTag:
+    oa_tags_pull(account=account, actor=actor)
+    return OfficialAccountTag.objects.get(name="新关注")
+
+
+def audience(editor, first: int, count: int, *, days_old: float = 0) -> BulkAudience:
+    made = audience_from_text(
+        text="\n".join([*(oid(n) for n in range(first, first + count)), "bad value"]),
+        user=editor,
+    )
+    BulkAudience.objects.filter(pk=made.pk).update(
+        created_at=timezone.now() - timedelta(days=days_old)
+    )
+    made.refresh_from_db()
+    return made
+
+
+def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
+    tag, editor, actor, settings, monkeypatch
+):
+    settings.BULK_AUDIENCE_KEEP_DAYS = 30
+    monkeypatch.setattr(bulk_retention, "DELETE_CHUNK", 7)  # 25 members: four chunks
+    old = audience(editor, 0, 25, days_old=31)
+    recent = audience(editor, 100, 5, days_old=29)
+    old_of_a_paused_job = audience(editor, 200, 5, days_old=2)
+    paused = bulk_job_start(audience=old_of_a_paused_job, target=tag, actor=actor)
+    job_pause(job=paused, actor=actor)
+    BulkAudience.objects.filter(pk=old_of_a_paused_job.pk).update(
+        created_at=timezone.now() - timedelta(days=40)
+    )
+    old_of_an_ended_job = audience(editor, 300, 5, days_old=2)
+    ended = bulk_job_start(audience=old_of_an_ended_job, target=tag, actor=actor)
+    Job.objects.filter(pk=ended.pk).update(status=JobStatus.DONE)
+    BulkAudience.objects.filter(pk=old_of_an_ended_job.pk).update(
+        created_at=timezone.now() - timedelta(days=40)
+    )
+
+    report = audience_purge_expired(actor=actor)
+
+    assert (report.audiences, report.members) == (2, 30)
+    left = set(BulkAudience.objects.values_list("pk", flat=True))
+    assert left == {recent.pk, old_of_a_paused_job.pk}
+    assert set(BulkAudienceMember.objects.values_list("audience", flat=True)) == left
+    assert set(BulkAudienceRefusal.objects.values_list("audience", flat=True)) == left
+    entries = LogEntry.objects.filter(action_flag=DELETION).order_by("object_id")
+    assert [int(entry.object_id) for entry in entries] == sorted([old.pk, old_of_an_ended_job.pk])
+    assert all(entry.user == editor for entry in entries)
+    with translation.override("en"):
+        assert "25 OpenIDs" in audit_context(entries[0]).note
+    # The ended job keeps its counts; its page says the list is gone.
+    assert Job.objects.get(pk=ended.pk).total == 5
+
+
+def test_a_job_cannot_start_on_a_list_about_to_be_deleted(tag, editor, actor, settings):
+    settings.BULK_AUDIENCE_KEEP_DAYS = 30
+    aging = audience(editor, 0, 5, days_old=29.5)
+
+    with pytest.raises(ValidationError) as refused:
+        bulk_job_start(audience=aging, target=tag, actor=actor)
+
+    assert refused.value.code == "audience_expired"
+    assert "29" in refused.value.messages[0]
+    assert not Job.objects.exists()
+    bulk_job_start(audience=audience(editor, 10, 5, days_old=28.5), target=tag, actor=actor)
+
+
+def test_the_daily_schedule_exists_and_the_cli_purges(tag, editor, settings):
+    assert Schedule.objects.filter(
+        name=PURGE_SCHEDULE_NAME, func=PURGE_TASK, schedule_type=Schedule.DAILY
+    ).exists()
+    settings.BULK_AUDIENCE_KEEP_DAYS = 30
+    audience(editor, 0, 3, days_old=31)
+    out = io.StringIO()
+
+    call_command("tag_jobs", "purge-audiences", stdout=out)
+
+    assert "1" in out.getvalue() and "3" in out.getvalue()
+    assert not BulkAudience.objects.exists()
+
+
+def test_the_job_page_says_the_list_was_deleted(client, tag, editor, actor, settings):
+    settings.BULK_AUDIENCE_KEEP_DAYS = 30
+    job = bulk_job_start(audience=audience(editor, 0, 3), target=tag, actor=actor)
+    client.force_login(editor)
+    page = client.get(f"/admin/console/job/{job.pk}/change/").content.decode()
+    assert f"/admin/tagging/bulkaudience/{job.params['audience_id']}/change/" in page
+
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.DONE)
+    BulkAudience.objects.all().update(created_at=timezone.now() - timedelta(days=31))
+    audience_purge_expired(actor=actor)
+
+    page = client.get(f"/admin/console/job/{job.pk}/change/").content.decode()
+    assert f"/admin/tagging/bulkaudience/{job.params['audience_id']}/" not in page
+    assert "已删除：名单保留 30 天。" in page

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from console.audit import Actor, AuditSource
 from console.models import Job
 from tagging.bulk_audience import (
+    TOO_LARGE,
     AudienceError,
     UploadSizeLimit,
     audience_from_file,
@@ -147,6 +148,9 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 title=gettext("New bulk tagging job"),
                 form=form,
                 limit_mb=upload_limit() // (1024 * 1024),
+                limit_bytes=upload_limit(),
+                # The browser says it before sending the file, in the server's own words.
+                too_large=str(TOO_LARGE),
             ),
         )
 

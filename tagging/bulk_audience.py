@@ -63,11 +63,11 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
+TOO_LARGE = _("The file has %(size)s MB; at most %(limit)s MB can be uploaded.")
+
+
 def _too_large(size: int, limit: int) -> AudienceError:
-    return AudienceError(
-        _("The file has %(size)s MB; at most %(limit)s MB can be uploaded."),
-        {"size": _megabytes(size), "limit": _megabytes(limit)},
-    )
+    return AudienceError(TOO_LARGE, {"size": _megabytes(size), "limit": _megabytes(limit)})
 
 
 def check_upload_size(size: int) -> None:

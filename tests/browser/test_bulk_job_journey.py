@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from console.audit import Actor, AuditSource
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus, ShardStatus
+from tagging.bulk_models import BulkAudience
 from tagging.oa_models import OfficialAccountTag
 from tagging.oa_services import oa_tags_pull
 from tests.browser.conftest import login
@@ -134,3 +135,40 @@ def test_upload_preview_start_watch_download_then_pause_and_resume(page, editor,
         DEMO.oa_appid, tag.tag_id
     )
     shot(page, "5-resumed-done")
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_sent_and_reading_shows(
+    page, editor, tag, settings
+):
+    settings.BULK_UPLOAD_MAX_BYTES = 300 * 1024
+    login(page, editor)
+    new_job_page(page, tag)
+    refusal = page.locator("[data-bulk-file-refusal]")
+    sent: list[object] = []
+    page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
+
+    page.locator("#id_file").set_input_files(
+        {"name": "太大了.csv", "mimeType": "text/csv", "buffer": b"x" * (600 * 1024)}
+    )
+    expect(refusal).to_have_text("文件大小为 0.6 MB；最多可上传 0.3 MB。")
+    page.locator("[data-bulk-preview]").click()
+    expect(refusal).to_be_visible()
+    assert sent == []  # nothing left the browser
+    assert not BulkAudience.objects.exists()
+
+    # A file within the limit: the page says the list is being read until the preview comes.
+    # The test keeps the page (its own submit listener, after the page's, cancels the
+    # navigation) to look at it, then submits the form itself.
+    page.locator("#id_file").set_input_files(
+        {"name": "名单.csv", "mimeType": "text/csv", "buffer": f"{oid(1)}\n{oid(2)}\n".encode()}
+    )
+    expect(refusal).to_be_hidden()
+    page.locator("[data-bulk-job-form]").evaluate(
+        "form => form.addEventListener('submit', event => event.preventDefault())"
+    )
+    page.locator("[data-bulk-preview]").click()
+    expect(page.locator("[data-bulk-reading]")).to_be_visible()
+    expect(page.locator("[data-bulk-preview]")).to_be_disabled()
+    assert sent == []
+    page.locator("[data-bulk-job-form]").evaluate("form => form.submit()")
+    expect(page.locator("[data-count=accepted]")).to_have_text("2")

@@ -1,5 +1,7 @@
-/* The new bulk job form: shows only the fields of the chosen target and audience source.
-   Without JavaScript every field shows, and the server still checks what is needed. */
+/* The new bulk job form: shows only the fields of the chosen target and audience source, says
+   before sending that a file is over the size limit (in the server's own sentence), and shows
+   that the list is being read while the server reads it. Without JavaScript every field shows,
+   and the server still checks all of it. */
 (function () {
   "use strict";
   function update(form) {
@@ -9,10 +11,50 @@
       block.hidden = !checked || checked.value !== rule[1];
     });
   }
+  function megabytes(size) {
+    return (Math.round(size / 1024 / 1024 * 10) / 10).toString();
+  }
+  // The chosen file when it is over the limit and the file source is chosen, else null.
+  function fileTooLarge(form) {
+    var source = form.querySelector('input[name="source"]:checked');
+    var input = form.querySelector('input[type="file"]');
+    var limit = Number(form.getAttribute("data-max-bytes"));
+    if (!input || !input.files.length || !limit || (source && source.value !== "file")) {
+      return null;
+    }
+    return input.files[0].size > limit ? input.files[0] : null;
+  }
+  function showRefusal(form) {
+    var note = form.querySelector("[data-bulk-file-refusal]");
+    var file = fileTooLarge(form);
+    if (!note) { return false; }
+    if (file) {
+      note.textContent = form.getAttribute("data-too-large")
+        .replace("%(size)s", megabytes(file.size))
+        .replace("%(limit)s", megabytes(Number(form.getAttribute("data-max-bytes"))));
+    }
+    note.hidden = !file;
+    return Boolean(file);
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-bulk-job-form]").forEach(function (form) {
-      form.addEventListener("change", function () { update(form); });
+      form.addEventListener("change", function () {
+        update(form);
+        showRefusal(form);
+      });
+      form.addEventListener("submit", function (event) {
+        if (showRefusal(form)) {
+          event.preventDefault();
+          return;
+        }
+        var reading = form.querySelector("[data-bulk-reading]");
+        var button = form.querySelector("[data-bulk-preview]");
+        if (reading) { reading.hidden = false; }
+        // After the submission has started: a disabled button would not be submitted.
+        window.setTimeout(function () { if (button) { button.disabled = true; } }, 0);
+      });
       update(form);
+      showRefusal(form);
     });
   });
 })();

@@ -14,6 +14,7 @@ call, to a file).
 
 memory      upload   audience_from_file over a CSV of N OpenIDs (header, CRLF), peak RSS
             worker   every shard of a job over that audience (batch 50), in one process
+            purge    the daily purge deleting that audience once it is old (chunks of rows)
             goal     peak at 1,000,000 <= 1.2 x peak at 100,000, for each
 
 throughput  bare     requests.Session posting {"openid_list": batch, "tagid": T} with a token
@@ -198,6 +199,31 @@ def child_worker(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def child_purge(options: argparse.Namespace) -> dict[str, Any]:
+    """Delete the audience as the daily schedule would once it is old: rows, chunks, History."""
+    _django()
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from console.audit import Actor
+    from tagging.bulk_models import BulkAudience
+    from tagging.bulk_retention import audience_purge_expired
+
+    BulkAudience.objects.filter(pk=options.audience).update(
+        created_at=timezone.now() - timedelta(days=365)
+    )
+    before = peak_mb()
+    started = time.perf_counter()
+    report = audience_purge_expired(actor=Actor.command_line(command="bench"))
+    return {
+        "seconds": time.perf_counter() - started,
+        "members": report.members,
+        "baseline_mb": before,
+        "peak_mb": peak_mb(),
+    }
+
+
 def child_bare(options: argparse.Namespace) -> dict[str, Any]:
     import requests
 
@@ -266,16 +292,19 @@ def memory(options: argparse.Namespace) -> None:
                 log,
             )
             worker = run_child(["_worker", "--job", str(started["job"])], env, log)
-            results[size] = {"upload": upload, "worker": worker}
+            purge = run_child(["_purge", "--audience", str(upload["audience"])], env, log)
+            results[size] = {"upload": upload, "worker": worker, "purge": purge}
             print(
                 f"{size:>9,} OpenIDs  upload peak {upload['peak_mb']:7.1f} MB "
                 f"(baseline {upload['baseline_mb']:.1f}, {upload['seconds']:.1f} s)   "
                 f"worker peak {worker['peak_mb']:7.1f} MB "
                 f"(baseline {worker['baseline_mb']:.1f}, {worker['seconds']:.1f} s, "
-                f"{size / worker['seconds']:,.0f} OpenIDs/s)"
+                f"{size / worker['seconds']:,.0f} OpenIDs/s)   "
+                f"purge peak {purge['peak_mb']:7.1f} MB ({purge['seconds']:.1f} s, "
+                f"{purge['members']:,} rows)"
             )
     small, large = min(options.sizes), max(options.sizes)
-    for part in ("upload", "worker"):
+    for part in ("upload", "worker", "purge"):
         ratio = results[large][part]["peak_mb"] / results[small][part]["peak_mb"]
         verdict = "ok" if ratio <= 1.2 else "ABOVE GOAL"
         print(f"{part:7} peak ratio {large:,} / {small:,} = {ratio:.3f}  (goal <= 1.2: {verdict})")
@@ -395,7 +424,7 @@ def main() -> None:
     chaos_parser = commands.add_parser("chaos")
     chaos_parser.add_argument("--openids", type=int, default=20_000)
     chaos_parser.add_argument("--workers", type=int, default=2)
-    for name in ("_prepare", "_upload", "_start", "_worker", "_bare"):
+    for name in ("_prepare", "_upload", "_start", "_worker", "_bare", "_purge"):
         child = commands.add_parser(name)
         child.add_argument("--file")
         child.add_argument("--audience", type=int)

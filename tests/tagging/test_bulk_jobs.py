@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -124,31 +125,47 @@ def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
     assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
+def around_each_call(
+    monkeypatch,
+    *,
+    before: Callable[[int], None] = lambda number: None,
+    after: Callable[[int], None] = lambda number: None,
+) -> None:
+    """Wrap the job's platform call: ``before(n)`` runs before call number n (from 1), and
+    ``after(n)`` once it went through; either may raise, as a bug or a dying worker would."""
+    import tagging.bulk_jobs as bulk_jobs
+
+    real_sender_for = bulk_jobs.sender_for
+    calls = itertools.count(1)
+
+    def wrapped_sender_for(spec):
+        send = real_sender_for(spec)
+
+        def sending(batch):
+            number = next(calls)
+            before(number)
+            send(batch)
+            after(number)
+
+        return sending
+
+    monkeypatch.setattr(bulk_jobs, "sender_for", wrapped_sender_for)
+
+
 def test_a_job_put_on_hold_shows_the_coalesced_batches_done_before(
     sandbox, tag, editor, actor, settings, monkeypatch
 ):
-    import tagging.bulk_jobs as bulk_jobs
-
     settings.JOBS_CHECKPOINT_SECONDS = 1  # nothing written before the quota runs out
     openids = [oid(n) for n in range(300, 360)]
     job = bulk_job_start(
         audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
     )
-    real_sender_for = bulk_jobs.sender_for
-    calls: list[int] = []
 
-    def quota_at_third_call(spec):
-        send = real_sender_for(spec)
+    def quota_at_third_call(number: int) -> None:
+        if number == 3:
+            sandbox.faults.add(FaultRule(errcode=45009, endpoint=BATCH_TAGGING, times=1))
 
-        def sending(batch):
-            calls.append(len(batch))
-            if len(calls) == 3:
-                sandbox.faults.add(FaultRule(errcode=45009, endpoint=BATCH_TAGGING, times=1))
-            return send(batch)
-
-        return sending
-
-    monkeypatch.setattr(bulk_jobs, "sender_for", quota_at_third_call)
+    around_each_call(monkeypatch, before=quota_at_third_call)
 
     job = drain(job)
 
@@ -160,28 +177,17 @@ def test_a_job_put_on_hold_shows_the_coalesced_batches_done_before(
 def test_an_unexpected_error_keeps_the_coalesced_batches_done_before_it(
     sandbox, tag, editor, actor, settings, monkeypatch
 ):
-    import tagging.bulk_jobs as bulk_jobs
-
     settings.JOBS_CHECKPOINT_SECONDS = 1
     openids = [oid(n) for n in range(300, 400)]
     job = bulk_job_start(
         audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
     )
-    real_sender_for = bulk_jobs.sender_for
-    calls: list[int] = []
 
-    def failing_at_fourth_call(spec):
-        send = real_sender_for(spec)
+    def failing_at_fourth_call(number: int) -> None:
+        if number == 4:
+            raise RuntimeError("a bug")
 
-        def sending(batch):
-            calls.append(len(batch))
-            if len(calls) == 4:
-                raise RuntimeError("a bug")
-            return send(batch)
-
-        return sending
-
-    monkeypatch.setattr(bulk_jobs, "sender_for", failing_at_fourth_call)
+    around_each_call(monkeypatch, before=failing_at_fourth_call)
 
     outcome = job_run_shard(shard_id=job.shards.get().pk, worker="test")
 
@@ -299,21 +305,10 @@ def _statements_at_each_call(monkeypatch, job: Job) -> tuple[list[int], list[str
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    import tagging.bulk_jobs as bulk_jobs
-
     queries_at_call: list[int] = []
-    real_sender_for = bulk_jobs.sender_for
-
-    def counting_sender_for(spec):
-        send = real_sender_for(spec)
-
-        def counted(batch):
-            queries_at_call.append(len(context.captured_queries))
-            return send(batch)
-
-        return counted
-
-    monkeypatch.setattr(bulk_jobs, "sender_for", counting_sender_for)
+    around_each_call(
+        monkeypatch, before=lambda n: queries_at_call.append(len(context.captured_queries))
+    )
     with CaptureQueriesContext(connection) as context:
         drain(job)
     return queries_at_call, [query["sql"] for query in context.captured_queries]
@@ -375,28 +370,17 @@ class WorkerKilled(BaseException):
 def test_a_worker_killed_between_coalesced_checkpoints_has_its_batches_sent_again_once(
     sandbox, tag, editor, actor, settings, monkeypatch
 ):
-    import tagging.bulk_jobs as bulk_jobs
-
     settings.JOBS_CHECKPOINT_SECONDS = 1
     openids = [oid(n) for n in range(600, 600 + 10 * 20)]
     job = bulk_job_start(
         audience=audience_of(editor, openids), target=tag, batch_size=20, actor=actor
     )
-    real_sender_for = bulk_jobs.sender_for
-    sent: list[int] = []
 
-    def dying_sender_for(spec):
-        send = real_sender_for(spec)
+    def dying_after_sixth_call(number: int) -> None:
+        if number == 6:  # only the first worker: the next one's calls are 7 and on
+            raise WorkerKilled
 
-        def send_then_die(batch):
-            send(batch)
-            sent.append(len(batch))
-            if len(sent) == 6:
-                raise WorkerKilled
-
-        return send_then_die
-
-    monkeypatch.setattr(bulk_jobs, "sender_for", dying_sender_for)
+    around_each_call(monkeypatch, after=dying_after_sixth_call)
     sandbox.reset_stats()
     shard = job.shards.get()
     with pytest.raises(WorkerKilled):
@@ -405,7 +389,6 @@ def test_a_worker_killed_between_coalesced_checkpoints_has_its_batches_sent_agai
     assert (shard.position, shard.done) == (0, 0)  # six batches tagged, none written down
     assert sandbox.calls("wechat", BATCH_TAGGING) == 6
 
-    monkeypatch.setattr(bulk_jobs, "sender_for", real_sender_for)
     JobShard.objects.filter(pk=shard.pk).update(lease_expires_at=timezone.now())
     job = drain(job)
 

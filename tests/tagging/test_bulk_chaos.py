@@ -4,8 +4,8 @@ workers at once.
 
 The run happens in a process of its own (tests/tagging/chaos.py) against a database of its own,
 with real ``manage.py qcluster`` worker processes on this run's broker (the database, or Redis on
-the PostgreSQL + Redis run). Sized to take well under a minute here; bench/bulk_chaos.py runs it
-with 20,000 OpenIDs.
+the PostgreSQL + Redis run). At the size the issue asks for, 20,000 OpenIDs (about 25 s here on
+either database); `bench/bulk_jobs.py chaos` runs the same from a terminal.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
             "-m",
             "tests.tagging.chaos",
             "--openids",
-            "3000",
+            "20000",
             "--bad",
             "12",
             "--workers",
@@ -53,7 +53,7 @@ def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
         fired[kind] = fired.get(kind, 0) + rule["fired"]
     assert fired[-1] > 0 and fired["drop"] > 0, result["faults"]
     # Exact counts: every valid OpenID once, every bad one once, nothing counted twice.
-    assert (result["total"], result["done"], result["failed"]) == (3012, 3000, 12), summary
+    assert (result["total"], result["done"], result["failed"]) == (20012, 20000, 12), summary
     assert result["failure_items"] == result["failure_items_unique"] == 12, summary
     assert result["failures_are_the_bad_ones"], summary
     assert result["valid_missing_in_sandbox"] == 0, summary

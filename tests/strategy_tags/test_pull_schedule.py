@@ -185,3 +185,36 @@ def test_the_settings_row_goes_with_its_app_and_never_alone(client, superuser, a
     assert response.status_code == 302
     assert not StrategyPull.objects.exists()
     assert schedule_of(app) is None
+
+
+def test_the_interval_is_set_from_the_command_line_audited_and_refused_in_words(
+    app, second_app, settings
+):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    settings.STRATEGY_PULL_MINUTES = 15
+    out = io.StringIO()
+
+    call_command("wecom_pull", "--app", app.name, "--every", "45", stdout=out)
+
+    assert StrategyPull.objects.get(app=app).every_minutes == 45
+    assert StrategyPull.objects.get(app=second_app).every_minutes is None
+    assert schedule_of(app).minutes == 45
+    assert "45" in out.getvalue() and app.name in out.getvalue()
+    entry = LogEntry.objects.get(object_id=str(StrategyPull.objects.get(app=app).pk))
+    assert json.loads(entry.change_message)[-1]["console"]["source"] == AuditSource.CLI
+
+    call_command("wecom_pull", "--every", "0", stdout=io.StringIO())  # every app
+    assert schedule_of(app) is None and schedule_of(second_app) is None
+    call_command("wecom_pull", "--app", app.name, "--every", "default", stdout=io.StringIO())
+    assert StrategyPull.objects.get(app=app).every_minutes is None
+    assert schedule_of(app).minutes == 15
+
+    with pytest.raises(CommandError, match="minutes"):
+        call_command("wecom_pull", "--every", "soon", stdout=io.StringIO())
+    with pytest.raises(CommandError) as too_long:
+        call_command("wecom_pull", "--every", str(8 * 24 * 60), stdout=io.StringIO())
+    assert "10080" in str(too_long.value)
+    assert StrategyPull.objects.get(app=second_app).every_minutes == 0  # unchanged

@@ -5,7 +5,6 @@ happen. Saving, deleting and pushing go through chatbot.services (which record t
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
 from django.contrib import admin, messages
@@ -45,7 +44,15 @@ from chatbot.services import (
     skill_delete,
     skill_rename,
 )
-from chatbot.transfer import export_csv, export_json, import_plan, read_file, replies_import
+from chatbot.transfer import (
+    export_csv,
+    export_json,
+    import_draft_keep,
+    import_draft_take,
+    import_plan,
+    read_file,
+    replies_import,
+)
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
@@ -309,10 +316,9 @@ class AutoReplyAdmin(ServiceSavedAdmin):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
         plan = None
-        session_key = "chatbot-import"
         if request.method == "POST" and "confirm" in request.POST:
-            stored = request.session.get(session_key)
-            if not stored or stored.get("token") != request.POST.get("token"):
+            stored = import_draft_take(user_id=request.user.pk, token=request.POST.get("token", ""))
+            if stored is None:
                 self.message_user(
                     request,
                     gettext("The preview has expired. Choose the file again."),
@@ -321,7 +327,6 @@ class AutoReplyAdmin(ServiceSavedAdmin):
                 return HttpResponseRedirect(reverse("admin:chatbot_autoreply_import"))
             bot = self._bot_from(request, stored)
             plan = replies_import(bot=bot, records=stored["records"], actor=_actor(request))
-            del request.session[session_key]
             self.message_user(
                 request,
                 gettext("Imported into %(bot)s: %(summary)s")
@@ -341,8 +346,7 @@ class AutoReplyAdmin(ServiceSavedAdmin):
                 form.add_error("file", error)
             else:
                 plan = import_plan(bot=bot, records=records)
-                token = secrets.token_urlsafe(16)
-                request.session[session_key] = {"token": token, "bot": bot.pk, "records": records}
+                token = import_draft_keep(user_id=request.user.pk, bot_id=bot.pk, records=records)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

@@ -20,10 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -494,3 +497,37 @@ def export_csv(*, bot: ChatbotBot) -> str:
             }
         )
     return out.getvalue()
+
+
+# ---- the file between preview and confirmation --------------------------------------------------
+
+# How long a previewed import can still be confirmed.
+IMPORT_DRAFT_SECONDS = 3600
+
+
+def _draft_key(user_id: int, token: str) -> str:
+    return f"chatbot-import:{user_id}:{token}"
+
+
+def import_draft_keep(*, user_id: int, bot_id: int, records: list[Any]) -> str:
+    """Keep a previewed file's records until the person confirms; the token names them.
+
+    In the shared cache (a database table, or Redis), not in the session: a session is read on
+    every request, and a few thousand replies would make each of that person's pages slower.
+    """
+    token = secrets.token_urlsafe(16)
+    caches[settings.SHARED_CACHE_ALIAS].set(
+        _draft_key(user_id, token), {"bot": bot_id, "records": records}, IMPORT_DRAFT_SECONDS
+    )
+    return token
+
+
+def import_draft_take(*, user_id: int, token: str) -> dict[str, Any] | None:
+    """The records kept under ``token`` for this person, once: None if expired or taken."""
+    cache = caches[settings.SHARED_CACHE_ALIAS]
+    key = _draft_key(user_id, token)
+    draft = cache.get(key)
+    # Whoever deletes it applies it: a second click on "confirm" finds nothing.
+    if draft is None or not cache.delete(key):
+        return None
+    return draft

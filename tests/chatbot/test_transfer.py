@@ -282,6 +282,38 @@ def test_the_admin_import_shows_the_report_then_saves_on_confirmation(client, ed
     assert AutoReply.objects.count() == 2
 
 
+def test_the_previewed_file_waits_outside_the_session_for_its_own_person_only(
+    client, editor, make_user, demo_bot
+):
+    from django.contrib.messages import get_messages
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from console.roles import MARKETING_EDITOR
+    from tests.conftest import PASSWORD
+
+    url = "/admin/chatbot/autoreply/import/"
+    client.login(username=editor.username, password=PASSWORD)
+    records = [row(n) for n in range(2000)]
+    upload = SimpleUploadedFile(
+        "r.json", json.dumps(records, ensure_ascii=False).encode(), "application/json"
+    )
+    page = client.post(url, {"bot": demo_bot.pk, "file": upload}).content.decode()
+    token = page.split('name="token" value="')[1].split('"')[0]
+    # Every later page of this person reads the session: it stays small.
+    assert len(client.session.encode(dict(client.session.items()))) < 1000
+
+    colleague = make_user("colleague", role=MARKETING_EDITOR)
+    client.login(username=colleague.username, password=PASSWORD)
+    response = client.post(url, {"confirm": "1", "token": token})
+    assert response.status_code == 302
+    assert "过期" in str(list(get_messages(response.wsgi_request))[-1])
+    assert not AutoReply.objects.exists()
+
+    client.login(username=editor.username, password=PASSWORD)
+    client.post(url, {"confirm": "1", "token": token})
+    assert AutoReply.objects.count() == 2000
+
+
 def test_the_admin_export_downloads_json_and_csv(client, auditor, filled_bot):
     from tests.conftest import PASSWORD
 

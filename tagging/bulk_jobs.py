@@ -230,12 +230,12 @@ def _checkpoint(run: ShardRun, advance: int, outcome: BatchOutcome) -> None:
 
 
 def run_bulk_shard(run: ShardRun) -> None:
-    """Send the shard batch by batch; each batch is checkpointed before the next is sent, and
-    batches done within ``JOBS_CHECKPOINT_SECONDS`` of each other share one statement.
+    """Send the shard batch by batch; batches done within ``JOBS_CHECKPOINT_SECONDS`` of each
+    other share one checkpoint statement (one with failed OpenIDs is written at once).
 
     Measured (bench/bulk_jobs.py, rate limit lifted, ~1,800 calls/s): a statement per batch
-    cost 8% of the worker's time on SQLite and 37% on PostgreSQL, where the worker waits for
-    the server's round trip; sharing it brings both within a few percent of a bare loop.
+    cost 16% of the worker's time on SQLite and 41% on PostgreSQL, where the worker waits for
+    the server's round trip; sharing it puts both above a bare loop (1.04-1.15x).
     Sending the next batch from a helper thread while the checkpoint was written cost more in
     thread hand-offs than it hid, so the loop stays sequential.
     """

@@ -188,13 +188,16 @@ def test_the_settings_row_goes_with_its_app_and_never_alone(client, superuser, a
 
 
 def test_the_interval_is_set_from_the_command_line_audited_and_refused_in_words(
-    app, second_app, settings
+    app, second_app, settings, monkeypatch
 ):
     import io
 
     from django.core.management import CommandError, call_command
 
     settings.STRATEGY_PULL_MINUTES = 15
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
     out = io.StringIO()
 
     call_command("wecom_pull", "--app", app.name, "--every", "45", stdout=out)
@@ -202,7 +205,7 @@ def test_the_interval_is_set_from_the_command_line_audited_and_refused_in_words(
     assert StrategyPull.objects.get(app=app).every_minutes == 45
     assert StrategyPull.objects.get(app=second_app).every_minutes is None
     assert schedule_of(app).minutes == 45
-    assert "45" in out.getvalue() and app.name in out.getvalue()
+    assert out.getvalue().startswith(f"WeCom app “{app.name}”: automatic pull every 45 minutes (")
     entry = LogEntry.objects.get(object_id=str(StrategyPull.objects.get(app=app).pk))
     assert json.loads(entry.change_message)[-1]["console"]["source"] == AuditSource.CLI
 

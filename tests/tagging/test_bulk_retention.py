@@ -100,17 +100,20 @@ def test_a_job_cannot_start_on_a_list_about_to_be_deleted(tag, editor, actor, se
     bulk_job_start(audience=audience(editor, 10, 5, days_old=28.5), target=tag, actor=actor)
 
 
-def test_the_daily_schedule_exists_and_the_cli_purges(tag, editor, settings):
+def test_the_daily_schedule_exists_and_the_cli_purges(tag, editor, settings, monkeypatch):
     assert Schedule.objects.filter(
         name=PURGE_SCHEDULE_NAME, func=PURGE_TASK, schedule_type=Schedule.DAILY
     ).exists()
     settings.BULK_AUDIENCE_KEEP_DAYS = 30
     audience(editor, 0, 3, days_old=31)
     out = io.StringIO()
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
 
     call_command("tag_jobs", "purge-audiences", stdout=out)
 
-    assert "1" in out.getvalue() and "3" in out.getvalue()
+    assert out.getvalue().strip() == "已删除 1 份超过 30 天的名单（3 个 OpenID）。"
     assert not BulkAudience.objects.exists()
 
 

@@ -130,9 +130,10 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(
+            # Counts as "label: number", so that no count needs a plural of its own.
             _(
-                "%(accepted)s OpenIDs accepted, %(duplicates)s duplicates and %(blanks)s blank "
-                "lines dropped, %(refused)s values refused."
+                "OpenIDs accepted: %(accepted)s; duplicates dropped: %(duplicates)s; blank "
+                "lines dropped: %(blanks)s; values refused: %(refused)s."
             )
             % {
                 "accepted": audience.accepted,

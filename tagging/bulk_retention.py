@@ -100,8 +100,8 @@ def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
             obj=audience,
             action=AuditAction.DELETE,
             note=_(
-                "Deleted %(days)s days after it was read, with its %(members)s OpenIDs; the "
-                "jobs that used it keep their counts and failed OpenIDs."
+                "Deleted %(days)s days after it was read, with the OpenIDs it held "
+                "(%(members)s); the jobs that used it keep their counts and failed OpenIDs."
             ),
             note_params={"days": settings.BULK_AUDIENCE_KEEP_DAYS, "members": deleted},
         )

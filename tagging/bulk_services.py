@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import formats
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor
 from console.jobs.services import job_create, shard_ranges
@@ -91,9 +91,17 @@ def bulk_job_start(
             tag_id=target.tag_id,
         )
         template = (
-            gettext("Tag %(count)s followers with “%(tag)s” (%(account)s)")
+            ngettext(
+                "Tag %(count)s follower with “%(tag)s” (%(account)s)",
+                "Tag %(count)s followers with “%(tag)s” (%(account)s)",
+                audience.accepted,
+            )
             if operation == TAG
-            else gettext("Remove “%(tag)s” from %(count)s followers (%(account)s)")
+            else ngettext(
+                "Remove “%(tag)s” from %(count)s follower (%(account)s)",
+                "Remove “%(tag)s” from %(count)s followers (%(account)s)",
+                audience.accepted,
+            )
         )
         title = template % {"count": count, "tag": target.name, "account": target.account.name}
         job_target = target
@@ -109,7 +117,11 @@ def bulk_job_start(
             label=target.label,
             desc=target.desc,
         )
-        title = gettext("Label %(count)s users “%(category)s / %(label)s” (%(bot)s)") % {
+        title = ngettext(
+            "Label %(count)s user “%(category)s / %(label)s” (%(bot)s)",
+            "Label %(count)s users “%(category)s / %(label)s” (%(bot)s)",
+            audience.accepted,
+        ) % {
             "count": count,
             "category": target.category,
             "label": target.label,

@@ -65,8 +65,8 @@ def strategy_tags_panel(user: AbstractBaseUser) -> Panel | None:
             status = "error" if failed else ("warning" if status == "ok" else status)
         lines.append(
             _(
-                "%(app)s: last pull %(last)s; %(pending)d pending, %(failed)d failed, "
-                "%(conflicts)d conflicts"
+                "%(app)s: last pull %(last)s; pending: %(pending)d, failed: %(failed)d, "
+                "conflicts: %(conflicts)d"
             )
             % {
                 "app": app.name,

@@ -65,7 +65,7 @@ def run_pull_shard(run: ShardRun) -> None:
     with run.checkpoint(advance=1, done=1):
         Job.objects.filter(pk=run.job.pk).update(
             status_message=gettext(
-                "%(applied)d changes followed, %(conflicts)d conflicts wait for a person."
+                "Changes followed: %(applied)d; conflicts waiting for a person: %(conflicts)d."
             )
             % {"applied": result.applied, "conflicts": result.conflicts_left}
         )

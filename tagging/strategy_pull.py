@@ -992,7 +992,7 @@ def _settle(
     _record_pull(
         app,
         ok=True,
-        message=gettext("%(applied)d changes followed, %(conflicts)d conflicts wait.")
+        message=gettext("Changes followed: %(applied)d; conflicts waiting: %(conflicts)d.")
         % {"applied": result.applied, "conflicts": result.conflicts_left},
     )
     return result

@@ -98,7 +98,7 @@ def job_create(
         actor=actor,
         obj=job,
         action=AuditAction.ADD,
-        note=_("Submitted: %(total)s items in %(shards)s parts."),
+        note=_("Submitted. Items: %(total)s; parts: %(shards)s."),
         note_params={"total": total, "shards": len(shards)},
     )
     if created and not created[0].pk:

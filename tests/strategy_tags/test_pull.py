@@ -240,7 +240,7 @@ def test_wecom_pull_command_dry_run_then_apply(app, sandbox):
     assert not Tag.objects.exists()
     out = io.StringIO()
     call_command("wecom_pull", "--app", app.name, stdout=out)
-    assert "Applied 22 changes" in out.getvalue()
+    assert "Changes applied: 22; conflicts waiting in the admin: 0." in out.getvalue()
     assert console_tree(app) == wecom_tree(sandbox)
     entry = LogEntry.objects.filter(content_type__model="tag").first()
     assert '"source": "cli"' in entry.change_message

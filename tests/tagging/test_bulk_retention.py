@@ -82,7 +82,7 @@ def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
     assert [int(entry.object_id) for entry in entries] == sorted([old.pk, old_of_an_ended_job.pk])
     assert all(entry.user == editor for entry in entries)
     with translation.override("en"):
-        assert "25 OpenIDs" in audit_context(entries[0]).note
+        assert "with the OpenIDs it held (25)" in audit_context(entries[0]).note
     # The ended job keeps its counts; its page says the list is gone.
     assert Job.objects.get(pk=ended.pk).total == 5
 

@@ -150,7 +150,11 @@ class Command(BaseCommand):
             self.stdout.write(" ".join(error.messages))
             return
         self.stdout.write(
-            _("Job #%(id)s: %(title)s (%(total)d replies).")
+            ngettext(
+                "Job #%(id)s: %(title)s (%(total)d reply).",
+                "Job #%(id)s: %(title)s (%(total)d replies).",
+                job.total,
+            )
             % {"id": job.pk, "title": job.title, "total": job.total}
         )
         if not wait:

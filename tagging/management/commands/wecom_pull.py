@@ -82,7 +82,7 @@ class Command(BaseCommand):
                 continue
             self._print_plan(plan)
             self.stdout.write(
-                _("Applied %(applied)d changes; %(conflicts)d conflicts wait in the admin.")
+                _("Changes applied: %(applied)d; conflicts waiting in the admin: %(conflicts)d.")
                 % {"applied": result.applied, "conflicts": result.conflicts_left}
             )
         if failed:
@@ -132,8 +132,8 @@ class Command(BaseCommand):
         self.stdout.write(
             _(
                 "Plan: %(add)d added, %(rename)d renamed, %(reorder)d re-ordered, %(move)d "
-                "moved, %(delete)d deleted in WeCom; %(conflict)d conflicts; %(pending)d local "
-                "changes pending."
+                "moved, %(delete)d deleted in WeCom; conflicts: %(conflict)d; local changes "
+                "pending: %(pending)d."
             )
             % counts
         )

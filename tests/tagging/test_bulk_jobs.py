@@ -397,3 +397,15 @@ def test_a_worker_killed_between_coalesced_checkpoints_has_its_batches_sent_agai
     assert (progress.total, progress.done, progress.failed) == (200, 200, 0)
     assert sandbox.calls("wechat", BATCH_TAGGING) == 6 + 10  # the six again, then the rest
     assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+
+
+def test_job_titles_agree_in_number(tag, editor, actor):
+    from django.utils import translation
+
+    with translation.override("en"):
+        one = bulk_job_start(audience=audience_of(editor, [oid(1)]), target=tag, actor=actor)
+        two = bulk_job_start(
+            audience=audience_of(editor, [oid(1), oid(2)]), target=tag, actor=actor
+        )
+    assert one.title == f"Tag 1 follower with “新关注” ({tag.account.name})"
+    assert two.title == f"Tag 2 followers with “新关注” ({tag.account.name})"

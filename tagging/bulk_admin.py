@@ -22,7 +22,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
@@ -42,6 +42,7 @@ from tagging.bulk_audience import (
 from tagging.bulk_forms import FILE, PASTE, BulkJobForm, BulkTargetForm
 from tagging.bulk_jobs import KIND
 from tagging.bulk_models import BulkAudience
+from tagging.bulk_retention import audience_expiry
 from tagging.bulk_services import bulk_job_retry_failed, bulk_job_start
 from wecom.clients import PlatformError
 
@@ -73,6 +74,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
         "refused",
         "created_by",
         "created_at",
+        "kept_until",
     )
     list_select_related = ("created_by",)
     list_filter = ("source",)
@@ -80,6 +82,10 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # an audience is what was uploaded; it is never edited
+
+    @admin.display(description=_("kept until"))
+    def kept_until(self, audience: BulkAudience) -> Any:
+        return audience_expiry(audience)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # jobs read their OpenIDs from it
@@ -219,6 +225,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 target=target_summary,
                 can_start=can_start and form is not None,
                 jobs=Job.objects.filter(kind=KIND, params__audience_id=audience.pk),
+                kept_until=audience_expiry(audience),
             ),
         )
 

@@ -131,3 +131,18 @@ def test_the_job_page_says_the_list_was_deleted(client, tag, editor, actor, sett
     page = client.get(f"/admin/console/job/{job.pk}/change/").content.decode()
     assert f"/admin/tagging/bulkaudience/{job.params['audience_id']}/" not in page
     assert "已删除：名单保留 30 天。" in page
+
+
+def test_the_list_and_its_preview_say_until_when_it_is_kept(client, editor, settings):
+    settings.BULK_AUDIENCE_KEEP_DAYS = 30
+    kept = audience(editor, 0, 3)
+    BulkAudience.objects.filter(pk=kept.pk).update(
+        created_at=timezone.make_aware(timezone.datetime(2026, 12, 1, 12, 0))
+    )
+    client.force_login(editor)
+
+    listing = client.get("/admin/tagging/bulkaudience/").content.decode()
+    preview = client.get(f"/admin/tagging/bulkaudience/{kept.pk}/start/").content.decode()
+
+    assert "保留至" in listing and "2026年12月31日" in listing
+    assert "名单保留至 2026年12月31日；在此前一天之前都可以用它开始作业。" in preview

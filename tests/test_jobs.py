@@ -449,3 +449,19 @@ def test_advance_is_a_checkpoint_fenced_by_the_lease(actor):
     shard.refresh_from_db()
     assert (shard.position, shard.done) == (4, 3)
     assert run.stop_reason is StopReason.LEASE_LOST
+
+
+def test_history_notes_stored_in_an_earlier_wording_are_still_translated(actor):
+    from console.audit import AuditAction, audit_context, audit_record
+    from console.jobs.services import EARLIER_HISTORY_NOTES
+
+    job = make_job(actor, total=3)
+    entry = audit_record(
+        actor=actor,
+        obj=job,
+        action=AuditAction.ADD,
+        note=EARLIER_HISTORY_NOTES[0],
+        note_params={"total": 3, "shards": 1},
+    )
+    with translation.override("zh-hans"):
+        assert audit_context(entry).note == "已提交：共 3 条，分为 1 部分。"

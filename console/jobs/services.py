@@ -61,6 +61,11 @@ def _enqueue_shards(shards: list[JobShard] | models.QuerySet) -> None:
         enqueue_after_commit(RUN_SHARD_TASK, shard_id, group="console-jobs")
 
 
+# History notes are stored untranslated and translated when shown: the wording that earlier
+# versions stored stays in the catalogue, so their entries still read in the viewer's language.
+EARLIER_HISTORY_NOTES = (_("Submitted: %(total)s items in %(shards)s parts."),)
+
+
 @transaction.atomic
 def job_create(
     *,

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from console.audit import Actor, AuditSource
 from console.jobs.services import job_run_shard
@@ -144,7 +144,7 @@ def test_a_file_over_the_limit_is_refused_before_it_is_sent_and_reading_shows(
     login(page, editor)
     new_job_page(page, tag)
     refusal = page.locator("[data-bulk-file-refusal]")
-    sent: list[object] = []
+    sent: list[Request] = []
     page.on("request", lambda request: sent.append(request) if request.method == "POST" else None)
 
     page.locator("#id_file").set_input_files(
@@ -155,6 +155,16 @@ def test_a_file_over_the_limit_is_refused_before_it_is_sent_and_reading_shows(
     expect(refusal).to_be_visible()
     assert sent == []  # nothing left the browser
     assert not BulkAudience.objects.exists()
+
+    # The same too-large file chosen, then a pasted list: the file stays behind.
+    page.get_by_label("粘贴的列表").check()
+    expect(refusal).to_be_hidden()
+    page.locator("#id_text").fill(oid(3))
+    page.locator("[data-bulk-preview]").click()
+    expect(page.locator("[data-count=accepted]")).to_have_text("1")
+    assert len(sent) == 1 and len(sent[0].post_data_buffer) < 10_000  # without the 600 KB
+    new_job_page(page, tag)
+    sent.clear()
 
     # A file within the limit: the page says the list is being read until the preview comes.
     # The test keeps the page (its own submit listener, after the page's, cancels the

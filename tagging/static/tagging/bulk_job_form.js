@@ -9,6 +9,10 @@
       var rule = block.getAttribute("data-show-when").split("=");
       var checked = form.querySelector('input[name="' + rule[0] + '"]:checked');
       block.hidden = !checked || checked.value !== rule[1];
+      // A file chosen, then another source: the file is not sent (nor refused for its size).
+      block.querySelectorAll('input[type="file"]').forEach(function (input) {
+        input.disabled = block.hidden;
+      });
     });
   }
   function megabytes(size) {

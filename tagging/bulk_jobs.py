@@ -273,27 +273,30 @@ def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
         actions.append(
             (reverse("admin:tagging_bulk_retry", args=[job.pk]), gettext("Retry failed only"))
         )
-    spec_audience = job.params.get("audience_id")
-    if (
-        spec_audience
-        and user.has_perm("tagging.view_bulkaudience")
-        and BulkAudience.objects.filter(pk=spec_audience).exists()
-    ):
+    audience = job_audience(job)
+    if audience is not None and user.has_perm("tagging.view_bulkaudience"):
         actions.append(
             (
-                reverse("admin:tagging_bulkaudience_change", args=[spec_audience]),
+                reverse("admin:tagging_bulkaudience_change", args=[audience.pk]),
                 gettext("Audience and refused values"),
             )
         )
     return actions
 
 
+def job_audience(job: Job) -> BulkAudience | None:
+    """The job's list, unless it was deleted after BULK_AUDIENCE_KEEP_DAYS; read once per page
+    (the kind's links and its detail block both ask)."""
+    if not hasattr(job, "_bulk_audience"):
+        audience_id = job.params.get("audience_id")
+        job._bulk_audience = (  # type: ignore[attr-defined]
+            BulkAudience.objects.filter(pk=audience_id).first() if audience_id else None
+        )
+    return job._bulk_audience  # type: ignore[attr-defined]
+
+
 def bulk_job_detail_context(job: Job) -> dict[str, Any]:
-    audience_id = job.params.get("audience_id")
-    return {
-        "audience": BulkAudience.objects.filter(pk=audience_id).first() if audience_id else None,
-        "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS,
-    }
+    return {"audience": job_audience(job), "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS}
 
 
 def register() -> None:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
 from console.audit import Actor, AuditAction, audit_record
 from console.models import OPEN_JOB_STATUSES, Job
@@ -48,9 +48,12 @@ def audience_check_startable(*, audience: BulkAudience, now: datetime | None = N
     """Refuse to start a job on an audience the purge is about to delete."""
     if (now or timezone.now()) > audience_expiry(audience) - START_MARGIN:
         raise ValidationError(
-            _(
+            ngettext_lazy(
+                "This list was read more than %(days)s day ago and is about to be deleted. "
+                "Upload or paste it again to start a job.",
                 "This list was read more than %(days)s days ago and is about to be deleted. "
-                "Upload or paste it again to start a job."
+                "Upload or paste it again to start a job.",
+                "days",
             ),
             code="audience_expired",
             params={"days": settings.BULK_AUDIENCE_KEEP_DAYS - 1},

@@ -10,12 +10,14 @@ import pytest
 from django.contrib.admin.models import DELETION, LogEntry
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 from django_q.models import Schedule
 
 from console.audit import audit_context
 from console.jobs.services import job_pause
-from console.models import Job, JobStatus
+from console.models import Job, JobItemFailure, JobStatus
 from tagging import bulk_retention
 from tagging.bulk_audience import audience_from_text
 from tagging.bulk_models import BulkAudience, BulkAudienceMember, BulkAudienceRefusal
@@ -67,13 +69,24 @@ def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
     old_of_an_ended_job = audience(editor, 300, 5, days_old=2)
     ended = bulk_job_start(audience=old_of_an_ended_job, target=tag, actor=actor)
     Job.objects.filter(pk=ended.pk).update(status=JobStatus.DONE)
+    JobItemFailure.objects.create(
+        job=ended, shard=ended.shards.get(), item=oid(304), reason_code="45059", reason="full"
+    )
     BulkAudience.objects.filter(pk=old_of_an_ended_job.pk).update(
         created_at=timezone.now() - timedelta(days=40)
     )
 
-    report = audience_purge_expired(actor=actor)
+    with CaptureQueriesContext(connection) as captured:
+        report = audience_purge_expired(actor=actor)
 
     assert (report.audiences, report.members) == (2, 30)
+    member_deletes = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith('DELETE FROM "tagging_bulkaudiencemember"')
+        and " IN (" not in query["sql"]  # the audience row's own cascade, with nothing left
+    ]
+    assert len(member_deletes) == 4 + 1  # 25 rows in chunks of 7 (7, 7, 7, 4), and 5 in one
     left = set(BulkAudience.objects.values_list("pk", flat=True))
     assert left == {recent.pk, old_of_a_paused_job.pk}
     assert set(BulkAudienceMember.objects.values_list("audience", flat=True)) == left
@@ -83,8 +96,8 @@ def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
     assert all(entry.user == editor for entry in entries)
     with translation.override("en"):
         assert "with the OpenIDs it held (25)" in audit_context(entries[0]).note
-    # The ended job keeps its counts; its page says the list is gone.
-    assert Job.objects.get(pk=ended.pk).total == 5
+    # The ended job keeps what "retry failed only" needs.
+    assert JobItemFailure.objects.filter(job=ended, item=oid(304)).exists()
 
 
 def test_a_job_cannot_start_on_a_list_about_to_be_deleted(tag, editor, actor, settings):
@@ -98,6 +111,11 @@ def test_a_job_cannot_start_on_a_list_about_to_be_deleted(tag, editor, actor, se
     assert "29" in refused.value.messages[0]
     assert not Job.objects.exists()
     bulk_job_start(audience=audience(editor, 10, 5, days_old=28.5), target=tag, actor=actor)
+    settings.BULK_AUDIENCE_KEEP_DAYS = 2
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as one_day:
+            bulk_job_start(audience=aging, target=tag, actor=actor)
+        assert "more than 1 day ago" in one_day.value.messages[0]
 
 
 def test_the_daily_schedule_exists_and_the_cli_purges(tag, editor, settings, monkeypatch):

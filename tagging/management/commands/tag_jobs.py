@@ -109,8 +109,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             ngettext(
-                "Deleted %(count)s list older than %(days)s days (%(members)s OpenIDs).",
-                "Deleted %(count)s lists older than %(days)s days (%(members)s OpenIDs).",
+                "Deleted %(count)s list older than %(days)s days (OpenIDs: %(members)s).",
+                "Deleted %(count)s lists older than %(days)s days (OpenIDs: %(members)s).",
                 report.audiences,
             )
             % {

@@ -36,13 +36,9 @@ from chatbot.selectors import (
 )
 from chatbot.services import (
     replies_push_changed,
-    reply_create,
     reply_delete,
     reply_push,
-    reply_update,
-    skill_create,
     skill_delete,
-    skill_rename,
 )
 from chatbot.transfer import (
     export_csv,
@@ -53,9 +49,9 @@ from chatbot.transfer import (
     read_file,
     replies_import,
 )
-from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
+from console.service_admin import ServiceBackedAdmin
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
@@ -83,21 +79,9 @@ def sync_badge(reply: AutoReply) -> str:
     )
 
 
-class ServiceSavedAdmin(AuditedModelAdmin):
-    """The services record every change in the history: the admin's own entries would double
-    them."""
-
-    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        return None
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        return None
-
-    def log_deletion(self, request: HttpRequest, obj: Any, object_repr: str) -> None:
-        return None
-
-    def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> None:
-        return None
+class ServiceSavedAdmin(ServiceBackedAdmin):
+    """Skills and replies: saved through their services (the form's ``push``), which record
+    every change in the History."""
 
 
 @admin.register(Skill)
@@ -137,6 +121,8 @@ class SkillAdmin(ServiceSavedAdmin):
             and obj.replies.exclude(pushed_title="").exists()
         ):
             fields.append("leftover_confirmed")
+        if obj is not None and self.has_change_permission(request, obj):
+            fields.append("expected_version")
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
@@ -162,21 +148,6 @@ class SkillAdmin(ServiceSavedAdmin):
     @admin.display(description=_("last pushed"), ordering="last_push")
     def last_pushed(self, skill: Skill) -> Any:
         return skill.last_push or "—"  # type: ignore[attr-defined]
-
-    def save_model(self, request: HttpRequest, obj: Skill, form: Any, change: bool) -> None:
-        if change:
-            skill = Skill.objects.get(pk=obj.pk)
-            skill_rename(
-                skill=skill,
-                name=form.cleaned_data["name"],
-                actor=_actor(request),
-                leftover_confirmed=bool(form.cleaned_data.get("leftover_confirmed")),
-            )
-        else:
-            skill = skill_create(
-                bot=form.cleaned_data["bot"], name=form.cleaned_data["name"], actor=_actor(request)
-            )
-            obj.pk = obj.id = skill.pk
 
     def delete_model(self, request: HttpRequest, obj: Skill) -> None:
         # The delete page said what stays on the platform before the user confirmed.
@@ -326,7 +297,11 @@ class AutoReplyAdmin(ServiceSavedAdmin):
                 )
                 return HttpResponseRedirect(reverse("admin:chatbot_autoreply_import"))
             bot = self._bot_from(request, stored)
-            plan = replies_import(bot=bot, records=stored["records"], actor=_actor(request))
+            plan = replies_import(
+                bot=bot,
+                records=stored["records"],
+                actor=Actor.from_request(request, source=AuditSource.IMPORT),
+            )
             self.message_user(
                 request,
                 gettext("Imported into %(bot)s: %(summary)s")
@@ -415,6 +390,8 @@ class AutoReplyAdmin(ServiceSavedAdmin):
         main = ["skill", "title", "questions", "managerid", "answer"]
         if obj is not None and obj.on_platform:
             main.append("leftover_confirmed")
+        if obj is not None:
+            main.append("expected_version")
         fieldsets: list = [(None, {"fields": main})]
         if obj is not None:
             fieldsets.append(
@@ -479,27 +456,6 @@ class AutoReplyAdmin(ServiceSavedAdmin):
             "skill": key[0],
             "title": key[1],
         }
-
-    def save_model(self, request: HttpRequest, obj: AutoReply, form: Any, change: bool) -> None:
-        data = form.cleaned_data
-        values = {
-            "title": data["title"],
-            "questions": data.get("questions") or [],
-            "answer": data["answer"],
-            "managerid": data.get("managerid") or "",
-            "actor": _actor(request),
-        }
-        if change:
-            reply = reply_update(
-                reply=AutoReply.objects.get(pk=obj.pk),
-                skill=data["skill"],
-                leftover_confirmed=bool(data.get("leftover_confirmed")),
-                **values,
-            )
-        else:
-            reply = reply_create(skill=data["skill"], **values)
-            obj.pk = obj.id = reply.pk
-        request._chatbot_saved_reply = reply.pk  # type: ignore[attr-defined]
 
     def delete_model(self, request: HttpRequest, obj: AutoReply) -> None:
         reply_delete(reply=obj, actor=_actor(request), leftover_confirmed=True)

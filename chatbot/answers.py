@@ -670,3 +670,30 @@ def validate_questions(title: str, questions: Iterable[str]) -> list[str]:
     if errors:
         raise ValidationError(errors)
     return cleaned
+
+
+def answer_in_words(content: Any) -> str:
+    """An answer as people read it (the History, a stale-edit message): its text, or
+    “News: title…”; never its JSON."""
+    try:
+        answer = answer_from_content(content)
+    except ValidationError:
+        return content if isinstance(content, str) else gettext("an answer the console cannot read")
+    return _in_words(answer)
+
+
+def _in_words(answer: Answer) -> str:
+    if isinstance(answer, TextAnswer):
+        return answer.text
+    if isinstance(answer, NewsAnswer):
+        return gettext("News: %(titles)s") % {
+            "titles": gettext("; ").join(article.title for article in answer.articles)
+        }
+    if isinstance(answer, ImageAnswer):
+        return gettext("Image: %(media_id)s") % {"media_id": answer.media_id}
+    if isinstance(answer, MiniProgramAnswer):
+        return gettext("Mini-program: %(title)s") % {"title": answer.title}
+    assert isinstance(answer, MultiAnswer)
+    return gettext("Combined: %(parts)s") % {
+        "parts": " / ".join(_in_words(part) for part in answer.items)
+    }

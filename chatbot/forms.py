@@ -17,7 +17,15 @@ from chatbot.answers import (
 )
 from chatbot.models import AutoReply, Skill
 from chatbot.selectors import leftover_warning, skill_pushed_reply_count
-from chatbot.services import skill_leftover_sentence, validate_skill_name
+from chatbot.services import (
+    reply_create,
+    reply_update,
+    skill_create,
+    skill_leftover_sentence,
+    skill_rename,
+    validate_skill_name,
+)
+from console.service_admin import ServiceForm
 from wecom import rules
 from wecom.models import ChatbotBot
 
@@ -89,7 +97,7 @@ class QuestionsField(forms.CharField):
         return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
 
 
-class AutoReplyForm(forms.ModelForm):
+class AutoReplyForm(ServiceForm, forms.ModelForm):
     questions = QuestionsField(
         label=_("similar questions"),
         required=False,
@@ -152,8 +160,30 @@ class AutoReplyForm(forms.ModelForm):
                 self.add_error("leftover_confirmed", self.leftover_warning)
         return cleaned
 
+    def push(self, cleaned: dict[str, Any]) -> AutoReply:
+        values = {
+            "title": cleaned["title"],
+            "questions": cleaned.get("questions") or [],
+            "answer": cleaned["answer"],
+            "managerid": cleaned.get("managerid") or "",
+            "actor": self.actor(),
+        }
+        if self.instance.pk:
+            reply = reply_update(
+                reply=self.instance,
+                skill=cleaned["skill"],
+                leftover_confirmed=bool(cleaned.get("leftover_confirmed")),
+                expected_version=cleaned.get("expected_version"),
+                **values,
+            )
+        else:
+            reply = reply_create(skill=cleaned["skill"], **values)
+        assert self.request is not None
+        self.request._chatbot_saved_reply = reply.pk  # type: ignore[attr-defined]
+        return reply
 
-class SkillForm(forms.ModelForm):
+
+class SkillForm(ServiceForm, forms.ModelForm):
     leftover_confirmed = forms.BooleanField(
         label=_("I understand that the old entries stay on the platform"), required=False
     )
@@ -178,6 +208,17 @@ class SkillForm(forms.ModelForm):
                     skill_leftover_sentence(skill=self.instance, pushed=pushed),
                 )
         return cleaned
+
+    def push(self, cleaned: dict[str, Any]) -> Skill:
+        if self.instance.pk:
+            return skill_rename(
+                skill=self.instance,
+                name=cleaned["name"],
+                actor=self.actor(),
+                leftover_confirmed=bool(cleaned.get("leftover_confirmed")),
+                expected_version=cleaned.get("expected_version"),
+            )
+        return skill_create(bot=cleaned["bot"], name=cleaned["name"], actor=self.actor())
 
 
 class ImportForm(forms.Form):

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from chatbot.answers import Answer, answer_from_content
+from console.versioning import Versioned
 from wecom.models import ChatbotBot
 from wecom.rules import MANAGER_ID_MAX_LENGTH, QUESTION_MAX_LENGTH, SKILL_NAME_MAX_LENGTH
 from wecom.validators import validate_manager_id
@@ -27,7 +28,7 @@ class SyncState(models.TextChoices):
     FAILED = "failed", _("push failed")
 
 
-class Skill(models.Model):
+class Skill(Versioned, models.Model):
     bot = models.ForeignKey(
         ChatbotBot, on_delete=models.PROTECT, related_name="skills", verbose_name=_("chatbot")
     )
@@ -47,7 +48,7 @@ class Skill(models.Model):
         return self.name
 
 
-class AutoReply(models.Model):
+class AutoReply(Versioned, models.Model):
     skill = models.ForeignKey(
         Skill, on_delete=models.CASCADE, related_name="replies", verbose_name=_("skill")
     )

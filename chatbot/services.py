@@ -16,7 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
-from chatbot.answers import Answer, TextAnswer, validate_answer, validate_questions
+from chatbot.answers import (
+    Answer,
+    TextAnswer,
+    answer_in_words,
+    validate_answer,
+    validate_questions,
+)
 from chatbot.crypto import CryptoError
 from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.selectors import (
@@ -27,6 +33,7 @@ from chatbot.selectors import (
 )
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
+from console.versioning import check_version
 from wecom import rules
 from wecom.clients import ChatbotClient, PlatformError
 from wecom.connections import client_for
@@ -53,21 +60,28 @@ def skill_create(*, bot: ChatbotBot, name: str, actor: Actor) -> Skill:
             gettext("The chatbot has a skill named “%(name)s” already.") % {"name": name},
             code="skill_exists",
         )
-    skill = Skill.objects.create(bot=bot, name=name)
+    skill = Skill.objects.create(bot=bot, name=name, updated_by=actor.user)
     audit_record(actor=actor, obj=skill, action=AuditAction.ADD)
     return skill
 
 
 @transaction.atomic
-@transaction.atomic
 def skill_rename(
-    *, skill: Skill, name: str, actor: Actor, leftover_confirmed: bool = False
+    *,
+    skill: Skill,
+    name: str,
+    actor: Actor,
+    leftover_confirmed: bool = False,
+    expected_version: int | None = None,
 ) -> Skill:
     """Rename a skill; its replies need a push again (the platform keys them by skill name),
     and the entries already pushed under the old name stay there: the caller must say it knows.
+    A form opened before someone else's change (``expected_version``) is refused.
     """
     name = name.strip()
     validate_skill_name(name)
+    skill = Skill.objects.select_for_update().select_related("updated_by").get(pk=skill.pk)
+    check_version(skill, expected_version, {"name": name})
     if name == skill.name:
         return skill
     if Skill.objects.filter(bot_id=skill.bot_id, name=name).exclude(pk=skill.pk).exists():
@@ -82,7 +96,9 @@ def skill_rename(
         )
     old = skill.name
     skill.name = name
-    skill.save(update_fields=["name", "updated_at"])
+    skill.version += 1
+    skill.updated_by = actor.user
+    skill.save(update_fields=["name", "updated_at", "version", "updated_by"])
     skill.replies.update(sync_state=SyncState.CHANGED)
     audit_record(actor=actor, obj=skill, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return skill
@@ -177,9 +193,21 @@ def reply_create(
         content=answer.content(),
         managerid=managerid,
         sync_state=SyncState.CHANGED,
+        updated_by=actor.user,
     )
     audit_record(actor=actor, obj=reply, action=AuditAction.ADD)
     return reply
+
+
+def reply_value_in_words(name: str, value: Any) -> str:
+    """A reply's field as people read it: the answer as its text, the questions one by one."""
+    if value is None or value == "":
+        return "—"
+    if name == "content":
+        return answer_in_words(value)
+    if name == "questions":
+        return gettext("; ").join(str(question) for question in value) or "—"
+    return str(value)
 
 
 class LeftoverNotConfirmed(ValidationError):
@@ -197,10 +225,29 @@ def reply_update(
     managerid: str = "",
     actor: Actor,
     leftover_confirmed: bool = False,
+    expected_version: int | None = None,
 ) -> AutoReply:
     """Change a reply. Changing the skill or standard question of a pushed reply leaves its old
-    entry on the platform: that takes ``leftover_confirmed`` (the user saw the warning)."""
-    reply = AutoReply.objects.select_for_update().select_related("skill").get(pk=reply.pk)
+    entry on the platform: that takes ``leftover_confirmed`` (the user saw the warning). A form
+    opened before someone else's change (``expected_version``) is refused with who, when and
+    both values."""
+    reply = (
+        AutoReply.objects.select_for_update(of=("self",))
+        .select_related("skill", "updated_by")
+        .get(pk=reply.pk)
+    )
+    check_version(
+        reply,
+        expected_version,
+        {
+            "skill": skill,
+            "title": title.strip(),
+            "questions": list(questions),
+            "content": answer.content(),
+            "managerid": managerid.strip(),
+        },
+        describe=reply_value_in_words,
+    )
     skill = skill or reply.skill
     title, cleaned, managerid = _clean_reply(
         skill=skill,
@@ -221,7 +268,7 @@ def reply_update(
         "managerid": managerid,
     }
     changes = {
-        name: (getattr(reply, name), value)
+        name: (reply_value_in_words(name, getattr(reply, name)), reply_value_in_words(name, value))
         for name, value in new_values.items()
         if getattr(reply, name) != value
     }
@@ -230,6 +277,8 @@ def reply_update(
     for name, value in new_values.items():
         setattr(reply, name, value)
     reply.sync_state = SyncState.CHANGED
+    reply.version += 1
+    reply.updated_by = actor.user
     reply.save()
     reply.__dict__.pop("answer", None)
     audit_record(

@@ -42,7 +42,7 @@ from chatbot.answers import (
     validate_questions,
 )
 from chatbot.models import AutoReply, Skill, SyncState
-from chatbot.services import validate_skill_name
+from chatbot.services import reply_value_in_words, validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
 from wecom.models import ChatbotBot
 from wecom.validators import validate_manager_id
@@ -400,16 +400,24 @@ def replies_import(
                     content=row.content,
                     managerid=row.managerid,
                     sync_state=SyncState.CHANGED,
+                    updated_by=actor.user,
                 )
             )
         elif row.status == CHANGED:
             reply = existing[(row.skillname, row.title)]
             changes = {
-                name: (getattr(reply, name), getattr(row, name)) for name in row.changed_fields
+                name: (
+                    reply_value_in_words(name, getattr(reply, name)),
+                    reply_value_in_words(name, getattr(row, name)),
+                )
+                for name in row.changed_fields
             }
             for name in row.changed_fields:
                 setattr(reply, name, getattr(row, name))
             reply.sync_state = SyncState.CHANGED
+            # A form opened before the import is refused as after any other change.
+            reply.version += 1
+            reply.updated_by = actor.user
             changed.append((reply, changes))
     created = AutoReply.objects.bulk_create(new_replies, batch_size=500)
     if changed:
@@ -419,7 +427,15 @@ def replies_import(
             reply.updated_at = now
         AutoReply.objects.bulk_update(
             [reply for reply, _changes in changed],
-            ["questions", "content", "managerid", "sync_state", "updated_at"],
+            [
+                "questions",
+                "content",
+                "managerid",
+                "sync_state",
+                "updated_at",
+                "version",
+                "updated_by",
+            ],
             batch_size=500,
         )
     if created and created[0].pk is None:

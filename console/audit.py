@@ -38,10 +38,17 @@ _MAX_VALUE_LENGTH = 200
 
 
 class AuditSource(StrEnum):
-    ADMIN = "admin"
+    """Where a change was made, as people know it (the History's "from where" column)."""
+
+    ADMIN = "admin"  # a form
+    TREE = "tree"
+    LIST_ACTION = "action"
+    IMPORT = "import"
     CONSOLE = "console"
     CLI = "cli"
     JOB = "job"
+    SCHEDULE = "schedule"
+    CALLBACK = "callback"
     PLATFORM = "platform"
     SYSTEM = "system"
 
@@ -51,7 +58,12 @@ class AuditSource(StrEnum):
 
 
 _SOURCE_LABELS = {
-    AuditSource.ADMIN: _("Admin form"),
+    AuditSource.ADMIN: _("Form"),
+    AuditSource.TREE: _("Tree page"),
+    AuditSource.LIST_ACTION: _("List action"),
+    AuditSource.IMPORT: _("Import"),
+    AuditSource.SCHEDULE: _("Schedule"),
+    AuditSource.CALLBACK: _("Platform callback"),
     AuditSource.CONSOLE: _("Console"),
     AuditSource.CLI: _("Command line"),
     AuditSource.JOB: _("Background job"),
@@ -339,6 +351,10 @@ def audit_context(entry: LogEntry) -> AuditContext | None:
         source = AuditSource(data.get("source", "system"))
     except ValueError:
         source = AuditSource.SYSTEM
+    detail = data.get("detail", "")
+    if source is AuditSource.PLATFORM and detail == "schedule":
+        # Entries of scheduled pulls stored before the schedule was a source of its own.
+        source, detail = AuditSource.SCHEDULE, ""
     note = _translated_note(data.get("note", ""), data.get("note_params"))
     changes = []
     for row in data.get("values", []):
@@ -351,7 +367,7 @@ def audit_context(entry: LogEntry) -> AuditContext | None:
         source_label=source.label,
         ip=data.get("ip"),
         user_agent=data.get("agent", ""),
-        detail=data.get("detail", ""),
+        detail=detail,
         note=note,
         changes=changes,
         django_message=django_message,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.models import LogEntry
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.contrib.contenttypes.models import ContentType
@@ -27,12 +28,13 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
+from console.service_admin import ServiceBackedAdmin
 from tagging import strategy_views
 from tagging.models import PULL_MINUTES_MAX, Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
 from tagging.strategy_jobs import interval_words, pull_interval_text
 from tagging.strategy_pull import Choice, conflict_resolve
-from tagging.strategy_services import items_delete, items_repush_failed, names_swap
+from tagging.strategy_services import Outcome, items_delete, items_repush_failed, names_swap
 from wecom.clients.errors import PlatformError
 
 DELETE_WARNING = _(
@@ -107,7 +109,7 @@ class TagStrategyFilter(StrategyFilter):
     field_path = "group__strategy"
 
 
-class _ItemAdmin(AuditedModelAdmin):
+class _ItemAdmin(ServiceBackedAdmin):
     """What tag groups and tags share: saving through services, audited there."""
 
     add_form: type
@@ -131,13 +133,7 @@ class _ItemAdmin(AuditedModelAdmin):
             return super().get_form(request, obj, change=change, **kwargs)
         kwargs["form"] = self.change_form if obj is not None else self.add_form
         kwargs["fields"] = None
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-
-        class WithRequest(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **inner: Any) -> None:
-                super().__init__(*args, request=request, **inner)
-
-        return WithRequest
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is not None and not self.has_change_permission(request, obj):
@@ -186,21 +182,6 @@ class _ItemAdmin(AuditedModelAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {key: value for key, value in request.GET.items() if key != "tree"}
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """The form saved through the service already (pushed to WeCom, audited)."""
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        pass
-
-    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        """Audited by the service, with old and new values."""
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        """Audited by the service, with old and new values."""
-
-    def log_deletions(self, request: HttpRequest, queryset: Any) -> None:
-        """Audited by the service."""
-
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self._delete(request, [obj])
 
@@ -208,16 +189,12 @@ class _ItemAdmin(AuditedModelAdmin):
         self._delete(request, list(queryset))
 
     def _delete(self, request: HttpRequest, items: list[Any]) -> None:
-        try:
-            items_delete(items=items, actor=Actor.from_request(request, source=AuditSource.ADMIN))
-        except (ValidationError, PlatformError) as error:
+        outcome = items_delete(
+            items=items, actor=Actor.from_request(request, source=AuditSource.ADMIN)
+        )
+        if outcome.failed:
             request._strategy_delete_failed = True  # type: ignore[attr-defined]
-            text = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-            self.message_user(
-                request,
-                gettext("Nothing was deleted: %(reason)s") % {"reason": text},
-                messages.ERROR,
-            )
+            self.message_user(request, deleted_sentence(outcome), messages.ERROR)
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
         if getattr(request, "_strategy_delete_failed", False):
@@ -307,6 +284,26 @@ class _ItemAdmin(AuditedModelAdmin):
         }
         return TemplateResponse(request, "admin/tagging/strategy_confirm_action.html", context)
 
+    @admin.action(description=_("Delete selected %(verbose_name_plural)s"), permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Django's confirmation page; then per item what WeCom did, never Django's count of
+        what was asked."""
+        if not request.POST.get("post"):
+            return django_delete_selected(self, request, queryset)
+        if not self.has_delete_permission(request):
+            raise PermissionDenied
+        outcome = items_delete(
+            items=list(queryset), actor=Actor.from_request(request, source=AuditSource.LIST_ACTION)
+        )
+        self.message_user(
+            request,
+            deleted_sentence(outcome),
+            messages.SUCCESS
+            if outcome.ok
+            else (messages.WARNING if outcome.done else messages.ERROR),
+        )
+        return None
+
     @admin.action(description=_("Re-push failed changes to WeCom"), permissions=["change"])
     def repush_failed(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         chosen = queryset.exclude(sync_state=SyncState.IN_SYNC)
@@ -323,7 +320,7 @@ class _ItemAdmin(AuditedModelAdmin):
         if page is not None:
             return page
         outcome = items_repush_failed(
-            items=list(chosen), actor=Actor.from_request(request, source=AuditSource.ADMIN)
+            items=list(chosen), actor=Actor.from_request(request, source=AuditSource.LIST_ACTION)
         )
         self.message_user(
             request,
@@ -369,7 +366,7 @@ class _ItemAdmin(AuditedModelAdmin):
         )
         if page is not None:
             return page
-        actor = Actor.from_request(request, source=AuditSource.ADMIN)
+        actor = Actor.from_request(request, source=AuditSource.LIST_ACTION)
         done = 0
         for item in chosen:
             try:
@@ -436,7 +433,7 @@ class _ItemAdmin(AuditedModelAdmin):
             names_swap(
                 first=first,
                 second=second,
-                actor=Actor.from_request(request, source=AuditSource.ADMIN),
+                actor=Actor.from_request(request, source=AuditSource.LIST_ACTION),
             )
         except ValidationError as error:
             self.message_user(request, _error_text(error), messages.ERROR)
@@ -474,6 +471,25 @@ class _ItemAdmin(AuditedModelAdmin):
             obj.pk,
             format_html(gettext("Select this object for an action - {}"), obj.name),
         )
+
+
+def deleted_sentence(outcome: Outcome) -> str:
+    """What a delete did, per item: “2 deleted, 1 refused by WeCom: …”."""
+    if not outcome.failed:
+        return ngettext(
+            "%(count)d deleted in WeCom and here.",
+            "%(count)d deleted in WeCom and here.",
+            outcome.done,
+        ) % {"count": outcome.done}
+    return gettext("%(deleted)s, %(refused)s: %(reasons)s") % {
+        "deleted": ngettext("%(count)d deleted", "%(count)d deleted", outcome.done)
+        % {"count": outcome.done},
+        "refused": ngettext(
+            "%(count)d refused by WeCom", "%(count)d refused by WeCom", outcome.failed
+        )
+        % {"count": outcome.failed},
+        "reasons": " ".join(outcome.messages),
+    }
 
 
 def _error_text(error: Exception) -> str:

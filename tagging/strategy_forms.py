@@ -1,15 +1,15 @@
-"""Admin forms for strategy tags. Each form validates with the services' own checks and, once
-valid, saves through the service, so WeCom's refusal lands beside the field it concerns."""
+"""Admin forms for strategy tags. Each form validates with the services' own checks; once
+valid, the admin base saves it through the service (``push``), and WeCom's refusal lands beside
+the field it concerns."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from console.audit import Actor, AuditSource
+from console.service_admin import ServiceForm
 from tagging.models import Strategy, Tag, TagGroup
 from tagging.strategy_services import (
     tag_create,
@@ -22,57 +22,24 @@ from wecom.rules import ORDER_MAX, ORDER_MIN
 ORDER_HELP = _("Larger first, as WeCom sorts: 0 to 4294967295. Empty: on top.")
 
 
-class _PushingForm(forms.ModelForm):
-    """Saves through a service in ``clean`` once the fields are valid; the admin then only
-    shows the result (``save_model`` does nothing)."""
+class _PushingForm(ServiceForm, forms.ModelForm):
+    """Saved through a service by the admin base (``console.service_admin``) once valid."""
 
-    expected_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args: Any, request: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.request = request
         if "order" in self.fields:
             order = self.fields["order"]
             order.required = False
             order.help_text = ORDER_HELP
             order.min_value = ORDER_MIN
             order.max_value = ORDER_MAX
-        if self.instance.pk:
-            self.fields["expected_version"].initial = self.instance.version
-        elif "order" in self.fields:
+        if not self.instance.pk and "order" in self.fields:
             # Empty means "on top"; the model's default 0 would put it at the bottom.
             self.fields["order"].initial = None
 
-    def actor(self) -> Actor:
-        return Actor.from_request(self.request, source=AuditSource.ADMIN)
-
-    def push(self, cleaned: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors or self.request is None:
-            return cleaned
-        try:
-            saved = self.push(cleaned)
-        except ValidationError as error:
-            if hasattr(error, "error_dict"):
-                for field_name, errors in error.error_dict.items():
-                    target = field_name if field_name in self.fields else None
-                    self.add_error(target, errors)
-            else:
-                self.add_error(None, error)
-                if getattr(error, "code", "") == "stale" and hasattr(error, "item"):
-                    # Saving again overwrites on purpose: the warning has been seen.
-                    data = self.data.copy()
-                    data["expected_version"] = str(error.item.version)
-                    self.data = data
-            return cleaned
-        self.instance = saved
-        return cleaned
-
     def _post_clean(self) -> None:
-        # The service saved and validated; the model's own checks would only repeat them.
+        # The service validates with the same rules; the model's own checks would only repeat
+        # them, and an edit form must not change its instance before the service has it.
         if self.instance.pk is None:
             super()._post_clean()
 

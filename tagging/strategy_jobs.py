@@ -79,9 +79,7 @@ def strategy_pull_scheduled(app_id: int) -> None:
         kind=PULL_KIND, target_id=str(app_id), status__in=OPEN_JOB_STATUSES
     ).exists()
     if app is not None and not still_open:
-        strategy_pull_job_create(
-            app=app, actor=Actor.system(source=AuditSource.PLATFORM, detail="schedule")
-        )
+        strategy_pull_job_create(app=app, actor=Actor.system(source=AuditSource.SCHEDULE))
 
 
 def strategy_pull_schedules_ensure() -> None:

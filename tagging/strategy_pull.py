@@ -1005,12 +1005,18 @@ def _record_pull(app: WeComApp, *, ok: bool, message: str) -> None:
 
 
 def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> Outcome:
-    """Settle one conflict: take WeCom's values (drop the local change) or push ours."""
-    from console.audit import AuditAction, audit_record
+    """Settle one conflict: take WeCom's values (drop the local change) or push ours.
 
+    On the write path: WeCom is read (and, for "push ours", written) with no transaction open;
+    each choice is recorded with its note, the failed ones with WeCom's reason."""
+    from console.audit import AuditAction, audit_record
+    from console.transactions import require_no_transaction
+
+    require_no_transaction("conflict_resolve")
+    gone = _is_gone(item)
     if choice is Choice.WECOM:
         with transaction.atomic():
-            if _is_gone(item):
+            if gone:
                 audit_record(
                     actor=actor,
                     obj=item,
@@ -1036,9 +1042,17 @@ def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> O
                     note=_("Conflict settled: WeCom's values taken, the local change dropped."),
                 )
         return Outcome(done=1)
-    if _is_gone(item):
+    if gone:
         return _recreate(item, actor=actor)
     outcome = items_push(items=[item], actor=actor)
+    if outcome.ok:
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.CHANGE,
+                note=_("Conflict settled: the console's values pushed to WeCom."),
+            )
     return outcome
 
 
@@ -1050,14 +1064,16 @@ def _is_gone(item: TagGroup | Tag) -> bool:
 
 
 def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
-    """Push ours for an item WeCom deleted: create it again with the local values."""
+    """Push ours for an item WeCom deleted: create it again with the local values (the add
+    call with no transaction open, then its outcome and History entry)."""
     from console.audit import AuditAction, audit_record
     from wecom.clients.wecom import NewTag
 
     client = wecom_client(item.app)
     name = item.pending_name or item.name
     order = item.pending_order if item.pending_order is not None else item.order
-    with transaction.atomic():
+    tags = list(item.tags.all()) if isinstance(item, TagGroup) else []
+    try:
         if isinstance(item, Tag):
             group = item.group
             answer = client.strategy_tag_add(
@@ -1065,18 +1081,33 @@ def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
                 group_id=group.wecom_id,
                 tags=[NewTag(name=name, order=order)],
             )
-            created = answer.tags[0]
-            Tag.objects.filter(pk=item.pk).update(
-                wecom_id=created.id, name=created.name, order=created.order
-            )
         else:
-            tags = list(item.tags.all())
             answer = client.strategy_tag_add(
                 strategy_id=item.strategy.wecom_id,
                 group_name=name,
                 group_order=order,
                 tags=[NewTag(name=t.name, order=t.order) for t in tags],
             )
+    except PlatformError as error:
+        with transaction.atomic():
+            type(item).objects.filter(pk=item.pk).update(
+                sync_state=SyncState.FAILED, sync_message=error.explanation[:500]
+            )
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.CHANGE,
+                note=_("Conflict not settled: WeCom refused to create it again: %(reason)s"),
+                note_params={"reason": error.explanation},
+            )
+        return Outcome(failed=1, messages=[error.explanation])
+    with transaction.atomic():
+        if isinstance(item, Tag):
+            created = answer.tags[0]
+            Tag.objects.filter(pk=item.pk).update(
+                wecom_id=created.id, name=created.name, order=created.order
+            )
+        else:
             TagGroup.objects.filter(pk=item.pk).update(
                 wecom_id=answer.group_id, name=answer.group_name, order=answer.order
             )

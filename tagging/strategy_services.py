@@ -17,19 +17,20 @@ which the client does not resend) is settled by reading WeCom back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, Model
+from django.db.models import Count, F, Max, Model
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditAction, audit_record
+from console.transactions import require_no_transaction
+from console.versioning import StaleEdit as StaleEdit, check_version
 from tagging.models import OrderedItem, Strategy, SyncState, Tag, TagGroup
 from wecom.clients.errors import PlatformAPIError, PlatformError, PlatformTransportError
 from wecom.clients.wecom import NewTag, StrategyTagGroup, WeComClient
@@ -56,30 +57,6 @@ Item = TypeVar("Item", TagGroup, Tag)
 
 
 # --- errors and outcomes ---------------------------------------------------------------------
-
-
-class StaleEdit(ValidationError):
-    """The item changed since the form was opened: says by whom, when, and both values."""
-
-    def __init__(self, *, item: OrderedItem, yours: dict[str, Any]) -> None:
-        who = item.updated_by.get_username() if item.updated_by else gettext("someone")
-        when = date_format(timezone.localtime(item.updated_at), "DATETIME_FORMAT")
-        differences = [
-            gettext("%(field)s: now “%(theirs)s”, yours “%(yours)s”")
-            % {
-                "field": type(item)._meta.get_field(name).verbose_name,
-                "theirs": getattr(item, name),
-                "yours": value,
-            }
-            for name, value in yours.items()
-            if value is not None and value != getattr(item, name)
-        ]
-        message = gettext(
-            "Changed by %(who)s at %(when)s since you opened it. %(differences)s Check the "
-            "values and save again to overwrite, or reload the page."
-        ) % {"who": who, "when": when, "differences": "; ".join(differences)}
-        super().__init__(message, code="stale")
-        self.item = item
 
 
 @dataclass
@@ -246,8 +223,7 @@ def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | No
 
 
 def _check_version(item: OrderedItem, expected_version: int | None, yours: dict[str, Any]) -> None:
-    if expected_version is not None and item.version != expected_version:
-        raise StaleEdit(item=item, yours=yours)
+    check_version(item, expected_version, yours)
 
 
 def _locked(item: Item) -> Item:
@@ -260,13 +236,40 @@ def _locked(item: Item) -> Item:
     )
 
 
-def _mark_synced(item: OrderedItem, actor: Actor, now: Any) -> None:
+def _mark_synced(item: OrderedItem, actor: Actor, now: Any, *, new_version: bool = True) -> None:
     if not item.has_pending:
         item.sync_state = SyncState.IN_SYNC
         item.sync_message = ""
     item.last_synced_at = now
-    item.version += 1
+    if new_version:
+        item.version += 1
     item.updated_by = actor.user
+
+
+def _record_refusal(
+    item: OrderedItem, *, actor: Actor, what: str, reason: str, state: str | None = None
+) -> None:
+    """A push WeCom refused (or that failed), in the item's History with the reason."""
+    audit_record(
+        actor=actor,
+        obj=item,
+        action=AuditAction.CHANGE,
+        note=_("Not changed in WeCom (%(what)s): %(reason)s"),
+        note_params={"what": what, "reason": reason},
+    )
+    if state is not None:
+        type(item).objects.filter(pk=item.pk).update(sync_state=state, sync_message=reason[:500])
+
+
+def _describe_edit(item: OrderedItem, name: str | None, order: int | None) -> str:
+    parts = []
+    if name is not None and name != item.name:
+        parts.append(gettext("name “%(old)s” → “%(new)s”") % {"old": item.name, "new": name})
+    if order is not None and order != item.order:
+        parts.append(gettext("order %(old)s → %(new)s") % {"old": item.order, "new": order})
+    if item.pending_delete:
+        parts.append(gettext("delete"))
+    return gettext("; ").join(parts) or gettext("no change")
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -326,7 +329,6 @@ def _settle_group_add(
     return None
 
 
-@transaction.atomic
 def tag_group_create(
     *,
     strategy: Strategy,
@@ -335,15 +337,23 @@ def tag_group_create(
     actor: Actor,
     order: int | None = None,
 ) -> TagGroup:
-    """A new tag group with its tags (WeCom has no empty groups): one add call."""
-    strategy = (
-        Strategy.objects.select_for_update(of=("self",)).select_related("app").get(pk=strategy.pk)
-    )
-    tag_group_validate(strategy=strategy, name=name, order=order, tags=tags)
-    if order is None:
-        order = _top_order(
-            TagGroup.objects.filter(strategy=strategy).values_list("order", flat=True)
+    """A new tag group with its tags (WeCom has no empty groups): one add call.
+
+    A new group has no row before WeCom gives it an id: the check is one short transaction, the
+    call runs with none open, and what WeCom created is saved in a second one (a lost answer is
+    settled by reading WeCom back)."""
+    require_no_transaction("tag_group_create")
+    with transaction.atomic():
+        strategy = (
+            Strategy.objects.select_for_update(of=("self",))
+            .select_related("app")
+            .get(pk=strategy.pk)
         )
+        tag_group_validate(strategy=strategy, name=name, order=order, tags=tags)
+        if order is None:
+            order = _top_order(
+                TagGroup.objects.filter(strategy=strategy).values_list("order", flat=True)
+            )
     wanted = [
         (tag_name, tag_order if tag_order is not None else default)
         for (tag_name, tag_order), default in zip(tags, spaced_orders(len(tags)), strict=True)
@@ -373,6 +383,13 @@ def tag_group_create(
             ) from error
         answer = found
         settled = "settled"
+    with transaction.atomic():
+        return _save_created_group(strategy, answer, actor=actor, settled=bool(settled))
+
+
+def _save_created_group(
+    strategy: Strategy, answer: StrategyTagGroup, *, actor: Actor, settled: bool
+) -> TagGroup:
     now = timezone.now()
     group = TagGroup.objects.create(
         app=strategy.app,
@@ -422,13 +439,15 @@ def tag_group_create(
     return group
 
 
-@transaction.atomic
 def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = None) -> Tag:
-    """A new tag in an existing group: one add call with the group's id."""
-    group = _locked(group)
-    tag_validate(group=group, name=name, order=order)
-    if order is None:
-        order = _top_order(Tag.objects.filter(group=group).values_list("order", flat=True))
+    """A new tag in an existing group: one add call with the group's id (checked, called and
+    saved as :func:`tag_group_create` is)."""
+    require_no_transaction("tag_create")
+    with transaction.atomic():
+        group = _locked(group)
+        tag_validate(group=group, name=name, order=order)
+        if order is None:
+            order = _top_order(Tag.objects.filter(group=group).values_list("order", flat=True))
     client = wecom_client(group.app)
     settled = False
     try:
@@ -457,26 +476,61 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
             ) from error
         created = found[0]
         settled = True
-    now = timezone.now()
-    tag = Tag.objects.create(
-        app=group.app,
-        group=group,
-        wecom_id=created.id,
-        name=created.name,
-        order=created.order,
-        last_synced_at=now,
-        updated_by=actor.user,
-    )
-    audit_record(
-        actor=actor,
-        obj=tag,
-        action=AuditAction.ADD,
-        changes={"name": (None, tag.name), "order": (None, tag.order)},
-        note=_("Created in WeCom (confirmed by reading WeCom back after a lost answer).")
-        if settled
-        else _("Created in WeCom."),
-    )
+    with transaction.atomic():
+        now = timezone.now()
+        tag = Tag.objects.create(
+            app=group.app,
+            group=group,
+            wecom_id=created.id,
+            name=created.name,
+            order=created.order,
+            last_synced_at=now,
+            updated_by=actor.user,
+        )
+        audit_record(
+            actor=actor,
+            obj=tag,
+            action=AuditAction.ADD,
+            changes={"name": (None, tag.name), "order": (None, tag.order)},
+            note=_("Created in WeCom (confirmed by reading WeCom back after a lost answer).")
+            if settled
+            else _("Created in WeCom."),
+        )
     return tag
+
+
+def _read_back(item: OrderedItem) -> tuple[str, int] | None:
+    """The item's name and order as WeCom has them now, or None if WeCom no longer has it."""
+    client = wecom_client(item.app)
+    if isinstance(item, TagGroup):
+        for remote in client.strategy_tag_list(group_ids=[item.wecom_id]):
+            return remote.group_name, remote.order
+        return None
+    for remote in client.strategy_tag_list(tag_ids=[item.wecom_id]):
+        for tag in remote.tags:
+            if tag.id == item.wecom_id:
+                return tag.name, tag.order
+    return None
+
+
+def _send_edit(item: OrderedItem, *, name: str | None, order: int | None) -> bool:
+    """One edit call, no transaction open. True if WeCom has the change (answered, or read back
+    after an answer that never came); raises the ``PlatformError`` of a refusal."""
+    try:
+        wecom_client(item.app).strategy_tag_edit(id=item.wecom_id, name=name, order=order)
+        return False
+    except PlatformError as error:
+        if not _maybe_happened(error):
+            raise
+        try:
+            remote = _read_back(item)
+        except PlatformError:
+            raise error from None
+        if remote is None or (name is not None and remote[0] != name):
+            raise
+        if order is not None and remote[1] != order:
+            raise
+        return True
 
 
 def _edit(
@@ -485,45 +539,94 @@ def _edit(
     name: str | None,
     order: int | None,
     actor: Actor,
+    expected_version: int | None = None,
+    validate: Callable[[Item], None] | None = None,
     note: str = "",
 ) -> Item:
-    """One edit call for an item already locked and validated; saves and audits it."""
-    changes: dict[str, tuple[Any, Any]] = {}
-    if name is not None and name != item.name:
-        changes["name"] = (item.name, name)
-    if order is not None and order != item.order:
-        changes["order"] = (item.order, order)
-    # What the user saves replaces what was waiting to be pushed for the same field.
-    overridden = False
-    if name is not None and item.pending_name:
-        item.pending_name, overridden = "", True
-    if order is not None and item.pending_order is not None:
-        item.pending_order, overridden = None, True
-    if not changes:
-        if overridden:
-            _mark_synced(item, actor, timezone.now())
-            item.save()
-        return item
-    client = wecom_client(item.app)
+    """One edit call, on the write path: the intent (pending, with a new version) in a short
+    transaction, the call with none open, the outcome and its History entry in a second one.
+
+    A refusal puts the item back as it was, records the refusal in its History and raises a
+    ``ValidationError`` with WeCom's reason keyed by the field it concerns.
+    """
+    require_no_transaction("tag_update")
+    with transaction.atomic():
+        item = _locked(item)
+        _check_version(item, expected_version, {"name": name, "order": order})
+        if validate is not None:
+            validate(item)
+        changes: dict[str, tuple[Any, Any]] = {}
+        if name is not None and name != item.name:
+            changes["name"] = (item.name, name)
+        if order is not None and order != item.order:
+            changes["order"] = (item.order, order)
+        # What the user saves replaces what was waiting to be pushed for the same field.
+        overridden = False
+        if name is not None and item.pending_name:
+            item.pending_name, overridden = "", True
+        if order is not None and item.pending_order is not None:
+            item.pending_order, overridden = None, True
+        if not changes:
+            if overridden:
+                _mark_synced(item, actor, timezone.now())
+                item.save()
+            return item
+        before = {
+            "pending_name": item.pending_name,
+            "pending_order": item.pending_order,
+            "sync_state": item.sync_state,
+            "sync_message": item.sync_message,
+            "version": item.version,
+            "updated_by": item.updated_by,
+        }
+        if "name" in changes:
+            item.pending_name = name  # type: ignore[assignment]
+        if "order" in changes:
+            item.pending_order = order
+        item.sync_state = SyncState.PENDING
+        item.sync_message = ""
+        item.version += 1
+        item.updated_by = actor.user
+        item.save()
+        intent_version = item.version
+    what = _describe_edit(item, name if "name" in changes else None, order)
     try:
-        client.strategy_tag_edit(
-            id=item.wecom_id,
+        settled = _send_edit(
+            item,
             name=name if "name" in changes else None,
             order=order if "order" in changes else None,
         )
     except PlatformError as error:
+        with transaction.atomic():
+            current = _locked(item)
+            if current.version == intent_version:
+                for field_name, value in before.items():
+                    setattr(current, field_name, value)
+                current.save()
+            _record_refusal(current, actor=actor, what=what, reason=error.explanation)
         raise _refusal(error, field_name="name" if "name" in changes else "order") from error
-    if "name" in changes:
-        item.name = name  # type: ignore[assignment]
-    if "order" in changes:
-        item.order = order  # type: ignore[assignment]
-    _mark_synced(item, actor, timezone.now())
-    item.save()
-    audit_record(actor=actor, obj=item, action=AuditAction.CHANGE, changes=changes, note=note)
+    with transaction.atomic():
+        item = _locked(item)
+        if "name" in changes:
+            item.name = name  # type: ignore[assignment]
+            if item.pending_name == name:
+                item.pending_name = ""
+        if "order" in changes:
+            item.order = order  # type: ignore[assignment]
+            if item.pending_order == order:
+                item.pending_order = None
+        _mark_synced(item, actor, timezone.now(), new_version=False)
+        if item.has_pending:
+            # Another change still waits (a failed order, say): it keeps its state and reason.
+            item.sync_state = before["sync_state"]
+            item.sync_message = before["sync_message"]
+        item.save()
+        if settled:
+            note = note or _("Confirmed by reading WeCom back after a lost answer.")
+        audit_record(actor=actor, obj=item, action=AuditAction.CHANGE, changes=changes, note=note)
     return item
 
 
-@transaction.atomic
 def tag_group_update(
     *,
     group: TagGroup,
@@ -533,15 +636,18 @@ def tag_group_update(
     expected_version: int | None = None,
 ) -> TagGroup:
     """Rename or re-order a tag group: one edit call."""
-    group = _locked(group)
-    _check_version(group, expected_version, {"name": name, "order": order})
-    tag_group_validate(
-        strategy=group.strategy, name=name or group.name, order=order, tags=(), group=group
+    return _edit(
+        group,
+        name=name,
+        order=order,
+        actor=actor,
+        expected_version=expected_version,
+        validate=lambda locked: tag_group_validate(
+            strategy=locked.strategy, name=name or locked.name, order=order, tags=(), group=locked
+        ),
     )
-    return _edit(group, name=name, order=order, actor=actor)
 
 
-@transaction.atomic
 def tag_update(
     *,
     tag: Tag,
@@ -551,13 +657,32 @@ def tag_update(
     expected_version: int | None = None,
 ) -> Tag:
     """Rename or re-order a tag: one edit call."""
-    tag = _locked(tag)
-    _check_version(tag, expected_version, {"name": name, "order": order})
-    tag_validate(group=tag.group, name=name or tag.name, order=order, tag=tag)
-    return _edit(tag, name=name, order=order, actor=actor)
+    return _edit(
+        tag,
+        name=name,
+        order=order,
+        actor=actor,
+        expected_version=expected_version,
+        validate=lambda locked: tag_validate(
+            group=locked.group, name=name or locked.name, order=order, tag=locked
+        ),
+    )
 
 
 # --- moving: one call in the common case, re-spacing when two neighbours touch ---------------
+
+
+class OrderChanged(ValidationError):
+    """The orders a page showed are no longer the console's: someone moved something since."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            gettext(
+                "Someone changed this list's order since the page was loaded. Nothing was sent "
+                "to WeCom; the list now shows the current order. Move it again if needed."
+            ),
+            code="order_changed",
+        )
 
 
 def _siblings(item: OrderedItem) -> list[Any]:
@@ -567,8 +692,19 @@ def _siblings(item: OrderedItem) -> list[Any]:
     return list(TagGroup.objects.filter(strategy_id=item.strategy_id).order_by("-order", "pk"))
 
 
-def _move(item: Item, *, to_index: int, actor: Actor) -> Outcome:
+def _check_shown(current: list[Any], shown: Mapping[int, int] | None) -> None:
+    """Refuse a move made from a page that showed other orders than the console has."""
+    if shown is None:
+        return
+    if {item.pk: item.order for item in current} != dict(shown):
+        raise OrderChanged()
+
+
+def _move(
+    item: Item, *, to_index: int, actor: Actor, shown: Mapping[int, int] | None = None
+) -> Outcome:
     siblings = _siblings(item)
+    _check_shown(siblings, shown)
     others = [sibling for sibling in siblings if sibling.pk != item.pk]
     to_index = max(0, min(to_index, len(others)))
     if [s.pk for s in siblings].index(item.pk) == to_index:
@@ -577,43 +713,73 @@ def _move(item: Item, *, to_index: int, actor: Actor) -> Outcome:
     below = others[to_index].order if to_index < len(others) else None
     new_order = order_between(above, below)
     if new_order is not None:
-        with transaction.atomic():
-            locked = _locked(item)
-            _edit(locked, name=None, order=new_order, actor=actor)
+        try:
+            _edit(item, name=None, order=new_order, actor=actor)
+        except ValidationError as error:
+            return Outcome(failed=1, messages=[_messages(error)])
         return Outcome(done=1)
     wanted = [*others[:to_index], item, *others[to_index:]]
     return orders_push(items=wanted, orders=spaced_orders(len(wanted)), actor=actor)
 
 
-def tag_move(*, tag: Tag, to_index: int, actor: Actor) -> Outcome:
-    """Move a tag to position ``to_index`` (0 = top) of its group."""
-    return _move(tag, to_index=to_index, actor=actor)
+def tag_move(
+    *, tag: Tag, to_index: int, actor: Actor, shown: Mapping[int, int] | None = None
+) -> Outcome:
+    """Move a tag to position ``to_index`` (0 = top) of its group. ``shown``: the orders the
+    page showed ({pk: order}); if they changed meanwhile, nothing is sent."""
+    return _move(tag, to_index=to_index, actor=actor, shown=shown)
 
 
-def tag_group_move(*, group: TagGroup, to_index: int, actor: Actor) -> Outcome:
-    """Move a tag group to position ``to_index`` (0 = top) of its strategy."""
-    return _move(group, to_index=to_index, actor=actor)
+def tag_group_move(
+    *, group: TagGroup, to_index: int, actor: Actor, shown: Mapping[int, int] | None = None
+) -> Outcome:
+    """Move a tag group to position ``to_index`` (0 = top) of its strategy, likewise."""
+    return _move(group, to_index=to_index, actor=actor, shown=shown)
 
 
-def tags_reorder(*, group: TagGroup, tag_ids: Sequence[int], actor: Actor) -> Outcome:
+def tags_reorder(
+    *,
+    group: TagGroup,
+    tag_ids: Sequence[int],
+    actor: Actor,
+    shown: Mapping[int, int] | None = None,
+) -> Outcome:
     """Put the group's tags in the order of ``tag_ids`` (top first), changing as few as the
-    gaps allow: when exactly one tag moved, that is one call."""
-    return _reorder(_siblings(Tag(group_id=group.pk)), tag_ids, actor=actor)
+    gaps allow: when exactly one tag moved, that is one call. ``shown``: the orders the page
+    showed ({pk: order}); if the console's differ, nothing is sent (:class:`OrderChanged`)."""
+    return _reorder(_siblings(Tag(group_id=group.pk)), tag_ids, actor=actor, shown=shown)
 
 
-def tag_groups_reorder(*, strategy: Strategy, group_ids: Sequence[int], actor: Actor) -> Outcome:
+def tag_groups_reorder(
+    *,
+    strategy: Strategy,
+    group_ids: Sequence[int],
+    actor: Actor,
+    shown: Mapping[int, int] | None = None,
+) -> Outcome:
     """Put the strategy's groups in the order of ``group_ids`` (top first), likewise."""
-    return _reorder(_siblings(TagGroup(strategy_id=strategy.pk)), group_ids, actor=actor)
+    return _reorder(
+        _siblings(TagGroup(strategy_id=strategy.pk)), group_ids, actor=actor, shown=shown
+    )
 
 
-def _reorder(current: list[Any], ids: Sequence[int], *, actor: Actor) -> Outcome:
+def _reorder(
+    current: list[Any],
+    ids: Sequence[int],
+    *,
+    actor: Actor,
+    shown: Mapping[int, int] | None = None,
+) -> Outcome:
     tag_ids = ids
     by_pk = {item.pk: item for item in current}
     if sorted(by_pk) != sorted(tag_ids):
+        if shown is not None:
+            raise OrderChanged()
         raise ValidationError(
             gettext("The list changed meanwhile. Reload the page and try again."),
             code="stale",
         )
+    _check_shown(current, shown)
     wanted = [by_pk[pk] for pk in tag_ids]
     moved = _single_move(current, wanted)
     if moved is not None:
@@ -641,6 +807,7 @@ def orders_push(*, items: Sequence[Item], orders: Sequence[int], actor: Actor) -
     comes. On a failure the items not yet sent stay pending and the failed one says why;
     "re-push failed" resumes.
     """
+    require_no_transaction("orders_push")
     journal = [
         (item, order) for item, order in zip(items, orders, strict=True) if item.order != order
     ]
@@ -649,17 +816,23 @@ def orders_push(*, items: Sequence[Item], orders: Sequence[int], actor: Actor) -
     with transaction.atomic():
         for item, order in journal:
             type(item).objects.filter(pk=item.pk).update(
-                pending_order=order, sync_state=SyncState.PENDING, sync_message=""
+                pending_order=order,
+                sync_state=SyncState.PENDING,
+                sync_message="",
+                version=F("version") + 1,
             )
     return items_push(items=[item for item, _order in journal], actor=actor)
 
 
 def items_push(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
-    """Send the pending changes of ``items`` to WeCom, one call each, committing each success.
+    """Send the pending changes of ``items`` to WeCom, one call each, committing each outcome.
 
-    Stops at the first failure: that item becomes "push failed" with WeCom's reason, the rest
-    stay pending. Used by multi-call changes and by "re-push failed".
+    Each item on the write path: its pending change read under a lock, the call with no
+    transaction open, the outcome and its History entry committed. Stops at the first failure:
+    that item becomes "push failed" with WeCom's reason (in its History too), the rest stay
+    pending. Used by multi-call changes, "re-push failed" and conflict choices.
     """
+    require_no_transaction("items_push")
     outcome = Outcome()
     remaining = list(items)
     while remaining:
@@ -667,14 +840,22 @@ def items_push(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
         try:
             with transaction.atomic():
                 item = _locked(item)
-                if item.has_pending:
-                    _push_pending(item, actor=actor)
+                pending = item.has_pending
+                if pending:
+                    _validate_pending(item)
+            if pending:
+                _push_pending(item, actor=actor)
             outcome.done += 1
         except (PlatformError, ValidationError) as error:
             reason = error.explanation if isinstance(error, PlatformError) else _messages(error)
-            type(item).objects.filter(pk=item.pk).update(
-                sync_state=SyncState.FAILED, sync_message=reason[:500]
-            )
+            with transaction.atomic():
+                _record_refusal(
+                    item,
+                    actor=actor,
+                    what=_describe_edit(item, item.pending_name or None, item.pending_order),
+                    reason=reason,
+                    state=SyncState.FAILED,
+                )
             outcome.failed = 1 + len(remaining)
             outcome.messages.append(
                 ngettext(
@@ -694,48 +875,62 @@ def _messages(error: ValidationError) -> str:
     return " ".join(str(message) for message in error.messages)
 
 
+def _validate_pending(item: OrderedItem) -> None:
+    name = item.pending_name or None
+    if name is None or item.pending_delete:
+        return
+    if isinstance(item, Tag):
+        tag_validate(group=item.group, name=name, order=None, tag=item)
+    else:
+        assert isinstance(item, TagGroup)
+        tag_group_validate(strategy=item.strategy, name=name, order=None, tags=(), group=item)
+
+
 def _push_pending(item: OrderedItem, *, actor: Actor) -> None:
-    """The pending change of one locked item: delete, or edit name and/or order."""
+    """The pending change of one item (read under a lock just before): delete, or edit name
+    and/or order. The call runs with no transaction open; the outcome is committed after."""
     if item.pending_delete:
         _delete_remote(item.app, [item])
-        audit_record(
-            actor=actor,
-            obj=item,
-            action=AuditAction.DELETE,
-            changes={"name": (item.name, None)},
-            note=_("Deleted in WeCom."),
-        )
-        item.delete()
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.DELETE,
+                changes={"name": (item.name, None)},
+                note=_("Deleted in WeCom."),
+            )
+            type(item).objects.filter(pk=item.pk).delete()
         return
     name = item.pending_name or None
     order = item.pending_order
-    if name is not None:
-        if isinstance(item, Tag):
-            tag_validate(group=item.group, name=name, order=None, tag=item)
-        else:
-            assert isinstance(item, TagGroup)
-            tag_group_validate(strategy=item.strategy, name=name, order=None, tags=(), group=item)
-    item.pending_name = ""
-    item.pending_order = None
-    if (name is None or name == item.name) and (order is None or order == item.order):
+    send_name = name if name is not None and name != item.name else None
+    send_order = order if order is not None and order != item.order else None
+    settled = False
+    if send_name is not None or send_order is not None:
+        settled = _send_edit(item, name=send_name, order=send_order)
+    with transaction.atomic():
+        item = _locked(item)
+        changes: dict[str, tuple[Any, Any]] = {}
+        if send_name is not None:
+            changes["name"] = (item.name, send_name)
+            item.name = send_name
+        if send_order is not None:
+            changes["order"] = (item.order, send_order)
+            item.order = send_order
+        if item.pending_name == (name or ""):
+            item.pending_name = ""
+        if item.pending_order == order:
+            item.pending_order = None
         _mark_synced(item, actor, timezone.now())
         item.save()
-        return
-    wecom_client(item.app).strategy_tag_edit(
-        id=item.wecom_id,
-        name=name if name != item.name else None,
-        order=order if order != item.order else None,
-    )
-    changes: dict[str, tuple[Any, Any]] = {}
-    if name is not None and name != item.name:
-        changes["name"] = (item.name, name)
-        item.name = name
-    if order is not None and order != item.order:
-        changes["order"] = (item.order, order)
-        item.order = order
-    _mark_synced(item, actor, timezone.now())
-    item.save()
-    audit_record(actor=actor, obj=item, action=AuditAction.CHANGE, changes=changes)
+        if changes:
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.CHANGE,
+                changes=changes,
+                note=_("Confirmed by reading WeCom back after a lost answer.") if settled else "",
+            )
 
 
 def items_repush_failed(*, items: Iterable[OrderedItem], actor: Actor) -> Outcome:
@@ -876,67 +1071,117 @@ def _still_in_wecom(
     return tags_left, groups_left
 
 
-@transaction.atomic
-def items_delete(*, items: Sequence[OrderedItem], actor: Actor) -> int:
-    """Delete tags and tag groups in WeCom (one call per app) and here; audited.
+def items_delete(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
+    """Delete tags and tag groups in WeCom (one call per app) and here; every outcome in the
+    History. Each app on the write path: the intent (pending deletion, a new version) in a
+    short transaction, the call with none open, then what WeCom did: deleted here too, or put
+    back as it was with WeCom's refusal. One app's refusal does not undo another app's
+    deletion: the outcome says per item what happened.
 
     A group left without tags is gone in WeCom too, so it goes here as well.
     """
+    require_no_transaction("items_delete")
     by_app: dict[int, list[OrderedItem]] = {}
     for item in items:
         by_app.setdefault(item.app_id, []).append(item)
-    deleted = 0
+    outcome = Outcome()
     for app_items in by_app.values():
-        locked = [_locked(item) for item in app_items]
-        group_pks = {item.pk for item in locked if isinstance(item, TagGroup)}
-        # Tags of groups being deleted go with their group; sending them too would be refused.
-        sent = [
-            item for item in locked if not (isinstance(item, Tag) and item.group_id in group_pks)
-        ]
+        with transaction.atomic():
+            locked = [_locked(item) for item in app_items]
+            group_pks = {item.pk for item in locked if isinstance(item, TagGroup)}
+            # Tags of groups being deleted go with their group; sending them too would be
+            # refused.
+            sent = [
+                item
+                for item in locked
+                if not (isinstance(item, Tag) and item.group_id in group_pks)
+            ]
+            before = {
+                (type(item), item.pk): (item.pending_delete, item.sync_state) for item in sent
+            }
+            for item in sent:
+                type(item).objects.filter(pk=item.pk).update(
+                    pending_delete=True, sync_state=SyncState.PENDING, version=F("version") + 1
+                )
         try:
             _delete_remote(locked[0].app, sent)
         except PlatformError as error:
-            raise _refusal(error) from error
-        touched_groups = {item.group_id for item in sent if isinstance(item, Tag)}
-        for item in sent:
-            audit_record(
-                actor=actor,
-                obj=item,
-                action=AuditAction.DELETE,
-                changes={"name": (item.name, None)},
-                note=_("Deleted in WeCom."),
-            )
-            if isinstance(item, TagGroup):
-                for tag in item.tags.all():
+            with transaction.atomic():
+                for item in sent:
+                    was_pending, state = before[(type(item), item.pk)]
+                    type(item).objects.filter(pk=item.pk).update(
+                        pending_delete=was_pending, sync_state=state
+                    )
                     audit_record(
                         actor=actor,
-                        obj=tag,
-                        action=AuditAction.DELETE,
-                        changes={"name": (tag.name, None)},
-                        note=_("Deleted in WeCom with its tag group."),
+                        obj=item,
+                        action=AuditAction.CHANGE,
+                        note=_("Not deleted: WeCom refused the deletion: %(reason)s"),
+                        note_params={"reason": error.explanation},
                     )
-            item.delete()
-            deleted += 1
-        emptied = TagGroup.objects.filter(pk__in=touched_groups - group_pks).annotate(
-            tag_count=Count("tags")
-        )
-        for group in emptied.filter(tag_count=0):
-            audit_record(
-                actor=actor,
-                obj=group,
-                action=AuditAction.DELETE,
-                changes={"name": (group.name, None)},
-                note=_("WeCom deleted the group with its last tag."),
+            outcome.failed += len(sent)
+            outcome.messages.append(
+                ngettext(
+                    "%(count)d not deleted (%(names)s), refused by WeCom app “%(app)s”: %(reason)s",
+                    "%(count)d not deleted (%(names)s), refused by WeCom app “%(app)s”: %(reason)s",
+                    len(sent),
+                )
+                % {
+                    "count": len(sent),
+                    "names": gettext("; ").join(item.name for item in sent),
+                    "app": locked[0].app.name,
+                    "reason": error.explanation,
+                }
             )
-            group.delete()
+            continue
+        with transaction.atomic():
+            outcome.done += _record_deleted(sent, group_pks, actor=actor)
+    return outcome
+
+
+def _record_deleted(sent: Sequence[OrderedItem], group_pks: set[int], *, actor: Actor) -> int:
+    """What WeCom deleted, deleted here too with its History entries."""
+    touched_groups = {item.group_id for item in sent if isinstance(item, Tag)}
+    deleted = 0
+    for item in sent:
+        audit_record(
+            actor=actor,
+            obj=item,
+            action=AuditAction.DELETE,
+            changes={"name": (item.name, None)},
+            note=_("Deleted in WeCom."),
+        )
+        if isinstance(item, TagGroup):
+            for tag in item.tags.all():
+                audit_record(
+                    actor=actor,
+                    obj=tag,
+                    action=AuditAction.DELETE,
+                    changes={"name": (tag.name, None)},
+                    note=_("Deleted in WeCom with its tag group."),
+                )
+        item.delete()
+        deleted += 1
+    emptied = TagGroup.objects.filter(pk__in=touched_groups - group_pks).annotate(
+        tag_count=Count("tags")
+    )
+    for group in emptied.filter(tag_count=0):
+        audit_record(
+            actor=actor,
+            obj=group,
+            action=AuditAction.DELETE,
+            changes={"name": (group.name, None)},
+            note=_("WeCom deleted the group with its last tag."),
+        )
+        group.delete()
     return deleted
 
 
-def tag_delete(*, tag: Tag, actor: Actor) -> int:
+def tag_delete(*, tag: Tag, actor: Actor) -> Outcome:
     return items_delete(items=[tag], actor=actor)
 
 
-def tag_group_delete(*, group: TagGroup, actor: Actor) -> int:
+def tag_group_delete(*, group: TagGroup, actor: Actor) -> Outcome:
     return items_delete(items=[group], actor=actor)
 
 

@@ -24,7 +24,7 @@ from console.audit import Actor, AuditSource
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_jobs import pull_interval_text
 from tagging.strategy_pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
-from tagging.strategy_services import tag_groups_reorder, tags_reorder
+from tagging.strategy_services import Outcome, tag_groups_reorder, tags_reorder
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
 
@@ -173,29 +173,33 @@ def move_view(request: HttpRequest, app_id: int) -> JsonResponse:
     try:
         parent_id = int(request.POST.get("parent", ""))
         ids = [int(value) for value in request.POST.get("ids", "").split(",") if value]
+        shown = _shown_orders(request.POST.get("shown"))
     except ValueError:
         return JsonResponse(
             {"ok": False, "message": gettext("The request was not understood.")}, status=400
         )
-    actor = Actor.from_request(request, source=AuditSource.ADMIN)
+    actor = Actor.from_request(request, source=AuditSource.TREE)
+    if kind == "tag":
+        parent: Any = get_object_or_404(TagGroup, pk=parent_id, app_id=app_id)
+        items: Any = Tag.objects.filter(group=parent)
+    elif kind == "group":
+        parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_id)
+        items = TagGroup.objects.filter(strategy=parent)
+    else:
+        return JsonResponse(
+            {"ok": False, "message": gettext("The request was not understood.")}, status=400
+        )
     try:
         if kind == "tag":
-            parent = get_object_or_404(TagGroup, pk=parent_id, app_id=app_id)
-            outcome = tags_reorder(group=parent, tag_ids=ids, actor=actor)
-            items = Tag.objects.filter(group=parent)
-        elif kind == "group":
-            parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_id)
-            outcome = tag_groups_reorder(strategy=parent, group_ids=ids, actor=actor)
-            items = TagGroup.objects.filter(strategy=parent)
+            outcome = tags_reorder(group=parent, tag_ids=ids, actor=actor, shown=shown)
         else:
-            return JsonResponse(
-                {"ok": False, "message": gettext("The request was not understood.")}, status=400
-            )
+            outcome = tag_groups_reorder(strategy=parent, group_ids=ids, actor=actor, shown=shown)
     except ValidationError as error:
-        return JsonResponse({"ok": False, "message": " ".join(error.messages)})
+        outcome = Outcome(failed=1, messages=[" ".join(error.messages)])
     except PlatformError as error:
-        return JsonResponse({"ok": False, "message": error.explanation})
-    rows = list(items.values_list("pk", "order", "sync_state"))
+        outcome = Outcome(failed=1, messages=[error.explanation])
+    # Every answer carries the true order, so the page never keeps a move that did not happen.
+    rows = list(items.order_by("-order", "pk").values_list("pk", "order", "sync_state"))
     message = (
         ngettext(
             "Order saved in WeCom (%(count)d call).",
@@ -215,6 +219,18 @@ def move_view(request: HttpRequest, app_id: int) -> JsonResponse:
             "states": {str(pk): str(SyncState(state).label) for pk, _order, state in rows},
         }
     )
+
+
+def _shown_orders(raw: str | None) -> dict[int, int] | None:
+    """The orders the page showed, "pk:order,pk:order"; None from a page that sends none."""
+    if raw is None:
+        return None
+    shown = {}
+    for pair in raw.split(","):
+        if pair:
+            pk, order = pair.split(":")
+            shown[int(pk)] = int(order)
+    return shown
 
 
 # --- pull: plan, then apply ------------------------------------------------------------------

@@ -75,3 +75,27 @@ def sandbox(settings) -> Iterator[SandboxServer]:
         settings.WECHAT_API_BASE = server.wechat_base
         settings.CHATBOT_API_BASE = server.chatbot_base
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_platform_call_inside_a_transaction() -> Iterator[None]:
+    """Fails any test in which a platform client sends a request while this thread holds a
+    database transaction open (docs/write-path.md). The test's own atomic blocks (pytest-django's
+    ``db``) are not counted: see ``console.transactions``."""
+    from console.transactions import transaction_open
+    from wecom.clients import transport
+
+    offences: list[str] = []
+
+    def check(platform: str, endpoint: str) -> None:
+        if transaction_open():
+            offences.append(f"{platform} {endpoint}")
+            raise AssertionError(f"{platform} {endpoint} was called inside a database transaction")
+
+    transport.before_send.append(check)
+    try:
+        yield
+    finally:
+        transport.before_send.remove(check)
+    if offences:
+        pytest.fail("platform calls inside a database transaction: " + ", ".join(offences))

@@ -114,6 +114,10 @@ class Clock:
     random: Callable[[], float] = field(default=random.random)
 
 
+# Checks made before every request leaves, with the platform and endpoint: the suite's guard
+# against platform calls inside a database transaction (tests/conftest.py) adds one.
+before_send: list[Callable[[str, str], None]] = []
+
 _session: requests.Session | None = None
 _session_pid: int | None = None
 _session_guard = threading.Lock()
@@ -320,6 +324,8 @@ class PlatformClient:
         path_suffix: str,
         attempt: int,
     ) -> dict[str, Any]:
+        for check in before_send:
+            check(self.platform, endpoint.path)
         self.limiter.acquire()
         query = dict(params or {})
         if token is not None:

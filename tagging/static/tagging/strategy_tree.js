@@ -23,10 +23,24 @@
     }).filter(Boolean);
   }
 
+  function orderBadge(item) {
+    return item.querySelector(":scope > .strategy-order, :scope > .strategy-group-head > .strategy-order");
+  }
+
+  /* The orders this page shows ("pk:order,…"): the server sends nothing to WeCom if the
+   * console's differ (someone moved something since), and answers with the true order. */
+  function shownOrders(list) {
+    return Array.prototype.map.call(list.children, function (item) {
+      var id = item.getAttribute("data-id");
+      var badge = orderBadge(item);
+      return id && badge ? id + ":" + badge.textContent.trim() : "";
+    }).filter(Boolean).join(",");
+  }
+
   function showOrders(list, orders) {
     Array.prototype.forEach.call(list.children, function (item) {
       var id = item.getAttribute("data-id");
-      var badge = item.querySelector(":scope > .strategy-order, :scope > .strategy-group-head > .strategy-order");
+      var badge = orderBadge(item);
       if (badge && orders[id] !== undefined) badge.textContent = orders[id];
     });
   }
@@ -47,6 +61,7 @@
     body.set("kind", list.getAttribute("data-kind"));
     body.set("parent", list.getAttribute("data-parent"));
     body.set("ids", idsOf(list).join(","));
+    body.set("shown", shownOrders(list));
     list.setAttribute("aria-busy", "true");
     fetch(moveUrl, {
       method: "POST",
@@ -59,7 +74,8 @@
       list.removeAttribute("aria-busy");
       say(answer.message, !answer.ok);
       if (answer.order) {
-        // Show exactly WeCom's order: larger first, as the server answers it.
+        // Show exactly the console's order, whatever happened: larger first, as the server
+        // answers it (after a refusal or someone else's move too).
         restore(list, answer.order.map(String));
         showOrders(list, answer.orders);
       } else {

@@ -112,3 +112,43 @@ class VersionedFormMixin(forms.Form):
         data = self.data.copy()
         data[self.add_prefix("expected_version")] = str(error.item.version)  # type: ignore[attr-defined]
         self.data = data
+
+
+class StaleCheckedFormMixin(VersionedFormMixin):
+    """For a ModelForm that Django's admin saves itself (no platform call, one transaction):
+    ``clean()`` reads the row's current version (a read, never a write) and refuses a form
+    opened at an older one; the admin's ``save_model`` calls :func:`version_bump`. Fields in
+    ``stale_hidden_fields`` (secrets) are never shown in the refusal."""
+
+    stale_hidden_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        instance = getattr(self, "instance", None)
+        expected = cleaned.get("expected_version")
+        if instance is None or instance.pk is None or expected is None:
+            return cleaned
+        current = (
+            type(instance)
+            ._default_manager.select_related("updated_by")
+            .filter(pk=instance.pk)
+            .first()
+        )
+        if current is not None and current.version != expected:
+            yours = {
+                name: cleaned.get(name)
+                for name in self.changed_data  # type: ignore[attr-defined]
+                if name in cleaned
+                and name != "expected_version"
+                and name not in self.stale_hidden_fields
+            }
+            error = StaleEdit(item=current, yours=yours)
+            self.add_error(None, error)
+            self.accept_stale(error)
+        return cleaned
+
+
+def version_bump(obj: models.Model, user: Any) -> None:
+    """A change saved: the next form opened at the old version is refused."""
+    obj.version = (obj.version or 0) + 1  # type: ignore[attr-defined]
+    obj.updated_by = user  # type: ignore[attr-defined]

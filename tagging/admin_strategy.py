@@ -28,7 +28,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
-from console.service_admin import ServiceBackedAdmin
+from console.service_admin import ServiceBackedAdmin, ServiceForm
 from tagging import strategy_views
 from tagging.models import PULL_MINUTES_MAX, Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
@@ -688,15 +688,29 @@ class TagChangeList(ChangeList):
         return queryset
 
 
-class StrategyPullForm(forms.ModelForm):
+class StrategyPullForm(ServiceForm, forms.ModelForm):
     class Meta:
         model = StrategyPull
         fields = ["every_minutes"]
         widgets = {"every_minutes": forms.NumberInput(attrs={"min": 0, "max": PULL_MINUTES_MAX})}
 
+    def push(self, cleaned: dict[str, Any]) -> StrategyPull:
+        from tagging.strategy_jobs import strategy_pull_interval_set
+
+        return strategy_pull_interval_set(
+            pull=self.instance,
+            every_minutes=cleaned.get("every_minutes"),
+            actor=self.actor(),
+            expected_version=cleaned.get("expected_version"),
+        )
+
+    def _post_clean(self) -> None:
+        # The service saves; the model form must not change the row before it.
+        pass
+
 
 @admin.register(StrategyPull)
-class StrategyPullAdmin(AuditedModelAdmin):
+class StrategyPullAdmin(ServiceBackedAdmin):
     """Per WeCom app: the last pull and how often the schedule pulls (one row per app, made
     with the app). Editors change the interval; the service audits it and moves the schedule."""
 
@@ -704,7 +718,15 @@ class StrategyPullAdmin(AuditedModelAdmin):
     list_display = ("app_name", "pulled_at", "ok", "message", "interval", "next_run")
     list_display_links = ("app_name",)
     readonly_fields = ("app_name", "pulled_at", "ok", "message", "next_run")
-    fields = ("app_name", "every_minutes", "next_run", "pulled_at", "ok", "message")
+    fields = (
+        "app_name",
+        "every_minutes",
+        "next_run",
+        "pulled_at",
+        "ok",
+        "message",
+        "expected_version",
+    )
     ordering = ("app__name",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -763,15 +785,3 @@ class StrategyPullAdmin(AuditedModelAdmin):
 
         when = strategy_pull_next_run(pull.app_id)
         return date_format(timezone.localtime(when), "DATETIME_FORMAT") if when else "—"
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        from tagging.strategy_jobs import strategy_pull_interval_set
-
-        strategy_pull_interval_set(
-            pull=obj,
-            every_minutes=form.cleaned_data.get("every_minutes"),
-            actor=Actor.from_request(request, source=AuditSource.ADMIN),
-        )
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        """Audited by the service, with the old and new interval."""

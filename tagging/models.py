@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from console.versioning import Versioned
 from wecom.models import WeComApp
 
 # =============================================================================================
@@ -152,7 +153,7 @@ class Tag(OrderedItem):
 PULL_MINUTES_MAX = 7 * 24 * 60
 
 
-class StrategyPull(models.Model):
+class StrategyPull(Versioned, models.Model):
     """The last pull of an app: when, what it found, and what waits for a person."""
 
     app = models.OneToOneField(

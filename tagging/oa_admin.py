@@ -12,8 +12,9 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext
 
-from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
+from console.service_admin import ServiceBackedAdmin, ServiceForm
+from console.versioning import StaleEdit
 from tagging.oa_models import OfficialAccountTag
 from tagging.oa_services import oa_tag_create, oa_tag_delete, oa_tag_rename, oa_tags_pull
 from wecom.clients import PlatformError
@@ -21,44 +22,40 @@ from wecom.models import OfficialAccount
 from wecom.rules import validate_oa_tag_deletable
 
 
-class OfficialAccountTagForm(forms.ModelForm):
-    """Sends the change to the platform while validating, so that its refusal shows on the form."""
-
-    request: HttpRequest
+class OfficialAccountTagForm(ServiceForm, forms.ModelForm):
+    """Saved through the services by the admin base; the platform's refusal shows on the
+    form."""
 
     class Meta:
         model = OfficialAccountTag
         fields = ("account", "name")
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        actor = Actor.from_request(self.request, source=AuditSource.ADMIN)
+    def push(self, cleaned: dict[str, Any]) -> OfficialAccountTag:
         try:
             if self.instance.pk is None:
-                self.instance = oa_tag_create(
-                    account=cleaned["account"], name=cleaned["name"], actor=actor
+                return oa_tag_create(
+                    account=cleaned["account"], name=cleaned["name"], actor=self.actor()
                 )
-            else:
-                self.instance = oa_tag_rename(
-                    tag=OfficialAccountTag.objects.get(pk=self.instance.pk),
-                    name=cleaned["name"],
-                    actor=actor,
-                )
+            return oa_tag_rename(
+                tag=self.instance,
+                name=cleaned["name"],
+                actor=self.actor(),
+                expected_version=cleaned.get("expected_version"),
+            )
+        except StaleEdit:
+            raise
         except ValidationError as error:
             raise ValidationError({"name": error.messages}) from None
         except PlatformError as error:
             raise ValidationError(str(error)) from None
-        return cleaned
 
     def _post_clean(self) -> None:
-        # The service saved the tag already; the model form must not overwrite it.
+        # The service checks and saves; the model form must not change the tag before it.
         pass
 
 
 @admin.register(OfficialAccountTag)
-class OfficialAccountTagAdmin(AuditedModelAdmin):
+class OfficialAccountTagAdmin(ServiceBackedAdmin):
     form = OfficialAccountTagForm
     list_display = ("name", "account", "tag_id", "follower_count", "pulled_at")
     list_filter = ("account",)
@@ -69,7 +66,7 @@ class OfficialAccountTagAdmin(AuditedModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ("account", "name")
-        return ("account", "name", "tag_id", "follower_count", "pulled_at")
+        return ("account", "name", "tag_id", "follower_count", "pulled_at", "expected_version")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -77,27 +74,6 @@ class OfficialAccountTagAdmin(AuditedModelAdmin):
         if obj.is_reserved:
             return ("account", "name", *self.readonly_fields)
         return ("account", *self.readonly_fields)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form_class = super().get_form(request, obj, **kwargs)
-
-        class RequestForm(form_class):  # type: ignore[misc,valid-type]
-            pass
-
-        RequestForm.request = request
-        return RequestForm
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        pass  # saved (and recorded in the History) by the service in the form's clean()
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        pass
-
-    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        pass  # the service's audit entry says it, with where from
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> None:
-        pass
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and not obj.is_deletable:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from console.versioning import Versioned
 from wecom.models import OfficialAccount
 from wecom.rules import OA_RESERVED_TAG_IDS, OA_UNDELETABLE_FOLLOWERS
 
 
-class OfficialAccountTag(models.Model):
+class OfficialAccountTag(Versioned, models.Model):
     account = models.ForeignKey(
         OfficialAccount,
         on_delete=models.CASCADE,

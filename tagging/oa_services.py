@@ -9,15 +9,19 @@ to show.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from console.audit import Actor, AuditAction, audit_record
+from console.transactions import require_no_transaction
+from console.versioning import check_version
 from tagging.oa_models import OfficialAccountTag
-from wecom.clients import OfficialAccountClient
+from wecom.clients import OfficialAccountClient, PlatformError
 from wecom.connections import client_for
 from wecom.models import OfficialAccount
 from wecom.rules import (
@@ -107,6 +111,9 @@ def _check_unique_name(
 
 
 def oa_tag_create(*, account: OfficialAccount, name: str, actor: Actor) -> OfficialAccountTag:
+    """A new tag: checked, created on the platform with no transaction open, then saved with
+    its History entry (a new tag has no row before the platform gives it an id)."""
+    require_no_transaction("oa_tag_create")
     _validate_name(name)
     _check_unique_name(account, name)
     created = _client(account).tag_create(name=name)
@@ -117,29 +124,84 @@ def oa_tag_create(*, account: OfficialAccount, name: str, actor: Actor) -> Offic
             name=created.name or name,
             follower_count=0,
             pulled_at=timezone.now(),
+            updated_by=actor.user,
         )
         audit_record(actor=actor, obj=tag, action=AuditAction.ADD)
     return tag
 
 
-def oa_tag_rename(*, tag: OfficialAccountTag, name: str, actor: Actor) -> OfficialAccountTag:
+def _locked(tag: OfficialAccountTag) -> OfficialAccountTag:
+    return (
+        OfficialAccountTag.objects.select_for_update(of=("self",))
+        .select_related("account", "updated_by")
+        .get(pk=tag.pk)
+    )
+
+
+def _record_refusal(
+    tag: OfficialAccountTag, *, actor: Actor, note: Any, error: PlatformError
+) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            obj=tag,
+            action=AuditAction.CHANGE,
+            note=note,
+            note_params={"reason": error.explanation},
+        )
+
+
+def oa_tag_rename(
+    *,
+    tag: OfficialAccountTag,
+    name: str,
+    actor: Actor,
+    expected_version: int | None = None,
+) -> OfficialAccountTag:
+    """Rename a tag on the write path: the version checked and the intent taken (a new
+    version, so that a form opened meanwhile is refused) in a short transaction, the call with
+    none open, the outcome and its History entry in a second one. A refusal puts the tag back
+    and is in its History with the platform's reason."""
+    require_no_transaction("oa_tag_rename")
     validate_oa_tag_id(tag.tag_id)
     _validate_name(name)
-    if name == tag.name:
-        return tag
-    _check_unique_name(tag.account, name, exclude=tag)
-    _client(tag.account).tag_update(tag_id=tag.tag_id, name=name)
     with transaction.atomic():
-        old = tag.name
+        tag = _locked(tag)
+        check_version(tag, expected_version, {"name": name})
+        if name == tag.name:
+            return tag
+        _check_unique_name(tag.account, name, exclude=tag)
+        old, before_version = tag.name, tag.version
+        OfficialAccountTag.objects.filter(pk=tag.pk).update(version=F("version") + 1)
+    try:
+        _client(tag.account).tag_update(tag_id=tag.tag_id, name=name)
+    except PlatformError as error:
+        OfficialAccountTag.objects.filter(pk=tag.pk, version=before_version + 1).update(
+            version=before_version
+        )
+        _record_refusal(
+            tag, actor=actor, note=_("Not renamed: the platform refused: %(reason)s"), error=error
+        )
+        raise
+    with transaction.atomic():
+        tag = _locked(tag)
         tag.name = name
-        tag.save(update_fields=["name"])
+        tag.updated_by = actor.user
+        tag.save(update_fields=["name", "updated_by", "updated_at"])
         audit_record(actor=actor, obj=tag, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return tag
 
 
 def oa_tag_delete(*, tag: OfficialAccountTag, actor: Actor) -> None:
+    require_no_transaction("oa_tag_delete")
     validate_oa_tag_deletable(tag_id=tag.tag_id, follower_count=tag.follower_count)
-    _client(tag.account).tag_delete(tag_id=tag.tag_id)
+    try:
+        _client(tag.account).tag_delete(tag_id=tag.tag_id)
+    except PlatformError as error:
+        _record_refusal(
+            tag, actor=actor, note=_("Not deleted: the platform refused: %(reason)s"), error=error
+        )
+        raise
     with transaction.atomic():
         audit_record(actor=actor, obj=tag, action=AuditAction.DELETE)
         tag.delete()

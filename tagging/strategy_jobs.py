@@ -160,11 +160,18 @@ def pull_interval_text(pull: StrategyPull) -> str:
 
 
 def strategy_pull_interval_set(
-    *, pull: StrategyPull, every_minutes: int | None, actor: Actor
+    *,
+    pull: StrategyPull,
+    every_minutes: int | None,
+    actor: Actor,
+    expected_version: int | None = None,
 ) -> StrategyPull:
     """Set how often the app is pulled automatically (None: the console's default, 0: never),
-    audited in the pull settings' history, and the app's schedule follows."""
+    audited in the pull settings' history, and the app's schedule follows. A form opened
+    before someone else's change (``expected_version``) is refused with who, when and both
+    values."""
     from console.audit import AuditAction, audit_record
+    from console.versioning import check_version, version_bump
 
     if every_minutes is not None:
         # The model field's own validators (0 to PULL_MINUTES_MAX): the form uses the same.
@@ -173,12 +180,19 @@ def strategy_pull_interval_set(
         except ValidationError as error:
             raise ValidationError({"every_minutes": error.messages}) from error
     with transaction.atomic():
-        locked = StrategyPull.objects.select_for_update().get(pk=pull.pk)
+        locked = (
+            StrategyPull.objects.select_for_update(of=("self",))
+            .select_related("updated_by")
+            .get(pk=pull.pk)
+        )
         old = locked.every_minutes
+        if old != every_minutes:
+            check_version(locked, expected_version, {"every_minutes": every_minutes})
         if old == every_minutes:
             return locked
         locked.every_minutes = every_minutes
-        locked.save(update_fields=["every_minutes"])
+        version_bump(locked, actor.user)
+        locked.save(update_fields=["every_minutes", "version", "updated_by", "updated_at"])
         audit_record(
             actor=actor,
             obj=locked,

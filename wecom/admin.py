@@ -22,12 +22,13 @@ from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from console.fields import secret_field_names
 from console.forms import SecretFieldsFormMixin
+from console.versioning import StaleCheckedFormMixin, version_bump
 from wecom.models import ChatbotBot, OfficialAccount, PlatformCredential, WeComApp
 from wecom.services import credential_test_connection
 
 
-class CredentialForm(SecretFieldsFormMixin, forms.ModelForm):
-    pass
+class CredentialForm(StaleCheckedFormMixin, SecretFieldsFormMixin, forms.ModelForm):
+    stale_hidden_fields = ("secret", "token", "encoding_aes_key")
 
 
 class CredentialAdmin(AuditedModelAdmin):
@@ -76,6 +77,10 @@ class CredentialAdmin(AuditedModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         obj.forget_connection_check(changed=form.changed_data)
+        if change:
+            version_bump(obj, request.user)
+        else:
+            obj.updated_by = request.user
         super().save_model(request, obj, form, change)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from console.fields import EncryptedSecretField
+from console.versioning import Versioned
 from wecom.validators import (
     NAME_BLANK,
     RATE_LIMIT_MESSAGE,
@@ -82,7 +83,7 @@ class Platform(models.TextChoices):
     CHATBOT = "chatbot", _("Dialogue platform")
 
 
-class PlatformCredential(models.Model):
+class PlatformCredential(Versioned, models.Model):
     name = DisplayNameField(
         _("name"),
         max_length=64,

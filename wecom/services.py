@@ -15,6 +15,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.crypto import CryptoError
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
+from console.versioning import version_bump
 from wecom.clients import PlatformError
 from wecom.connections import client_for
 from wecom.models import ChatbotBot, OfficialAccount, PlatformCredential, WeComApp
@@ -124,6 +125,10 @@ def credential_set(
     }
     if created or changes:
         credential.forget_connection_check(changed=changes)
+        if created:
+            credential.updated_by = actor.user
+        else:
+            version_bump(credential, actor.user)
         credential.save()
         audit_record(
             actor=actor,

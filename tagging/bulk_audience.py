@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import re
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -451,11 +452,19 @@ def audience_from_tag(*, tag: Any, user: AbstractBaseUser) -> BulkAudience:
     from wecom.connections import client_for
 
     client = client_for(tag.account)
-    with transaction.atomic():
-        audience = BulkAudience.objects.create(
-            source=AudienceSource.TAG, source_label=str(tag)[:255], created_by=user
-        )
-        return _fill(audience, _follower_values(client, tag.tag_id))
+    # The pages are read with no transaction open (a platform call never holds one) into a
+    # spooled file, memory flat; then the list is written in one transaction, whole or not at all.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        for _number, openid in _follower_values(client, tag.tag_id):
+            spool.write(openid + "\n")
+        spool.seek(0)
+        with transaction.atomic():
+            audience = BulkAudience.objects.create(
+                source=AudienceSource.TAG, source_label=str(tag)[:255], created_by=user
+            )
+            return _fill(
+                audience, ((number, line.rstrip("\n")) for number, line in enumerate(spool, 1))
+            )
 
 
 def audience_from_openids(

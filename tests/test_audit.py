@@ -161,7 +161,7 @@ def test_the_history_page_shows_who_what_when_and_from_where(app, credential_adm
     ).content.decode()
     assert "keyholder" in page and "system" in page
     assert "198.51.100.23" in page
-    assert "后台表单" in page and "从平台拉取" in page
+    assert "表单" in page and "从平台拉取" in page
     assert "Main" in page and "Brand corp" in page
     assert "ww0123456789abcdee" in page
 

@@ -61,7 +61,9 @@ def test_a_stale_reply_form_is_refused_and_the_first_editors_question_stays(
     assert f'name="expected_version" value="{opened}"' in second.get(url).content.decode()
     saved = first.post(
         url,
-        reply_form(reply, questions=["如何退货", "退货流程"], answer="七天内可退。", version=opened),
+        reply_form(
+            reply, questions=["如何退货", "退货流程"], answer="七天内可退。", version=opened
+        ),
     )
     assert saved.status_code == 302
     page = second.post(

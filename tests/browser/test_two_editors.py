@@ -1,0 +1,143 @@
+"""Two editors in two browsers (issue 15): a reply, a skill, a tag and a tree move, each opened
+by both before either saves. The second save is refused in words (who, when, both values), the
+first editor's change is kept, and nothing is sent to WeCom from a page that was out of date."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from chatbot.answers import answer_from_editor
+from chatbot.models import AutoReply, Skill
+from chatbot.services import reply_create
+from console.audit import Actor, AuditSource
+from console.roles import MARKETING_EDITOR
+from tagging.models import Tag, TagGroup
+from tagging.strategy_pull import pull_and_apply
+from tests.browser.conftest import login
+from tests.chatbot.conftest import TEXT, make_bot
+from tests.strategy_tags.conftest import console_tree, wecom_tree
+from wecom.models import WeComApp
+from wecom.sandbox import DEMO
+
+STALE = "在您打开之后，first 于"
+
+
+@pytest.fixture
+def two(new_page, editor, make_user) -> tuple[Page, Page]:
+    first, second = new_page("zh-CN"), new_page("zh-CN")
+    login(first, make_user("first", role=MARKETING_EDITOR))
+    login(second, editor)
+    return first, second
+
+
+@pytest.fixture
+def app(sandbox, transactional_db, editor):
+    app = WeComApp.objects.create(
+        name="演示企业（沙盒）",
+        corp_id=DEMO.wecom_corp_id,
+        secret=DEMO.wecom_secret,
+        rate_limit=1000,
+    )
+    app.refresh_from_db()
+    pull_and_apply(app=app, actor=Actor(user=editor, source=AuditSource.CLI))
+    return app
+
+
+def save(page: Page) -> None:
+    page.get_by_role("button", name="保存", exact=True).click()
+
+
+def test_two_editors_on_one_reply(two, editor):
+    first, second = two
+    skill = Skill.objects.create(bot=make_bot(), name="售后服务")
+    reply = reply_create(
+        skill=skill,
+        title="怎么退货？",
+        questions=["如何退货"],
+        answer=answer_from_editor(TEXT),
+        actor=Actor(user=editor, source=AuditSource.CONSOLE),
+    )
+    url = f"/admin/chatbot/autoreply/{reply.pk}/change/"
+    for page in two:
+        page.goto(url)
+        page.wait_for_selector("[data-answer-editor] textarea")
+    first.locator("#id_questions").fill("如何退货\n退货流程")
+    save(first)
+    expect(first.locator("ul.messagelist")).to_contain_text("成功")
+
+    second.locator("[data-answer-editor] textarea").first.fill("十五天内可退。")
+    save(second)
+    refusal = second.locator(".errorlist.nonfield")
+    expect(refusal).to_contain_text(STALE)
+    expect(refusal).to_contain_text("退货流程")
+    assert AutoReply.objects.get(pk=reply.pk).questions == ["如何退货", "退货流程"]
+    # Told, the second editor keeps both: the first one's question and their own answer.
+    second.locator("#id_questions").fill("如何退货\n退货流程")
+    save(second)
+    expect(second.locator("ul.messagelist")).to_contain_text("成功")
+    reply.refresh_from_db()
+    assert reply.questions == ["如何退货", "退货流程"]
+    assert reply.content == "十五天内可退。"
+
+
+def test_two_editors_on_one_skill(two):
+    first, second = two
+    skill = Skill.objects.create(bot=make_bot(), name="售后服务")
+    for page in two:
+        page.goto(f"/admin/chatbot/skill/{skill.pk}/change/")
+    first.locator("#id_name").fill("售后")
+    save(first)
+    expect(first.locator("ul.messagelist")).to_contain_text("成功")
+    second.locator("#id_name").fill("退换货")
+    save(second)
+    refusal = second.locator(".errorlist.nonfield")
+    expect(refusal).to_contain_text(STALE)
+    expect(refusal).to_contain_text("售后")
+    assert Skill.objects.get(pk=skill.pk).name == "售后"
+
+
+def test_two_editors_on_one_tag(two, app, sandbox):
+    first, second = two
+    tag = Tag.objects.get(app=app, name="普通客户")
+    for page in two:
+        page.goto(f"/admin/tagging/tag/{tag.pk}/change/")
+    first.locator("#id_name").fill("一般客户")
+    save(first)
+    expect(first.locator("ul.messagelist")).to_contain_text("成功")
+    sandbox.reset_stats()
+    second.locator("#id_name").fill("普通会员")
+    save(second)
+    expect(second.locator(".errorlist.nonfield")).to_contain_text(STALE)
+    expect(second.locator(".errorlist.nonfield")).to_contain_text("一般客户")
+    assert Tag.objects.get(pk=tag.pk).name == "一般客户"
+    assert sandbox.calls("wecom", "/cgi-bin/externalcontact/edit_strategy_tag") == 0
+    assert console_tree(app) == wecom_tree(sandbox)
+
+
+def test_two_editors_move_in_one_tree(two, app, sandbox):
+    first, second = two
+    for page in two:
+        page.goto(f"/admin/tagging/strategy/tree/{app.pk}/")
+        page.wait_for_selector("html[data-strategy-tree-ready]")
+    group = TagGroup.objects.get(app=app, name="意向产品")
+    names = [tag.name for tag in group.tags.all()]
+
+    def tags_of(page: Page):
+        return page.locator(f"#group-{group.pk} li.strategy-tag")
+
+    # The first editor moves the last tag of the group to the top with ▲ clicks.
+    for _click in range(len(names) - 1):
+        first.get_by_role("button", name=f"上移: {names[-1]}").click()
+        expect(first.locator("#strategy-status")).to_contain_text("排序已保存到企业微信")
+    expect(tags_of(first).first).to_contain_text(names[-1])
+    calls = sandbox.calls("wecom", "/cgi-bin/externalcontact/edit_strategy_tag")
+
+    # The second editor's page still shows the old order and clicks ▼ on its first tag.
+    second.get_by_role("button", name=f"下移: {names[0]}").click()
+    status = second.locator("#strategy-status")
+    expect(status).to_contain_text("页面加载后有人修改了此列表的顺序")
+    expect(tags_of(second).first).to_contain_text(names[-1])  # the true order, refreshed
+    assert sandbox.calls("wecom", "/cgi-bin/externalcontact/edit_strategy_tag") == calls
+    assert [tag.name for tag in group.tags.all()][0] == names[-1]
+    assert console_tree(app) == wecom_tree(sandbox)

@@ -671,7 +671,11 @@ def pull_apply(
     """Apply the plan whose fingerprint was shown; conflicts follow ``choices`` (by change key),
     and wait for a person when they have none. Raises :class:`PlanChanged` if WeCom or the
     console moved on since."""
-    snapshot = strategy_pull_fetch(app)
+    try:
+        snapshot = strategy_pull_fetch(app)
+    except PlatformError as error:
+        pull_failure_record(app, actor=actor, error=error)
+        raise
     with transaction.atomic():
         local = _load_local(app)
         plan = _plan_from(app, snapshot, local)
@@ -688,7 +692,7 @@ def pull_and_apply(
     try:
         snapshot = strategy_pull_fetch(app, before_call=before_call)
     except PlatformError as error:
-        _record_pull(app, ok=False, message=error.explanation)
+        pull_failure_record(app, actor=actor, error=error)
         raise
     with transaction.atomic():
         local = _load_local(app)
@@ -998,10 +1002,26 @@ def _settle(
     return result
 
 
-def _record_pull(app: WeComApp, *, ok: bool, message: str) -> None:
-    StrategyPull.objects.update_or_create(
+def _record_pull(app: WeComApp, *, ok: bool, message: str) -> StrategyPull:
+    pull, _created = StrategyPull.objects.update_or_create(
         app=app, defaults={"pulled_at": timezone.now(), "ok": ok, "message": message[:500]}
     )
+    return pull
+
+
+def pull_failure_record(app: WeComApp, *, actor: Actor, error: PlatformError) -> None:
+    """A pull WeCom did not answer: on the app's pull row and in its History, with the reason."""
+    from console.audit import AuditAction, audit_record
+
+    with transaction.atomic():
+        pull = _record_pull(app, ok=False, message=error.explanation)
+        audit_record(
+            actor=actor,
+            obj=pull,
+            action=AuditAction.CHANGE,
+            note=_("Pull from WeCom failed: %(reason)s"),
+            note_params={"reason": error.explanation},
+        )
 
 
 def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> Outcome:

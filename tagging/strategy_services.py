@@ -247,7 +247,7 @@ def _mark_synced(item: OrderedItem, actor: Actor, now: Any, *, new_version: bool
 
 
 def _record_refusal(
-    item: OrderedItem, *, actor: Actor, what: str, reason: str, state: str | None = None
+    item: OrderedItem | Strategy, *, actor: Actor, what: str, reason: str, state: str | None = None
 ) -> None:
     """A push WeCom refused (or that failed), in the item's History with the reason."""
     audit_record(
@@ -369,6 +369,12 @@ def tag_group_create(
         settled = ""
     except PlatformError as error:
         if not _maybe_happened(error):
+            _record_refusal(
+                strategy,
+                actor=actor,
+                what=gettext("add tag group “%(name)s”") % {"name": name},
+                reason=error.explanation,
+            )
             raise _refusal(error, field_name="name") from error
         found = _settle_group_add(
             client, strategy=strategy, name=name, tag_names=[n for n, _o in wanted]
@@ -459,6 +465,12 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
         created = next(tag for tag in answer.tags if tag.name == name)
     except PlatformError as error:
         if not _maybe_happened(error):
+            _record_refusal(
+                group,
+                actor=actor,
+                what=gettext("add tag “%(name)s”") % {"name": name},
+                reason=error.explanation,
+            )
             raise _refusal(error, field_name="name") from error
         found = [
             tag
@@ -975,6 +987,15 @@ def names_swap(*, first: Item, second: Item, actor: Actor) -> Outcome:
             remote_names[item.pk] = new_name
     except PlatformError as error:
         undone = _compensate(client, made)
+        with transaction.atomic():
+            for item in (first, second):
+                _record_refusal(
+                    item,
+                    actor=actor,
+                    what=gettext("swap names “%(first)s” ↔ “%(second)s”")
+                    % {"first": first_name, "second": second_name},
+                    reason=error.explanation,
+                )
         if undone:
             message = gettext(
                 "WeCom refused a step of the swap: %(reason)s The steps already made were "

@@ -231,3 +231,41 @@ def test_the_scheduled_pull_is_labelled_schedule_in_the_users_language(db):
     with translation.override("zh-hans"):
         context = audit_context(legacy)
     assert (context.source_label, context.detail) == ("定时任务", "")
+
+
+def test_a_refused_add_and_a_failed_pull_are_in_the_history(imported, actor, sandbox):
+    from django.core.exceptions import ValidationError
+
+    from tagging.models import StrategyPull
+    from tagging.strategy_services import tag_create
+    from wecom.clients import PlatformError
+
+    group = TagGroup.objects.get(name="客户等级")
+    fault(sandbox, "add_strategy_tag", errcode=48002, times=1)
+    with pytest.raises(ValidationError):
+        tag_create(group=group, name="新标签", actor=actor)
+    with translation.override("en"):
+        assert entries(group)[-1].note.startswith("Not changed in WeCom (add tag “新标签”):")
+    fault(sandbox, "get_strategy_tag_list", errcode=48002, times=1)
+    with pytest.raises(PlatformError):
+        pull_and_apply(app=imported, actor=actor)
+    pull = StrategyPull.objects.get(app=imported)
+    assert pull.ok is False
+    with translation.override("en"):
+        assert entries(pull)[-1].note.startswith("Pull from WeCom failed:")
+
+
+def test_a_failed_swap_is_in_the_history_of_both(imported, actor, sandbox):
+    from django.core.exceptions import ValidationError
+
+    from tagging.strategy_services import names_swap
+
+    first, second = Tag.objects.get(name="普通客户"), Tag.objects.get(name="重要客户")
+    calls_before = calls(sandbox, "edit_strategy_tag")
+    fault(sandbox, "edit_strategy_tag", errcode=48002)
+    with pytest.raises(ValidationError):
+        names_swap(first=first, second=second, actor=actor)
+    assert calls(sandbox, "edit_strategy_tag") == calls_before + 1
+    with translation.override("en"):
+        for tag in (first, second):
+            assert "swap names “普通客户” ↔ “重要客户”" in entries(tag)[-1].note

@@ -27,7 +27,8 @@ def _open_on(connection: BaseDatabaseWrapper) -> bool:
     if connection.in_atomic_block:
         return any(not block._from_testcase for block in connection.atomic_blocks)
     # Autocommit turned off by hand (``set_autocommit(False)``) holds a transaction open too.
-    return connection.connection is not None and not connection.get_autocommit()
+    # The attribute, not get_autocommit(): that would open a connection to answer.
+    return connection.connection is not None and not connection.autocommit
 
 
 def transaction_open() -> bool:

@@ -80,7 +80,9 @@ def skill_rename(
     """
     name = name.strip()
     validate_skill_name(name)
-    skill = Skill.objects.select_for_update().select_related("updated_by").get(pk=skill.pk)
+    skill = (
+        Skill.objects.select_for_update(of=("self",)).select_related("updated_by").get(pk=skill.pk)
+    )
     check_version(skill, expected_version, {"name": name})
     if name == skill.name:
         return skill

@@ -2,7 +2,7 @@
 
 Edits only mark a reply as changed; a push sends it (one ``setautoreply`` call) and records
 what the platform said, as a sentence, on the reply and in its history. The network call is
-made outside any transaction.
+made with no transaction open (docs/write-path.md); the result is written after it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from chatbot.selectors import (
 )
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
+from console.transactions import require_no_transaction
 from console.versioning import check_version
 from wecom import rules
 from wecom.clients import ChatbotClient, PlatformError
@@ -421,6 +422,7 @@ def reply_push(
     marked as failed with the reason as a sentence. A caller pushing many replies passes the
     ``client`` and the reply's ``clashes`` (from one :func:`question_clashes` per batch).
     """
+    require_no_transaction("reply_push")
     reply = AutoReply.objects.select_related("skill__bot").get(pk=reply.pk)
     outcome = _refusal(reply, clashes)
     if outcome is None:

@@ -1,9 +1,10 @@
 """Official Account user tags: pull them, create, rename and delete them on the platform.
 
-Each change is checked against the platform's rules (``wecom.rules``) before any call, made on
-the platform first, then saved and recorded in the History. A platform error leaves the console
-as it was and is raised as :class:`~wecom.clients.PlatformError`, whose ``str()`` is the sentence
-to show.
+Each change is checked against the platform's rules (``wecom.rules``) before any call and follows
+the write path (docs/write-path.md): the version checked and the intent taken in a short
+transaction, the platform call with no transaction open, then the outcome and its History entry.
+A platform error leaves the console as it was, is recorded in the tag's History, and is raised as
+:class:`~wecom.clients.PlatformError`, whose ``str()`` is the sentence to show.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def _client(account: OfficialAccount) -> OfficialAccountClient:
 
 def oa_tags_pull(*, account: OfficialAccount, actor: Actor) -> TagPullResult:
     """Bring the account's tags and follower counts into the console, as the platform has them."""
+    require_no_transaction("oa_tags_pull")
     remote = {tag.id: tag for tag in _client(account).tags()}
     now = timezone.now()
     added = changed = removed = 0

@@ -34,6 +34,7 @@ from console.audit import (
     describe_value,
     value_changes,
 )
+from console.transactions import require_no_transaction
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_services import Outcome, items_push, wecom_client
 from wecom.clients.errors import PlatformError
@@ -83,6 +84,7 @@ def strategy_pull_fetch(
     ``before_call`` runs before each platform call: a job renews its lease there, so a corp
     with many strategies never outlives it.
     """
+    require_no_transaction("strategy_pull_fetch")
     before_call = before_call or (lambda: None)
     client = wecom_client(app)
     strategies = []
@@ -1030,7 +1032,6 @@ def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> O
     On the write path: WeCom is read (and, for "push ours", written) with no transaction open;
     each choice is recorded with its note, the failed ones with WeCom's reason."""
     from console.audit import AuditAction, audit_record
-    from console.transactions import require_no_transaction
 
     require_no_transaction("conflict_resolve")
     gone = _is_gone(item)

@@ -1,18 +1,20 @@
 """WeCom strategy tags: every change the console makes, pushed to WeCom and audited.
 
-One rule for every service here: WeCom first, then the console. A change is validated with the
-rules of ``wecom/rules.py`` (the same calls the admin forms make), sent, and saved only once WeCom
-accepted it; a refusal saves nothing and raises a ``ValidationError`` carrying WeCom's reason as
-a sentence.
+Every service here follows the write path (docs/write-path.md): the intent (the wanted values
+as pending, a new version) in a short transaction, the WeCom call with no transaction open
+(``require_no_transaction`` refuses an outer one), then the outcome and its History entry in a
+second short transaction. A change is validated with the rules of ``wecom/rules.py`` (the same
+calls the admin forms make); a refusal puts the item back, is recorded in its History and is
+raised as a ``ValidationError`` carrying WeCom's reason as a sentence.
 
 A change that takes several calls (re-spacing the orders of a group, re-pushing failed items)
 first writes what it wants to do into the items' ``pending_*`` fields and commits, then sends
-call after call, committing each success. A failure part-way leaves the console true to WeCom
+call after call, committing each outcome. A failure part-way leaves the console true to WeCom
 (``name``/``order`` mirror it) with the rest of the change kept as pending: "re-push failed"
 resumes it. Swapping two names compensates instead: the names go back as they were.
 
-A call that may or may not have happened (a timeout or a dropped connection on add or delete,
-which the client does not resend) is settled by reading WeCom back.
+A call that may or may not have happened (a timeout or a dropped connection) is settled by
+reading WeCom back.
 """
 
 from __future__ import annotations
@@ -220,10 +222,6 @@ def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | No
             )
         )
     _field_errors(_dedupe_checks(checks))
-
-
-def _check_version(item: OrderedItem, expected_version: int | None, yours: dict[str, Any]) -> None:
-    check_version(item, expected_version, yours)
 
 
 def _locked(item: Item) -> Item:
@@ -564,7 +562,7 @@ def _edit(
     require_no_transaction("tag_update")
     with transaction.atomic():
         item = _locked(item)
-        _check_version(item, expected_version, {"name": name, "order": order})
+        check_version(item, expected_version, {"name": name, "order": order})
         if validate is not None:
             validate(item)
         changes: dict[str, tuple[Any, Any]] = {}

@@ -99,3 +99,13 @@ def _no_platform_call_inside_a_transaction() -> Iterator[None]:
         transport.before_send.remove(check)
     if offences:
         pytest.fail("platform calls inside a database transaction: " + ", ".join(offences))
+
+
+@pytest.fixture(autouse=True)
+def _language_as_configured() -> Iterator[None]:
+    """A page requested in English (the test client runs in the test's thread) leaves English
+    active; the next test starts in the configured language again."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()

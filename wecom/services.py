@@ -15,6 +15,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.crypto import CryptoError
 from console.audit import Actor, AuditAction, audit_record
 from console.credentials import CredentialDecryptError
+from console.transactions import require_no_transaction
 from console.versioning import version_bump
 from wecom.clients import PlatformError
 from wecom.connections import client_for
@@ -164,6 +165,7 @@ def credential_test_connection(*, credential: PlatformCredential, actor: Actor) 
     The platform is contacted every time (a cached token alone proves nothing). The network
     call happens outside any transaction; only the result is written.
     """
+    require_no_transaction("credential_test_connection")
     try:
         client_for(credential).verify_connection()
     except PlatformError as error:

@@ -113,7 +113,7 @@ def test_the_credential_admin_adds_tests_breaks_and_audits_a_wecom_app(
     expect(rename).to_contain_text(NAME)
     expect(rename.locator(".console-old")).to_have_text(NAME)
     expect(rename.locator(".console-new")).to_have_text(NEW_NAME)
-    expect(rename).to_contain_text("后台表单")
+    expect(rename).to_contain_text("表单")
     expect(rename.locator(".console-ip")).to_have_text("127.0.0.1")
     secret_change = rows.filter(has_text="已更改（不显示）")
     expect(secret_change).to_have_count(1)

@@ -15,6 +15,7 @@ from console.roles import MARKETING_EDITOR
 from tagging.models import Tag, TagGroup
 from tagging.strategy_pull import pull_and_apply
 from tests.browser.conftest import login
+from tests.browser.test_strategy_tags_journey import drag, tag_chip
 from tests.chatbot.conftest import TEXT, make_bot
 from tests.strategy_tags.conftest import console_tree, wecom_tree
 from wecom.models import WeComApp
@@ -143,3 +144,27 @@ def test_two_editors_move_in_one_tree(two, app, sandbox):
     expect(tags_of(second).locator("a.strategy-name")).to_have_text(true_order)
     assert sandbox.calls("wecom", "/cgi-bin/externalcontact/edit_strategy_tag") == calls
     assert console_tree(app) == wecom_tree(sandbox)
+
+
+def test_a_refused_move_shows_the_true_order(new_page, editor, app, sandbox):
+    from wecom.sandbox import FaultRule
+
+    page = new_page("zh-CN")
+    login(page, editor)
+    page.goto(f"/admin/tagging/strategy/tree/{app.pk}/")
+    page.wait_for_selector("html[data-strategy-tree-ready]")
+    group = TagGroup.objects.get(app=app, name="意向产品")
+    names = [tag.name for tag in group.tags.all()]
+    sandbox.faults.add(
+        FaultRule(
+            platform="wecom", endpoint="/cgi-bin/externalcontact/edit_strategy_tag", errcode=48002
+        )
+    )
+    # A person's drag of the second tag to the top, refused by WeCom. (The page used to keep
+    # the order it had when the drag started, which counted Sortable's ghost of the dragged
+    # tag as a last child: the tag ended at the bottom.)
+    drag(page, tag_chip(page, names[1]).locator(".strategy-handle"), tag_chip(page, names[0]))
+    expect(page.locator("#strategy-status")).to_contain_text("48002")
+    tags = page.locator(f"#group-{group.pk} li.strategy-tag a.strategy-name")
+    expect(tags).to_have_text(names)
+    assert [tag.name for tag in group.tags.all()] == names

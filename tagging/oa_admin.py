@@ -31,6 +31,8 @@ class OfficialAccountTagForm(ServiceForm, forms.ModelForm):
         fields = ("account", "name")
 
     def push(self, cleaned: dict[str, Any]) -> OfficialAccountTag:
+        if "name" not in cleaned:
+            return self.instance  # a reserved tag: nothing on its page can change
         try:
             if self.instance.pk is None:
                 return oa_tag_create(

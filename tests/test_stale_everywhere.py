@@ -8,6 +8,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from console.audit import Actor, AuditSource, audit_context
 from tagging.oa_models import OfficialAccountTag
@@ -16,6 +17,13 @@ from tagging.strategy_jobs import strategy_pull_interval_set
 from tests.conftest import PASSWORD
 from wecom.models import OfficialAccount, WeComApp
 from wecom.sandbox import DEMO
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Sentences are stored in the language of whoever acts: here, English."""
+    with translation.override("en"):
+        yield
 
 
 def logged_in(user) -> Client:

@@ -28,6 +28,13 @@ def fault(sandbox, endpoint: str, **kwargs) -> None:
     sandbox.faults.add(FaultRule(platform="wecom", endpoint=EXT + endpoint, **kwargs))
 
 
+@pytest.fixture(autouse=True)
+def _english():
+    """Sentences are stored in the language of whoever acts: here, English."""
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def editor_client(client, editor, imported):
     client.force_login(editor)

@@ -56,6 +56,7 @@ from chatbot.transfer import (
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
+from console.ids import object_pk_or_404
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
@@ -278,10 +279,10 @@ class AutoReplyAdmin(ServiceSavedAdmin):
         return super().changelist_view(request, extra_context=context)
 
     def _bot_from(self, request: HttpRequest, data: Any) -> ChatbotBot:
-        try:
-            return ChatbotBot.objects.get(pk=int(data.get("bot", "")))
-        except (ValueError, ChatbotBot.DoesNotExist):
-            raise Http404 from None
+        bot = ChatbotBot.objects.filter(pk=object_pk_or_404(data.get("bot", ""))).first()
+        if bot is None:
+            raise Http404
+        return bot
 
     def push_changed_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":

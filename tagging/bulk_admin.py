@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -26,6 +25,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
+from console.ids import object_pk_or_404
 from console.models import Job
 from tagging.bulk_audience import (
     TOO_LARGE,
@@ -99,11 +99,11 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 wrap(csrf_exempt(self.add_with_upload_limit)),
                 name="tagging_bulkaudience_add",
             ),
-            path("<int:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
+            path("<str:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
             path(
-                "<int:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
+                "<str:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
             ),
-            path("retry/<int:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
+            path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
             *super().get_urls(),
         ]
 
@@ -180,14 +180,16 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if not object_id.isdigit():
-            raise Http404
-        return self.start_view(request, int(object_id))
+        return self.start_view(request, object_id)
 
-    def start_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        audience = get_object_or_404(BulkAudience, pk=object_id)
-        if not self.has_view_permission(request, audience):
+    def _audience_or_404(self, request: HttpRequest, object_id: str) -> BulkAudience:
+        # Permission first: who may not see lists learns nothing about which exist.
+        if not self.has_view_permission(request):
             raise PermissionDenied
+        return get_object_or_404(BulkAudience, pk=object_pk_or_404(object_id))
+
+    def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        audience = self._audience_or_404(request, object_id)
         can_start = self.has_add_permission(request) and audience.created_by_id == request.user.pk
         data: QueryDict = request.POST if request.method == "POST" else request.GET
         form = BulkTargetForm(data) if "target_kind" in data else None
@@ -229,10 +231,8 @@ class BulkAudienceAdmin(admin.ModelAdmin):
             ),
         )
 
-    def refused_view(self, request: HttpRequest, object_id: int) -> StreamingHttpResponse:
-        audience = get_object_or_404(BulkAudience, pk=object_id)
-        if not self.has_view_permission(request, audience):
-            raise PermissionDenied
+    def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        audience = self._audience_or_404(request, object_id)
         writer = csv.writer(_Echo())
 
         def rows() -> Any:
@@ -247,11 +247,11 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     # --- retry failed only ---------------------------------------------------------------------
 
-    def retry_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+    def retry_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
         # Permission first: who may not start jobs learns nothing about which exist.
         if not self.has_add_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(Job, pk=job_id, kind=KIND)
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
         retryable = job.failures.filter(retryable=True).count()
         if request.method == "POST":
             try:

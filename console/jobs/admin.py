@@ -23,6 +23,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from console.audit import Actor
+from console.ids import object_pk_or_404
 from console.jobs.registry import UnknownJobKind, job_kind, job_kind_label, job_kinds
 from console.jobs.selectors import job_failure_rows, job_progress_payload, job_status_sentence
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
@@ -136,9 +137,9 @@ class JobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if change and not self.has_change_permission(request):
             raise PermissionDenied
-        if not object_id.isdigit():
-            raise Http404
-        job = Job.objects.select_related("created_by").filter(pk=int(object_id)).first()
+        job = (
+            Job.objects.select_related("created_by").filter(pk=object_pk_or_404(object_id)).first()
+        )
         if job is None:
             raise Http404
         return job

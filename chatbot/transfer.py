@@ -44,6 +44,7 @@ from chatbot.answers import (
 from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.services import validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
+from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
 from wecom.models import ChatbotBot
 from wecom.validators import validate_manager_id
 
@@ -55,6 +56,10 @@ STATUS_LABELS = {
     REFUSED: _("refused"),
 }
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# Far more replies than a bot has; the draft of a file is kept whole until it is confirmed.
+MAX_IMPORT_ROWS = 10_000
+# A file: its list, a reply, the answer, a combined answer's parts, an article list, an article.
+IMPORT_JSON_DEPTH = 8
 
 CSV_COLUMNS = [
     "skillname",
@@ -166,22 +171,38 @@ def _decode(data: bytes) -> str:
 
 def read_json(data: bytes) -> list[Any]:
     try:
-        records = json.loads(_decode(data))
-    except ValueError as error:
+        records = json_loads_bounded(_decode(data), max_depth=IMPORT_JSON_DEPTH)
+    except JsonSyntaxRefused as error:
         raise ImportFileError(
-            gettext("The file is not valid JSON (line %(line)s).")
-            % {"line": getattr(error, "lineno", "?")},
+            gettext("The file is not valid JSON (line %(line)s).") % {"line": error.lineno},
             code="json",
         ) from None
+    except JsonRefused as refusal:
+        raise ImportFileError(str(refusal), code="json") from None
     if not isinstance(records, list):
         raise ImportFileError(gettext("The JSON file must hold a list of replies."), code="json")
+    if len(records) > MAX_IMPORT_ROWS:
+        raise _too_many_rows()
     return records
+
+
+def _too_many_rows() -> ImportFileError:
+    return ImportFileError(
+        gettext("The file has more than %(rows)s replies; import it in parts.")
+        % {"rows": f"{MAX_IMPORT_ROWS:,}"},
+        code="rows",
+    )
 
 
 def read_csv(data: bytes) -> list[Any]:
     text = _decode(data)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = set(reader.fieldnames or [])
+    try:
+        columns = set(reader.fieldnames or [])
+    except csv.Error as error:
+        raise ImportFileError(
+            gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
+        ) from None
     missing = [name for name in ("skillname", "title") if name not in columns]
     if missing:
         raise ImportFileError(
@@ -191,12 +212,17 @@ def read_csv(data: bytes) -> list[Any]:
             % {"columns": ", ".join(missing)},
             code="csv",
         )
+    records: list[Any] = []
     try:
-        return [csv_record(row) for row in reader]
+        for row in reader:
+            if len(records) >= MAX_IMPORT_ROWS:
+                raise _too_many_rows()
+            records.append(csv_record(row))
     except csv.Error as error:
         raise ImportFileError(
             gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
         ) from None
+    return records
 
 
 def read_file(name: str, data: bytes) -> list[Any]:
@@ -229,9 +255,12 @@ def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
     kind = cell("answer_type").strip() or "text"
     if cell("content_json").strip():
         try:
-            record["content"] = json.loads(cell("content_json"))
-        except ValueError:
+            # The answer alone: a list of parts holding articles, no deeper.
+            record["content"] = json_loads_bounded(cell("content_json"), max_depth=6)
+        except JsonSyntaxRefused:
             record["content_error"] = gettext("The column content_json is not valid JSON.")
+        except JsonRefused as refusal:
+            record["content_error"] = str(refusal)
         return record
     if kind == "text":
         record["content"] = cell("text")

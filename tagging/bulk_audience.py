@@ -92,9 +92,9 @@ class UploadSizeLimit(FileUploadHandler):
     of the form are still parsed) and :attr:`refusal` says why, in the usual sentence.
     """
 
-    def __init__(self, request: Any = None) -> None:
+    def __init__(self, request: Any = None, *, limit: int | None = None) -> None:
         super().__init__(request)
-        self.limit = upload_limit()
+        self.limit = upload_limit() if limit is None else limit
         self.declared = 0
         self.refusal: AudienceError | None = None
 

@@ -14,7 +14,7 @@ import contextlib
 import csv
 import io
 import re
-import zipfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,6 +26,7 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import connection, transaction
 from django.utils.translation import gettext_lazy as _
 
+from console.spreadsheets import SpreadsheetRefused, XlsxLimits, xlsx_rows
 from tagging.bulk_models import (
     AudienceSource,
     BulkAudience,
@@ -162,12 +163,15 @@ def _sniff_encoding(head: bytes) -> str:
 def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     line = 0
+    deadline = time.monotonic() + read_seconds()
     try:
-        first = text.readline()
+        first = _bounded_line(text, 1)
         delimiter = "\t" if "\t" in first and "," not in first else ","
-        reader = csv.reader(_chain_first(first, text), delimiter=delimiter)
+        reader = csv.reader(_chain_first(first, _bounded_lines(text)), delimiter=delimiter)
         for cells in reader:
             line = reader.line_num
+            if not line % 10_000 and time.monotonic() > deadline:
+                raise _too_slow()
             yield line, cells
     except csv.Error as error:
         raise AudienceError(
@@ -181,6 +185,42 @@ def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
             text.detach()
 
 
+MAX_LINE_CHARS = 1024 * 1024
+
+
+def read_seconds() -> float:
+    """How long a web request may read a file (the rest of the ~20 s a worker may be held)."""
+    return float(getattr(settings, "BULK_READ_SECONDS", 18))
+
+
+def _too_slow() -> AudienceError:
+    return AudienceError(
+        _(
+            "The file could not be read within %(seconds)s seconds. Split it into smaller files, "
+            "or keep only the column of OpenIDs."
+        ),
+        {"seconds": f"{read_seconds():.0f}"},
+    )
+
+
+def _bounded_line(text: IO[str], number: int) -> str:
+    """One line, refused past MAX_LINE_CHARS: a 50 MB line is never one string in memory."""
+    line = text.readline(MAX_LINE_CHARS + 1)
+    if len(line) > MAX_LINE_CHARS:
+        raise AudienceError(
+            _("Line %(line)s of the file is longer than %(chars)s characters."),
+            {"line": number, "chars": f"{MAX_LINE_CHARS:,}"},
+        )
+    return line
+
+
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    number = 1
+    while line := _bounded_line(text, number + 1):
+        number += 1
+        yield line
+
+
 def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:
     if first:
         yield first
@@ -188,23 +228,12 @@ def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:
 
 
 def _xlsx_rows(stream: IO[bytes]) -> Iterator[Row]:
-    from openpyxl import load_workbook
-
+    # Streamed with limits on what the zip unpacks to, rows, columns, cells and time; a DTD
+    # or entity is refused (console/spreadsheets.py).
     try:
-        # Read-only mode streams the sheet's XML: rows are never all in memory.
-        workbook = load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError):
-        raise AudienceError(
-            _("The Excel file cannot be read. Save it again as .xlsx or .csv.")
-        ) from None
-    try:
-        if not workbook.worksheets:
-            return
-        sheet = workbook.worksheets[0]
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, [_cell_text(value) for value in values]
-    finally:
-        workbook.close()
+        yield from xlsx_rows(stream, limits=XlsxLimits(seconds=read_seconds()))
+    except SpreadsheetRefused as refusal:
+        raise AudienceError(str(refusal)) from None
 
 
 def file_rows(stream: IO[bytes], *, name: str) -> tuple[str, Iterator[Row]]:

@@ -45,6 +45,7 @@ from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.services import validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
 from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
+from console.spreadsheets import cell_restore, csv_text
 from wecom.models import ChatbotBot
 from wecom.validators import validate_manager_id
 
@@ -244,7 +245,8 @@ def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
 
     def cell(name: str) -> str:
         value = row.get(name)
-        return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+        # A cell the export neutralised ('=…) reads back as it was written.
+        return cell_restore(value.replace("\r\n", "\n")) if isinstance(value, str) else ""
 
     record: dict[str, Any] = {
         "skillname": cell("skillname").strip(),
@@ -510,22 +512,19 @@ def _csv_answer_columns(content: Any) -> dict[str, str]:
 
 
 def export_csv(*, bot: ChatbotBot) -> str:
-    out = io.StringIO(newline="")
-    # The BOM makes spreadsheet programs read UTF-8 (Chinese) correctly.
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
+    """One row per reply, through the console's CSV writer (BOM; a cell that would start a
+    formula gets a leading ', which the import takes off again)."""
+    rows = []
     for record in export_records(bot=bot):
-        writer.writerow(
-            {
-                "skillname": record["skillname"],
-                "title": record["title"],
-                "questions": "\n".join(record["questions"]),
-                "managerid": record["managerid"],
-                **_csv_answer_columns(record["content"]),
-            }
-        )
-    return out.getvalue()
+        values = {
+            "skillname": record["skillname"],
+            "title": record["title"],
+            "questions": "\n".join(record["questions"]),
+            "managerid": record["managerid"],
+            **_csv_answer_columns(record["content"]),
+        }
+        rows.append([values.get(column, "") for column in CSV_COLUMNS])
+    return csv_text(CSV_COLUMNS, rows)
 
 
 # ---- the file between preview and confirmation --------------------------------------------------

@@ -5,7 +5,6 @@ The job itself is shown by the shared job page (``console.jobs``); these pages o
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
 from console.models import Job
+from console.spreadsheets import csv_lines
 from tagging.bulk_audience import (
     TOO_LARGE,
     AudienceError,
@@ -45,17 +45,6 @@ from tagging.bulk_models import BulkAudience
 from tagging.bulk_retention import audience_expiry
 from tagging.bulk_services import bulk_job_retry_failed, bulk_job_start
 from wecom.clients import PlatformError
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _spreadsheet_safe(value: str) -> str:
-    """A refused value is whatever the file held: one starting like a formula must not run as
-    one when the download is opened in Excel."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _error_text(error: Exception) -> str:
@@ -233,15 +222,11 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         audience = self._audience_or_404(request, object_id)
-        writer = csv.writer(_Echo())
-
-        def rows() -> Any:
-            yield "\ufeff"  # Excel opens UTF-8 CSV correctly only with a BOM
-            yield writer.writerow([gettext("line"), gettext("value"), gettext("reason")])
-            for line, value, reason in audience_refusal_rows(audience=audience):
-                yield writer.writerow([line, _spreadsheet_safe(value), reason])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        header = [gettext("line"), gettext("value"), gettext("reason")]
+        response = StreamingHttpResponse(
+            csv_lines(header, audience_refusal_rows(audience=audience)),
+            content_type="text/csv; charset=utf-8",
+        )
         response["Content-Disposition"] = f'attachment; filename="refused-{audience.pk}.csv"'
         return response
 

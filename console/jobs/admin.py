@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.contrib import admin, messages
@@ -34,6 +33,7 @@ from console.models import (
     JobProgress,
     JobStatus,
 )
+from console.spreadsheets import csv_lines
 
 
 class JobKindFilter(admin.SimpleListFilter):
@@ -47,11 +47,6 @@ class JobKindFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(kind=self.value())
         return queryset
-
-
-class _CsvEcho:
-    def write(self, value: str) -> str:
-        return value
 
 
 @admin.register(Job)
@@ -201,15 +196,9 @@ class JobAdmin(admin.ModelAdmin):
 
     def failures_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         job = self._job_or_404(request, object_id)
-        writer = csv.writer(_CsvEcho())
         header = [gettext("item"), gettext("code"), gettext("reason"), gettext("can be retried")]
-
-        def rows() -> Any:
-            # A byte-order mark, so that Excel opens the Chinese text as UTF-8.
-            yield "\ufeff" + writer.writerow(header)
-            for row in job_failure_rows(job):
-                yield writer.writerow(row)
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            csv_lines(header, job_failure_rows(job)), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failures.csv"'
         return response

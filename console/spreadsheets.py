@@ -28,8 +28,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
+from xml.parsers.expat import ExpatError
 from xml.sax import SAXException
-from xml.sax.handler import ContentHandler
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as xml_fromstring
@@ -147,7 +147,7 @@ class _Clock:
 
 
 def _local(name: str) -> str:
-    return name.rpartition(":")[2]
+    return name.rpartition(":")[2] if ":" in name else name
 
 
 class _Strings:
@@ -171,33 +171,43 @@ class _Strings:
         return self.data[start : self.ends[index]].decode("utf-8")
 
 
-class _Handler(ContentHandler):
-    """What both parts share: text of the current cell, bounded; events for the byte limit."""
+def _cell_too_long(limits: XlsxLimits) -> SpreadsheetRefused:
+    return _refused(
+        gettext(
+            "A cell of the Excel file holds more than %(chars)s characters; Excel itself allows "
+            "no more."
+        ),
+        chars=f"{limits.cell_chars:,}",
+    )
+
+
+class _Handler:
+    """What both parts share: the text of the current cell, bounded; a count of elements for
+    the reader's limit on bytes without one.
+
+    Its methods are expat's own callbacks (name, attributes as a dict), set on the parser that
+    defusedxml configured: SAX's layer over them, and every test not on the hot path, made a
+    sheet several times slower to read.
+    """
 
     def __init__(self, limits: XlsxLimits) -> None:
-        super().__init__()
         self.limits = limits
         self.text: list[str] = []
         self.text_length = 0
         self.capturing = False
-        self.event = 0  # incremented at every event: the reader sees bytes without one
+        self.event = 0
 
-    def characters(self, content: str) -> None:
-        self.event += 1
+    def chars(self, content: str) -> None:
         if self.capturing:
             self.text_length += len(content)
             if self.text_length > self.limits.cell_chars:
-                raise _refused(
-                    gettext(
-                        "A cell of the Excel file holds more than %(chars)s characters; Excel "
-                        "itself allows no more."
-                    ),
-                    chars=f"{self.limits.cell_chars:,}",
-                )
+                raise _cell_too_long(self.limits)
             self.text.append(content)
+        else:
+            self.event += 1
 
     def take_text(self) -> str:
-        text = "".join(self.text)
+        text = "".join(self.text) if len(self.text) != 1 else self.text[0]
         self.text = []
         self.text_length = 0
         return text
@@ -209,49 +219,56 @@ class _SharedStringsHandler(_Handler):
         self.strings = strings
         self.in_phonetic = False
 
-    def startElement(self, name: str, attrs: Any) -> None:
+    def start(self, name: str, attrs: dict[str, str]) -> None:
         self.event += 1
-        local = _local(name)
-        if local == "si":
-            self.take_text()
-        elif local == "rPh":
+        if ":" in name:
+            name = _local(name)
+        if name == "t":
+            self.capturing = not self.in_phonetic
+        elif name == "si":
+            self.text = []
+            self.text_length = 0
+        elif name == "rPh":
             self.in_phonetic = True
-        elif local == "t" and not self.in_phonetic:
-            self.capturing = True
 
-    def endElement(self, name: str) -> None:
-        self.event += 1
-        local = _local(name)
-        if local == "t":
+    def end(self, name: str) -> None:
+        if ":" in name:
+            name = _local(name)
+        if name == "t":
             self.capturing = False
-        elif local == "rPh":
-            self.in_phonetic = False
-        elif local == "si":
+        elif name == "si":
             if len(self.strings) >= self.limits.shared_strings:
                 raise _refused(
                     gettext("The Excel file holds more than %(count)s different texts."),
                     count=f"{self.limits.shared_strings:,}",
                 )
             self.strings.add(self.take_text())
+        elif name == "rPh":
+            self.in_phonetic = False
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _column_index(reference: str) -> int:
     """0 for "A1", 25 for "Z7", 26 for "AA1"; -1 if there are no letters."""
+    letters = reference.rstrip("0123456789")
+    if len(letters) == 1:
+        index = _LETTERS.find(letters)
+        return index if index >= 0 else -1
+    if not letters or len(letters) > 3:
+        return -1 if not letters else 1 << 20
     index = 0
-    letters = 0
-    for char in reference:
-        if "A" <= char <= "Z":
-            index = index * 26 + ord(char) - 64
-            letters += 1
-            if letters > 3:
-                return 1 << 20
-        else:
-            break
+    for char in letters:
+        position = _LETTERS.find(char)
+        if position < 0:
+            return -1
+        index = index * 26 + position + 1
     return index - 1
 
 
 def _row_number(reference: str) -> int | None:
-    digits = reference.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    digits = reference.lstrip(_LETTERS)
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 12 else None
 
 
@@ -278,12 +295,14 @@ class _SheetHandler(_Handler):
         self.strings = strings
         self.done: list[tuple[int, list[str]]] = []
         self.row_number = 0
-        self.cells: dict[int, str] | None = None
+        self.cells: list[str] | None = None
         self.column = -1
-        self.cell_type = ""
-        self.in_inline = False
+        self.cell_type = "n"
         self.value = ""
+        self.in_inline = False
         self.in_data = False
+        self.max_columns = limits.columns
+        self.max_rows = limits.rows
 
     def _too_many_rows(self, number: int) -> SpreadsheetRefused:
         return _refused(
@@ -292,7 +311,7 @@ class _SheetHandler(_Handler):
                 "Copy the data into a new sheet and save it again."
             ),
             row=f"{number:,}",
-            rows=f"{self.limits.rows:,}",
+            rows=f"{self.max_rows:,}",
         )
 
     def _too_many_columns(self, count: int) -> SpreadsheetRefused:
@@ -302,92 +321,130 @@ class _SheetHandler(_Handler):
                 "the column of OpenIDs and save it again."
             ),
             count=f"{count:,}",
-            columns=f"{self.limits.columns:,}",
+            columns=f"{self.max_columns:,}",
         )
 
-    def startElement(self, name: str, attrs: Any) -> None:
+    def start(self, name: str, attrs: dict[str, str]) -> None:
         self.event += 1
-        local = _local(name)
-        if local == "c" and self.cells is not None:
-            reference = attrs.get("r", "")
+        if ":" in name:
+            name = _local(name)
+        if name == "c":
+            if self.cells is None:
+                return
+            reference = attrs.get("r")
             column = _column_index(reference) if reference else -1
             self.column = column if column >= 0 else self.column + 1
-            if self.column >= self.limits.columns:
+            if self.column >= self.max_columns:
                 raise self._too_many_columns(self.column + 1)
             self.cell_type = attrs.get("t", "n")
             self.value = ""
-        elif local == "v" and self.cells is not None:
-            self.take_text()
-            self.capturing = True
-        elif local == "is":
+        elif name == "v":
+            if self.cells is not None:
+                self.text = []
+                self.text_length = 0
+                self.capturing = True
+        elif name == "row":
+            if self.in_data:
+                self._row_start(attrs.get("r"))
+        elif name == "is":
             self.in_inline = True
-            self.take_text()
-        elif local == "t" and self.in_inline:
-            self.capturing = True
-        elif local == "row" and self.in_data:
-            given = attrs.get("r")
-            number = self.row_number + 1
-            if given is not None:
-                parsed = _row_number(given) if given.isascii() else None
-                if parsed is None:
-                    raise _unreadable()
-                number = parsed
-            if number > self.limits.rows:
-                raise self._too_many_rows(number)
-            self.row_number = number
-            self.cells = {}
-            self.column = -1
-        elif local == "sheetData":
+            self.text = []
+            self.text_length = 0
+        elif name == "t":
+            self.capturing = self.in_inline
+        elif name == "sheetData":
             self.in_data = True
-        elif local == "dimension":
+        elif name == "dimension":
             self._check_dimension(attrs.get("ref", ""))
+
+    def _row_start(self, given: str | None) -> None:
+        number = self.row_number + 1
+        if given is not None:
+            if not (given.isascii() and given.isdigit() and len(given) < 12):
+                raise _unreadable()
+            number = int(given)
+        if number > self.max_rows:
+            raise self._too_many_rows(number)
+        self.row_number = number
+        self.cells = []
+        self.column = -1
 
     def _check_dimension(self, ref: str) -> None:
         last = ref.rpartition(":")[2]
         row = _row_number(last) if last.isascii() else None
-        if row is not None and row > self.limits.rows:
+        if row is not None and row > self.max_rows:
             raise self._too_many_rows(row)
-        if _column_index(last) + 1 > self.limits.columns:
+        if _column_index(last) + 1 > self.max_columns:
             raise self._too_many_columns(_column_index(last) + 1)
 
-    def endElement(self, name: str) -> None:
-        self.event += 1
-        local = _local(name)
-        if local == "v" and self.capturing:
+    def end(self, name: str) -> None:
+        if ":" in name:
+            name = _local(name)
+        if name == "c":
+            cells = self.cells
+            if cells is None:
+                return
+            text = self._cell_text()
+            if self.column == len(cells):
+                cells.append(text)
+            elif self.column > len(cells):
+                cells.extend([""] * (self.column - len(cells)))
+                cells.append(text)
+            else:
+                cells[self.column] = text
+        elif name == "v":
+            if self.capturing:
+                self.capturing = False
+                self.value = self.take_text()
+        elif name == "row":
+            if self.cells is not None:
+                self.done.append((self.row_number, self.cells))
+                self.cells = None
+        elif name == "t":
             self.capturing = False
-            self.value = self.take_text()
-        elif local == "t" and self.in_inline:
-            self.capturing = False
-        elif local == "is":
+        elif name == "is":
             self.in_inline = False
             self.value = self.take_text()
             self.cell_type = "inlineStr"
-        elif local == "c" and self.cells is not None:
-            self.cells[self.column] = self._cell_text()
-        elif local == "row" and self.cells is not None:
-            width = max(self.cells) + 1 if self.cells else 0
-            self.done.append((self.row_number, [self.cells.get(i, "") for i in range(width)]))
-            self.cells = None
-        elif local == "sheetData":
+        elif name == "sheetData":
             self.in_data = False
 
     def _cell_text(self) -> str:
         kind, value = self.cell_type, self.value
         if kind == "s":
-            return self.strings.get(int(value)) if value.strip().isdigit() else ""
+            try:
+                return self.strings.get(int(value))
+            except ValueError:
+                return ""
+        if kind == "n":
+            return _number_text(value) if value else ""
         if kind == "b":
             return "True" if value.strip() == "1" else "False"
-        if kind in ("n", ""):
-            return _number_text(value) if value else ""
         return value  # inlineStr, str (a formula's text), e (an error), d (a date as text)
+
+
+class _Parser(DefusedExpatParser):
+    """defusedxml's expat reader (DTDs, entities and external references refused, by the
+    handlers its ``reset`` installs) calling our handler's callbacks directly."""
+
+    def __init__(self, handler: _Handler) -> None:
+        super().__init__(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        self._fast = handler
+
+    def reset(self) -> None:
+        super().reset()
+        parser = self._parser
+        parser.StartElementHandler = self._fast.start
+        parser.EndElementHandler = self._fast.end
+        parser.CharacterDataHandler = self._fast.chars
+        parser.buffer_text = True
 
 
 def _parse(
     source: IO[bytes], handler: _Handler, clock: _Clock, limits: XlsxLimits
 ) -> Iterator[None]:
     """Feed ``source`` to a DTD-refusing parser chunk by chunk; yield after each chunk."""
-    parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    parser.setContentHandler(handler)
+    parser = _Parser(handler)
     fed_at_event = 0
     fed = 0
     last_event = -1
@@ -409,7 +466,7 @@ def _parse(
                 "never writes; it is refused. Save it again from Excel as .xlsx or .csv."
             )
         ) from None
-    except (SAXException, zipfile.BadZipFile, zlib.error, EOFError, OSError):
+    except (SAXException, ExpatError, zipfile.BadZipFile, zlib.error, EOFError, OSError):
         raise _unreadable() from None
     yield
 

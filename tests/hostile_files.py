@@ -19,7 +19,8 @@ _OFFICE_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationsh
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
     '<Default Extension="xml" ContentType="application/xml"/>'
     "</Types>"
 )
@@ -142,7 +143,7 @@ def many_empty_rows() -> bytes:
 
 def wide_row() -> bytes:
     """One row of 20,000 cells."""
-    cells = "".join(f'<c t="inlineStr"><is><t>x</t></is></c>' for _ in range(20_000))
+    cells = "".join('<c t="inlineStr"><is><t>x</t></is></c>' for _ in range(20_000))
     return xlsx(_sheet([f'<row r="1">{cells}</row>']))
 
 
@@ -160,7 +161,7 @@ HOSTILE_XLSX: dict[str, Callable[[], bytes]] = {
 }
 
 
-# ---- chatbot imports ------------------------------------------------------------------------------
+# ---- chatbot imports ---------------------------------------------------------------------------
 
 
 def deep_json() -> bytes:

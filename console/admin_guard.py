@@ -153,7 +153,13 @@ class GuardedAdminMixin:
             # A savepoint: on PostgreSQL a refused query would end the request's transaction.
             with transaction.atomic():
                 return super().get_changelist_instance(request)  # type: ignore[misc]
-        except (OverflowError, ValueError, ValidationError, DatabaseError):
+        except (
+            IncorrectLookupParameters,
+            OverflowError,
+            ValueError,
+            ValidationError,
+            DatabaseError,
+        ):
             self._refuse_filter(request)
 
     def _refuse_filter(self, request: HttpRequest) -> None:

@@ -202,9 +202,7 @@ def read_csv(data: bytes) -> list[Any]:
     try:
         columns = set(reader.fieldnames or [])
     except csv.Error as error:
-        raise ImportFileError(
-            gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
-        ) from None
+        raise _csv_refusal(error) from None
     missing = [name for name in ("skillname", "title") if name not in columns]
     if missing:
         raise ImportFileError(
@@ -221,10 +219,21 @@ def read_csv(data: bytes) -> list[Any]:
                 raise _too_many_rows()
             records.append(csv_record(row))
     except csv.Error as error:
-        raise ImportFileError(
-            gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
-        ) from None
+        raise _csv_refusal(error) from None
     return records
+
+
+def _csv_refusal(error: csv.Error) -> ImportFileError:
+    if "field larger than field limit" in str(error):
+        # Python's words, in English: say it in the user's language.
+        return ImportFileError(
+            gettext("The CSV file cannot be read: a cell holds more than %(chars)s characters.")
+            % {"chars": f"{csv.field_size_limit():,}"},
+            code="csv",
+        )
+    return ImportFileError(
+        gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
+    )
 
 
 def read_file(name: str, data: bytes) -> list[Any]:

@@ -287,7 +287,7 @@ IMPORT_SENTENCES = {
     "JSON objects nested 100,000 deep": "nested more than",
     "multimsg nested 400 deep": "nested more than",
     "a million tiny rows": "too many values",
-    "CSV with a 2 MB header field": "cannot be read",
+    "CSV with a 2 MB header field": "a cell holds more than 131,072 characters",
 }
 
 
@@ -403,3 +403,17 @@ def test_a_refused_line_that_looks_like_a_formula_is_neutralised_in_the_download
     assert body.startswith("\ufeff")
     values = [row[1] for row in csv.reader(io.StringIO(body[1:]))][1:]
     assert values == ["'=cmd|'/Ccalc'!A0", "'@SUM(1)"]
+
+
+def test_every_admin_of_the_site_checks_ids_and_filters():
+    from django.contrib import admin
+
+    from console.admin_guard import GuardedAdminMixin
+
+    unguarded = [
+        type(model_admin).__qualname__
+        for model_admin in admin.site._registry.values()
+        if not isinstance(model_admin, GuardedAdminMixin)
+    ]
+    assert not unguarded
+    assert len(admin.site._registry) >= 19

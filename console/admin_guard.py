@@ -117,6 +117,8 @@ class GuardedAdminMixin:
         internal = pk_internal_type(self.model) if from_field is None else None
         if internal is not None and object_pk(object_id, internal_type=internal) is None:
             raise Http404
+        if "\x00" in str(object_id):  # a text key (django-q2's tasks): PostgreSQL refuses NUL
+            raise Http404
         return super().get_object(request, object_id, from_field)  # type: ignore[misc]
 
     def changeform_view(
@@ -171,8 +173,10 @@ class GuardedAdminMixin:
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         selected = request.POST.getlist(ACTION_CHECKBOX_NAME) if request.method == "POST" else []
         internal = pk_internal_type(self.model)
-        if internal is not None and any(
-            object_pk(value, internal_type=internal) is None for value in selected
+        if any(
+            "\x00" in value
+            or (internal is not None and object_pk(value, internal_type=internal) is None)
+            for value in selected
         ):
             messages.warning(
                 request,

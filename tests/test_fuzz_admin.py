@@ -255,7 +255,7 @@ def test_no_hostile_id_filter_or_file_gets_a_5xx_or_a_traceback(
                     for drill in DATE_DRILLS:
                         query = {f"{model_admin.date_hierarchy}__{k}": v for k, v in drill.items()}
                         hit("filters", "GET", url, query)
-                selected = {"action": "delete_selected", "_selected_action": ["²", "1"]}
+                selected = {"action": "delete_selected", "_selected_action": ["²", "1", "\x00"]}
                 hit("filters", "POST", url, selected)
             tree = "/admin/tagging/strategy/tree/1/"
             for value in HOSTILE_VALUES:

@@ -422,4 +422,4 @@ def test_every_admin_of_the_site_checks_ids_and_filters():
         if not isinstance(model_admin, GuardedAdminMixin)
     ]
     assert not unguarded
-    assert len(admin.site._registry) >= 19
+    assert len(admin.site._registry) >= 18  # django-q2's queue page only with its ORM broker

@@ -50,7 +50,7 @@ class BulkAudience(models.Model):
 
 class BulkAudienceMember(models.Model):
     audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="members")
-    # Dense 0..accepted-1 once the audience is complete (the line number while it is parsed).
+    # Dense 0..accepted-1, in the order of first appearance in the list.
     position = models.BigIntegerField()
     openid = models.CharField(max_length=28)
 

@@ -371,14 +371,15 @@ class _MemberStaging:
         # is created in the audience's transaction, so a failed read rolls it back with the
         # rest; the DROP first only matters if a previous read in this same (outer)
         # transaction was interrupted after its table was made.
-        schema = "pg_temp" if self.vendor == "postgresql" else "temp"
-        # "C": grouping and sorting OpenIDs (ASCII) byte by byte, not by a locale's rules.
-        text = 'text COLLATE "C"' if self.vendor == "postgresql" else "text"
+        if self.vendor == "postgresql":
+            # "C": grouping OpenIDs (ASCII) byte by byte, not by a locale's rules.
+            schema, columns = "pg_temp", 'seq bigint NOT NULL, openid text COLLATE "C" NOT NULL'
+        else:
+            # The rowid: numbered in the order of the inserts, nothing to send for it.
+            schema, columns = "temp", "seq INTEGER PRIMARY KEY, openid text NOT NULL"
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {schema}.{_STAGING}")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {_STAGING} (seq bigint NOT NULL, openid {text} NOT NULL)"
-            )
+            cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
 
     def append(self, openids: list[str]) -> None:
         first = self.staged
@@ -395,8 +396,8 @@ class _MemberStaging:
                     copy.write(rows)
             else:
                 cursor.executemany(
-                    f"INSERT INTO {_STAGING} (seq, openid) VALUES (%s, %s)",  # noqa: S608
-                    list(enumerate(openids, first)),
+                    f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
+                    [(openid,) for openid in openids],
                 )
 
     def members_insert(self, *, audience_id: int) -> int:

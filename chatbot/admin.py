@@ -24,6 +24,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from chatbot.answers import KIND_LABELS, answer_to_editor
 from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
@@ -41,6 +42,7 @@ from chatbot.services import (
     skill_delete,
 )
 from chatbot.transfer import (
+    MAX_IMPORT_BYTES,
     export_csv,
     export_json,
     import_draft_keep,
@@ -51,7 +53,9 @@ from chatbot.transfer import (
 )
 from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
+from console.ids import object_pk_or_404
 from console.service_admin import ServiceBackedAdmin
+from tagging.bulk_audience import UploadSizeLimit, upload_size_refusal
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
@@ -227,7 +231,11 @@ class AutoReplyAdmin(ServiceSavedAdmin):
             path(
                 "push-changed/", view(self.push_changed_view), name="chatbot_autoreply_push_changed"
             ),
-            path("import/", view(self.import_view), name="chatbot_autoreply_import"),
+            path(
+                "import/",
+                view(csrf_exempt(self.import_with_upload_limit)),
+                name="chatbot_autoreply_import",
+            ),
             path("export/", view(self.export_view), name="chatbot_autoreply_export"),
             *super().get_urls(),
         ]
@@ -249,10 +257,10 @@ class AutoReplyAdmin(ServiceSavedAdmin):
         return super().changelist_view(request, extra_context=context)
 
     def _bot_from(self, request: HttpRequest, data: Any) -> ChatbotBot:
-        try:
-            return ChatbotBot.objects.get(pk=int(data.get("bot", "")))
-        except (ValueError, ChatbotBot.DoesNotExist):
-            raise Http404 from None
+        bot = ChatbotBot.objects.filter(pk=object_pk_or_404(data.get("bot", ""))).first()
+        if bot is None:
+            raise Http404
+        return bot
 
     def push_changed_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
@@ -282,10 +290,20 @@ class AutoReplyAdmin(ServiceSavedAdmin):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
+    def import_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
+        """The import page, its file refused over the limit while it arrives, as the bulk
+        upload's (the CSRF check reads the body: it comes after the upload handler)."""
+        request.upload_handlers.insert(0, UploadSizeLimit(request, limit=MAX_IMPORT_BYTES))
+        return csrf_protect(self.import_view)(request)
+
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not (self.has_add_permission(request) and self.has_change_permission(request)):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
+        refusal = upload_size_refusal(request) if request.method == "POST" else None
+        if refusal is not None and "confirm" not in request.POST:
+            form.is_valid()
+            form.errors["file"] = form.error_class([str(refusal)])
         plan = None
         if request.method == "POST" and "confirm" in request.POST:
             stored = import_draft_take(user_id=request.user.pk, token=request.POST.get("token", ""))

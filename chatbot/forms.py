@@ -25,10 +25,13 @@ from chatbot.services import (
     skill_rename,
     validate_skill_name,
 )
+from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
 from console.service_admin import ServiceForm
 from wecom import rules
 from wecom.models import ChatbotBot
 
+# The editor's answer: a combined answer's parts, a part's articles or segments, one of them.
+ANSWER_JSON_DEPTH = 8
 _EMPTY_ANSWER = {"type": "text", "segments": [{"kind": "text", "text": ""}]}
 
 
@@ -69,12 +72,14 @@ class AnswerField(forms.Field):
             return None
         if isinstance(value, str):
             try:
-                value = json.loads(value)
-            except ValueError:
+                value = json_loads_bounded(value, max_depth=ANSWER_JSON_DEPTH)
+            except JsonSyntaxRefused:
                 raise ValidationError(
                     gettext("The answer could not be read. Reload the page and try again."),
                     code="json",
                 ) from None
+            except JsonRefused as refusal:
+                raise ValidationError(str(refusal), code="json") from None
         return answer_from_editor(value)
 
     def validate(self, value: Any) -> None:

@@ -44,6 +44,8 @@ from chatbot.answers import (
 from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.services import reply_value_in_words, validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
+from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
+from console.spreadsheets import cell_restore, csv_text
 from wecom.models import ChatbotBot
 from wecom.validators import validate_manager_id
 
@@ -54,7 +56,12 @@ STATUS_LABELS = {
     UNCHANGED: _("unchanged"),
     REFUSED: _("refused"),
 }
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# What one request can read, plan, keep as a draft and show within ~100 MB (bench/hostile_files.py).
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+# Far more replies than a bot has; the draft of a file is kept whole until it is confirmed.
+MAX_IMPORT_ROWS = 10_000
+# A file: its list, a reply, the answer, a combined answer's parts, an article list, an article.
+IMPORT_JSON_DEPTH = 8
 
 CSV_COLUMNS = [
     "skillname",
@@ -166,22 +173,36 @@ def _decode(data: bytes) -> str:
 
 def read_json(data: bytes) -> list[Any]:
     try:
-        records = json.loads(_decode(data))
-    except ValueError as error:
+        records = json_loads_bounded(_decode(data), max_depth=IMPORT_JSON_DEPTH)
+    except JsonSyntaxRefused as error:
         raise ImportFileError(
-            gettext("The file is not valid JSON (line %(line)s).")
-            % {"line": getattr(error, "lineno", "?")},
+            gettext("The file is not valid JSON (line %(line)s).") % {"line": error.lineno},
             code="json",
         ) from None
+    except JsonRefused as refusal:
+        raise ImportFileError(str(refusal), code="json") from None
     if not isinstance(records, list):
         raise ImportFileError(gettext("The JSON file must hold a list of replies."), code="json")
+    if len(records) > MAX_IMPORT_ROWS:
+        raise _too_many_rows()
     return records
+
+
+def _too_many_rows() -> ImportFileError:
+    return ImportFileError(
+        gettext("The file has more than %(rows)s replies; import it in parts.")
+        % {"rows": f"{MAX_IMPORT_ROWS:,}"},
+        code="rows",
+    )
 
 
 def read_csv(data: bytes) -> list[Any]:
     text = _decode(data)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = set(reader.fieldnames or [])
+    try:
+        columns = set(reader.fieldnames or [])
+    except csv.Error as error:
+        raise _csv_refusal(error) from None
     missing = [name for name in ("skillname", "title") if name not in columns]
     if missing:
         raise ImportFileError(
@@ -191,12 +212,28 @@ def read_csv(data: bytes) -> list[Any]:
             % {"columns": ", ".join(missing)},
             code="csv",
         )
+    records: list[Any] = []
     try:
-        return [csv_record(row) for row in reader]
+        for row in reader:
+            if len(records) >= MAX_IMPORT_ROWS:
+                raise _too_many_rows()
+            records.append(csv_record(row))
     except csv.Error as error:
-        raise ImportFileError(
-            gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
-        ) from None
+        raise _csv_refusal(error) from None
+    return records
+
+
+def _csv_refusal(error: csv.Error) -> ImportFileError:
+    if "field larger than field limit" in str(error):
+        # Python's words, in English: say it in the user's language.
+        return ImportFileError(
+            gettext("The CSV file cannot be read: a cell holds more than %(chars)s characters.")
+            % {"chars": f"{csv.field_size_limit():,}"},
+            code="csv",
+        )
+    return ImportFileError(
+        gettext("The CSV file cannot be read: %(error)s") % {"error": error}, code="csv"
+    )
 
 
 def read_file(name: str, data: bytes) -> list[Any]:
@@ -218,7 +255,8 @@ def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
 
     def cell(name: str) -> str:
         value = row.get(name)
-        return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+        # A cell the export neutralised ('=…) reads back as it was written.
+        return cell_restore(value.replace("\r\n", "\n")) if isinstance(value, str) else ""
 
     record: dict[str, Any] = {
         "skillname": cell("skillname").strip(),
@@ -229,9 +267,12 @@ def csv_record(row: dict[str, str | None]) -> dict[str, Any]:
     kind = cell("answer_type").strip() or "text"
     if cell("content_json").strip():
         try:
-            record["content"] = json.loads(cell("content_json"))
-        except ValueError:
+            # The answer alone: a list of parts holding articles, no deeper.
+            record["content"] = json_loads_bounded(cell("content_json"), max_depth=6)
+        except JsonSyntaxRefused:
             record["content_error"] = gettext("The column content_json is not valid JSON.")
+        except JsonRefused as refusal:
+            record["content_error"] = str(refusal)
         return record
     if kind == "text":
         record["content"] = cell("text")
@@ -497,22 +538,19 @@ def _csv_answer_columns(content: Any) -> dict[str, str]:
 
 
 def export_csv(*, bot: ChatbotBot) -> str:
-    out = io.StringIO(newline="")
-    # The BOM makes spreadsheet programs read UTF-8 (Chinese) correctly.
-    out.write("\ufeff")
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
+    """One row per reply, through the console's CSV writer (BOM; a cell that would start a
+    formula gets a leading ', which the import takes off again)."""
+    rows = []
     for record in export_records(bot=bot):
-        writer.writerow(
-            {
-                "skillname": record["skillname"],
-                "title": record["title"],
-                "questions": "\n".join(record["questions"]),
-                "managerid": record["managerid"],
-                **_csv_answer_columns(record["content"]),
-            }
-        )
-    return out.getvalue()
+        values = {
+            "skillname": record["skillname"],
+            "title": record["title"],
+            "questions": "\n".join(record["questions"]),
+            "managerid": record["managerid"],
+            **_csv_answer_columns(record["content"]),
+        }
+        rows.append([values.get(column, "") for column in CSV_COLUMNS])
+    return csv_text(CSV_COLUMNS, rows)
 
 
 # ---- the file between preview and confirmation --------------------------------------------------

@@ -15,6 +15,15 @@ class ConsoleAdminSite(admin.AdminSite):
     # The console has no public site: "View site" would only lead back here.
     site_url = None
 
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        # Every ModelAdmin, ours and third-party ones, checks ids and filters before it
+        # queries (console/admin_guard.py).
+        from django.contrib.admin import ModelAdmin
+
+        from console.admin_guard import guarded
+
+        super().register(model_or_iterable, guarded(admin_class or ModelAdmin), **options)
+
     @property
     def login_form(self) -> Any:  # type: ignore[override]
         # Imported late: the form reaches the audit log and the user model.

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import unicodedata
 from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UsernameField
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -26,8 +28,18 @@ from console.audit import Actor, AuditAction, AuditSource, audit_record, client_
 _MAX_USERNAME_IN_AUDIT = 150
 
 
+def login_name(username: str) -> str:
+    """The name as the sign-in form hands it to ``authenticate()`` (stripped, then NFKC as
+    ``AbstractBaseUser.normalize_username``), case-folded: every spelling that can sign in as
+    one account shares its count and lock, "victim " and "ｖｉｃｔｉｍ" included. Folding case
+    merges more than the (case-sensitive) backend does, which only makes the lock stricter."""
+    name = UsernameField().to_python(username) or ""
+    return unicodedata.normalize("NFKC", name.strip().casefold()).strip()
+
+
 def _slot(username: str, ip: str | None) -> str:
-    digest = hashlib.sha256(f"{username.casefold()}\0{ip or '-'}".encode()).hexdigest()[:32]
+    name = login_name(username)
+    digest = hashlib.sha256(f"{name}\0{ip or '-'}".encode()).hexdigest()[:32]
     return f"login-throttle:{digest}"
 
 
@@ -71,7 +83,7 @@ def login_success_record(*, request: HttpRequest, username: str) -> None:
 def _audit_lockout(*, request: HttpRequest, username: str, ip: str | None, failures: int) -> None:
     user_model = get_user_model()
     target = user_model._default_manager.filter(
-        **{f"{user_model.USERNAME_FIELD}__iexact": username}
+        **{f"{user_model.USERNAME_FIELD}__iexact": UsernameField().to_python(username) or ""}
     ).first()
     actor = Actor(
         user=system_user(),

@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -28,6 +29,7 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
+from console.ids import object_pk
 from console.service_admin import ServiceBackedAdmin, ServiceForm
 from tagging import strategy_views
 from tagging.models import PULL_MINUTES_MAX, Strategy, StrategyPull, SyncState, Tag, TagGroup
@@ -102,7 +104,10 @@ class StrategyFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
             return queryset
-        return queryset.filter(**{f"{self.field_path}_id": self.value()})
+        strategy_id = object_pk(self.value())
+        if strategy_id is None:
+            raise IncorrectLookupParameters
+        return queryset.filter(**{f"{self.field_path}_id": strategy_id})
 
 
 class TagStrategyFilter(StrategyFilter):
@@ -583,17 +588,17 @@ class StrategyAdmin(AuditedModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path(
-                "tree/<int:app_id>/",
+                "tree/<str:app_id>/",
                 wrap(strategy_views.StrategyTreeView.as_view(model_admin=self)),
                 name="tagging_strategy_tree",
             ),
             path(
-                "tree/<int:app_id>/move/",
+                "tree/<str:app_id>/move/",
                 wrap(strategy_views.move_view),
                 name="tagging_strategy_move",
             ),
             path(
-                "pull/<int:app_id>/",
+                "pull/<str:app_id>/",
                 wrap(strategy_views.PullView.as_view(model_admin=self)),
                 name="tagging_strategy_pull",
             ),

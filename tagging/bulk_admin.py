@@ -5,14 +5,12 @@ The job itself is shown by the shared job page (``console.jobs``); these pages o
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -26,7 +24,9 @@ from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
+from console.ids import object_pk_or_404
 from console.models import Job
+from console.spreadsheets import csv_lines
 from tagging.bulk_audience import (
     TOO_LARGE,
     AudienceError,
@@ -45,17 +45,6 @@ from tagging.bulk_models import BulkAudience
 from tagging.bulk_retention import audience_expiry
 from tagging.bulk_services import bulk_job_retry_failed, bulk_job_start
 from wecom.clients import PlatformError
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _spreadsheet_safe(value: str) -> str:
-    """A refused value is whatever the file held: one starting like a formula must not run as
-    one when the download is opened in Excel."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _error_text(error: Exception) -> str:
@@ -99,11 +88,11 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 wrap(csrf_exempt(self.add_with_upload_limit)),
                 name="tagging_bulkaudience_add",
             ),
-            path("<int:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
+            path("<str:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
             path(
-                "<int:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
+                "<str:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
             ),
-            path("retry/<int:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
+            path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
             *super().get_urls(),
         ]
 
@@ -180,14 +169,16 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if not object_id.isdigit():
-            raise Http404
-        return self.start_view(request, int(object_id))
+        return self.start_view(request, object_id)
 
-    def start_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        audience = get_object_or_404(BulkAudience, pk=object_id)
-        if not self.has_view_permission(request, audience):
+    def _audience_or_404(self, request: HttpRequest, object_id: str) -> BulkAudience:
+        # Permission first: who may not see lists learns nothing about which exist.
+        if not self.has_view_permission(request):
             raise PermissionDenied
+        return get_object_or_404(BulkAudience, pk=object_pk_or_404(object_id))
+
+    def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        audience = self._audience_or_404(request, object_id)
         can_start = self.has_add_permission(request) and audience.created_by_id == request.user.pk
         data: QueryDict = request.POST if request.method == "POST" else request.GET
         form = BulkTargetForm(data) if "target_kind" in data else None
@@ -229,29 +220,23 @@ class BulkAudienceAdmin(admin.ModelAdmin):
             ),
         )
 
-    def refused_view(self, request: HttpRequest, object_id: int) -> StreamingHttpResponse:
-        audience = get_object_or_404(BulkAudience, pk=object_id)
-        if not self.has_view_permission(request, audience):
-            raise PermissionDenied
-        writer = csv.writer(_Echo())
-
-        def rows() -> Any:
-            yield "\ufeff"  # Excel opens UTF-8 CSV correctly only with a BOM
-            yield writer.writerow([gettext("line"), gettext("value"), gettext("reason")])
-            for line, value, reason in audience_refusal_rows(audience=audience):
-                yield writer.writerow([line, _spreadsheet_safe(value), reason])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        audience = self._audience_or_404(request, object_id)
+        header = [gettext("line"), gettext("value"), gettext("reason")]
+        response = StreamingHttpResponse(
+            csv_lines(header, audience_refusal_rows(audience=audience)),
+            content_type="text/csv; charset=utf-8",
+        )
         response["Content-Disposition"] = f'attachment; filename="refused-{audience.pk}.csv"'
         return response
 
     # --- retry failed only ---------------------------------------------------------------------
 
-    def retry_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+    def retry_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
         # Permission first: who may not start jobs learns nothing about which exist.
         if not self.has_add_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(Job, pk=job_id, kind=KIND)
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
         retryable = job.failures.filter(retryable=True).count()
         if request.method == "POST":
             try:

@@ -84,18 +84,17 @@ def audience_purge_expired(*, actor: Actor, now: datetime | None = None) -> Purg
 
 
 def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
+    # By ranges of positions (dense 0..accepted-1), each found by the (audience, position)
+    # index where it starts: finding a chunk's end by counting rows from the first position
+    # walked again past every row deleted before it, not yet vacuumed (1,000,000 rows took
+    # 69x the time of 100,000 on PostgreSQL).
     deleted = 0
-    while True:
+    for start in range(0, audience.accepted, DELETE_CHUNK):
         with transaction.atomic():
-            chunk = BulkAudienceMember.objects.filter(audience=audience).order_by("position")
-            last = chunk.values_list("position", flat=True)[DELETE_CHUNK - 1 : DELETE_CHUNK]
-            rows = BulkAudienceMember.objects.filter(audience=audience)
-            if last:
-                rows = rows.filter(position__lte=last[0])
-            count, _by_model = rows.delete()
+            count, _by_model = BulkAudienceMember.objects.filter(
+                audience=audience, position__gte=start, position__lt=start + DELETE_CHUNK
+            ).delete()
         deleted += count
-        if not last:
-            break
     with transaction.atomic():
         BulkAudienceRefusal.objects.filter(audience=audience).delete()
         audit_record(
@@ -108,8 +107,9 @@ def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
             ),
             note_params={"days": settings.BULK_AUDIENCE_KEEP_DAYS, "members": deleted},
         )
-        audience.delete()
-    return deleted
+        # Deletes whatever no range held (there is nothing, unless the rows were not numbered).
+        _count, by_model = audience.delete()
+    return deleted + by_model.get(BulkAudienceMember._meta.label, 0)
 
 
 def audiences_purge_scheduled() -> None:

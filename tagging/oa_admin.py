@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.translation import gettext
 
@@ -47,7 +47,9 @@ class OfficialAccountTagForm(ServiceForm, forms.ModelForm):
         except StaleEdit:
             raise
         except ValidationError as error:
-            raise ValidationError({"name": error.messages}) from None
+            if "name" in self.fields:
+                raise ValidationError({"name": error.messages}) from None
+            raise ValidationError(error.messages) from None
         except PlatformError as error:
             raise ValidationError(str(error)) from None
 
@@ -90,7 +92,12 @@ class OfficialAccountTagAdmin(ServiceBackedAdmin):
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None
     ) -> HttpResponse:
-        tag = get_object_or_404(OfficialAccountTag, pk=object_id)
+        # Permission first: who may not delete tags learns nothing about which exist.
+        if not super().has_delete_permission(request):
+            raise PermissionDenied
+        tag = self.get_object(request, unquote(object_id))
+        if tag is None:
+            raise Http404
         if request.method == "POST":
             if not super().has_delete_permission(request, tag):
                 raise PermissionDenied

@@ -21,6 +21,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from console.audit import Actor, AuditSource
+from console.ids import object_pk, object_pk_or_404
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy_jobs import pull_interval_text
 from tagging.strategy_pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
@@ -132,13 +133,12 @@ def _can_edit(request: HttpRequest) -> bool:
 class StrategyTreeView(View):
     model_admin: Any = None
 
-    def get(self, request: HttpRequest, app_id: int) -> HttpResponse:
+    def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
         if not request.user.has_perm("tagging.view_tag"):
             raise PermissionDenied
-        app = get_object_or_404(WeComApp, pk=app_id)
-        strategy_id = request.GET.get("strategy", "")
-        # A hand-edited ?strategy= that is not a number shows the first strategy, not an error.
-        tree = strategy_tree(app, strategy_id=int(strategy_id) if strategy_id.isdigit() else None)
+        app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
+        # A hand-edited ?strategy= that is not an id shows the first strategy, not an error.
+        tree = strategy_tree(app, strategy_id=object_pk(request.GET.get("strategy", "")))
         query = request.GET.get("q", "").strip()
         can_edit = _can_edit(request)
         pull = StrategyPull.objects.filter(app=app).first()
@@ -163,27 +163,31 @@ class StrategyTreeView(View):
 
 
 @require_POST
-def move_view(request: HttpRequest, app_id: int) -> JsonResponse:
+def move_view(request: HttpRequest, app_id: str) -> JsonResponse:
     """Drag-and-drop: the list's new order (ids top first); one edit call when one item moved."""
     if not _can_edit(request):
         return JsonResponse(
             {"ok": False, "message": gettext("You may not change tags.")}, status=403
         )
     kind = request.POST.get("kind")
+    app_pk = object_pk_or_404(app_id)
+    parent_id = object_pk(request.POST.get("parent", ""))
+    ids = [object_pk(value) for value in request.POST.get("ids", "").split(",") if value]
     try:
-        parent_id = int(request.POST.get("parent", ""))
-        ids = [int(value) for value in request.POST.get("ids", "").split(",") if value]
         shown = _shown_orders(request.POST.get("shown"))
     except ValueError:
+        shown = None
+        parent_id = None
+    if parent_id is None or None in ids:
         return JsonResponse(
             {"ok": False, "message": gettext("The request was not understood.")}, status=400
         )
     actor = Actor.from_request(request, source=AuditSource.TREE)
     if kind == "tag":
-        parent: Any = get_object_or_404(TagGroup, pk=parent_id, app_id=app_id)
+        parent: Any = get_object_or_404(TagGroup, pk=parent_id, app_id=app_pk)
         items: Any = Tag.objects.filter(group=parent)
     elif kind == "group":
-        parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_id)
+        parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_pk)
         items = TagGroup.objects.filter(strategy=parent)
     else:
         return JsonResponse(
@@ -228,8 +232,11 @@ def _shown_orders(raw: str | None) -> dict[int, int] | None:
     shown = {}
     for pair in raw.split(","):
         if pair:
-            pk, order = pair.split(":")
-            shown[int(pk)] = int(order)
+            raw_pk, raw_order = pair.split(":")
+            pk, order = object_pk(raw_pk), int(raw_order)
+            if pk is None:
+                raise ValueError(raw_pk)
+            shown[pk] = order
     return shown
 
 
@@ -261,8 +268,8 @@ class PullView(View):
         }
         return TemplateResponse(request, "admin/tagging/strategy/pull.html", context)
 
-    def get(self, request: HttpRequest, app_id: int) -> HttpResponse:
-        app = get_object_or_404(WeComApp, pk=app_id)
+    def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
         try:
             plan = pull_plan(app)
         except PlatformError as error:
@@ -273,8 +280,8 @@ class PullView(View):
             return HttpResponseRedirect(reverse("admin:tagging_strategy_changelist"))
         return self._render(request, app, plan)
 
-    def post(self, request: HttpRequest, app_id: int) -> HttpResponse:
-        app = get_object_or_404(WeComApp, pk=app_id)
+    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
+        app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
         choices = {}
         for key, value in request.POST.items():
             if key.startswith("choice-"):

@@ -90,3 +90,35 @@ def test_a_lockout_is_in_the_audit_log(editor):
     assert context.ip == "203.0.113.9"
     assert "5 failed attempts" in context.note and "“editor”" in context.note
     assert "wrong" not in entry.change_message, "no password in the log"
+
+
+VARIANTS = [
+    "victim2 ",
+    " victim2",
+    "victim2\t",
+    "victim2\u3000",
+    "\u00a0victim2\n",
+    "ｖｉｃｔｉｍ２",
+    "𝐯𝐢𝐜𝐭𝐢𝐦𝟐",
+    "VICTIM2",
+    "Victim2",
+]
+
+
+def test_no_spelling_of_a_locked_name_gets_fresh_guesses(make_user):
+    make_user("victim2")
+    for _ in range(5):
+        attempt("victim2", "wrong")
+    for variant in VARIANTS:
+        _client, response = attempt(variant, PASSWORD)
+        assert not signed_in(response), f"{variant!r} signed in past the lock"
+        assert "Too many failed sign-ins" in response.content.decode(), repr(variant)
+    assert signed_in(attempt("victim2", PASSWORD, ip="198.51.100.77")[1])
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:7])
+def test_failures_under_any_spelling_count_for_the_name_django_signs_in(make_user, variant):
+    make_user("victim2")
+    for _ in range(5):
+        attempt(variant, "wrong")
+    assert not signed_in(attempt("victim2", PASSWORD)[1])

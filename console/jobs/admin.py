@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,6 +22,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from console.audit import Actor
+from console.ids import object_pk_or_404
 from console.jobs.registry import UnknownJobKind, job_kind, job_kind_label, job_kinds
 from console.jobs.selectors import job_failure_rows, job_progress_payload, job_status_sentence
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
@@ -33,6 +33,7 @@ from console.models import (
     JobProgress,
     JobStatus,
 )
+from console.spreadsheets import csv_lines
 
 
 class JobKindFilter(admin.SimpleListFilter):
@@ -46,11 +47,6 @@ class JobKindFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(kind=self.value())
         return queryset
-
-
-class _CsvEcho:
-    def write(self, value: str) -> str:
-        return value
 
 
 @admin.register(Job)
@@ -136,9 +132,9 @@ class JobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if change and not self.has_change_permission(request):
             raise PermissionDenied
-        if not object_id.isdigit():
-            raise Http404
-        job = Job.objects.select_related("created_by").filter(pk=int(object_id)).first()
+        job = (
+            Job.objects.select_related("created_by").filter(pk=object_pk_or_404(object_id)).first()
+        )
         if job is None:
             raise Http404
         return job
@@ -200,15 +196,9 @@ class JobAdmin(admin.ModelAdmin):
 
     def failures_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         job = self._job_or_404(request, object_id)
-        writer = csv.writer(_CsvEcho())
         header = [gettext("item"), gettext("code"), gettext("reason"), gettext("can be retried")]
-
-        def rows() -> Any:
-            # A byte-order mark, so that Excel opens the Chinese text as UTF-8.
-            yield "\ufeff" + writer.writerow(header)
-            for row in job_failure_rows(job):
-                yield writer.writerow(row)
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            csv_lines(header, job_failure_rows(job)), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failures.csv"'
         return response

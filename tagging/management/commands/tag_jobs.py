@@ -9,7 +9,6 @@ python manage.py tag_jobs purge-audiences   # what the daily schedule does
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.conf import settings
@@ -19,9 +18,11 @@ from django.utils.translation import gettext as _, ngettext
 
 from console.audit import Actor
 from console.cli import terminal_language
+from console.ids import object_pk
 from console.jobs.selectors import job_failure_rows, jobs_with_progress
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
 from console.models import Job
+from console.spreadsheets import csv_lines
 from tagging.bulk_cli import job_summary, progress_line
 from tagging.bulk_jobs import KIND
 from tagging.bulk_retention import audience_purge_expired
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         actions.add_parser("list", help="the latest jobs")
         for name in ("show", "pause", "resume", "cancel", "failures"):
             action = actions.add_parser(name)
-            action.add_argument("id", type=int)
+            action.add_argument("id")
         actions.add_parser(
             "purge-audiences",
             help="delete the lists older than BULK_AUDIENCE_KEEP_DAYS that no open job reads",
@@ -48,7 +49,8 @@ class Command(BaseCommand):
             getattr(self, "_" + options["action"].replace("-", "_"))(options)
 
     def _job(self, options: dict[str, Any]) -> Job:
-        job = Job.objects.filter(pk=options["id"], kind=KIND).first()
+        job_id = object_pk(options["id"])
+        job = Job.objects.filter(pk=job_id, kind=KIND).first() if job_id is not None else None
         if job is None:
             raise CommandError(_("There is no bulk job %(id)s.") % {"id": options["id"]})
         return job
@@ -98,10 +100,9 @@ class Command(BaseCommand):
 
     def _failures(self, options: dict[str, Any]) -> None:
         job = self._job(options)
-        writer = csv.writer(self.stdout)
-        writer.writerow(["openid", "errcode", _("reason"), _("can be retried")])
-        for row in job_failure_rows(job):
-            writer.writerow(row)
+        header = ["openid", "errcode", _("reason"), _("can be retried")]
+        for line in csv_lines(header, job_failure_rows(job)):
+            self.stdout.write(line, ending="")
 
     def _purge_audiences(self, options: dict[str, Any]) -> None:
         report = audience_purge_expired(

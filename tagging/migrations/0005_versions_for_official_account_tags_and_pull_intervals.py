@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tagging', '0003_strategy_pull_every_minutes'),
+        ('tagging', '0004_members_without_openid_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

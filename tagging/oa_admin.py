@@ -31,8 +31,6 @@ class OfficialAccountTagForm(ServiceForm, forms.ModelForm):
         fields = ("account", "name")
 
     def push(self, cleaned: dict[str, Any]) -> OfficialAccountTag:
-        if "name" not in cleaned:
-            return self.instance  # a reserved tag: nothing on its page can change
         try:
             if self.instance.pk is None:
                 return oa_tag_create(
@@ -40,7 +38,9 @@ class OfficialAccountTagForm(ServiceForm, forms.ModelForm):
                 )
             return oa_tag_rename(
                 tag=self.instance,
-                name=cleaned["name"],
+                # A reserved tag's name is read-only on its page: not in the form at all, and
+                # the service refuses it with the lock sentence.
+                name=cleaned.get("name", self.instance.name),
                 actor=self.actor(),
                 expected_version=cleaned.get("expected_version"),
             )

@@ -16,6 +16,7 @@ from django_q.brokers import get_broker
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, LeaseLost, ShardRun, StopReason, register_job_kind
 from console.jobs.runner import new_owner, shard_claim
+from console.jobs.selectors import job_reason
 from console.jobs.services import (
     JobStateError,
     job_cancel,
@@ -229,7 +230,10 @@ def test_pause_stops_running_shards_and_resume_goes_on_where_they_stopped(
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.progress().processed == 10
     history = LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk")
-    assert [entry.user for entry in history][:3] == [actor.user] * 3
+    users = [entry.user for entry in history]
+    # Submitted by the editor, started by the worker, then paused and resumed by the editor.
+    assert users[0] == actor.user and users[1].username == "system"
+    assert users[2:4] == [actor.user] * 2
 
 
 def test_cancel_stops_every_shard_for_good(actor):
@@ -289,7 +293,14 @@ def test_repeated_unexpected_errors_stop_the_job_with_a_sentence(actor, settings
         job_run_shard(shard_id=shard.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert "RuntimeError" in job.status_message and "日志" in job.status_message
+    # Stored untranslated, read in each reader's language.
+    assert job.status_params == {"error": "RuntimeError"}
+    with translation.override("zh-hans"):
+        chinese = job_reason(job)
+    with translation.override("en"):
+        english = job_reason(job)
+    assert "RuntimeError" in chinese and "日志" in chinese
+    assert "RuntimeError" in english and "worker log" in english and "日志" not in english
 
 
 # --- the progress view -----------------------------------------------------------------------

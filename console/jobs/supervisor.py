@@ -1,0 +1,326 @@
+"""Supervision of the task cluster: what `manage.py qcluster` runs around django-q2's cluster.
+
+Why: django-q2's workers take tasks from one multiprocessing queue whose read lock a worker
+holds while it waits for work. A worker killed while it waits (the OOM killer, ``kill -9``)
+never releases it: the sentinel starts a replacement, and the replacement and every other
+worker wait on that lock for ever (django-q #394). No task runs again, and nothing inside the
+cluster notices. So the liveness of the workers is judged from outside the cluster, by this
+supervisor, which does not depend on the queue:
+
+* The cluster runs as a child process group (``qcluster --unsupervised``). Its worker
+  processes note in a directory of the supervisor's when they start and end a task
+  (``record_activity``, on django-q's ``pre_execute`` and ``post_execute_in_worker`` signals).
+* When no task has started or ended for a while and no worker is inside a task, the supervisor
+  queues a no-op probe task. A cluster that then runs nothing for ``WORKER_STUCK_SECONDS``
+  (longer than a job's slice) is stuck: the supervisor kills its whole process group and starts
+  a new cluster. A cluster process that ended is started again, too.
+* Every few seconds (``WORKER_SUPERVISE_SECONDS``) it runs the jobs watchdog itself, not through
+  the queue, telling it which lease owners on this host are dead processes: a busy worker killed
+  in the middle of a shard has its shard queued again within seconds, not after its lease.
+* It publishes a heartbeat in the shared cache (host, pid, state, seconds since the last task);
+  ``/healthz`` and the dashboard read it and report a worker that is stuck or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import close_old_connections, connection
+
+from console import childwatch
+from console.jobs.runner import owner_process
+
+logger = logging.getLogger(__name__)
+
+ACTIVITY_DIR_ENV = "CONSOLE_WORKER_ACTIVITY_DIR"
+HEARTBEAT_KEY = "console:worker-supervisor"
+PROBE_TASK = "console.jobs.tasks.probe"
+STOP_GRACE_SECONDS = 20.0
+
+
+class WorkerState:
+    STARTING = "starting"
+    OK = "ok"
+    STUCK = "stuck"
+
+
+# --- What the worker processes write ---------------------------------------------------------
+
+
+def record_activity(state: str) -> None:
+    """In a worker process: note that it starts (``busy``) or ended (``idle``) a task now."""
+    directory = os.environ.get(ACTIVITY_DIR_ENV)
+    if not directory:
+        return
+    path = Path(directory) / str(os.getpid())
+    temporary = path.with_suffix(".tmp")
+    try:
+        temporary.write_text(f"{state} {time.time():.3f}")
+        temporary.replace(path)
+    except OSError:  # the supervisor removed the directory: the cluster is being replaced
+        pass
+
+
+def on_task_start(**kwargs: Any) -> None:
+    record_activity("busy")
+
+
+def on_task_end(**kwargs: Any) -> None:
+    record_activity("idle")
+
+
+@dataclass(frozen=True)
+class Activity:
+    last: float | None  # when a task last started or ended, as time.time()
+    busy: int  # live workers inside a task that started less than the cluster's timeout ago
+
+
+def read_activity(directory: Path, *, now: float | None = None) -> Activity:
+    now = time.time() if now is None else now
+    timeout = float(settings.Q_CLUSTER.get("timeout") or 0) or float("inf")
+    last: float | None = None
+    busy = 0
+    for path in directory.iterdir():
+        if not path.name.isdigit():
+            continue
+        try:
+            state, stamp = path.read_text().split()
+            when = float(stamp)
+        except (OSError, ValueError):
+            continue
+        last = when if last is None else max(last, when)
+        if state == "busy" and now - when < timeout and pid_alive(int(path.name)):
+            busy += 1
+    return Activity(last=last, busy=busy)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def dead_owner_on_this_host(owner: str) -> bool:
+    """Whether a lease owner names a process of this host that no longer runs."""
+    process = owner_process(owner)
+    if process is None:
+        return False
+    host, pid = process
+    return host == socket.gethostname() and not pid_alive(pid)
+
+
+# --- The heartbeat that /healthz and the dashboard read ---------------------------------------
+
+
+def worker_heartbeat() -> dict[str, Any] | None:
+    """The supervisor's last heartbeat, or ``None``; raises when the cache cannot be read."""
+    return caches[settings.SHARED_CACHE_ALIAS].get(HEARTBEAT_KEY)
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    state: str  # "ok", "starting", "stuck" or "absent"
+    seconds_idle: float | None = None
+    restarts: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in (WorkerState.OK, WorkerState.STARTING)
+
+
+def worker_health(*, now: float | None = None) -> WorkerHealth:
+    now = time.time() if now is None else now
+    beat = worker_heartbeat()
+    if not beat or now - float(beat.get("at", 0)) > settings.WORKER_ABSENT_SECONDS:
+        return WorkerHealth(state="absent")
+    return WorkerHealth(
+        state=str(beat.get("state", WorkerState.OK)),
+        seconds_idle=beat.get("idle"),
+        restarts=int(beat.get("restarts", 0)),
+    )
+
+
+# --- The supervisor ---------------------------------------------------------------------------
+
+
+class ClusterSupervisor:
+    def __init__(self, *, argv: list[str] | None = None) -> None:
+        self.argv = argv or [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "qcluster",
+            "--unsupervised",
+        ]
+        self.process: subprocess.Popen | None = None
+        self.activity_dir: Path | None = None
+        self.started_at = 0.0
+        self.probe_at: float | None = None
+        self.restarts = 0
+        self.state = WorkerState.STARTING
+        self.stopping = False
+        self.next_watchdog = 0.0
+
+    # -- the loop
+
+    def run(self) -> int:
+        previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self._start()
+            while not self.stopping:
+                self._sleep(settings.WORKER_SUPERVISE_SECONDS)
+                if not self.stopping:
+                    self.tick()
+        finally:
+            self._stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+
+    def tick(self, *, now: float | None = None) -> None:
+        """One look: the cluster alive and not stuck, the watchdog, the heartbeat."""
+        now = time.time() if now is None else now
+        assert self.process is not None and self.activity_dir is not None
+        if self.process.poll() is not None:
+            logger.warning(
+                "task cluster ended (exit code %s); starting it again", self.process.returncode
+            )
+            self._restart()
+            return
+        activity = read_activity(self.activity_dir, now=now)
+        since = max(activity.last or 0.0, self.started_at)
+        idle = now - since
+        if activity.last is not None and activity.last > self.started_at:
+            self.state = WorkerState.OK
+        if activity.busy or idle < settings.WORKER_STUCK_SECONDS / 3:
+            self.probe_at = None
+        elif self.probe_at is None or self.probe_at < since:
+            # Idle for a while: a probe tells an idle cluster from one that cannot take tasks.
+            self.probe_at = now if self._probe() else None
+        elif now - self.probe_at >= settings.WORKER_STUCK_SECONDS * 2 / 3:
+            self.state = WorkerState.STUCK
+            self._publish(idle)
+            logger.error(
+                "task cluster stuck: no task started for %.0f s while a probe waits; restarting",
+                idle,
+            )
+            self._restart()
+            return
+        self._watchdog()
+        self._publish(idle)
+
+    # -- the cluster
+
+    def _start(self) -> None:
+        self.activity_dir = Path(tempfile.mkdtemp(prefix="console-workers-"))
+        arm = childwatch.parent_death_signal(os.getpid())
+        self.process = subprocess.Popen(  # noqa: S603
+            self.argv,
+            env={**os.environ, ACTIVITY_DIR_ENV: str(self.activity_dir)},
+            start_new_session=True,  # its own group: a stuck cluster is killed whole
+            preexec_fn=arm,  # safe: the supervisor starts no threads
+        )
+        self.started_at = time.time()
+        self.probe_at = None
+        self.state = WorkerState.STARTING
+        self._publish(0.0)
+
+    def _restart(self) -> None:
+        self._kill()
+        self.restarts += 1
+        self._start()
+
+    def _kill(self) -> None:
+        if self.process is not None:
+            childwatch.signal_group(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        self._forget_activity()
+
+    def _stop(self) -> None:
+        if self.process is None:
+            return
+        # The cluster's own stop first: running tasks finish their batch; then SIGKILL.
+        childwatch.stop_groups(
+            {self.process.pid: self.process.poll() is not None},
+            grace=STOP_GRACE_SECONDS,
+            poll=self.process.poll,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self._forget_activity()
+        with contextlib.suppress(Exception):
+            caches[settings.SHARED_CACHE_ALIAS].delete(HEARTBEAT_KEY)
+
+    def _forget_activity(self) -> None:
+        if self.activity_dir is not None:
+            shutil.rmtree(self.activity_dir, ignore_errors=True)
+            self.activity_dir = None
+
+    # -- the probe, the watchdog, the heartbeat: each may meet a database or cache that is down
+
+    def _probe(self) -> bool:
+        from django_q.tasks import async_task
+
+        try:
+            async_task(PROBE_TASK, save=False)
+        except Exception:
+            logger.warning("could not queue the worker probe", exc_info=True)
+            return False
+        return True
+
+    def _watchdog(self) -> None:
+        from console.jobs.services import jobs_watchdog
+
+        try:
+            close_old_connections()
+            jobs_watchdog(dead_owner=dead_owner_on_this_host)
+        except Exception:
+            logger.warning("jobs watchdog failed; trying again next round", exc_info=True)
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _publish(self, idle: float) -> None:
+        beat = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "at": time.time(),
+            "state": self.state,
+            "idle": round(idle, 1),
+            "restarts": self.restarts,
+        }
+        try:
+            caches[settings.SHARED_CACHE_ALIAS].set(
+                HEARTBEAT_KEY, beat, timeout=int(settings.WORKER_ABSENT_SECONDS * 2)
+            )
+        except Exception:
+            logger.warning("could not publish the worker heartbeat", exc_info=True)

@@ -153,20 +153,21 @@ def _send_batch(
                         "The daily quota of the platform is spent (%(error)s). The job waits "
                         "until it resets at midnight Beijing time, or until it is resumed by hand."
                     ),
-                    params={"error": str(error)},
+                    params={"error": error.note()},
                 )
                 raise _Stop from None
             if error.retryable or _is_outage(error):
-                if outages >= len(_OUTAGE_PAUSES):
+                pauses = getattr(settings, "BULK_OUTAGE_PAUSES", _OUTAGE_PAUSES)
+                if outages >= len(pauses):
                     # The job waits, backing off, and goes on from this batch; never fails.
-                    raise PlatformUnavailable(str(error)) from None
-                time.sleep(_OUTAGE_PAUSES[outages])
+                    raise PlatformUnavailable(str(error), error.note()) from None
+                time.sleep(pauses[outages])
                 outages += 1
                 if not run.keep_going():
                     raise _Stop from None
                 continue
             # A credential that no longer works, a tag that does not exist…: no batch can pass.
-            run.fail_job(message=str(error))
+            run.fail_job(message="%(error)s", params={"error": error.note()})
             raise _Stop from None
         else:
             parts.pop(0)

@@ -52,9 +52,11 @@ class PlatformUnavailable(Exception):
     busy, 5xx, after the client's own retries): the job waits and tries again, backing off;
     it never fails for it. ``reason`` is the last error as a sentence."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, note: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        # The same, untranslated (console/notes.py), for the job's page in each reader's language.
+        self.note = note
 
 
 class StopReason(StrEnum):

@@ -12,6 +12,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure, JobProgress, JobStatus
+from console.notes import note_text
 
 
 def job_reason(job: Job) -> str:
@@ -22,14 +23,7 @@ def job_reason(job: Job) -> str:
     """
     if not job.status_message:
         return ""
-    text = _(job.status_message)
-    params = {key: value for key, value in (job.status_params or {}).items()}
-    if not params:
-        return text
-    try:
-        return text % params
-    except (KeyError, TypeError, ValueError):
-        return text
+    return str(note_text({"msgid": job.status_message, "params": job.status_params or {}}))
 
 
 def job_outage_seconds(job: Job, now: datetime | None = None) -> int | None:
@@ -60,7 +54,11 @@ def job_status_sentence(job: Job, progress: JobProgress) -> str:
         return _(
             "The platform cannot be reached for now; retrying in %(seconds)s seconds "
             "(%(processed)s of %(total)s processed). Last error: %(error)s"
-        ) % {**counts, "seconds": outage_seconds, "error": job.status_params.get("error", "")}
+        ) % {
+            **counts,
+            "seconds": outage_seconds,
+            "error": note_text(job.status_params.get("error", "")),
+        }
     if job.status == JobStatus.WAITING:
         sentence = job_reason(job) or _("On hold.")
         if job.resume_at:

@@ -37,6 +37,7 @@ from console.models import (
     JobStatus,
     ShardStatus,
 )
+from console.notes import msgid, note, note_text
 from console.tasks import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def job_wait(
     ``message`` is stored untranslated (a ``gettext_lazy`` sentence, with ``params``) and
     translated for each reader.
     """
-    params = dict(params or {})
+    params = _storable(params)
     changed = _transition(
         job_id=job.pk,
         to=JobStatus.WAITING,
@@ -276,7 +277,7 @@ def job_wait(
         note=_("On hold: %(reason)s"),
         note_params={"reason": _reason_for_history(message, params)},
         resume_at=until,
-        status_message=str(_msgid(message)),
+        status_message=msgid(message),
         status_params=params,
     )
     if changed:
@@ -285,7 +286,7 @@ def job_wait(
 
 def job_fail(*, job: Job, message: str | Promise, params: dict[str, Any] | None = None) -> None:
     """Stop the job for good, with the reason as a sentence; it can still be resumed by hand."""
-    params = dict(params or {})
+    params = _storable(params)
     changed = _transition(
         job_id=job.pk,
         to=JobStatus.FAILED,
@@ -293,7 +294,7 @@ def job_fail(*, job: Job, message: str | Promise, params: dict[str, Any] | None 
         actor=Actor.system(),
         note=_("Stopped: %(reason)s"),
         note_params={"reason": _reason_for_history(message, params)},
-        status_message=str(_msgid(message)),
+        status_message=msgid(message),
         status_params=params,
         finished_at=timezone.now(),
     )
@@ -301,23 +302,15 @@ def job_fail(*, job: Job, message: str | Promise, params: dict[str, Any] | None 
         job.refresh_from_db()
 
 
-def _msgid(message: str | Promise) -> str:
-    """A lazy sentence's untranslated text; a plain string as it is."""
-    if isinstance(message, Promise):
-        with translation.override(None):
-            return str(message)
-    return message
+def _storable(params: dict[str, Any] | None) -> dict[str, Any]:
+    return note("", params)["params"]
 
 
 def _reason_for_history(message: str | Promise, params: dict[str, Any]) -> str:
     # The History stores one note with its values; the reason goes in as the console's
     # language reads it (the History's own sentence around it stays translatable).
     with translation.override(settings.LANGUAGE_CODE):
-        text = translation.gettext(_msgid(message))
-        try:
-            return text % params if params else text
-        except (KeyError, TypeError, ValueError):
-            return text
+        return str(note_text({"msgid": msgid(message), "params": params}))
 
 
 def _job_finish_if_complete(job: Job) -> None:
@@ -443,6 +436,9 @@ def is_blip(error: BaseException) -> bool:
 
 def _reconnect() -> None:
     # A connection that saw the server go away is useless; the next query opens a new one.
+    # Never inside a transaction someone else opened (a test's): that one is theirs to end.
+    if connection.in_atomic_block:
+        return
     try:
         connection.close()
     except Exception:  # closing a broken connection may fail too; it is gone either way
@@ -517,7 +513,7 @@ def _hold_for_outage(run: ShardRun, outage: PlatformUnavailable) -> None:
         job=run.job,
         until=timezone.now() + timedelta(seconds=delay),
         message=OUTAGE_MESSAGE,
-        params={"error": outage.reason, "outage": outages},
+        params={"error": outage.note or outage.reason, "outage": outages},
     )
 
 

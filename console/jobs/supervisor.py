@@ -233,7 +233,10 @@ class ClusterSupervisor:
                 "task cluster stuck: no task started for %.0f s while a probe waits; restarting",
                 idle,
             )
-            self._restart()
+            self._kill()
+            self._release_orm_tasks(taken_after=since)
+            self.restarts += 1
+            self._start()
             return
         self._watchdog()
         self._publish(idle)
@@ -297,6 +300,35 @@ class ClusterSupervisor:
             logger.warning("could not queue the worker probe", exc_info=True)
             return False
         return True
+
+    def _release_orm_tasks(self, *, taken_after: float) -> None:
+        """Give back the tasks the stuck cluster took from the database broker.
+
+        Its pusher went on taking tasks into the queue that no worker could read; the broker
+        would hand them out again only after Q_RETRY (20 minutes). Those taken since the last
+        task ran are released at once. With several clusters on one queue, one of them might
+        have been another's, run twice then: job shards are fenced by their lease, and the
+        console's other tasks are idempotent. The Redis broker loses such tasks instead: job
+        shards come back through the watchdog, schedules at their next run.
+        """
+        if "orm" not in settings.Q_CLUSTER:
+            return
+        from datetime import UTC, datetime, timedelta
+
+        from django_q.brokers import get_broker
+        from django_q.models import OrmQ
+
+        retry = float(settings.Q_CLUSTER.get("retry") or 0)
+        threshold = datetime.fromtimestamp(taken_after, tz=UTC) + timedelta(seconds=retry)
+        try:
+            released = OrmQ.objects.filter(key=get_broker().list_key, lock__gt=threshold).update(
+                lock=datetime.now(tz=UTC)
+            )
+        except Exception:
+            logger.warning("could not release the stuck cluster's tasks", exc_info=True)
+            return
+        if released:
+            logger.warning("released %d task(s) the stuck cluster had taken", released)
 
     def _watchdog(self) -> None:
         from console.jobs.services import jobs_watchdog

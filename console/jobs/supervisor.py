@@ -109,6 +109,29 @@ def read_activity(directory: Path, *, now: float | None = None) -> Activity:
     return Activity(last=last, busy=busy)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid``, children first (Linux: from /proc; elsewhere none)."""
+    parents: dict[int, list[int]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in parents.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -249,7 +272,8 @@ class ClusterSupervisor:
         self.process = subprocess.Popen(  # noqa: S603
             self.argv,
             env={**os.environ, ACTIVITY_DIR_ENV: str(self.activity_dir)},
-            start_new_session=True,  # its own group: a stuck cluster is killed whole
+            # In the supervisor's process group: a stop signal to the group (`make run`, a
+            # terminal's Ctrl-C) reaches the workers as it always did.
             preexec_fn=arm,  # safe: the supervisor starts no threads
         )
         self.started_at = time.time()
@@ -264,7 +288,10 @@ class ClusterSupervisor:
 
     def _kill(self) -> None:
         if self.process is not None:
-            childwatch.signal_group(self.process.pid, signal.SIGKILL)
+            # The cluster and every process under it (sentinel, pusher, monitor, workers).
+            for pid in [self.process.pid, *descendants(self.process.pid)]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         self._forget_activity()
@@ -272,14 +299,13 @@ class ClusterSupervisor:
     def _stop(self) -> None:
         if self.process is None:
             return
-        # The cluster's own stop first: running tasks finish their batch; then SIGKILL.
-        childwatch.stop_groups(
-            {self.process.pid: self.process.poll() is not None},
-            grace=STOP_GRACE_SECONDS,
-            poll=self.process.poll,
-        )
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        # The cluster's own stop first (running tasks finish their batch), then SIGKILL.
+        if self.process.poll() is None:
+            childwatch.signal_leader(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._kill()
         self._forget_activity()
         with contextlib.suppress(Exception):
             caches[settings.SHARED_CACHE_ALIAS].delete(HEARTBEAT_KEY)

@@ -252,7 +252,7 @@ def test_a_job_on_hold_resumes_when_its_time_comes(actor, settings):
     shard = job.shards.get()
     assert job_run_shard(shard_id=shard.pk).stop_reason is StopReason.JOB_STOPPED
     job.refresh_from_db()
-    assert job.status == JobStatus.WAITING and "调用次数" in job.status_message
+    assert job.status == JobStatus.WAITING and "调用次数" in job_reason(job)
     assert jobs_watchdog().resumed_jobs == 0, "not before its time"
     report = jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
     job.refresh_from_db()

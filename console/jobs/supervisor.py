@@ -159,6 +159,24 @@ def worker_heartbeat() -> dict[str, Any] | None:
     return caches[settings.SHARED_CACHE_ALIAS].get(HEARTBEAT_KEY)
 
 
+def worker_heartbeat_publish(
+    *, state: str, idle: float, restarts: int, at: float | None = None
+) -> None:
+    """What the supervisor says every few seconds: its cluster's state, seconds since a task
+    last started or ended, how often it restarted the cluster."""
+    beat = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "at": time.time() if at is None else at,
+        "state": state,
+        "idle": round(idle, 1),
+        "restarts": restarts,
+    }
+    caches[settings.SHARED_CACHE_ALIAS].set(
+        HEARTBEAT_KEY, beat, timeout=int(settings.WORKER_ABSENT_SECONDS * 2)
+    )
+
+
 @dataclass(frozen=True)
 class WorkerHealth:
     state: str  # "ok", "starting", "stuck" or "absent"
@@ -368,17 +386,7 @@ class ClusterSupervisor:
                 connection.close()
 
     def _publish(self, idle: float) -> None:
-        beat = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "at": time.time(),
-            "state": self.state,
-            "idle": round(idle, 1),
-            "restarts": self.restarts,
-        }
         try:
-            caches[settings.SHARED_CACHE_ALIAS].set(
-                HEARTBEAT_KEY, beat, timeout=int(settings.WORKER_ABSENT_SECONDS * 2)
-            )
+            worker_heartbeat_publish(state=self.state, idle=idle, restarts=self.restarts)
         except Exception:
             logger.warning("could not publish the worker heartbeat", exc_info=True)

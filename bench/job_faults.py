@@ -148,6 +148,19 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    servers: list[Any] = []
+    try:
+        return _run(argv, servers)
+    finally:
+        from django.db import connection
+
+        with contextlib.suppress(Exception):
+            connection.close()
+        for server in servers:  # ours only: the private PostgreSQL and redis-server
+            server.stop()
+
+
+def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--redis", action="store_true", help="Redis as broker and cache")
@@ -164,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="job-faults-"))
     postgres = PrivatePostgres(work) if args.database == "postgres" else None
     redis = PrivateRedis(work) if args.redis else None
+    servers.extend(server for server in (postgres, redis) if server is not None)
     database_url = postgres.start() if postgres else f"sqlite:///{work / 'bench.sqlite3'}"
     redis_url = redis.start() if redis else ""
 
@@ -295,14 +309,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 faults[-1]["ended_at"] = round(now - started, 1)
                 faults[-1]["_from"] = now
                 outage_ends = None
+            # The next fault once the last one is over: the job moving again, and long enough
+            # after it for what it may still cause (an idle worker's death shows only once the
+            # busy one ends its slice, and then WORKER_STUCK_SECONDS pass).
+            settle = 15.0
+            if faults and faults[-1]["fault"] == "idle worker killed":
+                settle = args.slice_seconds + args.stuck_seconds + 15
             due = (
                 len(faults) < len(plan)
                 and count is not None
-                and count >= total * (len(faults) + 1) / (len(plan) + 2)
+                and count >= total * 0.05
+                and (not faults or now - faults[-1]["_from"] >= settle)
             )
-            moved = not faults or (
-                progress.samples and progress.samples[-1][0] > faults[-1]["_from"]
-            )
+            moved = not faults or bool(progress.samples and now - progress.samples[-1][0] < 1.0)
             if due and moved and outage_ends is None:
                 name = plan[len(faults)]
                 fault: dict[str, Any] = {
@@ -381,11 +400,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "logs": str(work),
     }
-    connection.close()
-    if postgres:
-        postgres.stop()
-    if redis:
-        redis.stop()
     return result
 
 

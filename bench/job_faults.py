@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             server.stop()
 
 
-def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:  # noqa: PLR0915
+def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--redis", action="store_true", help="Redis as broker and cache")

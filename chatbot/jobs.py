@@ -14,12 +14,14 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.models import AutoReply
 from chatbot.selectors import question_clashes
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
 from console.models import JobItemFailure
 
 KIND = "chatbot.push_changed"
 BATCH = 20
 SHARD_SIZE = 200
+# No answer (connection, timeout, HTTP 5xx) or "busy": waited out, never a reply's failure.
+OUTAGE_CODES = frozenset({"transport", "-1"})
 # Errors about the bot itself: every other reply would fail the same way.
 BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
 
@@ -71,6 +73,10 @@ def run_push_shard(run: ShardRun) -> None:
             sent_reply, outcome = reply_send(
                 reply=reply, client=client, clashes=clashes.get(reply_id, [])
             )
+            if not outcome.ok and outcome.reason_code in OUTAGE_CODES:
+                # The platform cannot be reached: the job waits and goes on from this batch
+                # (the replies sent before in it are sent again then, and recorded once).
+                raise PlatformUnavailable(outcome.message)
             sent.append((sent_reply, outcome))
             if not outcome.ok:
                 failures.append(

@@ -190,3 +190,27 @@ def test_a_batch_sent_again_after_a_lost_lease_is_recorded_once(sandbox, skill, 
         pushes = LogEntry.objects.filter(object_id=str(reply.pk), change_message__contains="Pushed")
         assert pushes.count() == 1, [entry.change_message for entry in pushes]
     assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+
+
+def test_an_unreachable_platform_puts_the_push_on_hold_not_the_replies_in_failure(
+    sandbox, skill, actor
+):
+    from datetime import timedelta
+
+    from console.jobs.services import jobs_watchdog
+
+    make_replies(skill, actor, 3)
+    job = replies_push_changed(bot=skill.bot, actor=actor)
+    sandbox.faults.add(
+        FaultRule(platform="chatbot", endpoint="/openapi/setautoreply", http_status=503)
+    )
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.WAITING and job.resume_at
+    assert job.progress().failed == 0 and not JobItemFailure.objects.exists()
+    sandbox.faults.clear()
+    jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.progress().done == 3
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}

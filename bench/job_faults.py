@@ -329,6 +329,7 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
                     "at": round(now - started, 1),
                     "processed": count,
                     "_from": now,
+                    "_at": now,
                 }
                 if name == "idle worker killed":
                     pid = idle_worker_pid()
@@ -370,8 +371,10 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
 
     end = time.monotonic()
     for index, fault in enumerate(faults):
-        until = faults[index + 1]["_from"] if index + 1 < len(faults) else end
-        fault["stall_seconds"] = round(progress.longest_stall(fault.pop("_from"), until), 1)
+        until = faults[index + 1]["_at"] if index + 1 < len(faults) else end
+        fault["stall_seconds"] = round(progress.longest_stall(fault["_from"], until), 1)
+    for fault in faults:
+        del fault["_from"], fault["_at"]
     job.refresh_from_db()
     job_progress = job.progress()
     failure_items = list(JobItemFailure.objects.filter(job=job).values_list("item", flat=True))

@@ -548,7 +548,10 @@ class WatchdogReport:
 
 
 def jobs_watchdog(
-    *, now: datetime | None = None, dead_owner: Callable[[str], bool] | None = None
+    *,
+    now: datetime | None = None,
+    dead_owner: Callable[[str], bool] | None = None,
+    tasks_lost: bool = False,
 ) -> WatchdogReport:
     """Repair what a crash (of a worker, of the database) can leave, and go on with it.
 
@@ -568,6 +571,10 @@ def jobs_watchdog(
        them in a second transaction): cancelled.
     6. A shard at its end but not marked done (a death after its last checkpoint): it is queued
        by (2)/(3) and the next slice marks it done at once.
+
+    ``tasks_lost``: the supervisor has just replaced a cluster (stuck, or ended), whose queued
+    tasks went with it: every shard nobody holds is queued again at once, however recently it
+    was queued (a task queued twice finds its shard taken and does nothing).
     """
     now = now or timezone.now()
     resumed = 0
@@ -608,7 +615,7 @@ def jobs_watchdog(
                 freed += JobShard.objects.filter(pk=shard_id, lease_owner=owner).update(
                     lease_owner="", lease_expires_at=None, enqueued_at=None
                 )
-    requeue_after = now - timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    requeue_after = now if tasks_lost else now - timedelta(seconds=settings.JOBS_LEASE_SECONDS)
     stalled = list(
         JobShard.objects.filter(
             job__status__in=ACTIVE_JOB_STATUSES,

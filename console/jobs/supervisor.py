@@ -218,7 +218,7 @@ class ClusterSupervisor:
         self.restarts = 0
         self.state = WorkerState.STARTING
         self.stopping = False
-        self.next_watchdog = 0.0
+        self.tasks_lost = False
 
     # -- the loop
 
@@ -297,6 +297,8 @@ class ClusterSupervisor:
         self.started_at = time.time()
         self.probe_at = None
         self.state = WorkerState.STARTING
+        # The tasks the previous cluster held are gone: shards are queued again at once.
+        self.tasks_lost = self.restarts > 0
         self._publish(0.0)
 
     def _restart(self) -> None:
@@ -379,7 +381,8 @@ class ClusterSupervisor:
 
         try:
             close_old_connections()
-            jobs_watchdog(dead_owner=dead_owner_on_this_host)
+            jobs_watchdog(dead_owner=dead_owner_on_this_host, tasks_lost=self.tasks_lost)
+            self.tasks_lost = False
         except Exception:
             logger.warning("jobs watchdog failed; trying again next round", exc_info=True)
             with contextlib.suppress(Exception):

@@ -476,3 +476,25 @@ def test_history_notes_stored_in_an_earlier_wording_are_still_translated(actor):
     )
     with translation.override("zh-hans"):
         assert audit_context(entry).note == "已提交：共 3 条，分为 1 部分。"
+
+
+def test_each_status_change_records_the_true_old_status(actor):
+    from console.audit import audit_context
+    from console.jobs.services import job_fail, job_start
+
+    job = make_job(actor, total=10)
+    job_start(job=job)
+    job_pause(job=job, actor=actor)
+    job_fail(job=job, message="The credential was refused.")
+    job_resume(job=job, actor=actor)
+    changes = []
+    for entry in LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk"):
+        context = audit_context(entry)
+        changes += [(c.old, c.new) for c in context.changes if c.field == "status"]
+    labels = {status: str(status.label) for status in JobStatus}
+    assert changes == [
+        (labels[JobStatus.QUEUED], labels[JobStatus.RUNNING]),  # the start has its entry
+        (labels[JobStatus.RUNNING], labels[JobStatus.PAUSED]),
+        (labels[JobStatus.PAUSED], labels[JobStatus.FAILED]),  # not "Running → Failed"
+        (labels[JobStatus.FAILED], labels[JobStatus.RUNNING]),  # resumed where it stopped
+    ]

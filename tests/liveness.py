@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "Q_WORKERS": "2",
         "WORKER_STUCK_SECONDS": str(args.stuck_seconds),
         "WORKER_SUPERVISE_SECONDS": "0.5",
+        "JOBS_SLICE_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update(env)

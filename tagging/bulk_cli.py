@@ -109,8 +109,9 @@ def wait_for(
             extra = waiting_for(job)
         except (OperationalError, InterfaceError):
             # The database is restarting: wait for it, the job goes on without us.
-            with contextlib.suppress(Exception):
-                connection.close()
+            if not connection.in_atomic_block:  # a caller's transaction is theirs to end
+                with contextlib.suppress(Exception):
+                    connection.close()
             if not database_down:
                 database_down = True
                 write(("\n" if tty else "") + _("The database does not answer; waiting for it…"))

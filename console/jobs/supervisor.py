@@ -214,6 +214,7 @@ class ClusterSupervisor:
         self.process: subprocess.Popen | None = None
         self.activity_dir: Path | None = None
         self.started_at = 0.0
+        self.up_at: float | None = None
         self.probe_at: float | None = None
         self.restarts = 0
         self.state = WorkerState.STARTING
@@ -257,12 +258,31 @@ class ClusterSupervisor:
             )
             self._restart()
             return
+        if self.up_at is None:
+            # The stuck clock starts once the cluster says it runs (its start takes seconds);
+            # one that does not come up within WORKER_STUCK_SECONDS is replaced.
+            if self._cluster_up():
+                self.up_at = now
+            elif now - self.started_at >= settings.WORKER_STUCK_SECONDS:
+                logger.error("task cluster did not come up; starting it again")
+                self._restart()
+                return
+            else:
+                self._watchdog()
+                self._publish(now - self.started_at)
+                return
         activity = read_activity(self.activity_dir, now=now)
-        since = max(activity.last or 0.0, self.started_at)
+        since = max(activity.last or 0.0, self.up_at)
         idle = now - since
         if activity.last is not None and activity.last > self.started_at:
             self.state = WorkerState.OK
-        if activity.busy or idle < settings.WORKER_STUCK_SECONDS / 3:
+        if self.state == WorkerState.STUCK and self.probe_at is None:
+            # A cluster started in place of a stuck one is "stuck" until it has run a task:
+            # the probe goes at once.
+            self.probe_at = now if self._probe() else None
+        elif self.state != WorkerState.STUCK and (
+            activity.busy or idle < settings.WORKER_STUCK_SECONDS / 3
+        ):
             self.probe_at = None
         elif self.probe_at is None or self.probe_at < since:
             # Idle for a while: a probe tells an idle cluster from one that cannot take tasks.
@@ -295,8 +315,10 @@ class ClusterSupervisor:
             preexec_fn=arm,  # safe: the supervisor starts no threads
         )
         self.started_at = time.time()
+        self.up_at = None
         self.probe_at = None
-        self.state = WorkerState.STARTING
+        if self.state != WorkerState.STUCK:  # stuck until the new cluster runs a task
+            self.state = WorkerState.STARTING
         # The tasks the previous cluster held are gone: shards are queued again at once.
         self.tasks_lost = self.restarts > 0
         self._publish(0.0)
@@ -336,6 +358,20 @@ class ClusterSupervisor:
             self.activity_dir = None
 
     # -- the probe, the watchdog, the heartbeat: each may meet a database or cache that is down
+
+    def _cluster_up(self) -> bool:
+        from django_q.conf import Conf
+        from django_q.status import Stat
+
+        assert self.process is not None
+        try:
+            stats = Stat.get_all()
+        except Exception:
+            return False
+        return any(
+            stat.pid == self.process.pid and stat.status in (Conf.IDLE, Conf.WORKING)
+            for stat in stats
+        )
 
     def _probe(self) -> bool:
         from django_q.tasks import async_task

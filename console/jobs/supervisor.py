@@ -10,10 +10,12 @@ supervisor, which does not depend on the queue:
 * The cluster runs as a child process group (``qcluster --unsupervised``). Its worker
   processes note in a directory of the supervisor's when they start and end a task
   (``record_activity``, on django-q's ``pre_execute`` and ``post_execute_in_worker`` signals).
-* When no task has started or ended for a while and no worker is inside a task, the supervisor
-  queues a no-op probe task. A cluster that then runs nothing for ``WORKER_STUCK_SECONDS``
-  (longer than a job's slice) is stuck: the supervisor kills its whole process group and starts
-  a new cluster. A cluster process that ended is started again, too.
+* Once the cluster says it runs, and whenever no task has started or ended for a while and no
+  worker is inside a task, the supervisor queues a no-op probe task. A cluster that then runs
+  nothing for ``WORKER_STUCK_SECONDS`` (longer than a job's slice) is stuck: the supervisor
+  kills it and every process under it and starts a new cluster, which counts as stuck until it
+  has run a task. A cluster process that ended, or that does not come up, is started again too.
+  Every shard nobody holds is then queued again at once: the old cluster's tasks went with it.
 * Every few seconds (``WORKER_SUPERVISE_SECONDS``) it runs the jobs watchdog itself, not through
   the queue, telling it which lease owners on this host are dead processes: a busy worker killed
   in the middle of a shard has its shard queued again within seconds, not after its lease.

@@ -14,25 +14,27 @@ from django.utils.translation import gettext, gettext_lazy as _
 from chatbot.models import AutoReply
 from chatbot.selectors import question_clashes
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
 from console.models import JobItemFailure
 
 KIND = "chatbot.push_changed"
 BATCH = 20
 SHARD_SIZE = 200
+# No answer (connection, timeout, HTTP 5xx) or "busy": waited out, never a reply's failure.
+OUTAGE_CODES = frozenset({"transport", "-1"})
 # Errors about the bot itself: every other reply would fail the same way.
 BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
 
 
 def run_push_shard(run: ShardRun) -> None:
-    from chatbot.services import PushOutcome, bot_client, reply_push
+    from chatbot.services import PushOutcome, bot_client, push_record, reply_send
     from wecom.models import ChatbotBot
 
     job = run.job
     ids: list[int] = list(job.params.get("reply_ids", []))
     bot = ChatbotBot.objects.filter(pk=job.params["bot_id"]).first()
     if bot is None:
-        run.fail_job(message=gettext("The chatbot was deleted; nothing more was pushed."))
+        run.fail_job(message=_("The chatbot was deleted; nothing more was pushed."))
         return
     client = bot_client(bot)
     if isinstance(client, PushOutcome):
@@ -50,6 +52,9 @@ def run_push_shard(run: ShardRun) -> None:
         # The check across replies once per batch, not once per reply of a 2,000-reply bot.
         clashes = question_clashes(bot_ids=[bot.pk])
         failures: list[JobItemFailure] = []
+        # What each reply's push did, recorded on the reply and in its History together with
+        # the checkpoint: a batch sent again after a lost lease is recorded once.
+        sent: list[tuple[AutoReply, PushOutcome]] = []
         stop = ""
         for reply_id in batch:
             reply = replies.get(reply_id)
@@ -65,9 +70,14 @@ def run_push_shard(run: ShardRun) -> None:
                 )
                 continue
             run.ensure_lease()
-            outcome = reply_push(
-                reply=reply, actor=actor, client=client, clashes=clashes.get(reply_id, [])
+            sent_reply, outcome = reply_send(
+                reply=reply, client=client, clashes=clashes.get(reply_id, [])
             )
+            if not outcome.ok and outcome.reason_code in OUTAGE_CODES:
+                # The platform cannot be reached: the job waits and goes on from this batch
+                # (the replies sent before in it are sent again then, and recorded once).
+                raise PlatformUnavailable(outcome.message)
+            sent.append((sent_reply, outcome))
             if not outcome.ok:
                 failures.append(
                     JobItemFailure(
@@ -86,9 +96,11 @@ def run_push_shard(run: ShardRun) -> None:
         with run.checkpoint(
             advance=processed, done=processed - len(failures), failed=len(failures)
         ):
+            for sent_reply, outcome in sent:
+                push_record(reply=sent_reply, outcome=outcome, actor=actor)
             JobItemFailure.objects.bulk_create(failures)
         if stop:
-            run.fail_job(message=stop)
+            run.fail_job(message="%(error)s", params={"error": stop})
             return
 
 

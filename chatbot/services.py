@@ -422,7 +422,20 @@ def reply_push(
     marked as failed with the reason as a sentence. A caller pushing many replies passes the
     ``client`` and the reply's ``clashes`` (from one :func:`question_clashes` per batch).
     """
-    require_no_transaction("reply_push")
+    reply, outcome = reply_send(reply=reply, client=client, clashes=clashes)
+    push_record(reply=reply, outcome=outcome, actor=actor)
+    return outcome
+
+
+def reply_send(
+    *,
+    reply: AutoReply,
+    client: ChatbotClient | None = None,
+    clashes: list[QuestionClash] | None = None,
+) -> tuple[AutoReply, PushOutcome]:
+    """:func:`reply_push` without recording: the reply as sent, and the outcome for
+    :func:`push_record`. The push job records a batch's outcomes in its checkpoint."""
+    require_no_transaction("reply_send")
     reply = AutoReply.objects.select_related("skill__bot").get(pk=reply.pk)
     outcome = _refusal(reply, clashes)
     if outcome is None:
@@ -437,8 +450,7 @@ def reply_push(
         if outcome is None:
             assert client is not None
             outcome = _send(reply, client)
-    push_record(reply=reply, outcome=outcome, actor=actor)
-    return outcome
+    return reply, outcome
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ class ConsoleConfig(AppConfig):
     verbose_name = _("Console")
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
         from console import checks  # noqa: F401  (registers system checks)
         from console.jobs import dashboard  # noqa: F401  (registers the jobs panel)
@@ -22,3 +22,7 @@ class ConsoleConfig(AppConfig):
 
         post_migrate.connect(ensure_roles_after_migrate, sender=self)
         post_spawn.connect(watchdog_at_worker_start, dispatch_uid="console-jobs-watchdog")
+        from console.jobs.supervisor import on_task_end, on_task_start
+
+        pre_execute.connect(on_task_start, dispatch_uid="console-worker-activity-start")
+        post_execute_in_worker.connect(on_task_end, dispatch_uid="console-worker-activity-end")

@@ -61,6 +61,14 @@ def check_job_timing(app_configs: Any, **kwargs: Any) -> list[Error]:
                 id="console.E102",
             )
         )
+    if settings.WORKER_STUCK_SECONDS <= settings.JOBS_SLICE_SECONDS:
+        errors.append(
+            Error(
+                "WORKER_STUCK_SECONDS must be longer than JOBS_SLICE_SECONDS, or the supervisor "
+                "of qcluster restarts a cluster whose workers are busy with long slices.",
+                id="console.E105",
+            )
+        )
     if not 0 <= settings.JOBS_CHECKPOINT_SECONDS <= 1:
         errors.append(
             Error(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
@@ -96,11 +97,28 @@ def worker_panel(user: AbstractBaseUser) -> Panel:
     from django_q.models import Failure
     from django_q.status import Stat
 
+    from console.jobs.supervisor import worker_health
+
     broker = get_broker()
     clusters = Stat.get_all(broker=broker)
     queued = broker.queue_size()
     lines = []
-    if clusters:
+    health = worker_health()
+    if health.state == "stuck":
+        status = "error"
+        lines.append(
+            _(
+                "The background worker is stuck: no task has run for %(minutes)d minutes while "
+                "work waits. It is being restarted."
+            )
+            % {"minutes": max(1, int((health.seconds_idle or 0) // 60))}
+        )
+    elif health.state == "absent" and settings.HEALTHZ_REQUIRES_WORKER:
+        status = "warning"
+        lines.append(
+            _("The background worker is not running: bulk jobs and syncs wait in the queue.")
+        )
+    elif clusters:
         status = "ok"
         workers = sum(len(cluster.workers) for cluster in clusters)
         lines.append(

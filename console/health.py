@@ -39,10 +39,29 @@ def _broker() -> None:
     broker.queue_size()
 
 
+class WorkerUnwell(Exception):
+    pass
+
+
+def _worker() -> None:
+    """The task worker's supervisor was heard from lately and its cluster takes tasks.
+
+    Stuck (tasks wait and none has run for WORKER_STUCK_SECONDS: the supervisor is restarting
+    it) or absent (no heartbeat for WORKER_ABSENT_SECONDS) fails the check, so a production
+    supervisor can act too. See console/jobs/supervisor.py.
+    """
+    from console.jobs.supervisor import worker_health
+
+    health = worker_health()
+    if not health.healthy:
+        raise WorkerUnwell(health.state)
+
+
 CHECKS: dict[str, Callable[[], None]] = {
     "database": _database,
     "cache": _caches,
     "broker": _broker,
+    "worker": _worker,
 }
 
 
@@ -67,8 +86,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """
     results = {}
     for name, check in CHECKS.items():
+        if name == "worker" and not settings.HEALTHZ_REQUIRES_WORKER:
+            continue
         try:
             check()
+        except WorkerUnwell as unwell:
+            logger.error("health check worker: %s", unwell)
+            results[name] = str(unwell)  # "stuck" or "absent"
         except Exception:
             # The reason goes to the log; the answer says only which part failed.
             logger.exception("health check %s failed", name)

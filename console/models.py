@@ -67,7 +67,10 @@ class Job(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED
     )
+    # The reason for the status, stored untranslated (a msgid) with its values in
+    # ``status_params``, and translated for each reader (console.jobs.selectors.job_reason).
     status_message = models.TextField(_("status message"), blank=True)
+    status_params = models.JSONField(default=dict, blank=True)
     total = models.BigIntegerField(_("total"), default=0)
     params = models.JSONField(_("parameters"), default=dict, blank=True)
     target_type = models.ForeignKey(
@@ -131,6 +134,9 @@ class JobShard(models.Model):
     errors = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Platform outages in a row (unreachable, busy, 5xx) this shard met: the job waits longer
+    # after each (console.jobs.services.outage_backoff_seconds) and never fails for them.
+    outages = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ("job", "index")

@@ -58,6 +58,9 @@ class Child:
     ready: Callable[[Child], bool]
     process: subprocess.Popen | None = None
     is_ready: bool = False
+    # Started again when it ends, instead of stopping the console (the task worker).
+    restart: bool = False
+    restarts: int = 0
 
 
 @dataclass
@@ -238,14 +241,17 @@ def _worker_ready(child: Child) -> bool:
     from django_q.conf import Conf
     from django_q.status import Stat
 
+    from console.jobs.supervisor import descendants
+
     assert child.process is not None
     try:
         stats = Stat.get_all()
     except Exception:  # the cache table may be busy: ask again next round
         return False
-    return any(
-        stat.pid == child.process.pid and stat.status in (Conf.IDLE, Conf.WORKING) for stat in stats
-    )
+    # `qcluster` supervises the cluster it starts (console/jobs/supervisor.py): ours is the
+    # one whose pid is our child's or under it.
+    ours = {child.process.pid, *descendants(child.process.pid)}
+    return any(stat.pid in ours and stat.status in (Conf.IDLE, Conf.WORKING) for stat in stats)
 
 
 # --- The runner ------------------------------------------------------------------------------
@@ -272,6 +278,7 @@ class ConsoleRunner:
         self.stdout = stdout
         self.stderr = stderr
         self.style = style
+        self._watchdog: _Watchdog | None = None
 
     # -- output that survives a closed terminal
 
@@ -319,7 +326,7 @@ class ConsoleRunner:
                 # The demo data's credentials, so that the console works out of the box.
                 call_command("credential", "demo")
             if not signals.count:
-                watchdog = _Watchdog.start(grace=options.grace)
+                watchdog = self._watchdog = _Watchdog.start(grace=options.grace)
                 for child in children:
                     self._start(child, watchdog)
                     if signals.count:
@@ -355,7 +362,7 @@ class ConsoleRunner:
             web.append("--noreload")
         children = [
             Child(_("web server"), web, _web_ready(f"{_url(host, port)}/healthz")),
-            Child(_("task worker"), [*manage, "qcluster"], _worker_ready),
+            Child(_("task worker"), [*manage, "qcluster"], _worker_ready, restart=True),
         ]
         if options.sandbox:
             sandbox_port = options.sandbox_port
@@ -393,6 +400,23 @@ class ConsoleRunner:
             assert child.process is not None
             code = child.process.poll()
             if code is None:
+                continue
+            if child.restart and self._watchdog is not None:
+                # The worker's own supervisor restarts a stuck cluster; this covers the
+                # supervisor itself (killed, out of memory): jobs wait, the console stays up.
+                how = (
+                    _("ended by signal %(signal)s") % {"signal": _signal_name(-code)}
+                    if code < 0
+                    else _("exit code %(code)s") % {"code": code}
+                )
+                self._say(
+                    _("The %(name)s stopped (%(how)s); starting it again.")
+                    % {"name": child.name, "how": how}
+                    + "\n",
+                    error=True,
+                )
+                child.restarts += 1
+                self._start(child, self._watchdog)
                 continue
             if code < 0:
                 raise _Failed(

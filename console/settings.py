@@ -72,8 +72,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django_q",
+    # Before django_q: the console's `qcluster` (supervised, console/jobs/supervisor.py) is the
+    # one `manage.py qcluster` runs.
     "console.apps.ConsoleConfig",
+    "django_q",
     "wecom",
     "tagging",
     "chatbot",
@@ -307,6 +309,22 @@ JOBS_STATUS_CHECK_SECONDS = env.float("JOBS_STATUS_CHECK_SECONDS", default=1.0)
 JOBS_CHECKPOINT_SECONDS = env.float("JOBS_CHECKPOINT_SECONDS", default=0.05)
 # Unexpected errors in a row after which a shard's job is stopped.
 JOBS_MAX_ERRORS = env.int("JOBS_MAX_ERRORS", default=5)
+# How long a worker waits, inside its slice and holding its lease, for a database or cache that
+# stopped answering (a restart, a dropped connection) before it gives the slice up.
+JOBS_BLIP_SECONDS = env.float("JOBS_BLIP_SECONDS", default=10.0)
+# A platform that cannot be reached puts the job on hold: this long after the first outage,
+# doubling after each one in a row, up to the cap.
+JOBS_OUTAGE_BACKOFF_SECONDS = env.float("JOBS_OUTAGE_BACKOFF_SECONDS", default=15.0)
+JOBS_OUTAGE_BACKOFF_CAP_SECONDS = env.float("JOBS_OUTAGE_BACKOFF_CAP_SECONDS", default=300.0)
+# The supervisor of `manage.py qcluster` (console/jobs/supervisor.py): how often it looks, after
+# how long without any task started or ended (while work waits) it restarts the cluster, and
+# after how long without its heartbeat /healthz and the dashboard say the worker is absent.
+WORKER_SUPERVISE_SECONDS = env.float("WORKER_SUPERVISE_SECONDS", default=3.0)
+WORKER_STUCK_SECONDS = env.float("WORKER_STUCK_SECONDS", default=150.0)
+WORKER_ABSENT_SECONDS = env.float("WORKER_ABSENT_SECONDS", default=60.0)
+# /healthz answers 503 when no worker's supervisor has been heard from (off in tests, where no
+# worker runs unless a test starts one).
+HEALTHZ_REQUIRES_WORKER = env.bool("HEALTHZ_REQUIRES_WORKER", default=True)
 # Shards the watchdog re-queues per run at most.
 JOBS_WATCHDOG_BATCH = env.int("JOBS_WATCHDOG_BATCH", default=500)
 # Minutes between scheduled pulls of each WeCom app's strategy tags (0: no schedule).

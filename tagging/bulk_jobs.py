@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
 
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
 from console.models import Job, JobItemFailure
 from tagging.bulk_audience import audience_openids
 from tagging.bulk_models import BulkAudience
@@ -44,8 +44,8 @@ UNTAG = "untag"
 TAG_NOT_READY = 45159
 QUOTA_TIMEZONE = ZoneInfo("Asia/Shanghai")
 # Pauses between attempts at a batch that failed for a passing reason, after the client's own
-# retries; then the shard is let go and taken up again later.
-_OUTAGE_PAUSES = (1.0, 2.0, 4.0, 8.0, 15.0)
+# retries; then the job is put on hold and tried again later (console.jobs: PlatformUnavailable).
+_OUTAGE_PAUSES = (1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -149,23 +149,25 @@ def _send_batch(
                 until = next_quota_reset()
                 run.pause_job(
                     until=until,
-                    message=gettext(
+                    message=_(
                         "The daily quota of the platform is spent (%(error)s). The job waits "
                         "until it resets at midnight Beijing time, or until it is resumed by hand."
-                    )
-                    % {"error": error},
+                    ),
+                    params={"error": error.note()},
                 )
                 raise _Stop from None
             if error.retryable or _is_outage(error):
-                if outages >= len(_OUTAGE_PAUSES):
-                    raise  # the core lets the shard go; the watchdog takes it up again
-                time.sleep(_OUTAGE_PAUSES[outages])
+                pauses = getattr(settings, "BULK_OUTAGE_PAUSES", _OUTAGE_PAUSES)
+                if outages >= len(pauses):
+                    # The job waits, backing off, and goes on from this batch; never fails.
+                    raise PlatformUnavailable(str(error), error.note()) from None
+                time.sleep(pauses[outages])
                 outages += 1
                 if not run.keep_going():
                     raise _Stop from None
                 continue
             # A credential that no longer works, a tag that does not exist…: no batch can pass.
-            run.fail_job(message=str(error))
+            run.fail_job(message="%(error)s", params={"error": error.note()})
             raise _Stop from None
         else:
             parts.pop(0)
@@ -244,10 +246,7 @@ def run_bulk_shard(run: ShardRun) -> None:
         send = sender_for(spec)
     except ObjectDoesNotExist:
         # The account or bot was deleted after the job was started: no batch can pass.
-        with translation.override(settings.LANGUAGE_CODE):
-            run.fail_job(
-                message=gettext("The Official Account or chatbot of this job was deleted.")
-            )
+        run.fail_job(message=_("The Official Account or chatbot of this job was deleted."))
         return
     window = _Window(spec.audience_id, READ_AHEAD_BATCHES)
     # Failure sentences in the console's language: the worker has no request to take one from.

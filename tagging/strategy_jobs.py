@@ -49,7 +49,7 @@ def run_pull_shard(run: ShardRun) -> None:
         return
     app = WeComApp.objects.filter(pk=run.job.params.get("app_id")).first()
     if app is None:
-        job_fail(job=run.job, message=gettext("The WeCom app no longer exists."))
+        job_fail(job=run.job, message=_("The WeCom app no longer exists."))
         return
     try:
         _plan, result = pull_and_apply(
@@ -60,7 +60,7 @@ def run_pull_shard(run: ShardRun) -> None:
     except PlatformError as error:
         with run.checkpoint(advance=1, failed=1):
             pass
-        job_fail(job=run.job, message=error.explanation)
+        job_fail(job=run.job, message="%(error)s", params={"error": error.note()})
         return
     with run.checkpoint(advance=1, done=1):
         Job.objects.filter(pk=run.job.pk).update(

@@ -33,3 +33,5 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": False}  # noqa: F405
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# No worker runs in most tests: /healthz does not ask for one unless a test says so.
+HEALTHZ_REQUIRES_WORKER = False

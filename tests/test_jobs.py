@@ -16,6 +16,7 @@ from django_q.brokers import get_broker
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, LeaseLost, ShardRun, StopReason, register_job_kind
 from console.jobs.runner import new_owner, shard_claim
+from console.jobs.selectors import job_reason
 from console.jobs.services import (
     JobStateError,
     job_cancel,
@@ -229,7 +230,10 @@ def test_pause_stops_running_shards_and_resume_goes_on_where_they_stopped(
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.progress().processed == 10
     history = LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk")
-    assert [entry.user for entry in history][:3] == [actor.user] * 3
+    users = [entry.user for entry in history]
+    # Submitted by the editor, started by the worker, then paused and resumed by the editor.
+    assert users[0] == actor.user and users[1].username == "system"
+    assert users[2:4] == [actor.user] * 2
 
 
 def test_cancel_stops_every_shard_for_good(actor):
@@ -248,7 +252,7 @@ def test_a_job_on_hold_resumes_when_its_time_comes(actor, settings):
     shard = job.shards.get()
     assert job_run_shard(shard_id=shard.pk).stop_reason is StopReason.JOB_STOPPED
     job.refresh_from_db()
-    assert job.status == JobStatus.WAITING and "调用次数" in job.status_message
+    assert job.status == JobStatus.WAITING and "调用次数" in job_reason(job)
     assert jobs_watchdog().resumed_jobs == 0, "not before its time"
     report = jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
     job.refresh_from_db()
@@ -289,7 +293,14 @@ def test_repeated_unexpected_errors_stop_the_job_with_a_sentence(actor, settings
         job_run_shard(shard_id=shard.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert "RuntimeError" in job.status_message and "日志" in job.status_message
+    # Stored untranslated, read in each reader's language.
+    assert job.status_params == {"error": "RuntimeError"}
+    with translation.override("zh-hans"):
+        chinese = job_reason(job)
+    with translation.override("en"):
+        english = job_reason(job)
+    assert "RuntimeError" in chinese and "日志" in chinese
+    assert "RuntimeError" in english and "worker log" in english and "日志" not in english
 
 
 # --- the progress view -----------------------------------------------------------------------
@@ -465,3 +476,25 @@ def test_history_notes_stored_in_an_earlier_wording_are_still_translated(actor):
     )
     with translation.override("zh-hans"):
         assert audit_context(entry).note == "已提交：共 3 条，分为 1 部分。"
+
+
+def test_each_status_change_records_the_true_old_status(actor):
+    from console.audit import audit_context
+    from console.jobs.services import job_fail, job_start
+
+    job = make_job(actor, total=10)
+    job_start(job=job)
+    job_pause(job=job, actor=actor)
+    job_fail(job=job, message="The credential was refused.")
+    job_resume(job=job, actor=actor)
+    changes = []
+    for entry in LogEntry.objects.filter(object_id=str(job.pk)).order_by("pk"):
+        context = audit_context(entry)
+        changes += [(c.old, c.new) for c in context.changes if c.field == "status"]
+    labels = {status: str(status.label) for status in JobStatus}
+    assert changes == [
+        (labels[JobStatus.QUEUED], labels[JobStatus.RUNNING]),  # the start has its entry
+        (labels[JobStatus.RUNNING], labels[JobStatus.PAUSED]),
+        (labels[JobStatus.PAUSED], labels[JobStatus.FAILED]),  # not "Running → Failed"
+        (labels[JobStatus.FAILED], labels[JobStatus.RUNNING]),  # resumed where it stopped
+    ]

@@ -278,6 +278,29 @@ def test_a_child_that_dies_stops_the_console_with_an_error_status(make_runner):
     assert "Traceback" not in runner.output
 
 
+@linux_only
+def test_a_task_worker_that_dies_is_started_again(make_runner):
+    runner = make_runner().start()
+    runner.wait_until_ready()
+    (worker,) = [pid for pid in runner.processes() if command_line(pid).endswith(b"qcluster\0")]
+
+    os.kill(worker, signal.SIGKILL)
+
+    def started_again() -> bool:
+        assert runner.process.poll() is None, runner.output
+        return any(
+            command_line(pid).endswith(b"qcluster\0") and pid != worker
+            for pid in runner.processes()
+        )
+
+    wait_for(started_again, seconds=READY_SECONDS, what="a new task worker")
+    assert "The task worker stopped (ended by signal SIGKILL); starting it again." in runner.output
+    runner.process.send_signal(signal.SIGTERM)
+    assert runner.wait_for_exit() == 0
+    runner.assert_nothing_left()
+    assert "Traceback" not in runner.output
+
+
 def command_line(pid: int) -> bytes:
     try:
         return (PROC / str(pid) / "cmdline").read_bytes()

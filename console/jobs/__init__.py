@@ -6,11 +6,12 @@ progress page in the admin shows every job. See ``console/jobs/services.py``.
 """
 
 from console.jobs.registry import JobKind, job_kind, job_kind_label, job_kinds, register_job_kind
-from console.jobs.runner import LeaseLost, ShardRun, StopReason
+from console.jobs.runner import LeaseLost, PlatformUnavailable, ShardRun, StopReason
 
 __all__ = [
     "JobKind",
     "LeaseLost",
+    "PlatformUnavailable",
     "ShardRun",
     "StopReason",
     "job_kind",

@@ -162,7 +162,8 @@ class JobAdmin(admin.ModelAdmin):
             "progress": progress,
             "sentence": job_status_sentence(job, progress),
             "can_pause": can_change and job.status in ACTIVE_JOB_STATUSES,
-            "can_resume": can_change and job.status in (JobStatus.PAUSED, JobStatus.WAITING),
+            "can_resume": can_change
+            and job.status in (JobStatus.PAUSED, JobStatus.WAITING, JobStatus.FAILED),
             "can_cancel": can_change and job.status in OPEN_JOB_STATUSES,
             "has_failures": progress.failed > 0 or job.failures.exists(),
             "kind_actions": kind.actions(job, request.user) if kind and kind.actions else [],

@@ -7,6 +7,16 @@ its lease can neither count a batch nor record it. Before each platform call the
 still run for longer than the longest call can take (timeouts and retry budget), which is why a
 batch is never in flight on two workers at once: a second worker can only take the shard once
 the lease has expired, and by then the first worker's last call has ended or been abandoned.
+
+The lease is read against the clock once more immediately before each HTTP request, in the
+platform transport (:meth:`ShardRun.fence`, through ``console/callfence.py``): a worker that
+was frozen (SIGSTOP, a paused VM) or sat in the client's pauses between attempts past the point
+where its lease could outlast the request renews it first, and a worker whose shard was taken
+over meanwhile stops there without sending.
+
+A busy worker killed outright is noticed sooner than its lease runs out: the supervisor of
+``qcluster`` on the same host sees that the owner's process is gone and frees its shards
+(``console.jobs.services.jobs_watchdog`` with ``dead_owner``), so they go on within seconds.
 """
 
 from __future__ import annotations
@@ -26,14 +36,27 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.functional import Promise
 
-from console.models import ACTIVE_JOB_STATUSES, Job, JobShard, JobStatus, ShardStatus
+from console.models import ACTIVE_JOB_STATUSES, Job, JobShard, ShardStatus
 
 logger = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
     """Another worker took the shard over: stop without counting anything more."""
+
+
+class PlatformUnavailable(Exception):
+    """Raised by a kind when the platform cannot be reached for now (no connection, timeouts,
+    busy, 5xx, after the client's own retries): the job waits and tries again, backing off;
+    it never fails for it. ``reason`` is the last error as a sentence."""
+
+    def __init__(self, reason: str, note: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # The same, untranslated (console/notes.py), for the job's page in each reader's language.
+        self.note = note
 
 
 class StopReason(StrEnum):
@@ -49,6 +72,20 @@ def worker_name() -> str:
 
 def lease_seconds() -> float:
     return float(settings.JOBS_LEASE_SECONDS)
+
+
+def one_attempt_seconds() -> float:
+    """How long one HTTP attempt of a platform call can take at most."""
+    return settings.PLATFORM_CONNECT_TIMEOUT + settings.PLATFORM_READ_TIMEOUT + 1.0
+
+
+def owner_process(owner: str) -> tuple[str, int] | None:
+    """The host and process id a lease owner names (``host:pid/token``), if it names one."""
+    worker, _sep, _token = owner.rpartition("/")
+    host, _sep, pid = worker.rpartition(":")
+    if not host or not pid.isdigit():
+        return None
+    return host, int(pid)
 
 
 def longest_call_seconds() -> float:
@@ -71,6 +108,7 @@ class ShardRun:
         self.stop_reason: StopReason | None = None
         self._slice_ends = time.monotonic() + settings.JOBS_SLICE_SECONDS
         self._lease_until = time.monotonic() + lease_seconds()
+        self._pending_lease_until = self._lease_until
         self._status_checked = time.monotonic()
         # Batches counted by advance(coalesce=True) and not yet written: position, done, failed.
         self._unsaved = (0, 0, 0)
@@ -132,6 +170,30 @@ class ShardRun:
             return
         self._renew()
 
+    def fence(self) -> None:
+        """The check right before an HTTP request (see the module's docstring).
+
+        Only the clock, when the lease outlasts the request by far (the usual case: every
+        checkpoint renews it); a fenced renewal otherwise. Raises :class:`LeaseLost`.
+        """
+        if self.stop_reason is StopReason.LEASE_LOST:
+            raise LeaseLost(self.shard.pk)
+        if self._lease_until - time.monotonic() > one_attempt_seconds():
+            return
+        self._renew()
+
+    @contextmanager
+    def fenced(self) -> Iterator[None]:
+        """Every platform request made inside is checked by :meth:`fence` first."""
+        from console.callfence import fence_calls
+
+        with fence_calls(self.fence):
+            yield
+
+    def renew_lease(self) -> None:
+        """Renew the lease now (fenced on the owner). Raises :class:`LeaseLost`."""
+        self._renew()
+
     def _renew(self) -> None:
         renewed = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
             lease_expires_at=self._new_expiry()
@@ -139,10 +201,16 @@ class ShardRun:
         if not renewed:
             self.stop_reason = StopReason.LEASE_LOST
             raise LeaseLost(self.shard.pk)
+        self._lease_confirmed()
 
     def _new_expiry(self) -> datetime:
-        self._lease_until = time.monotonic() + lease_seconds()
+        # Counted from before the statement, and believed only once it is written
+        # (_lease_confirmed): a statement that failed (a database blip) renewed nothing.
+        self._pending_lease_until = time.monotonic() + lease_seconds()
         return timezone.now() + timedelta(seconds=lease_seconds())
+
+    def _lease_confirmed(self) -> None:
+        self._lease_until = self._pending_lease_until
 
     # --- recording progress --------------------------------------------------------------------
 
@@ -190,6 +258,7 @@ class ShardRun:
             if not updated:
                 self._lose_lease()
             yield
+        self._lease_confirmed()
         self._saved(advance, done, failed)
         if state is not None:
             self.shard.state = state
@@ -255,6 +324,7 @@ class ShardRun:
         )
         if not updated:
             self._lose_lease()
+        self._lease_confirmed()
         self._saved(advance, done, failed)
 
     def _saved(self, advance: int, done: int, failed: int) -> None:
@@ -274,18 +344,26 @@ class ShardRun:
 
     # --- stopping the whole job ---------------------------------------------------------------
 
-    def pause_job(self, *, until: datetime | None, message: str) -> None:
-        """Put the job on hold (a spent daily quota): it resumes at ``until``, or by hand."""
+    def pause_job(
+        self,
+        *,
+        until: datetime | None,
+        message: str | Promise,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Put the job on hold (a spent daily quota): it resumes at ``until``, or by hand.
+
+        ``message``: a ``gettext_lazy`` sentence with ``params``, stored untranslated."""
         from console.jobs.services import job_wait
 
-        job_wait(job=self.job, until=until, message=message)
+        job_wait(job=self.job, until=until, message=message, params=params)
         self.stop_reason = StopReason.JOB_STOPPED
 
-    def fail_job(self, *, message: str) -> None:
-        """Stop the job for good (a credential that no longer works…), saying why."""
+    def fail_job(self, *, message: str | Promise, params: dict[str, Any] | None = None) -> None:
+        """Stop the job (a credential that no longer works…), saying why; resumable by hand."""
         from console.jobs.services import job_fail
 
-        job_fail(job=self.job, message=message)
+        job_fail(job=self.job, message=message, params=params)
         self.stop_reason = StopReason.JOB_STOPPED
 
 
@@ -384,11 +462,3 @@ def shard_release(*, shard: JobShard, owner: str, **changes: Any) -> bool:
 
 def new_owner(worker: str | None = None) -> str:
     return f"{worker or worker_name()}/{secrets.token_hex(6)}"
-
-
-def job_mark_running(job: Job) -> None:
-    if job.status == JobStatus.QUEUED:
-        Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=timezone.now()
-        )
-        job.refresh_from_db(fields=["status", "started_at"])

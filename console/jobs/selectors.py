@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet, Sum
@@ -10,6 +12,27 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure, JobProgress, JobStatus
+from console.notes import note_text
+
+
+def job_reason(job: Job) -> str:
+    """The reason stored with the job's status, in the reader's language.
+
+    Workers store the untranslated sentence and its values (``status_message`` and
+    ``status_params``); sentences stored already translated by earlier versions read as they are.
+    """
+    if not job.status_message:
+        return ""
+    return str(note_text({"msgid": job.status_message, "params": job.status_params or {}}))
+
+
+def job_outage_seconds(job: Job, now: datetime | None = None) -> int | None:
+    """Seconds until a job on hold for a platform outage tries again; ``None`` if it is not."""
+    if job.status != JobStatus.WAITING or not (job.status_params or {}).get("outage"):
+        return None
+    if job.resume_at is None:
+        return 0
+    return max(0, math.ceil((job.resume_at - (now or timezone.now())).total_seconds()))
 
 
 def job_status_sentence(job: Job, progress: JobProgress) -> str:
@@ -26,8 +49,18 @@ def job_status_sentence(job: Job, progress: JobProgress) -> str:
         return _("Running: %(processed)s of %(total)s processed, %(failed)s failed.") % counts
     if job.status == JobStatus.PAUSED:
         return _("Paused at %(processed)s of %(total)s. Resume it to go on.") % counts
+    outage_seconds = job_outage_seconds(job)
+    if outage_seconds is not None:
+        return _(
+            "The platform cannot be reached for now; retrying in %(seconds)s seconds "
+            "(%(processed)s of %(total)s processed). Last error: %(error)s"
+        ) % {
+            **counts,
+            "seconds": outage_seconds,
+            "error": note_text(job.status_params.get("error", "")),
+        }
     if job.status == JobStatus.WAITING:
-        sentence = job.status_message or _("On hold.")
+        sentence = job_reason(job) or _("On hold.")
         if job.resume_at:
             when = formats.date_format(timezone.localtime(job.resume_at), "DATETIME_FORMAT")
             sentence = _("%(reason)s It resumes by itself at %(when)s.") % {
@@ -41,7 +74,12 @@ def job_status_sentence(job: Job, progress: JobProgress) -> str:
         if progress.failed:
             return _("Finished: %(done)s done, %(failed)s failed.") % counts
         return _("Finished: all %(done)s done.") % counts
-    return _("Stopped: %(reason)s") % {"reason": job.status_message or _("unknown reason")}
+    if job.status == JobStatus.FAILED:
+        return _("Stopped at %(processed)s of %(total)s: %(reason)s Resume it to go on.") % {
+            **counts,
+            "reason": job_reason(job) or _("unknown reason"),
+        }
+    return _("Stopped: %(reason)s") % {"reason": job_reason(job) or _("unknown reason")}
 
 
 def job_progress_payload(job: Job) -> dict[str, Any]:

@@ -3,38 +3,45 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connection, models, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone, translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from console.audit import Actor, AuditAction, audit_record
 from console.jobs.registry import UnknownJobKind, job_kind
 from console.jobs.runner import (
     LeaseLost,
+    PlatformUnavailable,
     ShardRun,
     StopReason,
-    job_mark_running,
     new_owner,
     shard_claim,
     shard_release,
 )
 from console.models import (
     ACTIVE_JOB_STATUSES,
+    FINAL_JOB_STATUSES,
     OPEN_JOB_STATUSES,
     Job,
     JobShard,
     JobStatus,
     ShardStatus,
 )
+from console.notes import msgid, note, note_text
 from console.tasks import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RUN_SHARD_TASK = "console.jobs.tasks.run_shard"
 WATCHDOG_TASK = "console.jobs.tasks.watchdog"
@@ -113,23 +120,35 @@ def job_create(
     return job
 
 
-def _change_status(
+def _transition(
     *,
-    job: Job,
-    actor: Actor,
-    allowed_from: tuple[str, ...],
+    job_id: int,
     to: JobStatus,
-    note: str,
-    refusal: str,
+    allowed_from: tuple[str, ...],
+    actor: Actor,
+    note: str | Promise,
+    note_params: dict[str, Any] | None = None,
+    refusal: str | Promise | None = None,
+    enqueue: bool = True,
     **fields: object,
-) -> Job:
+) -> Job | None:
+    """The one way a job's status changes: under the row's lock, from what it really is.
+
+    The History entry records the true old → new status (read under the lock, not assumed by
+    the caller). A change that is not allowed from the status found raises
+    :class:`JobStateError` with ``refusal``, or returns ``None`` when the caller gave none (a
+    worker's change that someone else's pause or cancel got ahead of). To an active status,
+    the job's open shards are queued on commit.
+    """
     with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.status not in allowed_from:
+        locked = Job.objects.select_for_update().filter(pk=job_id).first()
+        if locked is None or locked.status not in allowed_from:
+            if refusal is None or locked is None:
+                return None
             raise JobStateError(
                 str(refusal) % {"status": locked.get_status_display(), "title": locked.title}
             )
-        old = locked.get_status_display()
+        old = JobStatus(locked.status)
         locked.status = to
         for name, value in fields.items():
             setattr(locked, name, value)
@@ -138,118 +157,181 @@ def _change_status(
             actor=actor,
             obj=locked,
             action=AuditAction.CHANGE,
-            changes={"status": (old, locked.get_status_display())},
+            changes={"status": (old.label, JobStatus(to).label)},
             note=note,
+            note_params=note_params,
         )
-        if to in ACTIVE_JOB_STATUSES:
+        if to in FINAL_JOB_STATUSES:
+            # With the status, in its transaction: a crash cannot leave open shards under a
+            # finished job (the watchdog repairs it for jobs left so by earlier versions).
+            locked.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)).update(
+                status=ShardStatus.CANCELLED
+            )
+        if enqueue and to in ACTIVE_JOB_STATUSES:
             _enqueue_shards(
                 locked.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING))
             )
+    return locked
+
+
+def _refresh(job: Job) -> Job:
     job.refresh_from_db()
     return job
 
 
+def job_start(*, job: Job) -> None:
+    """Queued → running, when a worker first takes one of its shards; with its History entry."""
+    if job.status != JobStatus.QUEUED:
+        return
+    _transition(
+        job_id=job.pk,
+        to=JobStatus.RUNNING,
+        allowed_from=(JobStatus.QUEUED,),
+        actor=Actor.system(),
+        note=_("Started."),
+        enqueue=False,  # its shards are queued already: one of them is being started
+        started_at=timezone.now(),
+    )
+    job.refresh_from_db(fields=["status", "started_at"])
+
+
 def job_pause(*, job: Job, actor: Actor) -> Job:
-    return _change_status(
-        job=job,
-        actor=actor,
-        allowed_from=ACTIVE_JOB_STATUSES,
+    _transition(
+        job_id=job.pk,
         to=JobStatus.PAUSED,
+        allowed_from=ACTIVE_JOB_STATUSES,
+        actor=actor,
         note=_("Paused."),
         refusal=_("“%(title)s” is %(status)s and cannot be paused."),
     )
+    return _refresh(job)
 
 
 def job_resume(*, job: Job, actor: Actor) -> Job:
+    """Go on where the job stopped: after a pause, a wait, or a failure (nothing is redone)."""
     started = JobStatus.RUNNING if job.started_at else JobStatus.QUEUED
-    return _change_status(
-        job=job,
-        actor=actor,
-        allowed_from=(JobStatus.PAUSED, JobStatus.WAITING),
-        to=started,
-        note=_("Resumed."),
-        refusal=_("“%(title)s” is %(status)s and cannot be resumed."),
-        resume_at=None,
-        status_message="",
-    )
+    with transaction.atomic():
+        resumed = _transition(
+            job_id=job.pk,
+            to=started,
+            allowed_from=(JobStatus.PAUSED, JobStatus.WAITING, JobStatus.FAILED),
+            actor=actor,
+            note=_("Resumed."),
+            refusal=_("“%(title)s” is %(status)s and cannot be resumed."),
+            resume_at=None,
+            status_message="",
+            status_params={},
+            finished_at=None,
+        )
+        assert resumed is not None
+        # A failed job's unfinished shards were set aside with it: they go on from their
+        # checkpoints, with their error counts cleared.
+        reopened = JobShard.objects.filter(
+            job=resumed, status=ShardStatus.CANCELLED, position__lt=F("end")
+        )
+        ids = list(reopened.values_list("pk", flat=True))
+        if ids:
+            JobShard.objects.filter(pk__in=ids).update(
+                status=ShardStatus.PENDING,
+                errors=0,
+                outages=0,
+                lease_owner="",
+                lease_expires_at=None,
+            )
+            _enqueue_shards(JobShard.objects.filter(pk__in=ids))
+    return _refresh(job)
 
 
 def job_cancel(*, job: Job, actor: Actor) -> Job:
-    job = _change_status(
-        job=job,
-        actor=actor,
-        allowed_from=OPEN_JOB_STATUSES,
+    # A worker still running a batch keeps its lease, so that batch is still counted.
+    _transition(
+        job_id=job.pk,
         to=JobStatus.CANCELLED,
+        allowed_from=OPEN_JOB_STATUSES,
+        actor=actor,
         note=_("Cancelled: the items not yet processed will not be."),
         refusal=_("“%(title)s” is %(status)s and cannot be cancelled."),
         finished_at=timezone.now(),
     )
-    # The lease stays with a worker still running a batch, so that batch is still counted.
-    job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)).update(
-        status=ShardStatus.CANCELLED
+    return _refresh(job)
+
+
+def job_wait(
+    *,
+    job: Job,
+    until: datetime | None,
+    message: str | Promise,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """The job puts itself on hold until ``until`` (or until resumed by hand), saying why.
+
+    ``message`` is stored untranslated (a ``gettext_lazy`` sentence, with ``params``) and
+    translated for each reader.
+    """
+    params = _storable(params)
+    changed = _transition(
+        job_id=job.pk,
+        to=JobStatus.WAITING,
+        allowed_from=ACTIVE_JOB_STATUSES,
+        actor=Actor.system(),
+        note=_("On hold: %(reason)s"),
+        note_params={"reason": _reason_for_history(message, params)},
+        resume_at=until,
+        status_message=msgid(message),
+        status_params=params,
     )
-    return job
+    if changed:
+        job.refresh_from_db()
 
 
-def job_wait(*, job: Job, until: datetime | None, message: str) -> None:
-    """The job puts itself on hold until ``until`` (or until resumed by hand), saying why."""
-    with transaction.atomic():
-        changed = Job.objects.filter(pk=job.pk, status__in=ACTIVE_JOB_STATUSES).update(
-            status=JobStatus.WAITING, resume_at=until, status_message=message
-        )
-        if changed:
-            job.refresh_from_db()
-            audit_record(
-                actor=Actor.system(),
-                obj=job,
-                action=AuditAction.CHANGE,
-                changes={"status": (JobStatus.RUNNING.label, JobStatus.WAITING.label)},
-                note=_("On hold: %(reason)s"),
-                note_params={"reason": message},
-            )
+def job_fail(*, job: Job, message: str | Promise, params: dict[str, Any] | None = None) -> None:
+    """Stop the job for good, with the reason as a sentence; it can still be resumed by hand."""
+    params = _storable(params)
+    changed = _transition(
+        job_id=job.pk,
+        to=JobStatus.FAILED,
+        allowed_from=OPEN_JOB_STATUSES,
+        actor=Actor.system(),
+        note=_("Stopped: %(reason)s"),
+        note_params={"reason": _reason_for_history(message, params)},
+        status_message=msgid(message),
+        status_params=params,
+        finished_at=timezone.now(),
+    )
+    if changed:
+        job.refresh_from_db()
 
 
-def job_fail(*, job: Job, message: str) -> None:
-    """Stop the job for good, with the reason as a sentence."""
-    with transaction.atomic():
-        changed = Job.objects.filter(pk=job.pk, status__in=OPEN_JOB_STATUSES).update(
-            status=JobStatus.FAILED, status_message=message, finished_at=timezone.now()
-        )
-        if changed:
-            job.refresh_from_db()
-            job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)).update(
-                status=ShardStatus.CANCELLED
-            )
-            audit_record(
-                actor=Actor.system(),
-                obj=job,
-                action=AuditAction.CHANGE,
-                changes={"status": (JobStatus.RUNNING.label, JobStatus.FAILED.label)},
-                note=_("Stopped: %(reason)s"),
-                note_params={"reason": message},
-            )
+def _storable(params: dict[str, Any] | None) -> dict[str, Any]:
+    return note("", params)["params"]
+
+
+def _reason_for_history(message: str | Promise, params: dict[str, Any]) -> str:
+    # The History stores one note with its values; the reason goes in as the console's
+    # language reads it (the History's own sentence around it stays translatable).
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(note_text({"msgid": msgid(message), "params": params}))
 
 
 def _job_finish_if_complete(job: Job) -> None:
     if job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)).exists():
         return
-    with transaction.atomic():
-        # Two shards finishing at once may both get here; the update lets one of them through.
-        finished = Job.objects.filter(pk=job.pk, status__in=ACTIVE_JOB_STATUSES).update(
-            status=JobStatus.DONE, finished_at=timezone.now(), status_message=""
-        )
-        if not finished:
-            return
-        job.refresh_from_db()
-        progress = job.progress()
-        audit_record(
-            actor=Actor.system(),
-            obj=job,
-            action=AuditAction.CHANGE,
-            changes={"status": (JobStatus.RUNNING.label, JobStatus.DONE.label)},
-            note=_("Finished: %(done)s done, %(failed)s failed."),
-            note_params={"done": progress.done, "failed": progress.failed},
-        )
+    progress = job.progress()
+    # Two shards finishing at once may both get here; the lock lets one of them through.
+    finished = _transition(
+        job_id=job.pk,
+        to=JobStatus.DONE,
+        allowed_from=ACTIVE_JOB_STATUSES,
+        actor=Actor.system(),
+        note=_("Finished: %(done)s done, %(failed)s failed."),
+        note_params={"done": progress.done, "failed": progress.failed},
+        finished_at=timezone.now(),
+        status_message="",
+        status_params={},
+    )
+    if finished is None:
+        return
+    job.refresh_from_db()
     kind = job_kind(job.kind)
     if kind.on_finished is not None:
         kind.on_finished(job)
@@ -263,45 +345,141 @@ class SliceOutcome:
 
 
 def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
-    """Work on one shard for one slice of time, under its lease; what a task calls."""
+    """Work on one shard for one slice of time, under its lease; what a task calls.
+
+    A database or cache blip (a restart, a dropped connection) does not end the slice: the
+    worker, still holding its lease, waits up to ``JOBS_BLIP_SECONDS`` for the server and
+    goes on from its last checkpoint (:func:`_through_blips`).
+    """
     owner = new_owner(worker)
-    shard = shard_claim(shard_id=shard_id, owner=owner)
+    shard = _through_blips(lambda: shard_claim(shard_id=shard_id, owner=owner))
     if shard is None:
         return SliceOutcome(claimed=False)
     job = shard.job
-    job_mark_running(job)
+    _through_blips(lambda: job_start(job=job))
     run = ShardRun(job=job, shard=shard, owner=owner)
-    try:
-        kind = job_kind(job.kind)
-        if shard.position < shard.end:
-            kind.run_shard(run)
-        run.save()
-    except LeaseLost:
-        return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
-    except UnknownJobKind:
-        shard_release(shard=shard, owner=owner)
-        job_fail(job=job, message=str(_("This kind of job is not known to this console version.")))
-        return SliceOutcome(claimed=True, error="unknown kind")
-    except Exception as error:
-        # A bug or an outage the kind did not handle: the shard is let go and taken up again by
-        # the watchdog, until it has failed too often in a row.
-        logger.exception("job %s shard %s failed", job.pk, shard.index)
-        name = type(error).__name__
-        _save_what_was_done(run)
-        shard_release(shard=shard, owner=owner, errors=shard.errors + 1, last_error=name)
-        if shard.errors + 1 >= settings.JOBS_MAX_ERRORS:
-            job_fail(
-                job=job,
-                message=str(
-                    _(
-                        "The job stopped after repeated unexpected errors (%(error)s). "
-                        "What was done is kept; ask an administrator to look at the worker log."
+    with run.fenced():
+        while True:
+            try:
+                kind = job_kind(job.kind)
+                if run.position < shard.end:
+                    kind.run_shard(run)
+                run.save()
+            except LeaseLost:
+                return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
+            except PlatformUnavailable as outage:
+                _through_blips(lambda outage=outage: _hold_for_outage(run, outage))
+                return SliceOutcome(claimed=True, stop_reason=StopReason.JOB_STOPPED)
+            except UnknownJobKind:
+                shard_release(shard=shard, owner=owner)
+                job_fail(
+                    job=job, message=_("This kind of job is not known to this console version.")
+                )
+                return SliceOutcome(claimed=True, error="unknown kind")
+            except Exception as error:
+                if is_blip(error):
+                    try:
+                        back = _wait_out_blip(run)
+                    except LeaseLost:
+                        return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
+                    if back:
+                        # From the last checkpoint: a batch whose checkpoint failed is sent again.
+                        run.stop_reason = None
+                        continue
+                    # Still down: the lease runs out and the watchdog hands the shard on.
+                    logger.warning(
+                        "job %s shard %s: database or cache still down", job.pk, shard.index
                     )
-                    % {"error": name}
-                ),
-            )
-        return SliceOutcome(claimed=True, error=name)
-    return _end_slice(run)
+                    return SliceOutcome(claimed=True, error=type(error).__name__)
+                return _unexpected_error(run, error)
+            break
+    return _through_blips(lambda: _end_slice(run))
+
+
+def _unexpected_error(run: ShardRun, error: Exception) -> SliceOutcome:
+    # A bug the kind did not handle: the shard is let go and taken up again by the watchdog,
+    # until it has failed too often in a row; then the job stops, and can be resumed by hand.
+    job, shard, owner = run.job, run.shard, run.owner
+    logger.exception("job %s shard %s failed", job.pk, shard.index, exc_info=error)
+    name = type(error).__name__
+    _save_what_was_done(run)
+    shard_release(shard=shard, owner=owner, errors=shard.errors + 1, last_error=name)
+    if shard.errors + 1 >= settings.JOBS_MAX_ERRORS:
+        job_fail(
+            job=job,
+            message=_(
+                "The job stopped after repeated unexpected errors (%(error)s). What was done "
+                "is kept; it goes on from there when resumed. If it stops again, ask an "
+                "administrator to look at the worker log."
+            ),
+            params={"error": name},
+        )
+    return SliceOutcome(claimed=True, error=name)
+
+
+# --- Blips of the database and the cache ----------------------------------------------------
+
+
+def is_blip(error: BaseException) -> bool:
+    """A connection to the database or the cache that failed: worth waiting a few seconds for."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    try:
+        from redis.exceptions import (
+            ConnectionError as RedisConnectionError,
+            TimeoutError as RedisTimeoutError,
+        )
+    except ImportError:  # pragma: no cover - redis is installed with the console
+        return False
+    return isinstance(error, (RedisConnectionError, RedisTimeoutError))
+
+
+def _reconnect() -> None:
+    # A connection that saw the server go away is useless; the next query opens a new one.
+    # Never inside a transaction someone else opened (a test's): that one is theirs to end.
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except Exception:  # closing a broken connection may fail too; it is gone either way
+        logger.debug("closing a broken database connection failed", exc_info=True)
+
+
+def _wait_out_blip(run: ShardRun) -> bool:
+    """Wait for the database (and cache) to answer again, renewing the lease; ``True`` once it
+    is renewed, ``False`` after ``JOBS_BLIP_SECONDS``. Raises LeaseLost if it was taken over."""
+    deadline = time.monotonic() + settings.JOBS_BLIP_SECONDS
+    pause = 0.05
+    while True:
+        _reconnect()
+        try:
+            run.renew_lease()
+            return True
+        except LeaseLost:
+            raise
+        except Exception as error:
+            if not is_blip(error):
+                raise
+        if time.monotonic() + pause > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+def _through_blips(step: Callable[[], T]) -> T:
+    """``step()``, run again for up to ``JOBS_BLIP_SECONDS`` while the database or cache is
+    unreachable. Only for steps that are safe to run twice (fenced or idempotent updates)."""
+    deadline = time.monotonic() + settings.JOBS_BLIP_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return step()
+        except Exception as error:
+            if not is_blip(error) or time.monotonic() + pause > deadline:
+                raise
+        _reconnect()
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def _save_what_was_done(run: ShardRun) -> None:
@@ -312,19 +490,51 @@ def _save_what_was_done(run: ShardRun) -> None:
         logger.warning("job %s shard %s: last batches not saved", run.job.pk, run.shard.index)
 
 
+# --- Platform outages -----------------------------------------------------------------------
+
+
+def outage_backoff_seconds(outages: int) -> int:
+    """How long a job waits after its ``outages``-th outage in a row: doubling, up to a cap."""
+    base = settings.JOBS_OUTAGE_BACKOFF_SECONDS
+    return int(min(base * 2 ** max(outages - 1, 0), settings.JOBS_OUTAGE_BACKOFF_CAP_SECONDS))
+
+
+def _hold_for_outage(run: ShardRun, outage: PlatformUnavailable) -> None:
+    """The platform cannot be reached: the job waits and tries again, never fails for it."""
+    _save_what_was_done(run)
+    shard = run.shard
+    previous = (
+        JobShard.objects.filter(job=run.job).aggregate(most=models.Max("outages"))["most"] or 0
+    )
+    outages = previous + 1
+    delay = outage_backoff_seconds(outages)
+    shard_release(shard=shard, owner=run.owner, outages=outages, last_error=outage.reason[:2000])
+    job_wait(
+        job=run.job,
+        until=timezone.now() + timedelta(seconds=delay),
+        message=OUTAGE_MESSAGE,
+        params={"error": outage.note or outage.reason, "outage": outages},
+    )
+
+
+OUTAGE_MESSAGE = _("The platform cannot be reached for now. Last error: %(error)s")
+
+
 def _end_slice(run: ShardRun) -> SliceOutcome:
     shard = run.shard
     if shard.position >= shard.end:
-        if shard_release(shard=shard, owner=run.owner, status=ShardStatus.DONE, errors=0):
+        if shard_release(
+            shard=shard, owner=run.owner, status=ShardStatus.DONE, errors=0, outages=0
+        ):
             _job_finish_if_complete(run.job)
         return SliceOutcome(claimed=True, stop_reason=StopReason.SHARD_DONE)
-    if not shard_release(shard=shard, owner=run.owner, errors=0):
+    if not shard_release(shard=shard, owner=run.owner, errors=0, outages=0):
         return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
     if run.stop_reason in (StopReason.SLICE_OVER, None):
         # Another slice of the same shard: through the queue, so other jobs get their turn.
         still_running = Job.objects.filter(pk=run.job.pk, status__in=ACTIVE_JOB_STATUSES)
         if still_running.exists():
-            _enqueue_shards([shard])
+            _through_blips(lambda: _enqueue_shards([shard]))
     return SliceOutcome(claimed=True, stop_reason=run.stop_reason or StopReason.SLICE_OVER)
 
 
@@ -332,30 +542,80 @@ def _end_slice(run: ShardRun) -> SliceOutcome:
 class WatchdogReport:
     resumed_jobs: int
     requeued_shards: int
+    finished_jobs: int = 0
+    freed_shards: int = 0
+    closed_shards: int = 0
 
 
-def jobs_watchdog(*, now: datetime | None = None) -> WatchdogReport:
-    """Resume jobs whose wait is over and re-queue shards that no live worker holds.
+def jobs_watchdog(
+    *,
+    now: datetime | None = None,
+    dead_owner: Callable[[str], bool] | None = None,
+    tasks_lost: bool = False,
+) -> WatchdogReport:
+    """Repair what a crash (of a worker, of the database) can leave, and go on with it.
 
-    The Redis broker loses a task whose worker is killed; the database broker hands it out again
-    only after Q_RETRY. Either way the shard's expired lease shows it is nobody's now.
+    Every state a crash between two commits can leave, and what repairs it here:
+
+    1. A shard marked done, its job not finished (the last shard's release and the job's
+       finish are two transactions; a death between them): the job is finished.
+    2. A shard leased by a worker that died (killed, OOM) or froze: free again once its lease
+       expires, or at once when ``dead_owner`` (the supervisor of ``qcluster``, which knows its
+       host's processes) says the owner's process is gone; then queued again.
+    3. A shard whose task was lost (the Redis broker drops the task of a killed worker; a
+       crash after the commit and before the enqueue): queued again once ``enqueued_at`` is
+       older than a lease and nobody holds it.
+    4. A job put on hold (quota, platform outage) whose time has come: running again, with its
+       shards queued.
+    5. Open shards under a finished, failed or cancelled job (left by versions that cancelled
+       them in a second transaction): cancelled.
+    6. A shard at its end but not marked done (a death after its last checkpoint): it is queued
+       by (2)/(3) and the next slice marks it done at once.
+
+    ``tasks_lost``: the supervisor has just replaced a cluster (stuck, or ended), whose queued
+    tasks went with it: every shard nobody holds is queued again at once, however recently it
+    was queued (a task queued twice finds its shard taken and does nothing).
     """
     now = now or timezone.now()
     resumed = 0
     for job in Job.objects.filter(status=JobStatus.WAITING, resume_at__lte=now):
-        with transaction.atomic():
-            if Job.objects.filter(pk=job.pk, status=JobStatus.WAITING).update(
-                status=JobStatus.RUNNING, resume_at=None, status_message=""
-            ):
-                resumed += 1
-                audit_record(
-                    actor=Actor.system(),
-                    obj=job,
-                    action=AuditAction.CHANGE,
-                    changes={"status": (JobStatus.WAITING.label, JobStatus.RUNNING.label)},
-                    note=_("Resumed after waiting."),
+        if _transition(
+            job_id=job.pk,
+            to=JobStatus.RUNNING if job.started_at else JobStatus.QUEUED,
+            allowed_from=(JobStatus.WAITING,),
+            actor=Actor.system(),
+            note=_("Resumed after waiting."),
+            resume_at=None,
+            status_message="",
+            status_params={},
+        ):
+            resumed += 1
+    finished = 0
+    open_shard = JobShard.objects.filter(
+        job=OuterRef("pk"), status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)
+    )
+    for job in Job.objects.filter(status__in=ACTIVE_JOB_STATUSES).filter(~Exists(open_shard)):
+        before = job.status
+        _job_finish_if_complete(job)
+        finished += job.status != before
+    closed = JobShard.objects.filter(
+        job__status__in=FINAL_JOB_STATUSES,
+        status__in=(ShardStatus.PENDING, ShardStatus.RUNNING),
+    ).update(status=ShardStatus.CANCELLED)
+    freed = 0
+    if dead_owner is not None:
+        leased = JobShard.objects.filter(
+            job__status__in=ACTIVE_JOB_STATUSES,
+            status=ShardStatus.RUNNING,
+            lease_expires_at__gte=now,
+        ).exclude(lease_owner="")
+        for shard_id, owner in leased.values_list("pk", "lease_owner"):
+            if dead_owner(owner):
+                # Fenced on the owner: a live worker's renewal in between keeps its lease.
+                freed += JobShard.objects.filter(pk=shard_id, lease_owner=owner).update(
+                    lease_owner="", lease_expires_at=None, enqueued_at=None
                 )
-    requeue_after = now - timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    requeue_after = now if tasks_lost else now - timedelta(seconds=settings.JOBS_LEASE_SECONDS)
     stalled = list(
         JobShard.objects.filter(
             job__status__in=ACTIVE_JOB_STATUSES,
@@ -366,7 +626,13 @@ def jobs_watchdog(*, now: datetime | None = None) -> WatchdogReport:
         .only("pk")[: settings.JOBS_WATCHDOG_BATCH]
     )
     _enqueue_shards(stalled)
-    return WatchdogReport(resumed_jobs=resumed, requeued_shards=len(stalled))
+    return WatchdogReport(
+        resumed_jobs=resumed,
+        requeued_shards=len(stalled),
+        finished_jobs=finished,
+        freed_shards=freed,
+        closed_shards=closed,
+    )
 
 
 def jobs_schedule_ensure() -> None:

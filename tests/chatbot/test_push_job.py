@@ -15,6 +15,7 @@ from chatbot.jobs import KIND
 from chatbot.models import AutoReply, SyncState
 from chatbot.services import replies_push_changed, reply_create
 from console.jobs import StopReason
+from console.jobs.selectors import job_reason
 from console.jobs.services import job_run_shard
 from console.models import Job, JobItemFailure, JobStatus
 from tests.conftest import PASSWORD
@@ -90,7 +91,7 @@ def test_a_broken_token_stops_the_job_at_the_first_reply(sandbox, skill, actor):
     run_all(job)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert "TOKEN" in job.status_message and "1001" in job.status_message
+    assert "TOKEN" in job_reason(job) and "1001" in job_reason(job)
     assert sandbox.total_calls() == 1
 
 
@@ -104,7 +105,7 @@ def test_a_bot_deleted_while_its_push_waits_stops_the_job_with_a_sentence(sandbo
     run_all(job)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
-    assert "删除" in job.status_message
+    assert "删除" in job_reason(job)
     assert sandbox.total_calls() == 0
 
 
@@ -156,3 +157,60 @@ def test_the_auditor_cannot_submit_a_push(client, auditor, sandbox, skill, actor
     response = client.post(reverse("admin:chatbot_autoreply_push_changed"), {"bot": skill.bot.pk})
     assert response.status_code == 403
     assert not Job.objects.exists()
+
+
+def test_a_batch_sent_again_after_a_lost_lease_is_recorded_once(sandbox, skill, actor):
+    from django.contrib.admin.models import LogEntry
+    from django.db import connection
+
+    from console.models import JobShard
+
+    replies = make_replies(skill, actor, 3)
+    job = replies_push_changed(bot=skill.bot, actor=actor)
+    shard = job.shards.get()
+    taken = {"done": False}
+
+    def taken_over_before_the_checkpoint(execute, sql, params, many, context):
+        # Another worker takes the shard while this one's batch is at the platform.
+        if not taken["done"] and sql.startswith('UPDATE "console_jobshard" SET "position"'):
+            taken["done"] = True
+            JobShard.objects.filter(pk=shard.pk).update(lease_owner="other:1/x")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(taken_over_before_the_checkpoint):
+        outcome = job_run_shard(shard_id=shard.pk, worker="first")
+    assert outcome.stop_reason is StopReason.LEASE_LOST
+    # The other worker's lease runs out; the batch is sent again and recorded then, once.
+    JobShard.objects.filter(pk=shard.pk).update(lease_owner="", lease_expires_at=None)
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    assert sandbox.stats() == {"chatbot /openapi/setautoreply": 6}
+    for reply in replies:
+        pushes = LogEntry.objects.filter(object_id=str(reply.pk), change_message__contains="Pushed")
+        assert pushes.count() == 1, [entry.change_message for entry in pushes]
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+
+
+def test_an_unreachable_platform_puts_the_push_on_hold_not_the_replies_in_failure(
+    sandbox, skill, actor
+):
+    from datetime import timedelta
+
+    from console.jobs.services import jobs_watchdog
+
+    make_replies(skill, actor, 3)
+    job = replies_push_changed(bot=skill.bot, actor=actor)
+    sandbox.faults.add(
+        FaultRule(platform="chatbot", endpoint="/openapi/setautoreply", http_status=503)
+    )
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.WAITING and job.resume_at
+    assert job.progress().failed == 0 and not JobItemFailure.objects.exists()
+    sandbox.faults.clear()
+    jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
+    run_all(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.progress().done == 3
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}

@@ -111,7 +111,10 @@ class Workers:
         log = (self.log_dir / f"worker-{index}-{self.starts}.log").open("w")
         self.starts += 1
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            # django-q2's cluster alone: a worker is killed every second or two here, and the
+            # supervisor's own start (console/jobs/supervisor.py, tested in test_worker_liveness
+            # and bench/job_faults.py) would double the time each new worker needs to begin.
+            [sys.executable, "manage.py", "qcluster", "--unsupervised"],
             cwd=ROOT,
             env=self.env,
             stdout=log,

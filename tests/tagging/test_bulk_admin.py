@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from console.jobs.selectors import job_reason
 from console.models import Job, JobStatus
 from tagging.bulk_models import BulkAudience
 from tagging.oa_models import OfficialAccountTag
@@ -184,7 +185,7 @@ def test_a_job_whose_account_was_deleted_stops_with_a_sentence(client, editor, t
     OfficialAccount.objects.filter(pk=tag.account_id).delete()
     job = drain(job)
     assert job.status == JobStatus.FAILED
-    assert "删除" in job.status_message
+    assert "删除" in job_reason(job)
 
 
 def test_hand_edited_ids_in_bulk_urls_are_not_found(client, editor):

@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from console.jobs.selectors import job_reason
 from console.jobs.services import job_run_shard, jobs_watchdog
 from console.models import Job, JobItemFailure, JobShard, JobStatus, ShardStatus
 from tagging.bulk_audience import audience_from_text
@@ -118,7 +119,7 @@ def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
     assert job.status == JobStatus.WAITING
     assert job.resume_at == next_quota_reset()
     assert timezone.localtime(job.resume_at, next_quota_reset().tzinfo).hour == 0
-    assert "45009" in job.status_message
+    assert "45009" in job_reason(job)
     jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
     job = drain(job)
     assert job.status == JobStatus.DONE
@@ -229,7 +230,7 @@ def test_a_tag_that_does_not_exist_stops_the_job_saying_why(sandbox, tag, editor
         bulk_job_start(audience=audience_of(editor, [oid(1), oid(2)]), target=tag, actor=actor)
     )
     assert job.status == JobStatus.FAILED
-    assert "45159" in job.status_message
+    assert "45159" in job_reason(job)
 
 
 def test_a_follower_with_20_tags_fails_alone_and_can_be_retried(sandbox, tag, editor, actor):

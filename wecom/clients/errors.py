@@ -266,6 +266,37 @@ class PlatformError(Exception):
             }
         return text
 
+    def note(self) -> dict[str, object]:
+        """:attr:`explanation` as a note (console/notes.py): stored untranslated, read later
+        in each reader's language (a job's reason)."""
+        from console.notes import msgid, note
+
+        name = PLATFORM_NAMES.get(self.platform)
+        platform: object = (
+            {"msgid": msgid(name), "params": {}} if name is not None else self.platform
+        )
+        capital = (
+            {"msgid": msgid(name), "params": {}, "capitalize": True}
+            if name is not None
+            else self.platform
+        )
+        explained = note(
+            self._explanation or "",
+            {
+                "platform": platform,
+                "Platform": capital,
+                "errcode": self.errcode,
+                "errmsg": self.errmsg or "-",
+                **self._explanation_params,
+            },
+        )
+        if self.errcode is None:
+            return explained
+        return note(
+            _("%(explanation)s (Error code %(errcode)s.)"),
+            {"explanation": explained, "errcode": self.errcode},
+        )
+
     def __str__(self) -> str:
         return self.explanation
 

@@ -35,6 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from console.callfence import check_before_call
 from console.logging import redact
 from wecom.clients.errors import (
     PlatformAPIError,
@@ -327,6 +328,9 @@ class PlatformClient:
         for check in before_send:
             check(self.platform, endpoint.path)
         self.limiter.acquire()
+        # After the limiter's wait and any pause between attempts, right before the request: a
+        # job's shard checks here that its lease still holds (console/callfence.py).
+        check_before_call()
         query = dict(params or {})
         if token is not None:
             query["access_token"] = token

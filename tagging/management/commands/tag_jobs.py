@@ -9,11 +9,13 @@ python manage.py tag_jobs purge-audiences   # what the daily schedule does
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _, ngettext
 
 from console.audit import Actor
@@ -23,11 +25,18 @@ from console.jobs.selectors import job_failure_rows, jobs_with_progress
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
 from console.models import Job
 from console.spreadsheets import csv_lines
-from tagging.bulk_cli import job_summary, progress_line
+from tagging.bulk_cli import job_summary, progress_line, quiet_queue_logs
 from tagging.bulk_jobs import KIND
 from tagging.bulk_retention import audience_purge_expired
 
 LISTED = 30
+
+
+def _when(moment: datetime | None) -> str:
+    """A time as people of the console read it: its time zone, to the second."""
+    if moment is None:
+        return "—"
+    return formats.date_format(timezone.localtime(moment), "Y-m-d H:i:s")
 
 
 class Command(BaseCommand):
@@ -45,6 +54,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        quiet_queue_logs()
         with translation.override(terminal_language()):
             getattr(self, "_" + options["action"].replace("-", "_"))(options)
 
@@ -73,9 +83,9 @@ class Command(BaseCommand):
             _("Submitted by %(user)s at %(created)s; started %(started)s; finished %(finished)s.")
             % {
                 "user": job.created_by,
-                "created": job.created_at,
-                "started": job.started_at or "—",
-                "finished": job.finished_at or "—",
+                "created": _when(job.created_at),
+                "started": _when(job.started_at),
+                "finished": _when(job.finished_at),
             }
         )
 
@@ -96,7 +106,21 @@ class Command(BaseCommand):
         self._change(options, job_resume)
 
     def _cancel(self, options: dict[str, Any]) -> None:
-        self._change(options, job_cancel)
+        job = self._job(options)
+        try:
+            job = job_cancel(job=job, actor=Actor.command_line(command="tag_jobs cancel"))
+        except JobStateError as error:
+            raise CommandError(str(error)) from None
+        # A batch in flight when the job was cancelled is still counted by its worker, which
+        # keeps its lease until that batch's checkpoint: the final count comes after it.
+        deadline = time.monotonic() + settings.JOBS_LEASE_SECONDS
+        in_flight = job.shards.exclude(lease_owner="")
+        while (
+            time.monotonic() < deadline
+            and in_flight.filter(lease_expires_at__gt=timezone.now()).exists()
+        ):
+            time.sleep(0.2)
+        self.stdout.write(job_summary(job, job.progress()))
 
     def _failures(self, options: dict[str, Any]) -> None:
         job = self._job(options)

@@ -2,7 +2,7 @@
 
     python manage.py tag_users --oa "品牌公众号" --tagid 134 --file list.csv [--column openid]
     python manage.py tag_users --bot "客服机器人" --category 完件 --label 完成 --desc "…" \\
-        [--appid wx…] --file list.xlsx [--batch-size 50] [--wait]
+        [--appid wx…] --file list.xlsx [--batch-size 50] [--wait [--timeout SECONDS]]
 
 With --wait it follows the job and exits with status 0 only if every accepted OpenID succeeded.
 """
@@ -24,7 +24,7 @@ from console.audit import Actor
 from console.cli import terminal_language
 from console.models import JobStatus
 from tagging.bulk_audience import AudienceError, audience_from_file
-from tagging.bulk_cli import job_summary, wait_for
+from tagging.bulk_cli import WaitTimedOut, job_summary, quiet_queue_logs, wait_for
 from tagging.bulk_jobs import TAG, UNTAG
 from tagging.bulk_services import BotLabel, bulk_job_start
 from tagging.oa_models import OfficialAccountTag
@@ -54,8 +54,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="follow the job; exit 0 only if all succeeded"
         )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="with --wait: stop following after this long (exit status 2; the job goes on)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        quiet_queue_logs()
         with translation.override(terminal_language()):
             self._handle(options)
 
@@ -154,7 +162,24 @@ class Command(BaseCommand):
         )
         if not options["wait"]:
             return
-        job = wait_for(job, write=self._write, tty=self.stdout.isatty(), step=self.wait_step)
+        try:
+            job = wait_for(
+                job,
+                write=self._write,
+                tty=self.stdout.isatty(),
+                step=self.wait_step,
+                timeout=options["timeout"],
+            )
+        except WaitTimedOut:
+            job.refresh_from_db()
+            self.stdout.write(
+                _("Stopped waiting after %(seconds)s seconds; the job goes on: %(state)s")
+                % {
+                    "seconds": f"{options['timeout']:g}",
+                    "state": job_summary(job, job.progress()),
+                }
+            )
+            sys.exit(2)
         progress = job.progress()
         self.stdout.write(job_summary(job, progress))
         if not (job.status == JobStatus.DONE and progress.failed == 0):

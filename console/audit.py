@@ -44,6 +44,7 @@ class AuditSource(StrEnum):
     JOB = "job"
     PLATFORM = "platform"
     SYSTEM = "system"
+    WECOM_CALLBACK = "wecom_callback"
 
     @property
     def label(self) -> str:
@@ -57,6 +58,7 @@ _SOURCE_LABELS = {
     AuditSource.JOB: _("Background job"),
     AuditSource.PLATFORM: _("Pulled from the platform"),
     AuditSource.SYSTEM: _("System"),
+    AuditSource.WECOM_CALLBACK: _("WeCom callback"),
 }
 
 

@@ -96,6 +96,17 @@ def callback_scopes(app: WeComApp, events: Iterable[WeComCallbackEvent]) -> list
     return scopes
 
 
+def callback_last_applied(app: WeComApp) -> int:
+    """The newest applied callback event of the app (0: none): a tree page compares it."""
+    return (
+        WeComCallbackEvent.objects.filter(app=app, processed_at__isnull=False)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+        or 0
+    )
+
+
 def _coalesce(app: WeComApp) -> None:
     """Let a burst of events gather: wait until the oldest unclaimed one is old enough."""
     window = float(getattr(settings, "WECOM_CALLBACK_COALESCE_SECONDS", DEFAULT_COALESCE_SECONDS))

@@ -165,3 +165,22 @@ def test_a_conflict_is_left_for_a_person(wired, sandbox):
     assert tag.sync_state == SyncState.CONFLICT
     assert tag.pending_name == "本地改名" and tag.name == "核心客户"
     assert Tag.objects.filter(app=wired, sync_state=SyncState.CONFLICT).count() == 1
+
+
+def test_an_open_tree_page_learns_that_wecom_changed_something(wired, sandbox, superuser):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(superuser)
+    page = client.get(reverse("admin:tagging_strategy_tree", args=[wired.pk]))
+    assert page.status_code == 200
+    since = page.context["changes_since"]
+    changes = reverse("admin:tagging_strategy_changes", args=[wired.pk])
+    assert client.get(changes, {"since": since}).json()["changed"] is False
+    in_wecom_admin(
+        sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
+    )
+    assert client.get(changes, {"since": since}).json()["changed"] is False, "not applied yet"
+    run_callback_jobs()
+    assert client.get(changes, {"since": since}).json()["changed"] is True
+    assert client.get(changes, {"since": "x' or 1=1"}).status_code == 200

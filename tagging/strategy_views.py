@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -161,6 +162,7 @@ class StrategyTreeView(View):
             "group_base": reverse("admin:tagging_taggroup_changelist"),
             "changes_url": reverse("admin:tagging_strategy_changes", args=[app.pk]),
             "changes_since": callback_last_applied(app),
+            "changes_poll_ms": int(getattr(settings, "STRATEGY_TREE_POLL_SECONDS", 5) * 1000),
         }
         return TemplateResponse(request, "admin/tagging/strategy/tree.html", context)
 

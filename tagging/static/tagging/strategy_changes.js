@@ -3,13 +3,12 @@
  * the URL and the starting point come in data- attributes. */
 (function () {
   "use strict";
-  var INTERVAL_MS = 5000;
-
   function start() {
     var notice = document.getElementById("wecom-changed");
     if (!notice || !notice.getAttribute("data-changes-url")) return;
     var url = notice.getAttribute("data-changes-url");
     var since = notice.getAttribute("data-since") || "0";
+    var interval = parseInt(notice.getAttribute("data-interval-ms"), 10) || 5000;
     var refresh = document.getElementById("wecom-changed-refresh");
     if (refresh) {
       refresh.addEventListener("click", function (event) {
@@ -28,11 +27,11 @@
             notice.hidden = false;
             return;
           }
-          window.setTimeout(poll, INTERVAL_MS);
+          window.setTimeout(poll, interval);
         })
-        .catch(function () { window.setTimeout(poll, INTERVAL_MS); });
+        .catch(function () { window.setTimeout(poll, interval); });
     }
-    window.setTimeout(poll, INTERVAL_MS);
+    window.setTimeout(poll, interval);
   }
 
   if (document.readyState === "loading") {

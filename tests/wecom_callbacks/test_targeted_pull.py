@@ -184,3 +184,76 @@ def test_an_open_tree_page_learns_that_wecom_changed_something(wired, sandbox, s
     run_callback_jobs()
     assert client.get(changes, {"since": since}).json()["changed"] is True
     assert client.get(changes, {"since": "x' or 1=1"}).status_code == 200
+
+
+def test_events_out_of_order_still_end_as_wecom_has_it(wired, sandbox):
+    answer = in_wecom_admin(
+        sandbox,
+        "add_strategy_tag",
+        {"strategy_id": 1, "group_name": "新分组", "tag": [{"name": "甲"}, {"name": "乙"}]},
+        delivery="out_of_order",
+    )
+    assert [event["tag_type"] for event in answer["events"]] == ["tag_group", "tag", "tag"]
+    assert answer["deliveries"] == [[200], [200], [200]]
+    [job] = run_callback_jobs()
+    assert job.status == JobStatus.DONE
+    assert console_tree(wired) == wecom_tree(sandbox)
+    # Three events about one strategy: one read of it, not three.
+    assert calls(sandbox, "get_strategy_tag_list") == 1
+
+
+def test_events_coalesce_into_the_fewest_reads(wired):
+    from tagging.strategy_callbacks import callback_scopes
+    from tagging.strategy_pull import PullScope
+
+    tag = Tag.objects.filter(app=wired).select_related("group__strategy").first()
+    strategy = tag.group.strategy.wecom_id
+    group = tag.group.wecom_id
+
+    def event(change, kind, item, strategy_id=strategy):
+        return WeComCallbackEvent(
+            change_type=change, tag_type=kind, item_id=item, strategy_id=strategy_id
+        )
+
+    # A known tag's change: its group only; twice over: still once.
+    assert callback_scopes(wired, [event("update", "tag", tag.wecom_id)] * 2) == [
+        PullScope(strategy, group)
+    ]
+    # A new tag (group unknown) makes the strategy whole, which covers its groups.
+    assert callback_scopes(
+        wired,
+        [event("update", "tag_group", group), event("create", "tag", "etNEW")],
+    ) == [PullScope(strategy)]
+    # Corporate tags (no strategy) are not the console's.
+    assert callback_scopes(wired, [event("update", "tag", "etX", None)]) == []
+
+
+def test_a_refusal_is_final_and_a_server_error_is_retried(wired, sandbox):
+    import http.server
+    import threading
+
+    from wecom.sandbox import callbacks as sandbox_callbacks
+
+    config = sandbox.callbacks[CORP]
+    event = {"change_type": "update", "tag_type": "tag", "id": "etA", "strategy_id": 1}
+    broken = sandbox_callbacks.CallbackConfig(**{**vars(config), "url": config.url + "x/"})
+    assert sandbox_callbacks.deliver(CORP, broken, event) == [404], "WeCom stops at a 4xx"
+
+    answers = iter([500, 502, 200])
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(next(answers))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky) as flaky:
+        threading.Thread(target=flaky.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{flaky.server_port}/cb"
+        flaky_config = sandbox_callbacks.CallbackConfig(**{**vars(config), "url": url})
+        assert sandbox_callbacks.deliver(CORP, flaky_config, event) == [500, 502, 200]
+        flaky.shutdown()

@@ -3,7 +3,9 @@
 A change made "in WeCom's admin" (``POST /__sandbox__/wecom/admin_change``) is applied to the
 state like an API call, then WeCom's event is encrypted, signed and POSTed to the corp's
 configured callback URL, the way WeCom does (PLATFORM.md, section 2). Faults for a delivery:
-``duplicate`` (sent twice), ``lost`` (never sent), ``bad_signature``.
+``duplicate`` (sent twice), ``lost`` (never sent), ``bad_signature``, ``out_of_order`` (the
+events of one change in reverse order). A receiver that does not answer within 5 s, or answers
+with a server error, gets the event again, up to three more times (a slow receiver).
 Standard library and our WXBizMsgCrypt only.
 """
 
@@ -22,7 +24,10 @@ from chatbot.crypto import WXBizMsgCrypt
 
 from .state import SandboxState
 
-DELIVERIES = ("normal", "duplicate", "lost", "bad_signature")
+DELIVERIES = ("normal", "duplicate", "lost", "bad_signature", "out_of_order")
+# WeCom waits this long for an answer, and tries again this many times when it gets none.
+RECEIVER_TIMEOUT_SECONDS = 5.0
+RETRIES = 3
 
 
 @dataclass
@@ -107,7 +112,11 @@ def deliver(
     url = _signed_url(config, crypt, encrypted)
     if delivery == "bad_signature":
         url = url.replace("msg_signature=", "msg_signature=0", 1)
-    statuses = [_send(url, "POST", body)]
+    statuses = [_send(url, "POST", body, timeout=RECEIVER_TIMEOUT_SECONDS)]
+    while (statuses[-1] == 0 or statuses[-1] >= 500) and len(statuses) <= RETRIES:
+        statuses.append(
+            _send(_signed_url(config, crypt, encrypted), "POST", body, RECEIVER_TIMEOUT_SECONDS)
+        )
     if delivery == "duplicate":
         # WeCom's retry of the same event: a new request (new nonce), the same event.
         statuses.append(_send(_signed_url(config, crypt, encrypted), "POST", body))

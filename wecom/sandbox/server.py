@@ -815,7 +815,8 @@ class SandboxServer:
 
     def _admin_change(self, body: dict[str, Any]) -> dict[str, Any]:
         """A change "by a person in WeCom's admin": applied, then its events POSTed to the
-        corp's callback URL (``delivery``: normal, duplicate, lost, bad_signature)."""
+        corp's callback URL (``delivery``: normal, duplicate, lost, bad_signature,
+        out_of_order)."""
         from .callbacks import DELIVERIES, admin_change, deliver
 
         corp_id = str(body.get("corp_id") or "")
@@ -832,8 +833,10 @@ class SandboxServer:
         except PlatformError as error:
             return {"errcode": error.errcode, "errmsg": error.errmsg, "events": []}
         config = self.callbacks.get(corp_id)
+        ordered = list(reversed(events)) if delivery == "out_of_order" else events
         statuses = [
-            deliver(corp_id, config, event, delivery=delivery) if config else [] for event in events
+            deliver(corp_id, config, event, delivery=delivery) if config else []
+            for event in ordered
         ]
         return {**answer, "events": events, "deliveries": statuses}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -27,6 +28,9 @@ from wecom.models import WeComApp, WeComCallbackEvent
 CALLBACK_PULL_KIND = "tagging.callback_pull"
 # How long events gather before one targeted pull takes them all.
 DEFAULT_COALESCE_SECONDS = 3.0
+# Applied events are kept this long: WeCom's retries of an event come within minutes, so
+# deduplication needs far less; the rest is for someone looking into what arrived.
+EVENT_RETENTION = timedelta(days=7)
 
 
 def callback_pull_ensure(*, app_id: int) -> Job | None:
@@ -111,7 +115,9 @@ def _coalesce(app: WeComApp) -> None:
     """Let a burst of events gather: wait until the oldest unclaimed one is old enough."""
     window = float(getattr(settings, "WECOM_CALLBACK_COALESCE_SECONDS", DEFAULT_COALESCE_SECONDS))
     oldest = (
-        WeComCallbackEvent.objects.filter(app=app, claimed_by__isnull=True)
+        WeComCallbackEvent.objects.filter(
+            app=app, claimed_by__isnull=True, processed_at__isnull=True
+        )
         .order_by("received_at")
         .values_list("received_at", flat=True)
         .first()
@@ -134,7 +140,9 @@ def run_callback_pull_shard(run: ShardRun) -> None:
         job_fail(job=run.job, message=gettext("The WeCom app no longer exists."))
         return
     _coalesce(app)
-    WeComCallbackEvent.objects.filter(app=app, claimed_by__isnull=True).update(claimed_by=run.job)
+    WeComCallbackEvent.objects.filter(
+        app=app, claimed_by__isnull=True, processed_at__isnull=True
+    ).update(claimed_by=run.job)
     events = list(WeComCallbackEvent.objects.filter(claimed_by=run.job))
     actor = Actor.system(source=AuditSource.WECOM_CALLBACK, detail=f"job {run.job.pk}")
     applied = conflicts = 0
@@ -151,9 +159,11 @@ def run_callback_pull_shard(run: ShardRun) -> None:
             pass
         job_fail(job=run.job, message=error.explanation)
         return
+    now = timezone.now()
     WeComCallbackEvent.objects.filter(pk__in=[event.pk for event in events]).update(
-        processed_at=timezone.now()
+        processed_at=now
     )
+    WeComCallbackEvent.objects.filter(app=app, processed_at__lt=now - EVENT_RETENTION).delete()
     with run.checkpoint(advance=1, done=1):
         Job.objects.filter(pk=run.job.pk).update(
             status_message=gettext(

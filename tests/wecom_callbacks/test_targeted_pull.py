@@ -257,3 +257,28 @@ def test_a_refusal_is_final_and_a_server_error_is_retried(wired, sandbox):
         flaky_config = sandbox_callbacks.CallbackConfig(**{**vars(config), "url": url})
         assert sandbox_callbacks.deliver(CORP, flaky_config, event) == [500, 502, 200]
         flaky.shutdown()
+
+
+def test_applied_events_are_kept_a_week(wired, sandbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = WeComCallbackEvent.objects.create(
+        app=wired,
+        dedup_key="old",
+        change_type="update",
+        processed_at=timezone.now() - timedelta(days=8),
+    )
+    recent = WeComCallbackEvent.objects.create(
+        app=wired,
+        dedup_key="recent",
+        change_type="update",
+        processed_at=timezone.now() - timedelta(days=6),
+    )
+    in_wecom_admin(
+        sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
+    )
+    run_callback_jobs()
+    assert not WeComCallbackEvent.objects.filter(pk=old.pk).exists()
+    assert WeComCallbackEvent.objects.filter(pk=recent.pk).exists()

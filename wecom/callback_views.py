@@ -52,7 +52,8 @@ def wecom_callback(request: HttpRequest, app_id: int) -> HttpResponse:
         callback_rate_check(app=app)
         body = _body(request) if request.method == "POST" else b""
     except CallbackRefused as refused:
-        callback_refusal_record(app=app, reason=refused.reason)
+        if not refused.counted:
+            callback_refusal_record(app=app, reason=refused.reason)
         return _refusal(refused, app_id)
     # The services count their own refusals.
     try:

@@ -70,10 +70,16 @@ REFUSAL_SENTENCES = {
 }
 
 
+# The receiver's clock, one name for tests to hold still.
+_clock = time.time
+
+
 class CallbackRefused(Exception):
-    def __init__(self, reason: CallbackRefusal) -> None:
+    def __init__(self, reason: CallbackRefusal, *, counted: bool = False) -> None:
         super().__init__(reason.value)
         self.reason = reason
+        # Already in the app's counts (or deliberately not: a flood is counted once a minute).
+        self.counted = counted
 
     @property
     def status(self) -> int:
@@ -134,7 +140,7 @@ def callback_rate_check(*, app: WeComApp, now: float | None = None) -> None:
     """Refuse beyond WECOM_CALLBACK_RATE_PER_MINUTE requests per app and minute, across all web
     processes (the shared cache)."""
     limit = getattr(settings, "WECOM_CALLBACK_RATE_PER_MINUTE", DEFAULT_RATE_PER_MINUTE)
-    minute = int((now if now is not None else time.time()) // 60)
+    minute = int((now if now is not None else _clock()) // 60)
     cache = caches[settings.SHARED_CACHE_ALIAS]
     key = f"wecom-callback-rate:{app.pk}:{minute}"
     cache.add(key, 0, timeout=120)
@@ -145,7 +151,10 @@ def callback_rate_check(*, app: WeComApp, now: float | None = None) -> None:
         cache.set(key, 1, timeout=120)
         count = 1
     if count > limit:
-        raise CallbackRefused(CallbackRefusal.RATE_LIMITED)
+        # One database write per app and minute, not one per request of the flood.
+        if count == limit + 1:
+            callback_refusal_record(app=app, reason=CallbackRefusal.RATE_LIMITED)
+        raise CallbackRefused(CallbackRefusal.RATE_LIMITED, counted=True)
 
 
 def _unknown_app_count() -> None:
@@ -269,7 +278,7 @@ def callback_url_verify(
     try:
         crypt = _crypt(app)
         echostr = _param(query, "echostr")
-        plain = _checked(crypt, query, echostr, time.time() if now is None else now)
+        plain = _checked(crypt, query, echostr, _clock() if now is None else now)
     except CallbackRefused as refused:
         callback_refusal_record(app=app, reason=refused.reason)
         raise
@@ -294,7 +303,7 @@ def callback_event_receive(
         if not encrypted:
             raise CallbackRefused(CallbackRefusal.BAD_REQUEST)
         to_user = _text(envelope, "ToUserName")
-        plain = _checked(crypt, query, encrypted, time.time() if now is None else now)
+        plain = _checked(crypt, query, encrypted, _clock() if now is None else now)
         if to_user and to_user != app.corp_id:
             raise CallbackRefused(CallbackRefusal.WRONG_CORP)
         change = _tag_change(_parse_xml(plain))

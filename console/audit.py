@@ -51,6 +51,7 @@ class AuditSource(StrEnum):
     CALLBACK = "callback"
     PLATFORM = "platform"
     SYSTEM = "system"
+    WECOM_CALLBACK = "wecom_callback"
 
     @property
     def label(self) -> str:
@@ -69,6 +70,7 @@ _SOURCE_LABELS = {
     AuditSource.JOB: _("Background job"),
     AuditSource.PLATFORM: _("Pulled from the platform"),
     AuditSource.SYSTEM: _("System"),
+    AuditSource.WECOM_CALLBACK: _("WeCom callback"),
 }
 
 

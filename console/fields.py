@@ -39,6 +39,9 @@ class EncryptedSecretField(models.TextField):
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Secret | None:
         if value is None:
             return None
+        if value == "":
+            # What get_prep_value stores for an empty optional secret: no envelope to open.
+            return Secret("")
         return self._open(value)
 
     def to_python(self, value: Any) -> Secret | None:

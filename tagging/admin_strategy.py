@@ -593,6 +593,11 @@ class StrategyAdmin(AuditedModelAdmin):
                 name="tagging_strategy_tree",
             ),
             path(
+                "tree/<str:app_id>/changes/",
+                wrap(strategy_views.changes_view),
+                name="tagging_strategy_changes",
+            ),
+            path(
                 "tree/<str:app_id>/move/",
                 wrap(strategy_views.move_view),
                 name="tagging_strategy_move",

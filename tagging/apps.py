@@ -22,7 +22,11 @@ class TaggingConfig(AppConfig):
     verbose_name = _("Customer tags")
 
     def ready(self) -> None:
-        from tagging import strategy_dashboard, strategy_jobs  # noqa: F401  (panel, job kind)
+        from tagging import (  # noqa: F401  (panel, job kinds)
+            strategy_callbacks,
+            strategy_dashboard,
+            strategy_jobs,
+        )
         from wecom.models import WeComApp
 
         post_migrate.connect(_ensure_pull_schedules, sender=self)

@@ -99,9 +99,47 @@ def strategy_pull_fetch(
                 parent_wecom_id=strategy.parent_id,
             )
         )
-    groups, tags = [], []
     before_call()
-    for group in client.strategy_tag_list():
+    groups, tags = _remote_groups(client.strategy_tag_list())
+    return Snapshot(strategies=strategies, groups=groups, tags=tags)
+
+
+@dataclass(frozen=True)
+class PullScope:
+    """What a targeted pull reads and compares: one strategy, or one group of it."""
+
+    strategy_wecom_id: int
+    group_wecom_id: str = ""
+
+
+def strategy_pull_fetch_scoped(
+    app: WeComApp, scope: PullScope, *, before_call: Callable[[], None] | None = None
+) -> Snapshot:
+    """Only what ``scope`` names: the strategy (one call) and its groups, or the one group (one
+    call), instead of every strategy and tag of the corp."""
+    before_call = before_call or (lambda: None)
+    client = wecom_client(app)
+    before_call()
+    strategy = client.strategy_get(scope.strategy_wecom_id)
+    strategies = [
+        RemoteStrategy(
+            wecom_id=strategy.strategy_id, name=strategy.name, parent_wecom_id=strategy.parent_id
+        )
+    ]
+    before_call()
+    groups, tags = _remote_groups(
+        client.strategy_tag_list(
+            strategy_id=scope.strategy_wecom_id,
+            group_ids=[scope.group_wecom_id] if scope.group_wecom_id else (),
+        )
+    )
+    return Snapshot(strategies=strategies, groups=groups, tags=tags)
+
+
+def _remote_groups(answer: Iterable[Any]) -> tuple[list[RemoteGroup], list[tuple]]:
+    groups: list[RemoteGroup] = []
+    tags: list[tuple] = []
+    for group in answer:
         groups.append(
             RemoteGroup(
                 wecom_id=group.group_id,
@@ -113,7 +151,7 @@ def strategy_pull_fetch(
         group_id = group.group_id
         # Plain tuples in RemoteTag's field order: 10,000 of them are made per pull.
         tags += [(tag.id, tag.name, tag.order, group_id) for tag in group.tags]
-    return Snapshot(strategies=strategies, groups=groups, tags=tags)
+    return groups, tags
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -392,10 +430,20 @@ def _local_rows(model: type, queryset: QuerySet, parent: str) -> _Rows:
     return _Rows(model, rows, keys)
 
 
-def _load_local(app: WeComApp) -> _Local:
+def _load_local(app: WeComApp, scope: PullScope | None = None) -> _Local:
+    """The console's rows of the app, or of the scope only (what a targeted pull compares)."""
+    strategy_rows = Strategy.objects.filter(app=app)
+    group_rows = TagGroup.objects.filter(app=app)
+    tag_rows = Tag.objects.filter(app=app)
+    if scope is not None:
+        strategy_rows = strategy_rows.filter(wecom_id=scope.strategy_wecom_id)
+        group_rows = group_rows.filter(strategy__wecom_id=scope.strategy_wecom_id)
+        if scope.group_wecom_id:
+            group_rows = group_rows.filter(wecom_id=scope.group_wecom_id)
+        tag_rows = tag_rows.filter(group__in=group_rows.values("pk"))
     strategies = {
         s.wecom_id: s
-        for s in Strategy.objects.filter(app=app).only(
+        for s in strategy_rows.only(
             "id",
             "app_id",
             "wecom_id",
@@ -406,8 +454,8 @@ def _load_local(app: WeComApp) -> _Local:
             "sync_state",
         )
     }
-    groups = _local_rows(TagGroup, TagGroup.objects.filter(app=app), "strategy_id")
-    tags = _local_rows(Tag, Tag.objects.filter(app=app), "group_id")
+    groups = _local_rows(TagGroup, group_rows, "strategy_id")
+    tags = _local_rows(Tag, tag_rows, "group_id")
     return _Local(strategies=strategies, groups=groups, tags=tags)
 
 
@@ -703,6 +751,24 @@ def pull_and_apply(
     return plan, _settle(app, plan, applied, conflicts, actor=actor, choices={})
 
 
+def pull_and_apply_scoped(
+    *,
+    app: WeComApp,
+    scope: PullScope,
+    actor: Actor,
+    before_call: Callable[[], None] | None = None,
+) -> tuple[Plan, ApplyResult]:
+    """A targeted pull (a WeCom callback named ``scope``): the same plan and apply as the full
+    pull, over the scope's rows only; conflicts wait. The full pull's record is left alone: it
+    says when everything was last compared."""
+    snapshot = strategy_pull_fetch_scoped(app, scope, before_call=before_call)
+    with transaction.atomic():
+        local = _load_local(app, scope)
+        plan = _plan_from(app, snapshot, local)
+        applied, conflicts = _apply_plan_rows(app, plan, local, actor)
+    return plan, _settle(app, plan, applied, conflicts, actor=actor, choices={}, record_pull=False)
+
+
 def _apply_plan_rows(app: WeComApp, plan: Plan, local: _Local, actor: Actor) -> tuple[int, int]:
     assert plan.snapshot is not None
     now = timezone.now()
@@ -968,6 +1034,7 @@ def _settle(
     *,
     actor: Actor,
     choices: Mapping[str, Choice],
+    record_pull: bool = True,
 ) -> ApplyResult:
     """After the plan's rows: the conflicts a person chose for, then the pull's record."""
     result = ApplyResult(applied=applied, conflicts_left=conflicts)
@@ -995,6 +1062,8 @@ def _settle(
         else:
             result.resolved_ours += 1
         result.messages.extend(outcome.messages)
+    if not record_pull:
+        return result
     _record_pull(
         app,
         ok=True,

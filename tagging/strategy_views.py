@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_POST
 from console.audit import Actor, AuditSource
 from console.ids import object_pk, object_pk_or_404
 from tagging.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy_callbacks import callback_last_applied
 from tagging.strategy_jobs import pull_interval_text
 from tagging.strategy_pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
 from tagging.strategy_services import Outcome, tag_groups_reorder, tags_reorder
@@ -158,8 +160,21 @@ class StrategyTreeView(View):
             "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
             "tag_base": reverse("admin:tagging_tag_changelist"),
             "group_base": reverse("admin:tagging_taggroup_changelist"),
+            "changes_url": reverse("admin:tagging_strategy_changes", args=[app.pk]),
+            "changes_since": callback_last_applied(app),
+            "changes_poll_ms": int(getattr(settings, "STRATEGY_TREE_POLL_SECONDS", 5) * 1000),
         }
         return TemplateResponse(request, "admin/tagging/strategy/tree.html", context)
+
+
+def changes_view(request: HttpRequest, app_id: str) -> JsonResponse:
+    """What an open tree page polls: has a WeCom callback been applied since it was drawn?"""
+    if not request.user.has_perm("tagging.view_tag"):
+        raise PermissionDenied
+    app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
+    since = object_pk(request.GET.get("since", "")) or 0
+    last = callback_last_applied(app)
+    return JsonResponse({"changed": last > since, "last": last})
 
 
 @require_POST

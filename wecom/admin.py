@@ -23,6 +23,7 @@ from console.audit import Actor, AuditSource
 from console.fields import secret_field_names
 from console.forms import SecretFieldsFormMixin
 from console.versioning import StaleCheckedFormMixin, version_bump
+from wecom.callback_selectors import callback_path, callback_state_sentence
 from wecom.models import ChatbotBot, OfficialAccount, PlatformCredential, WeComApp
 from wecom.services import credential_test_connection
 
@@ -71,7 +72,15 @@ class CredentialAdmin(AuditedModelAdmin):
         )
 
     # Secrets typed into the form must not reach an error report.
-    @method_decorator(sensitive_post_parameters("secret", "token", "encoding_aes_key"))
+    @method_decorator(
+        sensitive_post_parameters(
+            "secret",
+            "token",
+            "encoding_aes_key",
+            "callback_token",
+            "callback_encoding_aes_key",
+        )
+    )
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
 
@@ -148,8 +157,25 @@ class WeComAppAdmin(CredentialAdmin):
         "secret",
         "agent_id",
         "rate_limit",
+        "callback_token",
+        "callback_encoding_aes_key",
         *CredentialAdmin.status_fields,
     )
+
+    class Media:
+        js = ("wecom/callback_copy.js",)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        app = context.get("original")
+        if app is not None and app.pk:
+            context["wecom_callback"] = {
+                # The address this console answers at, as the browser reached it.
+                "url": request.build_absolute_uri(callback_path(app=app)),
+                "state": callback_state_sentence(app=app),
+            }
+        return super().render_change_form(request, context, *args, **kwargs)
 
 
 @admin.register(OfficialAccount)

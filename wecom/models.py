@@ -24,6 +24,7 @@ from wecom.validators import (
     validate_bot_appid,
     validate_bot_encoding_aes_key,
     validate_bot_token,
+    validate_callback_token,
     validate_corp_id,
     validate_display_name,
     validate_manager_id,
@@ -142,6 +143,23 @@ class WeComApp(PlatformCredential):
         ),
     )
     agent_id = models.PositiveIntegerField(_("agent ID"), null=True, blank=True)
+    # The app's callback ("接收事件服务器") settings in WeCom's admin: its own Token and
+    # EncodingAESKey, not the secret. Empty: WeCom sends this app no callbacks.
+    callback_token = EncryptedSecretField(
+        _("callback Token"),
+        blank=True,
+        validators=[validate_callback_token],
+        help_text=_(
+            "The Token of the app's “receive events” settings in WeCom's admin (API receiving). "
+            "Leave empty if the app sends no callbacks."
+        ),
+    )
+    callback_encoding_aes_key = EncryptedSecretField(
+        _("callback EncodingAESKey"),
+        blank=True,
+        validators=[validate_bot_encoding_aes_key],
+        help_text=_("The EncodingAESKey of the same settings: 43 characters."),
+    )
 
     class Meta(PlatformCredential.Meta):
         verbose_name = _("WeCom app")
@@ -185,3 +203,72 @@ class ChatbotBot(PlatformCredential):
         verbose_name = _("chatbot")
         verbose_name_plural = _("chatbots")
         permissions = [("test_connection_chatbotbot", _("Can test the connection of a chatbot"))]
+
+
+class CallbackRefusal(models.TextChoices):
+    TOO_LARGE = "too_large", _("body too large")
+    BAD_REQUEST = "bad_request", _("malformed request")
+    BAD_SIGNATURE = "bad_signature", _("signature does not match")
+    UNDECRYPTABLE = "undecryptable", _("cannot be decrypted with the app's key")
+    WRONG_CORP = "wrong_corp", _("meant for another corp")
+    STALE = "stale", _("timestamp too old or in the future")
+    REPLAYED = "replayed", _("replayed")
+    NOT_CONFIGURED = "not_configured", _("callbacks not configured for this app")
+    RATE_LIMITED = "rate_limited", _("too many requests")
+
+
+class WeComCallbackStatus(models.Model):
+    """What a WeCom app's callback receiver has seen: counts and the latest of each."""
+
+    app = models.OneToOneField(
+        WeComApp, on_delete=models.CASCADE, related_name="callback_status", verbose_name=_("app")
+    )
+    verified_at = models.DateTimeField(_("URL verified"), null=True)
+    events_received = models.PositiveIntegerField(_("events received"), default=0)
+    events_duplicate = models.PositiveIntegerField(_("duplicate deliveries"), default=0)
+    events_refused = models.PositiveIntegerField(_("requests refused"), default=0)
+    last_event_at = models.DateTimeField(_("last event received"), null=True)
+    last_event_summary = models.CharField(_("last event"), max_length=200, blank=True)
+    last_refused_at = models.DateTimeField(_("last refusal"), null=True)
+    last_refusal = models.CharField(
+        _("last refusal reason"), max_length=20, blank=True, choices=CallbackRefusal.choices
+    )
+
+    class Meta:
+        verbose_name = _("WeCom callback status")
+        verbose_name_plural = _("WeCom callback statuses")
+
+    def __str__(self) -> str:
+        return str(self.app)
+
+
+class WeComCallbackEvent(models.Model):
+    """One tag-change event WeCom sent, once: deliveries of the same event share ``dedup_key``.
+
+    ``claimed_by`` is the targeted-pull job that takes it; events nobody claimed yet wait for
+    the next job (and the scheduled full pull catches anything lost).
+    """
+
+    app = models.ForeignKey(
+        WeComApp, on_delete=models.CASCADE, related_name="callback_events", verbose_name=_("app")
+    )
+    dedup_key = models.CharField(max_length=64, unique=True, editable=False)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    create_time = models.BigIntegerField(_("WeCom time"), default=0)
+    change_type = models.CharField(_("change"), max_length=16)
+    tag_type = models.CharField(_("kind"), max_length=16, blank=True)
+    item_id = models.CharField(_("tag or group ID"), max_length=64, blank=True)
+    strategy_id = models.BigIntegerField(_("strategy ID"), null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        "console.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    processed_at = models.DateTimeField(_("applied"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("WeCom callback event")
+        verbose_name_plural = _("WeCom callback events")
+        ordering = ["received_at", "pk"]
+        indexes = [models.Index(fields=["app", "claimed_by"], name="wecom_cb_event_unclaimed")]
+
+    def __str__(self) -> str:
+        return f"{self.change_type} {self.tag_type} {self.item_id}".strip()

@@ -36,6 +36,8 @@ CREDENTIAL_KINDS: dict[str, CredentialKind] = {
             "corp_id": "corp_id",
             "secret": "secret",
             "agent_id": "agent_id",
+            "callback_token": "callback_token",
+            "callback_encoding_aes_key": "callback_encoding_aes_key",
             "rate_limit": "rate_limit",
         },
     ),

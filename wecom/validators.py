@@ -76,6 +76,17 @@ def validate_bot_encoding_aes_key(value: str) -> None:
         ) from None
 
 
+_CALLBACK_TOKEN = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+def validate_callback_token(value: str) -> None:
+    # WeCom's admin generates or accepts up to 32 letters and digits.
+    if value and not _CALLBACK_TOKEN.match(value):
+        raise ValidationError(
+            _("A callback Token has 1 to 32 letters or digits."), code="callback_token"
+        )
+
+
 def validate_manager_id(value: str) -> None:
     if value and not _MANAGER_ID.match(value):
         raise ValidationError(

@@ -655,6 +655,8 @@ class SandboxServer:
         self.seed = seed
         self.verbose = verbose
         self.faults = FaultSet(seed=seed)
+        # corp id -> CallbackConfig: where "WeCom" sends tag-change events.
+        self.callbacks: dict[str, Any] = {}
         self.requests: deque[RecordedRequest] = deque(maxlen=1000)
         self._stats: Counter[tuple[str, str]] = Counter()
         self._stats_lock = threading.Lock()
@@ -791,6 +793,53 @@ class SandboxServer:
                 seed_demo(self.state)
         self.reset_stats()
 
+    # -- WeCom callbacks (see callbacks.py)
+
+    def _callback_configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Set a corp's callback URL, Token and EncodingAESKey, and verify the URL as WeCom
+        does when the settings are saved."""
+        from .callbacks import CallbackConfig, callback_verify
+
+        corp_id = str(body.get("corp_id") or "")
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("url must be an http(s) URL")
+        config = CallbackConfig(
+            url=url,
+            token=str(body.get("token") or ""),
+            encoding_aes_key=str(body.get("encoding_aes_key") or ""),
+            agent_id=int(body.get("agent_id") or 0),
+        )
+        self.callbacks[corp_id] = config
+        return callback_verify(corp_id, config)
+
+    def _admin_change(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A change "by a person in WeCom's admin": applied, then its events POSTed to the
+        corp's callback URL (``delivery``: normal, duplicate, lost, bad_signature,
+        out_of_order)."""
+        from .callbacks import DELIVERIES, admin_change, deliver
+
+        corp_id = str(body.get("corp_id") or "")
+        delivery = body.get("delivery", "normal")
+        if delivery not in DELIVERIES:
+            raise ValueError(f"delivery must be one of {', '.join(DELIVERIES)}")
+        change_body = body.get("body")
+        if not isinstance(change_body, dict):
+            raise ValueError('{"body": {...}} is required')
+        try:
+            answer, events = admin_change(
+                self.state, corp_id, str(body.get("change") or ""), change_body
+            )
+        except PlatformError as error:
+            return {"errcode": error.errcode, "errmsg": error.errmsg, "events": []}
+        config = self.callbacks.get(corp_id)
+        ordered = list(reversed(events)) if delivery == "out_of_order" else events
+        statuses = [
+            deliver(corp_id, config, event, delivery=delivery) if config else []
+            for event in ordered
+        ]
+        return {**answer, "events": events, "deliveries": statuses}
+
     # -- control API (over HTTP, see _Handler._control)
 
     def _control(
@@ -835,6 +884,10 @@ class SandboxServer:
             return {"ok": True, "demo": bool(body.get("demo", True))}
         if route == ("GET", "state"):
             return self.state.snapshot()
+        if route == ("POST", "wecom/callback"):
+            return self._callback_configure(body)
+        if route == ("POST", "wecom/admin_change"):
+            return self._admin_change(body)
         if route == ("GET", "requests"):
             try:
                 limit = int(query.get("limit", "100"))

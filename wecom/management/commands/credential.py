@@ -1,7 +1,8 @@
 """Manage platform credentials from scripts.
 
     python manage.py credential set wecom "Main corp" corp_id=ww0123456789abcdef \\
-        secret=env:WECOM_SECRET
+        secret=env:WECOM_SECRET callback_token=env:WECOM_CB_TOKEN \\
+        callback_encoding_aes_key=env:WECOM_CB_AES_KEY
     python manage.py credential set oa "Brand OA" appid=wx0123456789abcdef secret=env:OA_SECRET
     python manage.py credential set chatbot "Help bot" appid=... token=env:BOT_TOKEN \\
         encoding_aes_key=env:BOT_AES_KEY managerid=...
@@ -67,7 +68,8 @@ class Command(BaseCommand):
             "pairs",
             nargs="*",
             metavar="key=value",
-            help="wecom: corp_id secret agent_id; oa: appid secret; "
+            help="wecom: corp_id secret agent_id callback_token callback_encoding_aes_key; "
+            "oa: appid secret; "
             "chatbot: appid token encoding_aes_key managerid; all: rate_limit. "
             "A value env:VAR is read from the environment.",
         )

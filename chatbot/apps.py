@@ -10,4 +10,5 @@ class ChatbotConfig(AppConfig):
         from chatbot import (  # noqa: F401  (registers the push job kind and the panel)
             dashboard,
             jobs,
+            publish_jobs,
         )

@@ -12,7 +12,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -31,6 +38,12 @@ from console.ids import object_pk_or_404
 from wecom.models import ChatbotBot
 
 PUBLISH_PERMISSION = "chatbot.publish_bot"
+
+
+def _ask_strings() -> dict[str, Any]:
+    from chatbot.answers import KIND_LABELS
+
+    return {"kinds": [(kind, str(label)) for kind, label in KIND_LABELS.items()]}
 
 
 class LiveStateFilter(admin.SimpleListFilter):
@@ -77,6 +90,7 @@ class ReplyPublishMixin:
     def get_urls(self) -> list:
         site = self.admin_site  # type: ignore[attr-defined]
         return [
+            path("ask/", site.admin_view(self.ask_view), name="chatbot_autoreply_ask"),
             path(
                 "publish/",
                 site.admin_view(self.publish_view),
@@ -88,7 +102,11 @@ class ReplyPublishMixin:
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> Any:
-        context = {"can_publish": self.has_publish_permission(request), **(extra_context or {})}
+        context = {
+            "can_publish": self.has_publish_permission(request),
+            "ask_strings": _ask_strings(),
+            **(extra_context or {}),
+        }
         response = super().changelist_view(request, extra_context=context)  # type: ignore[misc]
         bots = getattr(response, "context_data", None) and response.context_data.get("push_bots")
         if bots:
@@ -97,10 +115,43 @@ class ReplyPublishMixin:
                 bot.not_live = counts.get(bot.pk, 0)
         return response
 
+    def ask_view(self, request: HttpRequest) -> HttpResponse:
+        """Ask the bot a question in debug, online or both; JSON for the “试一试” panel."""
+        from chatbot.asking import bot_ask
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        bot = ChatbotBot.objects.filter(pk=object_pk_or_404(request.POST.get("bot", ""))).first()
+        if bot is None:
+            raise Http404
+        env = request.POST.get("env", "")
+        envs = ["debug", "online"] if env == "both" else [env]
+        results = []
+        try:
+            for one in envs:
+                outcome = bot_ask(
+                    bot=bot,
+                    query=request.POST.get("query", ""),
+                    env=one,
+                    userid=f"console-{request.user.pk}",
+                )
+                data = outcome.as_json()
+                if outcome.reply_id is not None:
+                    data["reply_url"] = reverse(
+                        "admin:chatbot_autoreply_change", args=[outcome.reply_id]
+                    )
+                results.append(data)
+        except ValidationError as error:
+            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+        return JsonResponse({"results": results})
+
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> HttpResponse:
         context["can_publish"] = self.has_publish_permission(request)
+        context["ask_strings"] = _ask_strings()
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
     def publish_view(self, request: HttpRequest) -> HttpResponse:

@@ -45,6 +45,9 @@ class AskOutcome:
     skill_name: str = ""
     standard_question: str = ""
     reply_id: int | None = None
+    # The console's reply that has the question (standard or similar), if any.
+    expected_id: int | None = None
+    same_content: bool = False
     options: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -119,10 +122,25 @@ def bot_ask(*, bot: ChatbotBot, query: str, env: str, userid: str) -> AskOutcome
     return compare_with_console(bot=bot, query=query, env=env, answer=answer)
 
 
-def compare_with_console(*, bot: ChatbotBot, query: str, env: str, answer: BotAnswer) -> AskOutcome:
-    replies = list(
+def console_replies(bot: ChatbotBot) -> list[AutoReply]:
+    """The bot's replies with their live state, for comparing answers (one query)."""
+    return list(
         replies_with_live_state(AutoReply.objects.filter(skill__bot=bot)).select_related("skill")
     )
+
+
+def compare_with_console(
+    *,
+    bot: ChatbotBot,
+    query: str,
+    env: str,
+    answer: BotAnswer,
+    replies: list[AutoReply] | None = None,
+) -> AskOutcome:
+    """The outcome of one answer; ``replies`` (from :func:`console_replies`) when comparing
+    many answers at once."""
+    if replies is None:
+        replies = console_replies(bot)
     expected = next(
         (reply for reply in replies if query == reply.title or query in (reply.questions or [])),
         None,
@@ -159,6 +177,7 @@ def compare_with_console(*, bot: ChatbotBot, query: str, env: str, answer: BotAn
         ],
     )
     warnings = outcome.warnings
+    outcome.expected_id = expected.pk if expected else None
     if answer.standard_question and matched is None:
         warnings.append(
             gettext(
@@ -184,7 +203,8 @@ def compare_with_console(*, bot: ChatbotBot, query: str, env: str, answer: BotAn
             )
             % {"expected": expected.title, "why": _why_not_there(expected, env)}
         )
-    if matched is not None and not _same_content(matched, answer.answer):
+    outcome.same_content = matched is not None and _same_content(matched, answer.answer)
+    if matched is not None and not outcome.same_content:
         warnings.append(_why_different(matched, env))
     return outcome
 

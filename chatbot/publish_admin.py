@@ -91,6 +91,7 @@ class ReplyPublishMixin:
         site = self.admin_site  # type: ignore[attr-defined]
         return [
             path("ask/", site.admin_view(self.ask_view), name="chatbot_autoreply_ask"),
+            path("check/", site.admin_view(self.check_view), name="chatbot_autoreply_check"),
             path(
                 "publish/",
                 site.admin_view(self.publish_view),
@@ -104,6 +105,7 @@ class ReplyPublishMixin:
     ) -> Any:
         context = {
             "can_publish": self.has_publish_permission(request),
+            "can_check": self.has_check_permission(request),
             "ask_strings": _ask_strings(),
             **(extra_context or {}),
         }
@@ -146,6 +148,33 @@ class ReplyPublishMixin:
         except ValidationError as error:
             return JsonResponse({"error": " ".join(error.messages)}, status=400)
         return JsonResponse({"results": results})
+
+    def check_view(self, request: HttpRequest) -> HttpResponse:
+        """Start the regression run of a bot (“检查所有问题”) and show its job."""
+        from chatbot.checking import bot_check
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_check_permission(request):
+            raise PermissionDenied
+        bot = ChatbotBot.objects.filter(pk=object_pk_or_404(request.POST.get("bot", ""))).first()
+        if bot is None:
+            raise Http404
+        try:
+            job = bot_check(
+                bot=bot,
+                env=request.POST.get("env", ""),
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
+            )
+        except ValidationError as error:
+            self.message_user(  # type: ignore[attr-defined]
+                request, " ".join(error.messages), level=messages.ERROR
+            )
+            return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
+        return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+
+    def has_check_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("chatbot.push_autoreply")
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any

@@ -42,6 +42,8 @@ NEW = {"type": "text", "segments": [{"kind": "text", "text": "新的答案"}]}
 def english_terminal(monkeypatch, settings):
     monkeypatch.setenv("LANGUAGE", "en_US.UTF-8")
     settings.CHATBOT_PUBLISH_POLL_SECONDS = 0
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -160,11 +160,17 @@ def publish_job_actions(job: Job, user: object) -> list[tuple[str, str]]:
     ]
 
 
+def publish_job_context(job: Job) -> dict[str, object]:
+    return {"publish": BotPublish.objects.filter(job=job).order_by("-pk").first()}
+
+
 register_job_kind(
     JobKind(
         name=PUBLISH_KIND,
         label=_("Publish a chatbot"),
         run_shard=run_publish_shard,
+        detail_template="admin/chatbot/publish_job_detail.html",
+        detail_context=publish_job_context,
         actions=publish_job_actions,  # type: ignore[arg-type]
     )
 )

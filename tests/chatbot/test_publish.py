@@ -251,6 +251,11 @@ def test_reply_list_filters_by_live_state_and_offers_the_publish_page(
     job = Job.objects.get(kind=PUBLISH_KIND)
     assert started.status_code == 302
     assert started["Location"] == reverse("admin:console_job_change", args=[job.pk])
+    run_all(job)
+    job_page = client.get(started["Location"]).content.decode()
+    publish = BotPublish.objects.get(job=job)
+    assert reverse("admin:chatbot_botpublish_change", args=[publish.pk]) in job_page
+    assert client.get(publish_url, {"bot": skill.bot_id}).context["not_live"] == 0
     dashboard = client.get(reverse("admin:index")).content.decode()
     assert "1 reply pushed, not yet live" in dashboard or "1 条" in dashboard
 

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from chatbot.answers import KIND_LABELS, answer_to_editor
 from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
 from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.publish_admin import ReplyPublishMixin
 from chatbot.selectors import (
     leftover_warning,
     question_clashes,
@@ -193,7 +194,7 @@ class ReplyChangeList(ChangeList):
 
 
 @admin.register(AutoReply)
-class AutoReplyAdmin(ServiceSavedAdmin):
+class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
     form = AutoReplyForm
     change_form_template = "admin/chatbot/autoreply/change_form.html"
     delete_confirmation_template = "admin/chatbot/delete_confirmation.html"

@@ -8,6 +8,8 @@ class ChatbotConfig(AppConfig):
 
     def ready(self) -> None:
         from chatbot import (  # noqa: F401  (registers the push job kind and the panel)
+            checking,
             dashboard,
             jobs,
+            publish_jobs,
         )

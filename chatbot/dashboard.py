@@ -56,3 +56,41 @@ def chatbot_panel(user: AbstractBaseUser) -> Panel | None:
         status = "info"
         lines = [_("No auto-replies yet: add one, or import a file.")]
     return Panel(title=_("Chatbot skills"), status=status, lines=lines, links=links, order=40)
+
+
+@register_panel
+def chatbot_live_panel(user: AbstractBaseUser) -> Panel | None:
+    """Replies pushed to the bot's debug environment and not yet published to users."""
+    from chatbot.publishing import bots_not_live_counts
+    from wecom.models import ChatbotBot
+
+    if not user.has_perm("chatbot.view_autoreply"):
+        return None
+    counts = bots_not_live_counts()
+    if not counts:
+        return None
+    url = reverse("admin:chatbot_autoreply_changelist")
+    publish_url = reverse("admin:chatbot_autoreply_publish")
+    lines: list[str] = []
+    links: list[tuple[str, str]] = []
+    for bot in ChatbotBot.objects.filter(pk__in=counts).order_by("name"):
+        count = counts[bot.pk]
+        lines.append(
+            ngettext(
+                "%(bot)s: %(count)d reply pushed, not yet live.",
+                "%(bot)s: %(count)d replies pushed, not yet live.",
+                count,
+            )
+            % {"bot": bot.name, "count": count}
+        )
+        links.append((f"{url}?skill__bot__id__exact={bot.pk}&live_state=pushed", bot.name))
+        if user.has_perm("chatbot.publish_bot"):
+            links.append(
+                (
+                    f"{publish_url}?bot={bot.pk}",
+                    _("Publish %(bot)s online") % {"bot": bot.name},
+                )
+            )
+    return Panel(
+        title=_("Chatbot: not yet live"), status="warning", lines=lines, links=links, order=41
+    )

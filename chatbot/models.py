@@ -124,3 +124,63 @@ class AutoReply(Versioned, models.Model):
             "content": self.canonical_content(),
             "managerid": self.managerid,
         }
+
+
+class PublishStatus(models.TextChoices):
+    RUNNING = "running", _("publishing")
+    SUCCEEDED = "succeeded", _("published")
+    FAILED = "failed", _("publish failed")
+
+
+class LiveState(models.TextChoices):
+    """Where a reply's current content is: only here, in the bot's debug environment, or
+    online (pushed before a publish that succeeded). Computed, never stored."""
+
+    CHANGED = "changed", _("changed here")
+    PUSHED = "pushed", _("pushed, not yet live")
+    LIVE = "live", _("live")
+
+
+class BotPublish(models.Model):
+    """One publish of a bot (debug copied to online), as the console started or followed it.
+
+    ``started_at`` is when the console called ``publish``: a reply pushed before it is live once
+    the publish succeeded. A publish that was already running when the console came (started
+    in the platform's own pages) is followed to its end but makes nothing live here: nobody
+    knows when it started, so ``started_at`` stays empty.
+    """
+
+    bot = models.ForeignKey(
+        ChatbotBot,
+        on_delete=models.CASCADE,
+        related_name="chatbot_publishes",
+        verbose_name=_("chatbot"),
+    )
+    job = models.ForeignKey(
+        "console.Job",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("background job"),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=PublishStatus.choices, default=PublishStatus.RUNNING
+    )
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    message = models.CharField(_("result"), max_length=500, blank=True)
+    started_at = models.DateTimeField(_("publish started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("chatbot publish")
+        verbose_name_plural = _("chatbot publishes")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["bot", "status", "started_at"], name="chatbot_publish_bot_status")
+        ]
+        permissions = [("publish_bot", _("Can publish a chatbot's replies online"))]
+
+    def __str__(self) -> str:
+        return f"{self.bot} · {self.get_status_display()}"

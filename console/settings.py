@@ -339,6 +339,10 @@ BULK_READ_SECONDS = env.float("BULK_READ_SECONDS", default=18)
 # OpenIDs per call: Official Account (at most 50), dialogue platform.
 BULK_OA_BATCH_SIZE = env.int("BULK_OA_BATCH_SIZE", default=20)
 BULK_CHATBOT_BATCH_SIZE = env.int("BULK_CHATBOT_BATCH_SIZE", default=50)
+# Following a chatbot publish: how often its progress is asked, and how long the percentage
+# may stay the same before the publish counts as stuck (the job then fails, saying so).
+CHATBOT_PUBLISH_POLL_SECONDS = env.float("CHATBOT_PUBLISH_POLL_SECONDS", default=1.0)
+CHATBOT_PUBLISH_STUCK_SECONDS = env.float("CHATBOT_PUBLISH_STUCK_SECONDS", default=300.0)
 # OpenIDs per shard: the unit of work one worker leases at a time.
 BULK_SHARD_SIZE = env.int("BULK_SHARD_SIZE", default=5000)
 # Seconds before a batch refused with 45159 (seen right after a tag is created) is sent again.

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 from django.utils.translation import gettext_lazy as _
 
 from chatbot.crypto import WXBizMsgCrypt
+from chatbot.signature import signature_make
 from wecom.clients.errors import CHATBOT, PlatformAPIError, PlatformInputError
 from wecom.clients.transport import (
     Endpoint,
@@ -26,6 +28,20 @@ from wecom.clients.transport import (
 
 LABEL_BATCHSET = Endpoint("/openapi/label/batchset", authed=False)
 SET_AUTOREPLY = Endpoint("/openapi/setautoreply", authed=False)
+# Publishing twice is harmless but slow, and a timeout may hide a publish that started: the
+# job asks publish_progress before starting one, so the call itself is not retried.
+PUBLISH = Endpoint("/openapi/publish", authed=False, idempotent=False)
+PUBLISH_PROGRESS = Endpoint("/openapi/publish_progress", authed=False)
+AIBOT = Endpoint("/openapi/aibot", authed=False)
+
+# The two environments of a bot (PLATFORM.md section 4, "Going live").
+ENV_DEBUG = "debug"
+ENV_ONLINE = "online"
+ENVIRONMENTS = (ENV_DEBUG, ENV_ONLINE)
+
+PUBLISH_SYNCING = 0
+PUBLISH_SUCCEEDED = 1
+PUBLISH_FAILED = 2
 
 # XML 1.0 has no way to carry these, not even in CDATA; tab, newline and return are fine.
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -84,6 +100,105 @@ def content_text(content: str | Mapping[str, Any]) -> str:
     return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class PublishProgress:
+    progress: int  # 0..100
+    status: int  # PUBLISH_SYNCING, PUBLISH_SUCCEEDED or PUBLISH_FAILED
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (PUBLISH_SUCCEEDED, PUBLISH_FAILED)
+
+
+def read_publish_progress(answer: dict[str, Any]) -> PublishProgress:
+    data = answer["data"]
+    progress = data["progress"]
+    status = data["status"]
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        raise TypeError("progress is not a number")
+    if isinstance(status, bool) or status not in (
+        PUBLISH_SYNCING,
+        PUBLISH_SUCCEEDED,
+        PUBLISH_FAILED,
+    ):
+        raise ValueError("unknown publish status")
+    return PublishProgress(progress=max(0, min(100, int(progress))), status=int(status))
+
+
+@dataclass(frozen=True)
+class BotOption:
+    """A recommendation the bot offers when unsure (status ``FAQ_RECOMMEND``)."""
+
+    title: str
+    answer: str
+    confidence: float
+    node_name: str = ""
+
+
+@dataclass(frozen=True)
+class BotAnswer:
+    """What ``aibot`` answered: ``answer`` as the platform sends it (text, or a rich answer's
+    JSON text), the skill and standard question it matched, and the status."""
+
+    status: str
+    answer: str
+    answer_type: str = ""
+    skill_name: str = ""
+    # The standard question the bot matched (``intent_name``; some pages say ``title``).
+    standard_question: str = ""
+    msg_id: str = ""
+    options: tuple[BotOption, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.status not in ("NOMATCH", "FAQ_RECOMMEND") and bool(self.standard_question)
+
+
+def _text(value: object, what: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"{what} is not text")
+
+
+def read_bot_answer(answer: dict[str, Any]) -> BotAnswer:
+    """Both envelopes the platform's pages show: the fields at the top, or inside ``data``."""
+    fields = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+    status = fields["status"]
+    if not isinstance(status, str) or not status:
+        raise ValueError("status is not text")
+    raw_options = fields.get("options") or []
+    if not isinstance(raw_options, list):
+        raise TypeError("options is not a list")
+    options = []
+    for item in raw_options:
+        if not isinstance(item, dict):
+            raise TypeError("an option is not an object")
+        confidence = item.get("confidence", 0)
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+            raise TypeError("confidence is not a number")
+        options.append(
+            BotOption(
+                title=_text(item.get("title"), "title"),
+                answer=_text(item.get("answer"), "answer"),
+                confidence=float(confidence),
+                node_name=_text(item.get("ans_node_name"), "ans_node_name"),
+            )
+        )
+    return BotAnswer(
+        status=status,
+        answer=_text(fields.get("answer"), "answer"),
+        answer_type=_text(fields.get("answer_type"), "answer_type"),
+        skill_name=_text(fields.get("skill_name"), "skill_name"),
+        standard_question=_text(fields.get("intent_name") or fields.get("title"), "intent_name"),
+        msg_id=_text(fields.get("msg_id"), "msg_id"),
+        options=tuple(options),
+    )
+
+
 class ChatbotClient(PlatformClient):
     platform = CHATBOT
     base_url_setting = "CHATBOT_API_BASE"
@@ -100,6 +215,7 @@ class ChatbotClient(PlatformClient):
         self._appid = appid
         self._token = token
         self._crypt = WXBizMsgCrypt(token, encoding_aes_key, appid)
+        self._signing_key = encoding_aes_key
 
     def __repr__(self) -> str:
         return f"ChatbotClient(appid={self._appid!r})"
@@ -164,6 +280,33 @@ class ChatbotClient(PlatformClient):
                 ("content", content_text(content)),
             ],
             [("question", question) for question in questions],
+        )
+
+    def publish(self, *, managerid: str) -> None:
+        """Start copying the debug environment to online ("机器人发布")."""
+        self._post(PUBLISH, [("managerid", managerid)])
+
+    def publish_progress(self, *, managerid: str) -> PublishProgress:
+        """How far the current (or last) publish is ("发布进度查询")."""
+        document = build_xml([("managerid", managerid)], endpoint=PUBLISH_PROGRESS)
+        return self._call(  # type: ignore[no-any-return]
+            PUBLISH_PROGRESS,
+            body={"encrypt": self._crypt.encrypt(document)},
+            path_suffix=f"/{self._token}",
+            read=read_publish_progress,
+        )
+
+    def ask(self, *, query: str, env: str, userid: str) -> BotAnswer:
+        """Ask the bot ``query`` in ``env`` as ``userid`` (``aibot``), with a signature made
+        here: a JWT, HS256, keyed with the EncodingAESKey, as ``sign`` would return it."""
+        if env not in ENVIRONMENTS:
+            raise ValueError(f"env must be one of {ENVIRONMENTS}")
+        signature = signature_make(key=self._signing_key, userid=userid, username=userid)
+        return self._call(  # type: ignore[no-any-return]
+            AIBOT,
+            body={"signature": signature, "query": query, "env": env},
+            path_suffix=f"/{self._token}",
+            read=read_bot_answer,
         )
 
     def check_connection(self) -> None:

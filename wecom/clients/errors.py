@@ -197,6 +197,9 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
     (CHATBOT, 1008): Errcode(
         _("A required field is empty (AppID, OpenID list, or the question and answer).")
     ),
+    (CHATBOT, 1015): Errcode(
+        _("The platform did not accept the manager ID. Check the chatbot's default manager ID.")
+    ),
 }
 
 ENDPOINT_ERRCODES: dict[tuple[str, str, int], Errcode] = {

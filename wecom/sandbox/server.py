@@ -42,7 +42,13 @@ __all__ = ["RecordedRequest", "SandboxServer", "parse_chatbot_xml"]
 
 CONTROL_PREFIX = "/__sandbox__/"
 _MAX_BODY = 16 * 1024 * 1024
-_CHATBOT_ENDPOINTS = ("/openapi/label/batchset", "/openapi/setautoreply")
+_CHATBOT_ENDPOINTS = (
+    "/openapi/label/batchset",
+    "/openapi/setautoreply",
+    "/openapi/publish_progress",
+    "/openapi/publish",
+    "/openapi/aibot",
+)
 _XML_LIST_ITEMS = frozenset({"openid", "question"})
 _CONTENT_TYPES = {
     WECOM: "application/json; charset=UTF-8",
@@ -256,6 +262,15 @@ def _chatbot(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any
     return handle
 
 
+def _chatbot_aibot(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
+    """aibot takes plain JSON (a signature, no encryption)."""
+    state = sandbox.state
+    state.chatbot_bot(call.bot_token)
+    if not call.body_ok or not isinstance(call.body, dict):
+        raise PlatformError(1008, "the body must be a JSON object")
+    return state.chatbot_aibot(call.bot_token, call.body)
+
+
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     (WECOM, "/cgi-bin/gettoken"): ("GET", _wecom_gettoken),
     (WECOM, "/cgi-bin/externalcontact/customer_strategy/list"): (
@@ -300,6 +315,12 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     (WECHAT, "/cgi-bin/user/tag/get"): ("POST", _wechat(SandboxState.oa_user_tag_get)),
     (CHATBOT, "/openapi/label/batchset"): ("POST", _chatbot(SandboxState.chatbot_batchset)),
     (CHATBOT, "/openapi/setautoreply"): ("POST", _chatbot(SandboxState.chatbot_setautoreply)),
+    (CHATBOT, "/openapi/publish"): ("POST", _chatbot(SandboxState.chatbot_publish)),
+    (CHATBOT, "/openapi/publish_progress"): (
+        "POST",
+        _chatbot(SandboxState.chatbot_publish_progress),
+    ),
+    (CHATBOT, "/openapi/aibot"): ("POST", _chatbot_aibot),
 }
 
 
@@ -879,6 +900,12 @@ class SandboxServer:
                     f"platform must be one of {', '.join(PLATFORMS)}, not {platform!r}"
                 )
             return {"invalidated": self.invalidate_tokens(platform)}
+        if route == ("POST", "chatbot/publish_behaviour"):
+            appid = body.pop("appid", None)
+            if not isinstance(appid, str):
+                raise ValueError('{"appid": ...} is required')
+            self.state.set_publish_behaviour(appid, **body)
+            return {"ok": True}
         if route == ("POST", "reset"):
             self.reset(demo=bool(body.get("demo", True)))
             return {"ok": True, "demo": bool(body.get("demo", True))}

@@ -42,6 +42,8 @@ __all__ = [
 WECOM = "wecom"
 WECHAT = "wechat"
 CHATBOT = "chatbot"
+# How long a publish takes in the sandbox by default: long enough to see the bar move.
+PUBLISH_SECONDS = 4.0
 PLATFORMS = (WECOM, WECHAT, CHATBOT)
 
 # ---- limits (PLATFORM.md sections 2 and 3) --------------------------------------------------
@@ -420,8 +422,37 @@ class SandboxState:
                 "review_passed": review_passed,
                 "labels": {},
                 "skills": {},
+                "online_skills": {},
             }
             self._bot_by_token[token] = appid
+            self._changed()
+
+    def set_publish_behaviour(
+        self,
+        appid: str,
+        *,
+        seconds: float = PUBLISH_SECONDS,
+        fail_at: int | None = None,
+        stuck_at: int | None = None,
+        envelope: str = "top",
+    ) -> None:
+        """How the bot's next publishes go: ``seconds`` from 0 to 100 %; ``fail_at`` ends them
+        with status 2 at that percentage, ``stuck_at`` keeps them syncing there for good.
+        ``envelope`` is where aibot puts its fields: ``top`` or inside ``data``."""
+        for value in (fail_at, stuck_at):
+            if value is not None and (not isinstance(value, int) or not 0 <= value <= 100):
+                raise ValueError("fail_at and stuck_at are percentages (0..100)")
+        if not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError("seconds must be a non-negative number")
+        if envelope not in ("top", "data"):
+            raise ValueError("envelope must be top or data")
+        with self.lock:
+            self._bots[appid]["behaviour"] = {
+                "seconds": float(seconds),
+                "fail_at": fail_at,
+                "stuck_at": stuck_at,
+                "envelope": envelope,
+            }
             self._changed()
 
     def set_bot_review(self, appid: str, passed: bool) -> None:
@@ -446,6 +477,11 @@ class SandboxState:
     def bot_skills(self, appid: str) -> dict[tuple[str, str], dict[str, Any]]:
         with self.lock:
             return copy.deepcopy(self._bots[appid]["skills"])
+
+    def bot_online_skills(self, appid: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """What the bot's online environment answers with (the last publish that succeeded)."""
+        with self.lock:
+            return copy.deepcopy(self._bots[appid].get("online_skills", {}))
 
     def bot_ignored_elements(self, appid: str) -> dict[str, int]:
         """How many elements the bot's calls sent that the platform does not read, by path
@@ -1110,6 +1146,138 @@ class SandboxState:
             self._changed()
         return {"code": 0, "msg": "Success"}
 
+    def _behaviour(self, bot: dict[str, Any]) -> dict[str, Any]:
+        return bot.get("behaviour") or {
+            "seconds": PUBLISH_SECONDS,
+            "fail_at": None,
+            "stuck_at": None,
+            "envelope": "top",
+        }
+
+    def _publish_state(self, bot: dict[str, Any]) -> tuple[int, int]:
+        """(progress, status) of the bot's last publish, copying debug to online on success."""
+        publish = bot.get("publish")
+        if publish is None:
+            return 100, 1
+        if publish["status"] != 0:
+            return publish["progress"], publish["status"]
+        behaviour = publish["behaviour"]
+        elapsed = self._now() - publish["started_at"]
+        seconds = behaviour["seconds"]
+        progress = 100 if seconds <= 0 else min(100, int(elapsed * 100 / seconds))
+        status = 0
+        if behaviour["fail_at"] is not None and progress >= behaviour["fail_at"]:
+            progress, status = behaviour["fail_at"], 2
+        elif behaviour["stuck_at"] is not None and progress >= behaviour["stuck_at"]:
+            progress = behaviour["stuck_at"]
+        elif progress >= 100:
+            status = 1
+            bot["online_skills"] = publish["snapshot"]
+        publish["progress"] = progress
+        publish["status"] = status
+        if status:
+            self._changed()
+        return progress, status
+
+    def _managerid(self, fields: dict[str, Any]) -> str:
+        managerid = _field(fields, "managerid")
+        if not managerid.strip():
+            raise PlatformError(1015, "managerid check failed")
+        return managerid
+
+    def chatbot_publish(self, token: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Copy debug to online, over the behaviour's seconds; a publish still running goes on
+        (a second one is not started)."""
+        self._managerid(fields)
+        with self.lock:
+            bot = self._bots[self.chatbot_bot(token)["appid"]]
+            _progress, status = self._publish_state(bot)
+            if bot.get("publish") is None or status != 0:
+                bot["publish"] = {
+                    "started_at": self._now(),
+                    "snapshot": copy.deepcopy(bot["skills"]),
+                    "behaviour": dict(self._behaviour(bot)),
+                    "progress": 0,
+                    "status": 0,
+                }
+                bot["publish_count"] = bot.get("publish_count", 0) + 1
+                self._changed()
+        return {"code": 0, "errcode": 0, "msg": "success"}
+
+    def chatbot_publish_progress(self, token: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self._managerid(fields)
+        with self.lock:
+            bot = self._bots[self.chatbot_bot(token)["appid"]]
+            progress, status = self._publish_state(bot)
+        return {"code": 0, "data": {"progress": progress, "status": status}, "msg": "success"}
+
+    def bot_publish_count(self, appid: str) -> int:
+        """How many publishes were started (a follow-up of a running one is not one)."""
+        with self.lock:
+            return int(self._bots[appid].get("publish_count", 0))
+
+    def chatbot_aibot(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``query`` from the chosen environment by exact standard or similar question;
+        a query that is part of some questions gets recommendations; NOMATCH otherwise."""
+        from chatbot.signature import SignatureError, signature_read
+
+        with self.lock:
+            bot = self._bots[self.chatbot_bot(token)["appid"]]
+            signature = body.get("signature")
+            if not isinstance(signature, str) or not signature:
+                raise PlatformError(1003, "signature is empty")
+            try:
+                signature_read(signature, key=bot["encoding_aes_key"], now=self._now())
+            except SignatureError as error:
+                raise PlatformError(1006, f"signature check failed: {error}") from None
+            query = body.get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise PlatformError(1008, "query cannot be empty")
+            env = body.get("env", "online")
+            if env not in ("debug", "online"):
+                raise PlatformError(1008, "env must be debug or online")
+            if env == "online":
+                self._publish_state(bot)
+            skills = bot["skills"] if env == "debug" else bot.get("online_skills", {})
+            envelope = self._behaviour(bot)["envelope"]
+            fields: dict[str, Any] = {
+                "answer": "",
+                "answer_type": "text",
+                "skill_name": "",
+                "intent_name": "",
+                "msg_id": "".join(self._rng.choices(string.hexdigits.lower(), k=16)),
+                "status": "NOMATCH",
+                "options": [],
+            }
+            wanted = query.strip()
+            for (skill_name, title), data in skills.items():
+                if wanted == title or wanted in data["questions"]:
+                    content = data["content"]
+                    fields.update(
+                        answer=content,
+                        answer_type="text" if not content.startswith("{") else "json",
+                        skill_name=skill_name,
+                        intent_name=title,
+                        status="FAQ",
+                    )
+                    break
+            else:
+                options = [
+                    {
+                        "ans_node_name": skill_name,
+                        "title": title,
+                        "answer": data["content"],
+                        "confidence": round(len(wanted) / max(len(title), 1), 2),
+                    }
+                    for (skill_name, title), data in skills.items()
+                    if len(wanted) >= 2 and wanted in title
+                ][:3]
+                if options:
+                    fields.update(status="FAQ_RECOMMEND", options=options)
+        if envelope == "data":
+            return {"code": 0, "msg": "success", "data": fields}
+        return fields
+
     # ================================================================ snapshots
 
     def snapshot(self) -> dict[str, Any]:
@@ -1163,6 +1331,10 @@ class SandboxState:
                     "skills": [
                         {"skillname": skill, "title": title, **copy.deepcopy(data)}
                         for (skill, title), data in bot["skills"].items()
+                    ],
+                    "online_skills": [
+                        {"skillname": skill, "title": title, **copy.deepcopy(data)}
+                        for (skill, title), data in bot.get("online_skills", {}).items()
                     ],
                 }
             current = set(self._current.values())
@@ -1260,6 +1432,14 @@ class SandboxState:
                             "managerid": x.get("managerid", ""),
                         }
                         for x in b.get("skills", [])
+                    },
+                    "online_skills": {
+                        (x["skillname"], x["title"]): {
+                            "content": x["content"],
+                            "questions": list(x.get("questions", [])),
+                            "managerid": x.get("managerid", ""),
+                        }
+                        for x in b.get("online_skills", [])
                     },
                 }
                 self._bot_by_token[b["token"]] = appid

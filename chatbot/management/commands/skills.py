@@ -3,12 +3,18 @@
     python manage.py skills import replies.json --bot "客服机器人" [--dry-run]
     python manage.py skills export --bot "客服机器人" [--format csv] > replies.json
     python manage.py skills push --bot "客服机器人" [--wait]
+    python manage.py skills publish --bot "客服机器人" [--wait]
+    python manage.py skills check --bot "客服机器人" --env debug|online
 
 ``import`` reads a JSON list (or a CSV file, by its extension) of
 ``{"skillname", "title", "questions", "content", "managerid"}`` and prints the row-by-row report;
 refused rows are skipped and make the command exit with status 1. ``push`` submits the
 background job that pushes every reply not in sync; with ``--wait`` it follows (and works on)
-that job until it ends, and exits 0 only if every reply was accepted.
+that job until it ends, and exits 0 only if every reply was accepted. ``publish`` submits the
+job that publishes the bot (debug to online); with ``--wait`` it follows it, printing the
+percentage, and exits 0 only if the publish succeeded. ``check`` asks the bot every standard
+and similar question (the regression run, worked on here) and prints what it found; it exits 1
+when a question is answered by another reply (or one the console does not know), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -65,6 +71,20 @@ class Command(BaseCommand):
             help="follow the job to its end; exit 0 only if every reply was accepted",
         )
 
+        publishing = commands.add_parser("publish", help="publish the bot (debug to online)")
+        publishing.add_argument("--bot", required=True)
+        publishing.add_argument(
+            "--wait",
+            action="store_true",
+            help="follow the publish to its end; exit 0 only if it succeeded",
+        )
+
+        checking = commands.add_parser(
+            "check", help="ask the bot every question; exit 1 if one is misrouted"
+        )
+        checking.add_argument("--bot", required=True)
+        checking.add_argument("--env", choices=("debug", "online"), required=True)
+
     def handle(self, *args: Any, **options: Any) -> None:
         with translation.override(terminal_language()):
             bot = ChatbotBot.objects.filter(name=options["bot"]).first()
@@ -80,6 +100,10 @@ class Command(BaseCommand):
                 self.stdout.write(text, ending="")
             elif action == "import":
                 self._import(bot, options)
+            elif action == "publish":
+                self._publish(bot, wait=options["wait"])
+            elif action == "check":
+                self._check(bot, env=options["env"])
             else:
                 self._push(bot, wait=options["wait"])
 
@@ -192,5 +216,87 @@ class Command(BaseCommand):
             raise CommandError(
                 _("Not every reply was accepted (%(failed)d failed).")
                 % {"failed": progress.failed},
+                returncode=1,
+            )
+
+    def _publish(self, bot: ChatbotBot, *, wait: bool) -> None:
+        from chatbot.publishing import bot_publish
+        from console.jobs.selectors import job_status_sentence
+        from console.jobs.services import job_run_shard
+        from console.models import JobStatus
+
+        try:
+            job = bot_publish(bot=bot, actor=self._actor("publish"))
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(_("Job #%(id)s: %(title)s.") % {"id": job.pk, "title": job.title})
+        if not wait:
+            self.stdout.write(
+                _(
+                    "The background worker publishes it; follow the job in the admin (jobs) or "
+                    "run this command with --wait."
+                )
+            )
+            return
+        last = ""
+        while True:
+            job.refresh_from_db()
+            if job.is_final:
+                break
+            worked = False
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                for shard in job.shards.exclude(status="done").order_by("index"):
+                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
+            job.refresh_from_db()
+            if job.status == JobStatus.RUNNING:
+                sentence = _("Publishing: %(percent)s%%.") % {"percent": job.progress().done}
+            else:
+                sentence = job_status_sentence(job, job.progress())
+            if sentence != last:
+                self.stdout.write(sentence)
+                last = sentence
+            if not worked:
+                time.sleep(POLL_SECONDS)
+        self.stdout.write(job_status_sentence(job, job.progress()))
+        if job.status != JobStatus.DONE:
+            raise CommandError(job.status_message or job.get_status_display(), returncode=1)
+
+    def _check(self, bot: ChatbotBot, *, env: str) -> None:
+        from chatbot.checking import MISROUTED, UNKNOWN_REPLY, bot_check
+        from console.jobs.selectors import job_status_sentence
+        from console.jobs.services import job_run_shard
+        from console.models import JobStatus
+
+        try:
+            job = bot_check(bot=bot, env=env, actor=self._actor("check"))
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(_("Job #%(id)s: %(title)s.") % {"id": job.pk, "title": job.title})
+        while True:
+            job.refresh_from_db()
+            if job.is_final:
+                break
+            worked = False
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                for shard in job.shards.exclude(status="done").order_by("index"):
+                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
+            if job.status in (JobStatus.PAUSED, JobStatus.WAITING):
+                raise CommandError(job_status_sentence(job, job.progress()), returncode=2)
+            if not worked:
+                time.sleep(POLL_SECONDS)
+        for failure in job.failures.order_by("pk"):
+            self.stdout.write(f"    {failure.item}: {failure.reason}")
+        self.stdout.write(job_status_sentence(job, job.progress()))
+        if job.status != JobStatus.DONE:
+            raise CommandError(job.status_message or job.get_status_display(), returncode=2)
+        misrouted = job.failures.filter(reason_code__in=(MISROUTED, UNKNOWN_REPLY)).count()
+        if misrouted:
+            raise CommandError(
+                ngettext(
+                    "%(count)d question is answered by another reply.",
+                    "%(count)d questions are answered by another reply.",
+                    misrouted,
+                )
+                % {"count": misrouted},
                 returncode=1,
             )

@@ -451,6 +451,9 @@
     });
   }
 
+  // The “试一试” panel (ask_bot.js) shows the bot's answers in the same phone.
+  window.chatbotPreview = { render: renderPreview };
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();

@@ -30,7 +30,7 @@ class SyncState(models.TextChoices):
     CONFLICT = "conflict", _("changed in WeCom")
 
 
-class SyncedItem(models.Model):
+class SyncedItem(Versioned):  # optimistic locking: console/versioning.py
     """What strategies, groups and tags share: their place in WeCom and their sync state."""
 
     app = models.ForeignKey(WeComApp, on_delete=models.CASCADE, verbose_name=_("WeCom app"))
@@ -42,17 +42,6 @@ class SyncedItem(models.Model):
     # caused it.
     sync_message = models.CharField(_("sync message"), max_length=500, blank=True)
     last_synced_at = models.DateTimeField(_("last sync"), null=True, blank=True)
-    # Optimistic locking: every change increments it; a form sends the one it was opened with.
-    version = models.PositiveIntegerField(_("version"), default=1)
-    updated_at = models.DateTimeField(_("changed"), auto_now=True)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("changed by"),
-    )
 
     class Meta:
         abstract = True

@@ -92,7 +92,9 @@ def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
     assert set(BulkAudienceMember.objects.values_list("audience", flat=True)) == left
     assert set(BulkAudienceRefusal.objects.values_list("audience", flat=True)) == left
     entries = LogEntry.objects.filter(action_flag=DELETION).order_by("object_id")
-    assert [int(entry.object_id) for entry in entries] == sorted([old.pk, old_of_an_ended_job.pk])
+    assert sorted(int(entry.object_id) for entry in entries) == sorted(
+        [old.pk, old_of_an_ended_job.pk]
+    )
     assert all(entry.user == editor for entry in entries)
     with translation.override("en"):
         assert "with the OpenIDs it held (25)" in audit_context(entries[0]).note

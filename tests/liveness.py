@@ -67,6 +67,28 @@ def _wait_for_task(task_id: str, *, timeout: float) -> float | None:
     return None
 
 
+def _process_state(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        # The command name may hold spaces and parentheses: the state follows the last ')'.
+        return text.rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _wait_until_idle(pids: list[int], *, timeout: float) -> float | None:
+    """Wait until every worker sleeps (back on the queue, one of them holding its read lock),
+    seen on two reads in a row; the seconds it took, or None."""
+    started = time.monotonic()
+    seen_idle = 0
+    while time.monotonic() - started < timeout:
+        seen_idle = seen_idle + 1 if all(_process_state(pid) == "S" for pid in pids) else 0
+        if seen_idle >= 2:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stuck-seconds", type=float, default=6.0)
@@ -126,10 +148,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # Up and taking tasks: a first task runs.
         first = async_task("console.jobs.tasks.probe")
         result["first_task_seconds"] = _wait_for_task(first, timeout=30)
-        time.sleep(1.0)  # the workers go back to waiting on the queue
         from django_q.status import Stat
 
         workers = sorted({pid for stat in Stat.get_all() for pid in stat.workers})
+        result["idle_seconds"] = _wait_until_idle(workers, timeout=10)
         result["killed"] = len(workers)
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):

@@ -28,6 +28,7 @@ def test_killing_the_idle_workers_of_a_real_qcluster_stalls_nothing_for_long():
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout[completed.stdout.index("{") :])
     assert result["first_task_seconds"] is not None, result
+    assert result["idle_seconds"] is not None, result  # both workers back on the queue
     assert result["killed"] == 2, result
     # Stuck after 6 s without a task while a probe waits; restarted; a task runs again.
     assert result["task_seconds"] is not None and result["task_seconds"] < 20, result

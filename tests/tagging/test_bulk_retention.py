@@ -91,13 +91,15 @@ def test_old_audiences_no_open_job_reads_are_deleted_in_chunks_and_recorded(
     assert left == {recent.pk, old_of_a_paused_job.pk}
     assert set(BulkAudienceMember.objects.values_list("audience", flat=True)) == left
     assert set(BulkAudienceRefusal.objects.values_list("audience", flat=True)) == left
-    entries = LogEntry.objects.filter(action_flag=DELETION).order_by("object_id")
-    assert sorted(int(entry.object_id) for entry in entries) == sorted(
-        [old.pk, old_of_an_ended_job.pk]
-    )
-    assert all(entry.user == editor for entry in entries)
+    # object_id is text: "101" sorts before "98", so the entries are keyed by the number.
+    entries = {
+        int(entry.object_id): entry for entry in LogEntry.objects.filter(action_flag=DELETION)
+    }
+    assert sorted(entries) == sorted([old.pk, old_of_an_ended_job.pk])
+    assert all(entry.user == editor for entry in entries.values())
     with translation.override("en"):
-        assert "with the OpenIDs it held (25)" in audit_context(entries[0]).note
+        assert "with the OpenIDs it held (25)" in audit_context(entries[old.pk]).note
+        assert "with the OpenIDs it held (5)" in audit_context(entries[old_of_an_ended_job.pk]).note
     # The ended job keeps what "retry failed only" needs.
     assert JobItemFailure.objects.filter(job=ended, item=oid(304)).exists()
 

@@ -163,9 +163,45 @@ class Command(BaseCommand):
                 returncode=1,
             )
 
-    def _push(self, bot: ChatbotBot, *, wait: bool) -> None:
+    def _follow(
+        self,
+        job: Any,
+        *,
+        stop_on_hold: bool,
+        quiet: bool = False,
+        running_sentence: Any = None,
+    ) -> None:
+        """Follow a job to its end, working on its shards here too: the same shards, leases and
+        checkpoints as a worker (a shard a worker holds is simply not claimed). One loop for
+        push, publish and check; a job on hold ends the command (exit 2) when ``stop_on_hold``."""
         from console.jobs.selectors import job_status_sentence
         from console.jobs.services import job_run_shard
+        from console.models import JobStatus
+
+        last = ""
+        while True:
+            job.refresh_from_db()
+            if job.is_final:
+                return
+            worked = False
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                for shard in job.shards.exclude(status="done").order_by("index"):
+                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
+                job.refresh_from_db()
+            if running_sentence is not None and job.status == JobStatus.RUNNING:
+                sentence = running_sentence(job)
+            else:
+                sentence = job_status_sentence(job, job.progress())
+            if not quiet and sentence != last:
+                self.stdout.write(sentence)
+                last = sentence
+            if stop_on_hold and job.status in (JobStatus.PAUSED, JobStatus.WAITING):
+                raise CommandError(sentence, returncode=2)
+            if not worked:
+                time.sleep(POLL_SECONDS)
+
+    def _push(self, bot: ChatbotBot, *, wait: bool) -> None:
+        from console.jobs.selectors import job_status_sentence
         from console.models import JobStatus
 
         try:
@@ -189,25 +225,7 @@ class Command(BaseCommand):
                 )
             )
             return
-        last = ""
-        while True:
-            job.refresh_from_db()
-            if job.is_final:
-                break
-            worked = False
-            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                # Work on the job here too: the same shards, leases and checkpoints as a worker
-                # (a shard a worker holds is simply not claimed).
-                for shard in job.shards.exclude(status="done").order_by("index"):
-                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
-            sentence = job_status_sentence(job, job.progress())
-            if sentence != last:
-                self.stdout.write(sentence)
-                last = sentence
-            if job.status in (JobStatus.PAUSED, JobStatus.WAITING):
-                raise CommandError(sentence, returncode=2)
-            if not worked:
-                time.sleep(POLL_SECONDS)
+        self._follow(job, stop_on_hold=True)
         progress = job.progress()
         self.stdout.write(job_status_sentence(job, progress))
         if job.status != JobStatus.DONE or progress.failed:
@@ -222,7 +240,6 @@ class Command(BaseCommand):
     def _publish(self, bot: ChatbotBot, *, wait: bool) -> None:
         from chatbot.publishing import bot_publish
         from console.jobs.selectors import job_status_sentence
-        from console.jobs.services import job_run_shard
         from console.models import JobStatus
 
         try:
@@ -238,25 +255,13 @@ class Command(BaseCommand):
                 )
             )
             return
-        last = ""
-        while True:
-            job.refresh_from_db()
-            if job.is_final:
-                break
-            worked = False
-            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                for shard in job.shards.exclude(status="done").order_by("index"):
-                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
-            job.refresh_from_db()
-            if job.status == JobStatus.RUNNING:
-                sentence = _("Publishing: %(percent)s%%.") % {"percent": job.progress().done}
-            else:
-                sentence = job_status_sentence(job, job.progress())
-            if sentence != last:
-                self.stdout.write(sentence)
-                last = sentence
-            if not worked:
-                time.sleep(POLL_SECONDS)
+        self._follow(
+            job,
+            stop_on_hold=False,
+            running_sentence=lambda job: (
+                _("Publishing: %(percent)s%%.") % {"percent": job.progress().done}
+            ),
+        )
         self.stdout.write(job_status_sentence(job, job.progress()))
         if job.status != JobStatus.DONE:
             raise CommandError(job.status_message or job.get_status_display(), returncode=1)
@@ -264,7 +269,6 @@ class Command(BaseCommand):
     def _check(self, bot: ChatbotBot, *, env: str) -> None:
         from chatbot.checking import MISROUTED, UNKNOWN_REPLY, bot_check
         from console.jobs.selectors import job_status_sentence
-        from console.jobs.services import job_run_shard
         from console.models import JobStatus
 
         try:
@@ -272,18 +276,7 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(_("Job #%(id)s: %(title)s.") % {"id": job.pk, "title": job.title})
-        while True:
-            job.refresh_from_db()
-            if job.is_final:
-                break
-            worked = False
-            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                for shard in job.shards.exclude(status="done").order_by("index"):
-                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
-            if job.status in (JobStatus.PAUSED, JobStatus.WAITING):
-                raise CommandError(job_status_sentence(job, job.progress()), returncode=2)
-            if not worked:
-                time.sleep(POLL_SECONDS)
+        self._follow(job, stop_on_hold=True, quiet=True)
         for failure in job.failures.order_by("pk"):
             self.stdout.write(f"    {failure.item}: {failure.reason}")
         self.stdout.write(job_status_sentence(job, job.progress()))

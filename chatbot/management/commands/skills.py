@@ -43,6 +43,7 @@ from chatbot.transfer import (
 )
 from console.audit import Actor
 from console.cli import terminal_language
+from console.jobs.selectors import job_reason
 from wecom.models import ChatbotBot
 
 # How often `push --wait` looks at the job when a worker is running it.
@@ -264,7 +265,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(job_status_sentence(job, job.progress()))
         if job.status != JobStatus.DONE:
-            raise CommandError(job.status_message or job.get_status_display(), returncode=1)
+            raise CommandError(job_reason(job) or job.get_status_display(), returncode=1)
 
     def _check(self, bot: ChatbotBot, *, env: str) -> None:
         from chatbot.checking import MISROUTED, UNKNOWN_REPLY, bot_check
@@ -281,7 +282,7 @@ class Command(BaseCommand):
             self.stdout.write(f"    {failure.item}: {failure.reason}")
         self.stdout.write(job_status_sentence(job, job.progress()))
         if job.status != JobStatus.DONE:
-            raise CommandError(job.status_message or job.get_status_display(), returncode=2)
+            raise CommandError(job_reason(job) or job.get_status_display(), returncode=2)
         misrouted = job.failures.filter(reason_code__in=(MISROUTED, UNKNOWN_REPLY)).count()
         if misrouted:
             raise CommandError(

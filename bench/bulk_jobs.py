@@ -64,14 +64,14 @@ DATABASE = {"url": ""}  # --database: a PostgreSQL server to use instead of SQLi
 def child_env(db: Path, wechat_base: str) -> dict[str, str]:
     database_url = f"sqlite:///{db}"
     if DATABASE["url"]:
-        from tests.tagging.chaos import _postgres_database
+        from tests.tagging.bulk.chaos import _postgres_database
 
         # Beside the named database (its name as a prefix), so parallel runs do not collide.
         base = DATABASE["url"] + "_bench_" + db.stem.replace("-", "_")
         database_url = _postgres_database(base)
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.tagging.chaos_settings",  # short timeouts, env base
+        "DJANGO_SETTINGS_MODULE": "tests.tagging.bulk.chaos_settings",  # short timeouts, env base
         "DATABASE_URL": database_url,
         "CHAOS_API_BASE": wechat_base.removesuffix("/wechat"),
         "Q_CLUSTER_NAME": "bench-" + secrets.token_hex(3),
@@ -112,8 +112,8 @@ def child_prepare(options: argparse.Namespace) -> dict[str, Any]:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     from console.audit import Actor
-    from tagging.oa_models import OfficialAccountTag
-    from tagging.oa_services import oa_tags_pull
+    from tagging.official_account.models import OfficialAccountTag
+    from tagging.official_account.services import oa_tags_pull
     from wecom.models import OfficialAccount
 
     account = OfficialAccount.objects.create(
@@ -128,7 +128,7 @@ def child_prepare(options: argparse.Namespace) -> dict[str, Any]:
 def child_upload(options: argparse.Namespace) -> dict[str, Any]:
     _django()
     from console.audit import system_user
-    from tagging.bulk_audience import audience_from_file
+    from tagging.bulk.audience import audience_from_file
 
     path = Path(options.file)
     before = peak_mb()
@@ -149,9 +149,9 @@ def child_upload(options: argparse.Namespace) -> dict[str, Any]:
 def child_start(options: argparse.Namespace) -> dict[str, Any]:
     _django()
     from console.audit import Actor
-    from tagging.bulk_models import BulkAudience
-    from tagging.bulk_services import bulk_job_start
-    from tagging.oa_models import OfficialAccountTag
+    from tagging.bulk.models import BulkAudience
+    from tagging.bulk.services import bulk_job_start
+    from tagging.official_account.models import OfficialAccountTag
 
     job = bulk_job_start(
         audience=BulkAudience.objects.get(pk=options.audience),
@@ -207,8 +207,8 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from console.audit import Actor
-    from tagging.bulk_models import BulkAudience
-    from tagging.bulk_retention import audience_purge_expired
+    from tagging.bulk.models import BulkAudience
+    from tagging.bulk.retention import audience_purge_expired
 
     BulkAudience.objects.filter(pk=options.audience).update(
         created_at=timezone.now() - timedelta(days=365)
@@ -401,7 +401,7 @@ def chaos(options: argparse.Namespace) -> None:
         [
             sys.executable,
             "-m",
-            "tests.tagging.chaos",
+            "tests.tagging.bulk.chaos",
             "--openids",
             str(options.openids),
             "--workers",

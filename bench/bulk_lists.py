@@ -99,7 +99,7 @@ def child_prepare(options: argparse.Namespace) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from tagging.oa_models import OfficialAccountTag
+    from tagging.official_account.models import OfficialAccountTag
     from wecom.models import OfficialAccount
 
     call_command("migrate", verbosity=0)
@@ -182,11 +182,11 @@ def _upload(path: Path, tag: int) -> tuple[int, float]:
 def child_read(options: argparse.Namespace) -> dict[str, Any]:
     _django()
     if options.variant == "before":
-        import tagging.bulk_audience
+        import tagging.bulk.audience
 
-        tagging.bulk_audience._AudienceWriter = PreviousWriter  # type: ignore[misc]
+        tagging.bulk.audience._AudienceWriter = PreviousWriter  # type: ignore[misc]
         previous_schema(present=True)  # until the purge of this list, untimed
-    from tagging.bulk_models import BulkAudience
+    from tagging.bulk.models import BulkAudience
 
     before = peak_mb()
     clock = CpuClock()
@@ -238,8 +238,8 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
     from console.audit import Actor
-    from tagging import bulk_retention
-    from tagging.bulk_models import BulkAudience
+    from tagging.bulk import retention as bulk_retention
+    from tagging.bulk.models import BulkAudience
 
     if options.variant == "before":
         bulk_retention._audience_delete = previous_audience_delete
@@ -267,7 +267,7 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
 
 
 class PreviousWriter:
-    """tagging.bulk_audience._AudienceWriter as it was: executemany into the members table,
+    """tagging.bulk.audience._AudienceWriter as it was: executemany into the members table,
     ON CONFLICT DO NOTHING on its unique index, then an UPDATE renumbering every row."""
 
     def __init__(self, audience: Any) -> None:
@@ -280,8 +280,8 @@ class PreviousWriter:
     def add(self, line: int, value: str) -> None:
         from django.core.exceptions import ValidationError
 
-        from tagging.bulk_audience import CHUNK
-        from tagging.bulk_models import BulkAudienceRefusal
+        from tagging.bulk.audience import CHUNK
+        from tagging.bulk.models import BulkAudienceRefusal
         from wecom.rules import is_openid, validate_openid
 
         self.lines += 1
@@ -312,7 +312,7 @@ class PreviousWriter:
     def _flush_members(self) -> None:
         from django.db import connection
 
-        from tagging.bulk_models import BulkAudienceMember
+        from tagging.bulk.models import BulkAudienceMember
 
         if self.members:
             quote = connection.ops.quote_name
@@ -326,7 +326,7 @@ class PreviousWriter:
         self.members = []
 
     def _flush_refusals(self) -> None:
-        from tagging.bulk_models import BulkAudienceRefusal
+        from tagging.bulk.models import BulkAudienceRefusal
 
         BulkAudienceRefusal.objects.bulk_create(self.refusals)
         self.refusals = []
@@ -334,7 +334,7 @@ class PreviousWriter:
     def finish(self) -> Any:
         from django.db import connection
 
-        from tagging.bulk_models import BulkAudienceMember
+        from tagging.bulk.models import BulkAudienceMember
 
         self._flush_members()
         self._flush_refusals()
@@ -370,7 +370,7 @@ def previous_schema(*, present: bool) -> None:
     cheaply (a rowid lookup)."""
     from django.db import connection
 
-    from tagging.bulk_models import BulkAudienceMember
+    from tagging.bulk.models import BulkAudienceMember
 
     table = connection.ops.quote_name(BulkAudienceMember._meta.db_table)
     postgres = connection.vendor == "postgresql"
@@ -392,11 +392,11 @@ def previous_schema(*, present: bool) -> None:
 
 
 def previous_audience_delete(*, audience: Any, actor: Any) -> int:
-    """tagging.bulk_retention._audience_delete as it was (History entry left out)."""
+    """tagging.bulk.retention._audience_delete as it was (History entry left out)."""
     from django.db import transaction
 
-    from tagging.bulk_models import BulkAudienceMember
-    from tagging.bulk_retention import DELETE_CHUNK
+    from tagging.bulk.models import BulkAudienceMember
+    from tagging.bulk.retention import DELETE_CHUNK
 
     deleted = 0
     while True:
@@ -563,7 +563,7 @@ def main_run(options: argparse.Namespace) -> None:
                 f"  {variant:6} {figure:5} {large:,} / {small:,}: {_spread(ratios, '', 3)}{verdict}"
             )
     if options.database:
-        from tests.tagging.chaos import _drop_postgres_database
+        from tests.tagging.bulk.chaos import _drop_postgres_database
 
         _drop_postgres_database(database_url)
 

@@ -54,7 +54,7 @@ def main() -> None:
     from django.contrib.auth.models import Group, User
 
     from console.roles import MARKETING_EDITOR
-    from tagging.oa_models import OfficialAccountTag
+    from tagging.official_account.models import OfficialAccountTag
     from tests.hostile_files import HOSTILE_IMPORTS, HOSTILE_XLSX, OPENID, _inline, _sheet, xlsx
     from wecom.models import ChatbotBot, OfficialAccount
 
@@ -132,7 +132,7 @@ def main() -> None:
             f"{name:34} {len(data) / 1024:7.0f}KB {elapsed:6.2f}s {rss_peak / 1024:7.1f}MB "
             f"{python_peak / 1048576:6.1f}MB  {answer}"
         )
-        from tagging.bulk_models import BulkAudience
+        from tagging.bulk.models import BulkAudience
 
         BulkAudience.objects.all().delete()
 

@@ -181,7 +181,7 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
     database_url = postgres.start() if postgres else f"sqlite:///{work / 'bench.sqlite3'}"
     redis_url = redis.start() if redis else ""
 
-    from tests.tagging.chaos import InFlight
+    from tests.tagging.bulk.chaos import InFlight
     from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
     from wecom.sandbox.faults import FaultRule
 
@@ -222,10 +222,10 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
     from console.jobs.runner import owner_process
     from console.jobs.supervisor import worker_health
     from console.models import Job, JobItemFailure, JobShard, JobStatus
-    from tagging.bulk_audience import audience_from_openids
-    from tagging.bulk_services import bulk_job_start
-    from tagging.oa_models import OfficialAccountTag
-    from tagging.oa_services import oa_tags_pull
+    from tagging.bulk.audience import audience_from_openids
+    from tagging.bulk.services import bulk_job_start
+    from tagging.official_account.models import OfficialAccountTag
+    from tagging.official_account.services import oa_tags_pull
     from wecom.models import OfficialAccount
     from wecom.sandbox.demo import demo_openid
 

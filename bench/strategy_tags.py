@@ -71,7 +71,7 @@ def bench_urls() -> None:
     from django.contrib import admin
     from django.urls import include, path
 
-    from tagging.models import Tag
+    from tagging.strategy.models import Tag
 
     bare = admin.AdminSite(name="bare")
     bare.register(Tag)
@@ -99,7 +99,7 @@ def seed_sandbox(state: object) -> None:
 
 
 def fetch_alone(app: object) -> None:
-    from tagging.strategy_services import wecom_client
+    from tagging.strategy.services import wecom_client
 
     client = wecom_client(app)  # type: ignore[arg-type]
     for strategy_id in client.strategy_ids():
@@ -146,8 +146,8 @@ def main() -> None:
     from django.test import Client
 
     from console.audit import Actor, AuditSource
-    from tagging.models import Strategy, StrategyPull, Tag
-    from tagging.strategy_pull import pull_and_apply
+    from tagging.strategy.models import Strategy, StrategyPull, Tag
+    from tagging.strategy.pull import pull_and_apply
     from wecom.models import WeComApp
     from wecom.sandbox import SandboxServer, SandboxState
 

@@ -60,9 +60,9 @@ def main() -> None:
     from console.audit import Actor, AuditSource
     from console.jobs.services import job_run_shard
     from console.models import Job
-    from tagging.models import Strategy, Tag
-    from tagging.strategy_callbacks import CALLBACK_PULL_KIND
-    from tagging.strategy_pull import pull_and_apply
+    from tagging.strategy.callbacks import CALLBACK_PULL_KIND
+    from tagging.strategy.models import Strategy, Tag
+    from tagging.strategy.pull import pull_and_apply
     from wecom.models import WeComApp
     from wecom.sandbox import SandboxServer, SandboxState
 

@@ -56,7 +56,7 @@ from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
 from console.ids import object_pk_or_404
 from console.service_admin import ServiceBackedAdmin
-from tagging.bulk_audience import UploadSizeLimit, upload_size_refusal
+from tagging.bulk.audience import UploadSizeLimit, upload_size_refusal
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50

@@ -32,7 +32,7 @@ from chatbot.selectors import (
     skill_pushed_reply_count,
 )
 from console.audit import Actor, AuditAction, audit_record
-from console.credentials import CredentialDecryptError
+from console.encryption import CredentialDecryptError
 from console.transactions import require_no_transaction
 from console.versioning import check_version
 from wecom import rules

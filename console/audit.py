@@ -28,7 +28,7 @@ from django.db import models
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy as _, override
 
-from console.credentials import Secret
+from console.encryption import Secret
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.utils import translation
 
 from console.cli import terminal_language
-from console.credentials import KeyRing
+from console.encryption import KeyRing
 
 
 @register(Tags.security, deploy=False)

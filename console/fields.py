@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from console.credentials import (
+from console.encryption import (
     ENVELOPE_RE,
     CredentialDecryptError,
     Secret,

@@ -9,7 +9,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
-from console.credentials import Secret, UnreadableSecret
+from console.encryption import Secret, UnreadableSecret
 from console.fields import secret_field_names
 
 

@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.audit import Actor, AuditAction, audit_record
-from console.credentials import UnreadableSecret, key_ring
+from console.encryption import UnreadableSecret, key_ring
 from console.fields import EncryptedSecretField
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 
-from console.credentials import Secret
+from console.encryption import Secret
 
 
 class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django_q.models import Task
 
 from console.audit import Actor, AuditAction, audit_record
-from console.tasks import enqueue_after_commit
+from console.on_commit import enqueue_after_commit
 
 
 @dataclass(frozen=True)

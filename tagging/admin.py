@@ -1,7 +1,5 @@
-"""Admin of the tagging app; each feature keeps its admin in its own module."""
+"""The tagging app's admin: each feature registers its own in its subpackage."""
 
-from tagging import (  # noqa: F401  (Official Account tags, bulk jobs)
-    admin_strategy,
-    bulk_admin,
-    oa_admin,
-)
+from tagging.bulk import admin as bulk_admin  # noqa: F401
+from tagging.official_account import admin as official_account_admin  # noqa: F401
+from tagging.strategy import admin as strategy_admin  # noqa: F401

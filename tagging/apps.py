@@ -6,13 +6,13 @@ from django.utils.translation import gettext_lazy as _
 
 
 def _ensure_pull_schedules(**kwargs: Any) -> None:
-    from tagging.strategy_jobs import strategy_pull_schedules_ensure
+    from tagging.strategy.jobs import strategy_pull_schedules_ensure
 
     strategy_pull_schedules_ensure()
 
 
 def _ensure_purge_schedule(**kwargs: Any) -> None:
-    from tagging.bulk_retention import audiences_purge_schedule_ensure
+    from tagging.bulk.retention import audiences_purge_schedule_ensure
 
     audiences_purge_schedule_ensure()
 
@@ -22,10 +22,10 @@ class TaggingConfig(AppConfig):
     verbose_name = _("Customer tags")
 
     def ready(self) -> None:
-        from tagging import (  # noqa: F401  (panel, job kinds)
-            strategy_callbacks,
-            strategy_dashboard,
-            strategy_jobs,
+        from tagging.strategy import (  # noqa: F401  (panel, job kinds)
+            callbacks,
+            dashboard,
+            jobs,
         )
         from wecom.models import WeComApp
 
@@ -38,7 +38,6 @@ class TaggingConfig(AppConfig):
             _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules-delete"
         )
 
-        # Issue 7: the bulk user-tag job kind.
-        from tagging import bulk_jobs
+        from tagging.bulk import jobs as bulk_jobs
 
         bulk_jobs.register()

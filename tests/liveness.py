@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.tagging.chaos import ROOT, _drop_postgres_database, _postgres_database
+from tests.tagging.bulk.chaos import ROOT, _drop_postgres_database, _postgres_database
 
 
 def _children(pid: int) -> list[int]:

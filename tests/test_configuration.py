@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from console.credentials import new_key_text
+from console.encryption import new_key_text
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -144,7 +144,7 @@ def test_a_failed_test_is_recorded_with_its_reason(demo, sandbox):
 
 
 def test_a_secret_that_cannot_be_decrypted_is_explained(demo, settings):
-    from console.credentials import new_key_text
+    from console.encryption import new_key_text
 
     settings.CREDENTIALS_KEY = new_key_text()
     app = WeComApp.objects.get()

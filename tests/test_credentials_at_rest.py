@@ -9,7 +9,7 @@ from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 
-from console.credentials import (
+from console.encryption import (
     ENVELOPE_RE,
     CredentialDecryptError,
     KeyRing,

@@ -23,9 +23,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from chatbot.models import AutoReply, Skill
 from console.models import Job
 from console.roles import AUDITOR, CREDENTIAL_ADMIN, MARKETING_EDITOR
-from tagging.bulk_models import AudienceSource, BulkAudience
-from tagging.models import Strategy, Tag, TagGroup
-from tagging.oa_models import OfficialAccountTag
+from tagging.bulk.models import AudienceSource, BulkAudience
+from tagging.official_account.models import OfficialAccountTag
+from tagging.strategy.models import Strategy, Tag, TagGroup
 from tests.conftest import PASSWORD
 from tests.hostile_files import HOSTILE_IMPORTS, HOSTILE_XLSX
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp

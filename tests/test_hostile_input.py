@@ -31,9 +31,9 @@ from console.spreadsheets import (
     csv_text,
     xlsx_rows,
 )
-from tagging.bulk_models import BulkAudience
-from tagging.models import Strategy, Tag, TagGroup
-from tagging.oa_models import OfficialAccountTag
+from tagging.bulk.models import BulkAudience
+from tagging.official_account.models import OfficialAccountTag
+from tagging.strategy.models import Strategy, Tag, TagGroup
 from tests.conftest import PASSWORD
 from tests.hostile_files import HOSTILE_IMPORTS, HOSTILE_XLSX, OPENID, good_xlsx
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp
@@ -400,7 +400,7 @@ def test_the_chatbot_export_writes_no_formula_and_imports_back_unchanged(editor,
 
 
 def test_a_refused_line_that_looks_like_a_formula_is_neutralised_in_the_download(make_user):
-    from tagging.bulk_audience import audience_from_text
+    from tagging.bulk.audience import audience_from_text
 
     editor = make_user("csv-editor", role=MARKETING_EDITOR)
     audience = audience_from_text(text=f"{OPENID}\n=cmd|'/Ccalc'!A0\n@SUM(1)", user=editor)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from console import childwatch
-from console.runner import ports_explanation
+from console.launcher import ports_explanation
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROC = Path("/proc")

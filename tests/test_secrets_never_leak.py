@@ -11,7 +11,7 @@ import pytest
 from django.test import Client, RequestFactory
 from django.views.debug import ExceptionReporter
 
-from console.credentials import Secret
+from console.encryption import Secret
 from console.logging import redact
 from tests.conftest import PASSWORD
 from wecom.clients import ChatbotClient, PlatformError, WeComClient

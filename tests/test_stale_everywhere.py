@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import translation
 
 from console.audit import Actor, AuditSource, audit_context
-from tagging.oa_models import OfficialAccountTag
-from tagging.oa_services import oa_tag_rename, oa_tags_pull
-from tagging.strategy_jobs import strategy_pull_interval_set
+from tagging.official_account.models import OfficialAccountTag
+from tagging.official_account.services import oa_tag_rename, oa_tags_pull
+from tagging.strategy.jobs import strategy_pull_interval_set
 from tests.conftest import PASSWORD
 from wecom.models import OfficialAccount, WeComApp
 from wecom.sandbox import DEMO

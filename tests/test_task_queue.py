@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 from django_q.brokers import get_broker
 
-from console.tasks import enqueue_after_commit
+from console.on_commit import enqueue_after_commit
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import translation
 
 from console.audit import Actor
-from console.credentials import new_key_text
+from console.encryption import new_key_text
 from tests.conftest import PASSWORD
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp
 from wecom.sandbox import DEMO

@@ -3,7 +3,7 @@
 WeCom calls an app's callback URL when a person changes customer tags in WeCom's own admin;
 changes made through the API produce none, so each event is an outside change. The receiver
 answers within WeCom's limits by doing little: check, decrypt, record the event once, and leave
-the targeted pull to a background job (``tagging.strategy_callbacks``).
+the targeted pull to a background job (``tagging.strategy.callbacks``).
 
 Anyone can reach the URL (no login, no CSRF token), so every check here refuses with a
 :class:`CallbackRefused` carrying a reason and a 4xx status; nothing a caller sends may raise
@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chatbot.crypto import CryptoError, WXBizMsgCrypt
-from console.credentials import CredentialDecryptError
+from console.encryption import CredentialDecryptError
 from wecom.models import CallbackRefusal, WeComApp, WeComCallbackEvent, WeComCallbackStatus
 
 # Tag events are a few hundred bytes; WeCom's largest events stay well under this.
@@ -347,7 +347,7 @@ def _event_record(*, app: WeComApp, change: TagChange) -> WeComCallbackEvent | N
 
 def _targeted_pull_enqueue(app_id: int) -> None:
     # The pull is the tagging app's; imported here so that wecom does not depend on it at import.
-    from tagging.strategy_callbacks import callback_pull_ensure
+    from tagging.strategy.callbacks import callback_pull_ensure
 
     callback_pull_ensure(app_id=app_id)
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.crypto import CryptoError
 from console.audit import Actor, AuditAction, audit_record
-from console.credentials import CredentialDecryptError
+from console.encryption import CredentialDecryptError
 from console.transactions import require_no_transaction
 from console.versioning import version_bump
 from wecom.clients import PlatformError

@@ -38,7 +38,7 @@ from console.models import (
     ShardStatus,
 )
 from console.notes import msgid, note, note_text
-from console.tasks import enqueue_after_commit
+from console.on_commit import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from tagging.models import SyncState, Tag
+from tagging.strategy.models import SyncState, Tag
 
 register = template.Library()
 

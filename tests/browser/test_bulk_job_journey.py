@@ -14,9 +14,9 @@ from playwright.sync_api import Page, Request, expect
 from console.audit import Actor, AuditSource
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus, ShardStatus
-from tagging.bulk_models import BulkAudience
-from tagging.oa_models import OfficialAccountTag
-from tagging.oa_services import oa_tags_pull
+from tagging.bulk.models import BulkAudience
+from tagging.official_account.models import OfficialAccountTag
+from tagging.official_account.services import oa_tags_pull
 from tests.browser.conftest import login
 from wecom.models import OfficialAccount
 from wecom.sandbox import DEMO

@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from console.audit import Actor, AuditSource
-from tagging.models import SyncState, Tag, TagGroup
-from tagging.strategy_pull import pull_and_apply
-from tagging.strategy_services import tag_update
+from tagging.strategy.models import SyncState, Tag, TagGroup
+from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.services import tag_update
 from tests.browser.conftest import login
-from tests.strategy_tags.conftest import console_tree, wecom_tree
+from tests.tagging.strategy.conftest import console_tree, wecom_tree
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
 

@@ -12,12 +12,12 @@ from chatbot.models import AutoReply, Skill
 from chatbot.services import reply_create
 from console.audit import Actor, AuditSource
 from console.roles import MARKETING_EDITOR
-from tagging.models import Tag, TagGroup
-from tagging.strategy_pull import pull_and_apply
+from tagging.strategy.models import Tag, TagGroup
+from tagging.strategy.pull import pull_and_apply
 from tests.browser.conftest import login
 from tests.browser.test_strategy_tags_journey import drag, tag_chip
 from tests.chatbot.conftest import TEXT, make_bot
-from tests.strategy_tags.conftest import console_tree, wecom_tree
+from tests.tagging.strategy.conftest import console_tree, wecom_tree
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
 

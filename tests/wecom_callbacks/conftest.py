@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 
 from chatbot.crypto import WXBizMsgCrypt
-from tests.strategy_tags.conftest import actor, app, imported  # noqa: F401  (fixtures)
+from tests.tagging.strategy.conftest import actor, app, imported  # noqa: F401  (fixtures)
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
 from wecom.sandbox.callbacks import event_xml

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from console.models import Job
-from tagging.strategy_callbacks import CALLBACK_PULL_KIND
+from tagging.strategy.callbacks import CALLBACK_PULL_KIND
 from tests.wecom_callbacks.conftest import (
     CORP,
     crypt,

@@ -1,4 +1,4 @@
-"""``manage.py runconsole``: what `make run` starts (see `console.runner`)."""
+"""``manage.py runconsole``: what `make run` starts (see `console.launcher`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.utils import translation
 
 from console.cli import terminal_language
-from console.runner import STOP_GRACE_SECONDS, ConsoleRunner, RunOptions
+from console.launcher import STOP_GRACE_SECONDS, ConsoleRunner, RunOptions
 
 
 class Command(BaseCommand):

@@ -25,9 +25,9 @@ from console.jobs.selectors import job_failure_rows, jobs_with_progress
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
 from console.models import Job
 from console.spreadsheets import csv_lines
-from tagging.bulk_cli import job_summary, progress_line, quiet_queue_logs
-from tagging.bulk_jobs import KIND
-from tagging.bulk_retention import audience_purge_expired
+from tagging.bulk.cli import job_summary, progress_line, quiet_queue_logs
+from tagging.bulk.jobs import KIND
+from tagging.bulk.retention import audience_purge_expired
 
 LISTED = 30
 

@@ -23,12 +23,12 @@ from django.utils.translation import gettext as _
 from console.audit import Actor
 from console.cli import terminal_language
 from console.models import JobStatus
-from tagging.bulk_audience import AudienceError, audience_from_file
-from tagging.bulk_cli import WaitTimedOut, job_summary, quiet_queue_logs, wait_for
-from tagging.bulk_jobs import TAG, UNTAG
-from tagging.bulk_services import BotLabel, bulk_job_start
-from tagging.oa_models import OfficialAccountTag
-from tagging.oa_services import oa_tags_pull
+from tagging.bulk.audience import AudienceError, audience_from_file
+from tagging.bulk.cli import WaitTimedOut, job_summary, quiet_queue_logs, wait_for
+from tagging.bulk.jobs import TAG, UNTAG
+from tagging.bulk.services import BotLabel, bulk_job_start
+from tagging.official_account.models import OfficialAccountTag
+from tagging.official_account.services import oa_tags_pull
 from wecom.clients import PlatformError
 from wecom.models import ChatbotBot, OfficialAccount
 

@@ -23,14 +23,14 @@ from django.utils.translation import gettext as _
 
 from console.audit import Actor
 from console.cli import terminal_language
-from tagging.models import StrategyPull
-from tagging.strategy_jobs import (
+from tagging.strategy.jobs import (
     pull_interval_text,
     strategy_pull_interval_set,
     strategy_pull_next_run,
     strategy_pull_schedules_ensure,
 )
-from tagging.strategy_pull import plan_lines, pull_and_apply, pull_plan
+from tagging.strategy.models import StrategyPull
+from tagging.strategy.pull import plan_lines, pull_and_apply, pull_plan
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
 

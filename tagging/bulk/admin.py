@@ -1,0 +1,259 @@
+"""Admin pages of bulk jobs: choose target and audience, preview, start; retry failed only.
+
+The job itself is shown by the shared job page (``console.jobs``); these pages only make one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext, gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from console.audit import Actor, AuditSource
+from console.ids import object_pk_or_404
+from console.models import Job
+from console.spreadsheets import csv_lines
+from tagging.bulk.audience import (
+    TOO_LARGE,
+    AudienceError,
+    UploadSizeLimit,
+    audience_from_file,
+    audience_from_tag,
+    audience_from_text,
+    audience_preview,
+    audience_refusal_rows,
+    upload_limit,
+    upload_size_refusal,
+)
+from tagging.bulk.forms import FILE, PASTE, BulkJobForm, BulkTargetForm
+from tagging.bulk.jobs import KIND
+from tagging.bulk.models import BulkAudience
+from tagging.bulk.retention import audience_expiry
+from tagging.bulk.services import bulk_job_retry_failed, bulk_job_start
+from wecom.clients import PlatformError
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
+
+
+@admin.register(BulkAudience)
+class BulkAudienceAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "accepted",
+        "duplicates",
+        "blanks",
+        "refused",
+        "created_by",
+        "created_at",
+        "kept_until",
+    )
+    list_select_related = ("created_by",)
+    list_filter = ("source",)
+    date_hierarchy = "created_at"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # an audience is what was uploaded; it is never edited
+
+    @admin.display(description=_("kept until"))
+    def kept_until(self, audience: BulkAudience) -> Any:
+        return audience_expiry(audience)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # jobs read their OpenIDs from it
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            # Before the standard "add" page, which it replaces: see add_with_upload_limit.
+            path(
+                "add/",
+                wrap(csrf_exempt(self.add_with_upload_limit)),
+                name="tagging_bulkaudience_add",
+            ),
+            path("<str:object_id>/start/", wrap(self.start_view), name="tagging_bulk_start"),
+            path(
+                "<str:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
+            ),
+            path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "app_label": self.model._meta.app_label,
+            **extra,
+        }
+
+    # --- step 1: target and audience -----------------------------------------------------------
+
+    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
+        """The add page, with the upload limit enforced while the file arrives.
+
+        Upload handlers must be in place before anything reads the body; the CSRF check
+        reads it, so this view is exempt from the middleware's check and makes the same
+        check itself right after (Django's documented pattern).
+        """
+        request.upload_handlers.insert(0, UploadSizeLimit(request))
+        return csrf_protect(self.add_view)(request)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = BulkJobForm(
+            request.POST or None,
+            request.FILES or None,
+            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                audience = self._audience(request, form)
+            except (AudienceError, PlatformError, ValidationError) as error:
+                form.add_error(None, _error_text(error))
+            else:
+                query = urlencode(form.target_data())
+                url = reverse("admin:tagging_bulk_start", args=[audience.pk])
+                return HttpResponseRedirect(f"{url}?{query}")
+        return TemplateResponse(
+            request,
+            "admin/tagging/bulk_job_form.html",
+            self._context(
+                request,
+                title=gettext("New bulk tagging job"),
+                form=form,
+                limit_mb=upload_limit() // (1024 * 1024),
+                limit_bytes=upload_limit(),
+                # The browser says it before sending the file, in the server's own words.
+                too_large=str(TOO_LARGE),
+            ),
+        )
+
+    def _audience(self, request: HttpRequest, form: BulkJobForm) -> BulkAudience:
+        data = form.cleaned_data
+        if data["source"] == FILE:
+            upload = data["file"]
+            return audience_from_file(
+                stream=upload.file,
+                name=upload.name,
+                size=upload.size,
+                column=data["column"],
+                user=request.user,
+            )
+        if data["source"] == PASTE:
+            return audience_from_text(text=data["text"], user=request.user)
+        return audience_from_tag(tag=data["source_tag"], user=request.user)
+
+    # --- step 2: preview, then start -----------------------------------------------------------
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return self.start_view(request, object_id)
+
+    def _audience_or_404(self, request: HttpRequest, object_id: str) -> BulkAudience:
+        # Permission first: who may not see lists learns nothing about which exist.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(BulkAudience, pk=object_pk_or_404(object_id))
+
+    def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        audience = self._audience_or_404(request, object_id)
+        can_start = self.has_add_permission(request) and audience.created_by_id == request.user.pk
+        data: QueryDict = request.POST if request.method == "POST" else request.GET
+        form = BulkTargetForm(data) if "target_kind" in data else None
+        if request.method == "POST":
+            if not can_start or form is None:
+                raise PermissionDenied
+            if form.is_valid():
+                try:
+                    job = bulk_job_start(
+                        audience=audience,
+                        target=form.target(),
+                        operation=form.cleaned_data["operation"],
+                        batch_size=form.cleaned_data["batch_size"],
+                        actor=Actor.from_request(request, source=AuditSource.ADMIN),
+                    )
+                except ValidationError as error:
+                    form.add_error(None, _error_text(error))
+                else:
+                    self.message_user(
+                        request, gettext("The job has started: “%(title)s”.") % {"title": job}
+                    )
+                    return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+        target_summary = None
+        if form is not None and form.is_valid():
+            target_summary = form.target()
+        return TemplateResponse(
+            request,
+            "admin/tagging/bulk_preview.html",
+            self._context(
+                request,
+                title=gettext("Preview: %(audience)s") % {"audience": audience},
+                audience=audience,
+                preview=audience_preview(audience=audience),
+                form=form,
+                target=target_summary,
+                can_start=can_start and form is not None,
+                jobs=Job.objects.filter(kind=KIND, params__audience_id=audience.pk),
+                kept_until=audience_expiry(audience),
+            ),
+        )
+
+    def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        audience = self._audience_or_404(request, object_id)
+        header = [gettext("line"), gettext("value"), gettext("reason")]
+        response = StreamingHttpResponse(
+            csv_lines(header, audience_refusal_rows(audience=audience)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="refused-{audience.pk}.csv"'
+        return response
+
+    # --- retry failed only ---------------------------------------------------------------------
+
+    def retry_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
+        # Permission first: who may not start jobs learns nothing about which exist.
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
+        retryable = job.failures.filter(retryable=True).count()
+        if request.method == "POST":
+            try:
+                new_job = bulk_job_retry_failed(
+                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
+                )
+            except (ValidationError, AudienceError) as error:
+                self.message_user(request, _error_text(error), level=messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
+        return TemplateResponse(
+            request,
+            "admin/tagging/bulk_retry.html",
+            self._context(
+                request,
+                title=gettext("Retry the failed OpenIDs of “%(job)s”") % {"job": job},
+                job=job,
+                retryable=retryable,
+            ),
+        )

@@ -1,0 +1,583 @@
+"""Audiences of bulk jobs: parse an upload, a pasted list or a tag's followers, as a stream.
+
+Nothing here holds the whole list: values flow line by line, in chunks, into a temporary
+table of the connection; one statement then keeps each OpenID's first appearance and stores
+them as ``BulkAudienceMember`` rows numbered 0..n-1 in that order. Refused values are stored,
+all of them, with their line and the reason. An audience is created in one transaction: an
+unreadable file or one without a single OpenID leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.db import connection, transaction
+from django.utils.translation import gettext_lazy as _
+
+from console.spreadsheets import SpreadsheetRefused, XlsxLimits, xlsx_rows
+from tagging.bulk.models import (
+    AudienceSource,
+    BulkAudience,
+    BulkAudienceMember,
+    BulkAudienceRefusal,
+)
+from wecom.rules import is_openid, validate_openid
+
+CHUNK = 5000
+PREVIEW_ROWS = 10
+PREVIEW_REFUSALS = 100
+_HEAD = 64 * 1024
+_PASTE_SEPARATORS = re.compile(r"[\s,;，；、]+")
+_XLSX_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # .xls and other pre-2007 Office files
+
+
+class AudienceError(Exception):
+    """Input that cannot become an audience; ``str()`` is the sentence to show."""
+
+    def __init__(self, message: Any, params: dict[str, Any] | None = None) -> None:
+        self.message = message
+        self.params = params or {}
+        super().__init__(str(message))
+
+    def __str__(self) -> str:
+        return str(self.message) % self.params if self.params else str(self.message)
+
+
+def upload_limit() -> int:
+    return int(getattr(settings, "BULK_UPLOAD_MAX_BYTES", 50 * 1024 * 1024))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+TOO_LARGE = _("The file has %(size)s MB; at most %(limit)s MB can be uploaded.")
+
+
+def _too_large(size: int, limit: int) -> AudienceError:
+    return AudienceError(TOO_LARGE, {"size": _megabytes(size), "limit": _megabytes(limit)})
+
+
+def check_upload_size(size: int) -> None:
+    limit = upload_limit()
+    if size > limit:
+        raise _too_large(size, limit)
+
+
+# What a form posts besides its file: Django refuses more than DATA_UPLOAD_MAX_MEMORY_SIZE of
+# fields anyway, plus the multipart headers.
+_FORM_OVERHEAD = 64 * 1024
+
+
+class UploadSizeLimit(FileUploadHandler):
+    """Stops receiving an uploaded file at the upload limit, while it arrives.
+
+    Put first in ``request.upload_handlers`` (before the request's body is read): a request
+    whose declared length (CONTENT_LENGTH) can only hold a file over the limit is refused
+    before the file's first byte is stored; otherwise the file's bytes are counted as they
+    come, and the chunk that would cross the limit is never handed to the handlers that store
+    it. The file is then skipped (the rest of its part is read and dropped, the other fields
+    of the form are still parsed) and :attr:`refusal` says why, in the usual sentence.
+    """
+
+    def __init__(self, request: Any = None, *, limit: int | None = None) -> None:
+        super().__init__(request)
+        self.limit = upload_limit() if limit is None else limit
+        self.declared = 0
+        self.refusal: AudienceError | None = None
+
+    def handle_raw_input(
+        self,
+        input_data: Any,
+        META: dict[str, Any],
+        content_length: int,
+        boundary: bytes,
+        encoding: str | None = None,
+    ) -> None:
+        self.declared = content_length
+        return None
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        fields_at_most = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if fields_at_most is not None and self.declared > self.limit + fields_at_most + (
+            _FORM_OVERHEAD
+        ):
+            self._refuse(self.declared)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self._refuse(max(self.declared, start + len(raw_data)))
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+    def _refuse(self, size: int) -> None:
+        self.refusal = _too_large(size, self.limit)
+        raise SkipFile
+
+
+def upload_size_refusal(request: Any) -> AudienceError | None:
+    """Why :class:`UploadSizeLimit` refused the request's file, if it did."""
+    for handler in request.upload_handlers:
+        if isinstance(handler, UploadSizeLimit) and handler.refusal is not None:
+            return handler.refusal
+    return None
+
+
+# ---- reading rows -------------------------------------------------------------------------------
+
+Row = tuple[int, list[str]]  # (line number from 1, cells)
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _sniff_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # Excel's "Unicode text"
+    return "utf-8"
+
+
+def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+    line = 0
+    deadline = time.monotonic() + read_seconds()
+    try:
+        first = _bounded_line(text, 1)
+        delimiter = "\t" if "\t" in first and "," not in first else ","
+        reader = csv.reader(_chain_first(first, _bounded_lines(text)), delimiter=delimiter)
+        for cells in reader:
+            line = reader.line_num
+            if not line % 10_000 and time.monotonic() > deadline:
+                raise _too_slow()
+            yield line, cells
+    except csv.Error as error:
+        raise AudienceError(
+            _("Line %(line)s of the file cannot be read as CSV (%(error)s)."),
+            {"line": line + 1, "error": str(error)},
+        ) from None
+    finally:
+        # The caller owns the stream (it may read it again in another encoding); a generator
+        # left unfinished is closed later, when the stream may be closed already.
+        with contextlib.suppress(ValueError):
+            text.detach()
+
+
+MAX_LINE_CHARS = 1024 * 1024
+
+
+def read_seconds() -> float:
+    """How long a web request may read a file (the rest of the ~20 s a worker may be held)."""
+    return float(getattr(settings, "BULK_READ_SECONDS", 18))
+
+
+def _too_slow() -> AudienceError:
+    return AudienceError(
+        _(
+            "The file could not be read within %(seconds)s seconds. Split it into smaller files, "
+            "or keep only the column of OpenIDs."
+        ),
+        {"seconds": f"{read_seconds():.0f}"},
+    )
+
+
+def _bounded_line(text: IO[str], number: int) -> str:
+    """One line, refused past MAX_LINE_CHARS: a 50 MB line is never one string in memory."""
+    line = text.readline(MAX_LINE_CHARS + 1)
+    if len(line) > MAX_LINE_CHARS:
+        raise AudienceError(
+            _("Line %(line)s of the file is longer than %(chars)s characters."),
+            {"line": number, "chars": f"{MAX_LINE_CHARS:,}"},
+        )
+    return line
+
+
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    number = 1
+    while line := _bounded_line(text, number + 1):
+        number += 1
+        yield line
+
+
+def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _xlsx_rows(stream: IO[bytes]) -> Iterator[Row]:
+    # Streamed with limits on what the zip unpacks to, rows, columns, cells and time; a DTD
+    # or entity is refused (console/spreadsheets.py).
+    try:
+        yield from xlsx_rows(stream, limits=XlsxLimits(seconds=read_seconds()))
+    except SpreadsheetRefused as refusal:
+        raise AudienceError(str(refusal)) from None
+
+
+def file_rows(stream: IO[bytes], *, name: str) -> tuple[str, Iterator[Row]]:
+    """The file's format or encoding, and its rows. ``stream`` must be seekable."""
+    head = stream.read(_HEAD)
+    stream.seek(0)
+    lowered = name.lower()
+    if head.startswith(_XLSX_MAGIC):
+        return "xlsx", _xlsx_rows(stream)
+    if head.startswith(_OLE_MAGIC) or lowered.endswith(".xls"):
+        raise AudienceError(
+            _("Old Excel files (.xls) cannot be read. Save the sheet as .xlsx or .csv.")
+        )
+    encoding = _sniff_encoding(head)
+    if encoding == "utf-8" and b"\x00" in head:
+        raise AudienceError(
+            _("The file is not text, CSV or an Excel .xlsx file. Upload one of those.")
+        )
+    return encoding, _text_rows(stream, encoding)
+
+
+# ---- from rows to values ------------------------------------------------------------------------
+
+
+def _is_header_cell(cell: str) -> bool:
+    return "openid" in cell.strip().lower().replace("_", "").replace(" ", "")
+
+
+def row_values(rows: Iterable[Row], *, column: str = "") -> Iterator[tuple[int, str]]:
+    """The values to consider, with their line numbers; blank values included (as "").
+
+    With ``column``, the first non-blank row is the header and the column of that name holds the
+    OpenIDs. Without, a one-column file is one OpenID per line (a first line naming "openid" is a
+    header), and a file of several columns must have exactly one header naming "openid".
+    """
+    wanted = column.strip().lower()
+    index: int | None = None
+    for line, cells in rows:
+        if index is None:
+            if not any(cell.strip() for cell in cells):
+                yield line, ""
+                continue
+            names = [cell.strip() for cell in cells]
+            if wanted:
+                matches = [i for i, name in enumerate(names) if name.lower() == wanted]
+                if not matches:
+                    raise AudienceError(
+                        _("The file has no column “%(column)s”. Its columns: %(columns)s."),
+                        {"column": column, "columns": "、".join(n for n in names if n) or "—"},
+                    )
+                index = matches[0]
+                continue
+            filled = [i for i, name in enumerate(names) if name]
+            if len(filled) == 1:
+                index = filled[0]
+                if is_openid(names[index]) or not _is_header_cell(names[index]):
+                    yield line, names[index]
+                continue
+            matches = [i for i, name in enumerate(names) if _is_header_cell(name)]
+            if len(matches) != 1:
+                raise AudienceError(
+                    _(
+                        "The file has several columns: choose the one holding the OpenIDs. "
+                        "Its columns: %(columns)s."
+                    ),
+                    {"columns": "、".join(n for n in names if n) or "—"},
+                )
+            index = matches[0]
+            continue
+        yield line, cells[index].strip() if index < len(cells) else ""
+
+
+def text_values(text: str) -> Iterator[tuple[int, str]]:
+    """A pasted list: OpenIDs separated by new lines, spaces, commas or semicolons."""
+    for line, raw in enumerate(io.StringIO(text), start=1):
+        tokens = [token for token in _PASTE_SEPARATORS.split(raw.strip()) if token]
+        if not tokens:
+            yield line, ""
+        for token in tokens:
+            yield line, token
+
+
+# ---- writing the audience -----------------------------------------------------------------------
+
+
+class _AudienceWriter:
+    def __init__(self, audience: BulkAudience) -> None:
+        self.audience = audience
+        self.members: list[str] = []
+        self.refusals: list[BulkAudienceRefusal] = []
+        self.lines = self.valid = self.blanks = self.refused = 0
+        self.staging = _MemberStaging()
+
+    def add(self, line: int, value: str) -> None:
+        self.lines += 1
+        if not value:
+            self.blanks += 1
+            return
+        if is_openid(value):
+            self.valid += 1
+            self.members.append(value)
+            if len(self.members) >= CHUNK:
+                self._flush_members()
+            return
+        self.refused += 1
+        reason = ""
+        try:
+            validate_openid(value)
+        except ValidationError as error:
+            reason = " ".join(str(message) for message in error.messages)
+        self.refusals.append(
+            BulkAudienceRefusal(
+                audience=self.audience, line=line, value=value[:200], reason=reason[:300]
+            )
+        )
+        if len(self.refusals) >= CHUNK:
+            self._flush_refusals()
+
+    def _flush_members(self) -> None:
+        if self.members:
+            self.staging.append(self.members)
+        self.members = []
+
+    def _flush_refusals(self) -> None:
+        BulkAudienceRefusal.objects.bulk_create(self.refusals)
+        self.refusals = []
+
+    def finish(self) -> BulkAudience:
+        self._flush_members()
+        self._flush_refusals()
+        accepted = self.staging.members_insert(audience_id=self.audience.pk)
+        audience = self.audience
+        audience.lines = self.lines
+        audience.accepted = accepted
+        audience.duplicates = self.valid - accepted
+        audience.blanks = self.blanks
+        audience.refused = self.refused
+        audience.save(update_fields=["lines", "accepted", "duplicates", "blanks", "refused"])
+        return audience
+
+
+# The OpenIDs of the audience being read, in the order they were read (``seq``), duplicates
+# included: a temporary table of this connection, without any index to keep up while rows
+# arrive. One statement then keeps each OpenID's first appearance and numbers the members
+# 0..n-1 in that order. Inserting row by row into the members table instead, its unique index
+# let the database drop duplicates, but random OpenIDs made each insert a random walk in that
+# index (SQLite grew 19x for 10x the rows) and the rows had to be renumbered afterwards.
+_STAGING = "tagging_audience_staging"
+
+_MEMBERS_FROM_STAGING = (
+    "INSERT INTO {table} ({audience}, {position}, {openid}) "
+    "SELECT %s, ROW_NUMBER() OVER (ORDER BY first_seq) - 1, openid "
+    "FROM (SELECT openid, MIN(seq) AS first_seq FROM {staging} GROUP BY openid) AS firsts"
+)
+
+
+class _MemberStaging:
+    """Accepted OpenIDs staged in this connection's temporary table (inside the transaction)."""
+
+    def __init__(self) -> None:
+        self.vendor = connection.vendor
+        self.staged = 0
+        # Temporary tables are the connection's own: parallel uploads never meet. The table
+        # is created in the audience's transaction, so a failed read rolls it back with the
+        # rest; the DROP first only matters if a previous read in this same (outer)
+        # transaction was interrupted after its table was made.
+        if self.vendor == "postgresql":
+            # "C": grouping OpenIDs (ASCII) byte by byte, not by a locale's rules.
+            schema, columns = "pg_temp", 'seq bigint NOT NULL, openid text COLLATE "C" NOT NULL'
+        else:
+            # The rowid: numbered in the order of the inserts, nothing to send for it.
+            schema, columns = "temp", "seq INTEGER PRIMARY KEY, openid text NOT NULL"
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{_STAGING}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
+
+    def append(self, openids: list[str]) -> None:
+        first = self.staged
+        self.staged += len(openids)
+        with connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                # COPY, one round trip per chunk: executemany cost ~5x more per row. Values
+                # passed is_openid (letters, digits, "-", "_"): nothing to escape in COPY's
+                # text format.
+                rows = "".join(
+                    f"{number}\t{openid}\n" for number, openid in enumerate(openids, first)
+                )
+                with cursor.cursor.copy(f"COPY {_STAGING} (seq, openid) FROM STDIN") as copy:
+                    copy.write(rows)
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
+                    [(openid,) for openid in openids],
+                )
+
+    def members_insert(self, *, audience_id: int) -> int:
+        """Insert the members (first appearances, numbered in order); drop the staging table."""
+        quote = connection.ops.quote_name
+        sql = _MEMBERS_FROM_STAGING.format(
+            table=quote(BulkAudienceMember._meta.db_table),
+            audience=quote("audience_id"),
+            position=quote("position"),
+            openid=quote("openid"),
+            staging=_STAGING,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [audience_id])
+            accepted = cursor.rowcount
+            cursor.execute(f"DROP TABLE {_STAGING}")
+        return accepted
+
+
+def _fill(audience: BulkAudience, values: Iterable[tuple[int, str]]) -> BulkAudience:
+    writer = _AudienceWriter(audience)
+    for line, value in values:
+        writer.add(line, value)
+    audience = writer.finish()
+    if not audience.accepted:
+        raise AudienceError(
+            _("No OpenID was found (%(refused)s value(s) refused). Check the file or the column."),
+            {"refused": audience.refused},
+        )
+    return audience
+
+
+def audience_from_file(
+    *, stream: IO[bytes], name: str, size: int, column: str = "", user: AbstractBaseUser
+) -> BulkAudience:
+    """An audience from an uploaded CSV, TXT or XLSX file (seekable ``stream``)."""
+    check_upload_size(size)
+    fmt, rows = file_rows(stream, name=name)
+    attempts = [fmt] if fmt != "utf-8" else ["utf-8", "gb18030"]
+    for number, encoding in enumerate(attempts):
+        if number:
+            stream.seek(0)
+            rows = _text_rows(stream, encoding)
+        try:
+            with transaction.atomic():
+                audience = BulkAudience.objects.create(
+                    source=AudienceSource.FILE,
+                    source_label=name[:255],
+                    column=column.strip()[:100],
+                    encoding=encoding,
+                    created_by=user,
+                )
+                return _fill(audience, row_values(rows, column=column))
+        except UnicodeDecodeError:
+            continue  # not UTF-8: Chinese Excel saves CSV as GB18030
+    raise AudienceError(
+        _("The file's text encoding cannot be read. Save it as UTF-8 (or GB18030) CSV.")
+    )
+
+
+def audience_from_text(*, text: str, user: AbstractBaseUser) -> BulkAudience:
+    check_upload_size(len(text.encode("utf-8")))
+    with transaction.atomic():
+        audience = BulkAudience.objects.create(
+            source=AudienceSource.PASTE, source_label="", created_by=user
+        )
+        return _fill(audience, text_values(text))
+
+
+def _follower_values(client: Any, tag_id: int) -> Iterator[tuple[int, str]]:
+    next_openid = ""
+    number = 0
+    while True:
+        page = client.tag_followers(tag_id=tag_id, next_openid=next_openid)
+        if not page.count or not page.openids:
+            return
+        for openid in page.openids:
+            number += 1
+            yield number, openid
+        if not page.next_openid or page.next_openid == next_openid:
+            return
+        next_openid = page.next_openid
+
+
+def audience_from_tag(*, tag: Any, user: AbstractBaseUser) -> BulkAudience:
+    """The followers of an Official Account tag, page by page (``user/tag/get``, 10,000 a page)."""
+    from wecom.connections import client_for
+
+    client = client_for(tag.account)
+    # The pages are read with no transaction open (a platform call never holds one) into a
+    # spooled file, memory flat; then the list is written in one transaction, whole or not at all.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        for _number, openid in _follower_values(client, tag.tag_id):
+            spool.write(openid + "\n")
+        spool.seek(0)
+        with transaction.atomic():
+            audience = BulkAudience.objects.create(
+                source=AudienceSource.TAG, source_label=str(tag)[:255], created_by=user
+            )
+            return _fill(
+                audience, ((number, line.rstrip("\n")) for number, line in enumerate(spool, 1))
+            )
+
+
+def audience_from_openids(
+    *, openids: Iterable[str], label: str, user: AbstractBaseUser
+) -> BulkAudience:
+    """An audience of OpenIDs the console has already (the failed ones of a job)."""
+    with transaction.atomic():
+        audience = BulkAudience.objects.create(
+            source=AudienceSource.RETRY, source_label=label[:255], created_by=user
+        )
+        return _fill(audience, ((number, openid) for number, openid in enumerate(openids, 1)))
+
+
+# ---- reading it back ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudiencePreview:
+    audience: BulkAudience
+    first_rows: list[str]
+    refusals: list[BulkAudienceRefusal]
+
+
+def audience_preview(*, audience: BulkAudience) -> AudiencePreview:
+    return AudiencePreview(
+        audience=audience,
+        first_rows=list(
+            audience.members.order_by("position").values_list("openid", flat=True)[:PREVIEW_ROWS]
+        ),
+        refusals=list(audience.refusals.order_by("line", "pk")[:PREVIEW_REFUSALS]),
+    )
+
+
+def audience_openids(*, audience_id: int, start: int, end: int) -> list[str]:
+    """The OpenIDs at positions [start, end), in order."""
+    return list(
+        BulkAudienceMember.objects.filter(
+            audience_id=audience_id, position__gte=start, position__lt=end
+        )
+        .order_by("position")
+        .values_list("openid", flat=True)
+    )
+
+
+def audience_refusal_rows(*, audience: BulkAudience) -> Iterator[tuple[int, str, str]]:
+    """Every refused value (line, value, reason), streamed for a CSV download."""
+    yield from (
+        audience.refusals.order_by("line", "pk")
+        .values_list("line", "value", "reason")
+        .iterator(chunk_size=2000)
+    )

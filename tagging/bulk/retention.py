@@ -1,0 +1,127 @@
+"""How long bulk audiences are kept: ``BULK_AUDIENCE_KEEP_DAYS`` (30), then deleted.
+
+An audience's member rows (one per OpenID, millions for a large campaign) are most of what the
+console stores; once its jobs have ended they only serve the audience's preview page. Every day a
+schedule deletes the audiences older than that which no open job (queued, running, paused, on
+hold) still reads, a chunk of rows per transaction so that running workers are never held up for
+long, each deletion in the History. A job's counts, failed OpenIDs and "retry failed only" do
+not need the audience and stay. A job can only be started on an audience at least a day short of
+that age, so the daily purge never deletes an audience under a job that has just started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _, ngettext_lazy
+
+from console.audit import Actor, AuditAction, audit_record
+from console.models import OPEN_JOB_STATUSES, Job
+from tagging.bulk.jobs import KIND
+from tagging.bulk.models import BulkAudience, BulkAudienceMember, BulkAudienceRefusal
+
+PURGE_SCHEDULE_NAME = "tagging: delete expired bulk audiences"
+PURGE_TASK = "tagging.bulk.retention.audiences_purge_scheduled"
+# Member rows deleted per transaction: a fraction of a second on SQLite, whose writers queue.
+DELETE_CHUNK = 20_000
+# A job may start on an audience only this long before the purge may delete it.
+START_MARGIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    audiences: int
+    members: int
+
+
+def audience_expiry(audience: BulkAudience) -> datetime:
+    """When the daily purge may delete ``audience`` (if no open job reads it then)."""
+    return audience.created_at + timedelta(days=settings.BULK_AUDIENCE_KEEP_DAYS)
+
+
+def audience_check_startable(*, audience: BulkAudience, now: datetime | None = None) -> None:
+    """Refuse to start a job on an audience the purge is about to delete."""
+    if (now or timezone.now()) > audience_expiry(audience) - START_MARGIN:
+        raise ValidationError(
+            ngettext_lazy(
+                "This list was read more than %(days)s day ago and is about to be deleted. "
+                "Upload or paste it again to start a job.",
+                "This list was read more than %(days)s days ago and is about to be deleted. "
+                "Upload or paste it again to start a job.",
+                "days",
+            ),
+            code="audience_expired",
+            params={"days": settings.BULK_AUDIENCE_KEEP_DAYS - 1},
+        )
+
+
+def audiences_in_use() -> set[int]:
+    """The audiences that open bulk jobs read."""
+    ids = Job.objects.filter(kind=KIND, status__in=OPEN_JOB_STATUSES).values_list(
+        "params__audience_id", flat=True
+    )
+    return {int(audience_id) for audience_id in ids if audience_id is not None}
+
+
+def audience_purge_expired(*, actor: Actor, now: datetime | None = None) -> PurgeReport:
+    """Delete the audiences older than ``BULK_AUDIENCE_KEEP_DAYS`` that no open job reads."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.BULK_AUDIENCE_KEEP_DAYS)
+    expired = (
+        BulkAudience.objects.filter(created_at__lt=cutoff)
+        .exclude(pk__in=audiences_in_use())
+        .order_by("pk")
+    )
+    audiences = members = 0
+    for audience in list(expired):
+        members += _audience_delete(audience=audience, actor=actor)
+        audiences += 1
+    return PurgeReport(audiences=audiences, members=members)
+
+
+def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
+    # By ranges of positions (dense 0..accepted-1), each found by the (audience, position)
+    # index where it starts: finding a chunk's end by counting rows from the first position
+    # walked again past every row deleted before it, not yet vacuumed (1,000,000 rows took
+    # 69x the time of 100,000 on PostgreSQL).
+    deleted = 0
+    for start in range(0, audience.accepted, DELETE_CHUNK):
+        with transaction.atomic():
+            count, _by_model = BulkAudienceMember.objects.filter(
+                audience=audience, position__gte=start, position__lt=start + DELETE_CHUNK
+            ).delete()
+        deleted += count
+    with transaction.atomic():
+        BulkAudienceRefusal.objects.filter(audience=audience).delete()
+        audit_record(
+            actor=actor,
+            obj=audience,
+            action=AuditAction.DELETE,
+            note=_(
+                "Deleted %(days)s days after it was read, with the OpenIDs it held "
+                "(%(members)s); the jobs that used it keep their counts and failed OpenIDs."
+            ),
+            note_params={"days": settings.BULK_AUDIENCE_KEEP_DAYS, "members": deleted},
+        )
+        # Deletes whatever no range held (there is nothing, unless the rows were not numbered).
+        _count, by_model = audience.delete()
+    return deleted + by_model.get(BulkAudienceMember._meta.label, 0)
+
+
+def audiences_purge_scheduled() -> None:
+    """The daily schedule's task."""
+    audience_purge_expired(actor=Actor.system())
+
+
+def audiences_purge_schedule_ensure() -> None:
+    """The daily purge's schedule, created or corrected (after every migrate)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=PURGE_SCHEDULE_NAME,
+        defaults={"func": PURGE_TASK, "schedule_type": Schedule.DAILY, "repeats": -1},
+    )

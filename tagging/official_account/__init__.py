@@ -1,0 +1,1 @@
+"""Official Account user tags: models, services and admin."""

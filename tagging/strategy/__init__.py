@@ -1,0 +1,1 @@
+"""WeCom strategy tags (规则组 → tag groups → tags): models, services, pulls, the tree page."""

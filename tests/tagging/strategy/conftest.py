@@ -1,0 +1,70 @@
+"""Fixtures for strategy tags: a WeCom app credential pointed at the demo sandbox, imported."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.audit import Actor, AuditSource
+from tagging.strategy.models import Tag, TagGroup
+from tagging.strategy.pull import pull_and_apply
+from wecom.models import WeComApp
+from wecom.sandbox import DEMO
+
+
+@pytest.fixture
+def app(db, sandbox) -> WeComApp:
+    app = WeComApp.objects.create(
+        name="演示企业（沙盒）",
+        corp_id=DEMO.wecom_corp_id,
+        secret=DEMO.wecom_secret,
+        agent_id=DEMO.wecom_agent_id,
+        rate_limit=1000,
+    )
+    app.refresh_from_db()
+    return app
+
+
+@pytest.fixture
+def actor(editor) -> Actor:
+    return Actor(user=editor, source=AuditSource.CONSOLE, ip="127.0.0.1")
+
+
+@pytest.fixture
+def imported(app, actor) -> WeComApp:
+    """The demo corp's strategies, groups and tags, pulled into the console."""
+    pull_and_apply(app=app, actor=actor)
+    return app
+
+
+@pytest.fixture
+def fast_timeouts(settings):
+    """A read timeout short enough for a test to meet one in well under a second."""
+    settings.PLATFORM_READ_TIMEOUT = 0.3
+    settings.PLATFORM_CONNECT_TIMEOUT = 1.0
+
+
+def wecom_tree(sandbox, strategy_id: int | None = None) -> dict[str, list]:
+    """What the sandbox holds: {group name: [(tag name, order), ...]} in WeCom's order."""
+    corp = sandbox.state._corps[DEMO.wecom_corp_id]
+    tree = {}
+    groups = sorted(corp["groups"].values(), key=lambda g: -g["order"])
+    for group in groups:
+        if strategy_id is not None and group["strategy_id"] != strategy_id:
+            continue
+        tags = sorted(group["tags"].values(), key=lambda t: -t["order"])
+        tree[group["group_name"]] = [(t["name"], t["order"]) for t in tags]
+    return tree
+
+
+def console_tree(app, strategy_wecom_id: int | None = None) -> dict[str, list]:
+    """The same, as the console knows it (WeCom's values, not pending ones)."""
+    groups = TagGroup.objects.filter(app=app)
+    if strategy_wecom_id is not None:
+        groups = groups.filter(strategy__wecom_id=strategy_wecom_id)
+    return {
+        group.name: [(t.name, t.order) for t in Tag.objects.filter(group=group)] for group in groups
+    }
+
+
+def calls(sandbox, endpoint: str) -> int:
+    return sandbox.calls("wecom", "/cgi-bin/externalcontact/" + endpoint)

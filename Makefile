@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: run test lint format lock messages clean
+.PHONY: run test test-fast lint format lock messages clean
 
 # PORT and SANDBOX_PORT from the environment win over .env (`PORT=18300 SANDBOX_PORT=18390 make
 # run`); the API bases that .env leaves empty follow SANDBOX_PORT (console/settings.py).
@@ -20,6 +20,13 @@ test: $(VENV)/.installed-dev
 	@DJANGO_SETTINGS_MODULE=tests.settings $(MANAGE) compiletranslations --verbosity 0
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the browser journeys and the slow groups, on both cores
+# (about a minute). `make test` and CI still run everything.
+test-fast: $(VENV)/.installed-dev
+	@DJANGO_SETTINGS_MODULE=tests.settings $(MANAGE) compiletranslations --verbosity 0
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -14,6 +14,27 @@ from wecom.sandbox import SandboxServer, SandboxState, seed_demo
 
 PASSWORD = "correct horse battery staple 42"
 
+# The slow groups, left out of `make test-fast` (the inner loop) and run by `make test` and CI:
+# processes started and killed for real, the chaos run, the fuzzers and the hostile files. A
+# test is listed by its file, or by file and function where the rest of the file is quick.
+SLOW_TESTS = (
+    "tests/test_runconsole.py",
+    "tests/test_worker_liveness.py",
+    "tests/test_settings_sentences.py",
+    "tests/test_fuzz_admin.py",
+    "tests/test_validators_fuzz.py",
+    "tests/tagging/bulk/test_bulk_chaos.py",
+    "tests/test_view_only.py::test_no_role_changes_anything_outside_its_apps",
+    "tests/test_hostile_input.py::test_each_hostile_xlsx_is_refused_quickly_and_in_little_memory",
+    "tests/test_hostile_input.py::test_the_bulk_upload_refuses_each_hostile_xlsx_in_words",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # tests/browser/conftest.py marks the browser journeys
+        if item.nodeid.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():

@@ -217,7 +217,7 @@ class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
     class Media:
         # The preview of the read-only page uses the same script.
         css = {"all": ("chatbot/answer_editor.css",)}
-        js = ("chatbot/answer_editor.js",)
+        js = ("console/console.js", "chatbot/answer_editor.js")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReplyChangeList

@@ -46,7 +46,11 @@ class AnswerEditorWidget(forms.Widget):
 
     class Media:
         css = {"all": ("chatbot/answer_editor.css",)}
-        js = ("chatbot/answer_editor.js",)
+        js = (
+            "vendor/sortablejs-1.15.7/Sortable.min.js",
+            "console/console.js",
+            "chatbot/answer_editor.js",
+        )
 
     def format_value(self, value: Any) -> str:
         if value in (None, ""):

@@ -3,6 +3,7 @@
    left come from the change between polls. No inline script: this file is all there is. */
 (function () {
   "use strict";
+  var kit = window.consoleKit;
   var POLL_MS = 1000;
   var WINDOW_MS = 15000;
 
@@ -65,12 +66,10 @@
     }
 
     function poll() {
-      fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-        .then(function (response) {
-          if (!response.ok) { throw new Error(String(response.status)); }
-          return response.json();
-        })
-        .then(function (data) {
+      kit.requestJSON(url)
+        .then(function (answer) {
+          if (!answer.ok) { throw new Error(String(answer.status)); }
+          var data = answer.body;
           show(data);
           if (data.status !== initialStatus && reloadOnChange) {
             // The buttons that fit the new status come with the page.
@@ -85,16 +84,10 @@
     if (root.getAttribute("data-final") !== "true") { poll(); }
   }
 
-  function confirmForms() {
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
-      });
+  kit.each("[data-progress-url]", watch);
+  kit.each("form[data-confirm]", function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
     });
-  }
-
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-progress-url]").forEach(watch);
-    confirmForms();
   });
 })();

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from chatbot.models import AutoReply, Skill, SyncState
 from tests.browser.conftest import RESULTS, login
+from tests.browser.test_strategy_tags_journey import drag
 from tests.chatbot.conftest import make_bot
 from wecom.sandbox import DEMO, FaultRule
 
@@ -203,13 +204,60 @@ def test_parts_of_a_combined_answer_are_reordered_by_dragging(page, editor):
     page.locator('[data-action="add-item"]').click()
     part(page, 2).get_by_label(re.compile("素材 ID")).fill("media-1")
     expect(part(page, 1)).to_have_attribute("data-kind", "text")
-    part(page, 2).locator(".ce-handle").drag_to(part(page, 1))
+    drag(page, part(page, 2).locator(".ce-handle"), part(page, 1))
     expect(part(page, 1)).to_have_attribute("data-kind", "image")
     expect(part(page, 2).locator("textarea")).to_have_value("第一段")
     preview = page.locator("[data-preview] .pv-row-bot")
     expect(preview.nth(0).locator(".pv-image")).to_have_count(1)
     state = json.loads(page.locator("[data-answer-input]").input_value())
     assert [item["type"] for item in state["items"]] == ["image", "text"]
+
+
+def test_parts_dragged_into_a_new_order_are_saved_in_it(page, editor):
+    Skill.objects.create(bot=make_bot(), name="售后服务")
+    login(page, editor)
+    page.goto("/admin/chatbot/autoreply/add/")
+    page.locator("#id_skill").select_option(label="售后服务 (演示机器人)")
+    page.locator("#id_title").fill("怎么退货？")
+    page.locator("[data-kind]").select_option("multimsg")
+    part(page, 1).locator("textarea").fill("第一段")
+    page.locator("[data-add-kind]").select_option("image")
+    for number in (2, 3):
+        page.locator('[data-action="add-item"]').click()
+        part(page, number).get_by_label(re.compile("素材 ID")).fill(f"media-{number}")
+
+    # The last part dragged by its handle to the top (SortableJS): the fields keep their values.
+    drag(page, part(page, 3).locator(".ce-handle"), part(page, 1))
+    expect(part(page, 1).get_by_label(re.compile("素材 ID"))).to_have_value("media-3")
+    expect(part(page, 2).locator("textarea")).to_have_value("第一段")
+    expect(part(page, 3).get_by_label(re.compile("素材 ID"))).to_have_value("media-2")
+    preview = page.locator("[data-preview] .pv-row-bot")
+    expect(preview.nth(0)).to_contain_text("media-3")
+    expect(preview.nth(1)).to_contain_text("第一段")
+
+    # The same from the keyboard: the arrow keeps the focus on the part it moved.
+    part(page, 2).get_by_role("button", name="下移").focus()
+    page.keyboard.press("Enter")
+    expect(part(page, 3).locator("textarea")).to_have_value("第一段")
+    expect(part(page, 3).get_by_role("button", name="下移")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(part(page, 2).locator("textarea")).to_have_value("第一段")
+    state = json.loads(page.locator("[data-answer-input]").input_value())
+    assert [item.get("media_id") or item["type"] for item in state["items"]] == [
+        "media-3",
+        "text",
+        "media-2",
+    ]
+
+    page.get_by_role("button", name="保存", exact=True).click()
+    expect(messages(page)).to_contain_text("成功")
+    saved = AutoReply.objects.get().content["multimsg"]
+    assert [item["image"]["media_id"] if "image" in item else item for item in saved] == [
+        "media-3",
+        "第一段",
+        "media-2",
+    ]
 
 
 def test_changing_the_question_of_a_pushed_reply_is_warned_while_typing(page, editor, sandbox):

@@ -13,25 +13,10 @@
 (function () {
   "use strict";
 
+  var kit = window.consoleKit;
+  var el = kit.el;
   var WEB_URL = /^https?:\/\//i;
   var SINGLE_KINDS = ["text", "news", "image", "miniprogrampage"];
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
-
-  function strings(scope) {
-    var result = {};
-    var tpl = scope.querySelector('template[data-tpl="strings"]');
-    if (!tpl) return result;
-    tpl.content.querySelectorAll("[data-string]").forEach(function (node) {
-      result[node.getAttribute("data-string")] = node.textContent;
-    });
-    return result;
-  }
 
   function blank(kind) {
     switch (kind) {
@@ -53,11 +38,10 @@
     return { title: "", description: "", url: "", picurl: "", type: "h5" };
   }
 
-  function move(list, index, delta) {
-    var target = index + delta;
-    if (target < 0 || target >= list.length) return false;
-    var item = list.splice(index, 1)[0];
-    list.splice(target, 0, item);
+  // Moves list[from] to the place `to`; false when `to` is outside the list or where it was.
+  function move(list, from, to) {
+    if (to < 0 || to >= list.length || to === from) return false;
+    list.splice(to, 0, list.splice(from, 1)[0]);
     return true;
   }
 
@@ -163,7 +147,7 @@
     this.input = root.querySelector("[data-answer-input]");
     this.body = root.querySelector("[data-root]");
     this.screen = root.querySelector("[data-preview]");
-    this.s = strings(root);
+    this.s = kit.strings(root, "strings");
     this.form = root.closest("form");
     this.titleInput = this.form ? this.form.querySelector("#id_title") : null;
     this.lastText = null; // {segments, index, caret}: where a link is inserted
@@ -239,40 +223,70 @@
     else this.bindFields(node, answer);
   };
 
+  // The first button of `node` marked data-action="name" (a part's own buttons come before
+  // those of the articles or segments inside it) runs `action` when pressed.
+  function onAction(node, name, action) {
+    var button = node.querySelector('[data-action="' + name + '"]');
+    if (button) button.addEventListener("click", action);
+  }
+
+  /* Draws `entries` into `list`, one node each from `build(entry, index)`, and gives each node's
+   * ↑, ↓ and remove buttons their work on the array; `redraw` draws again and saves. After a
+   * move the pressed arrow of the moved entry keeps the focus, to be pressed again. */
+  function drawOrderable(list, entries, build, redraw) {
+    var nodes = entries.map(function (entry, index) {
+      var node = build(entry, index);
+      var step = function (name, to) {
+        onAction(node, name, function () {
+          if (!move(entries, index, to)) return;
+          redraw();
+          list.children[to].querySelector('[data-action="' + name + '"]').focus();
+        });
+      };
+      step("up", index - 1);
+      step("down", index + 1);
+      onAction(node, "remove", function () {
+        entries.splice(index, 1);
+        redraw();
+      });
+      return node;
+    });
+    list.replaceChildren.apply(list, nodes);
+  }
+
   Editor.prototype.renderText = function (answer, node) {
     var self = this;
-    if (!Array.isArray(answer.segments) || answer.segments.length === 0) {
-      answer.segments = [{ kind: "text", text: "" }];
-    }
     var list = node.querySelector('[data-list="segments"]');
-    var redraw = function () {
-      self.renderText(answer, node);
-      self.changed();
-    };
-    var items = answer.segments.map(function (segment, index) {
-      var name = segment.kind === "menu" ? "seg-menu" : segment.kind === "link" ? "seg-link" : "seg-text";
-      var item = self.template(name);
-      self.bindFields(item, segment);
-      if (name === "seg-text") {
-        var area = item.querySelector("textarea");
-        var remember = function () {
-          self.lastText = { answer: answer, index: index, caret: area.selectionStart };
-        };
-        ["focus", "keyup", "click", "select", "input"].forEach(function (event) {
-          area.addEventListener(event, remember);
-        });
+    var draw = function () {
+      if (!Array.isArray(answer.segments) || answer.segments.length === 0) {
+        answer.segments = [{ kind: "text", text: "" }];
       }
-      var remove = item.querySelector('[data-action="remove"]');
-      if (remove) {
-        remove.addEventListener("click", function () {
+      var items = answer.segments.map(function (segment, index) {
+        var name = segment.kind === "menu" ? "seg-menu" : segment.kind === "link" ? "seg-link" : "seg-text";
+        var item = self.template(name);
+        self.bindFields(item, segment);
+        if (name === "seg-text") {
+          var area = item.querySelector("textarea");
+          var remember = function () {
+            self.lastText = { answer: answer, index: index, caret: area.selectionStart };
+          };
+          ["focus", "keyup", "click", "select", "input"].forEach(function (event) {
+            area.addEventListener(event, remember);
+          });
+        }
+        onAction(item, "remove", function () {
           answer.segments.splice(index, 1);
           mergeTexts(answer);
           redraw();
         });
-      }
-      return item;
-    });
-    list.replaceChildren.apply(list, items);
+        return item;
+      });
+      list.replaceChildren.apply(list, items);
+    };
+    var redraw = function () {
+      draw();
+      self.changed();
+    };
     var insert = function (segment) {
       var at = self.lastText && self.lastText.answer === answer ? self.lastText : null;
       if (at && answer.segments[at.index] && answer.segments[at.index].kind === "text") {
@@ -295,12 +309,13 @@
       var added = list.children[position];
       if (added) added.querySelector("input").focus();
     };
-    node.querySelector('[data-action="add-menu"]').onclick = function () {
+    onAction(node, "add-menu", function () {
       insert({ kind: "menu", label: "", question: "", menuid: "" });
-    };
-    node.querySelector('[data-action="add-link"]').onclick = function () {
+    });
+    onAction(node, "add-link", function () {
       insert({ kind: "link", label: "", url: "" });
-    };
+    });
+    draw();
   };
 
   function mergeTexts(answer) {
@@ -331,89 +346,60 @@
     var self = this;
     if (!Array.isArray(answer.articles)) answer.articles = [];
     var list = node.querySelector('[data-list="articles"]');
+    var draw = function () {
+      drawOrderable(list, answer.articles, function (article, index) {
+        var card = self.template("article");
+        card.querySelector("[data-number]").textContent = String(index + 1);
+        self.bindFields(card, article);
+        return card;
+      }, redraw);
+    };
     var redraw = function () {
-      self.renderNews(answer, node);
+      draw();
       self.changed();
     };
-    var cards = answer.articles.map(function (article, index) {
-      var card = self.template("article");
-      card.querySelector("[data-number]").textContent = String(index + 1);
-      self.bindFields(card, article);
-      card.querySelector('[data-action="up"]').onclick = function () {
-        if (move(answer.articles, index, -1)) redraw();
-      };
-      card.querySelector('[data-action="down"]').onclick = function () {
-        if (move(answer.articles, index, 1)) redraw();
-      };
-      card.querySelector('[data-action="remove"]').onclick = function () {
-        answer.articles.splice(index, 1);
-        redraw();
-      };
-      return card;
-    });
-    list.replaceChildren.apply(list, cards);
-    node.querySelector('[data-action="add-article"]').onclick = function () {
+    onAction(node, "add-article", function () {
       answer.articles.push(blankArticle());
       redraw();
-    };
+    });
+    draw();
   };
 
   Editor.prototype.renderMulti = function (answer, node) {
     var self = this;
     if (!Array.isArray(answer.items)) answer.items = [];
     var list = node.querySelector('[data-list="items"]');
+    var draw = function () {
+      drawOrderable(list, answer.items, function (part) {
+        var item = self.template("item");
+        item.setAttribute("data-kind", part.type);
+        item.querySelector("[data-item-label]").textContent = self.s["kind-" + part.type] || part.type;
+        var body = item.querySelector("[data-item-body]");
+        if (SINGLE_KINDS.indexOf(part.type) >= 0) self.renderSingle(part, body, false);
+        return item;
+      }, redraw);
+    };
     var redraw = function () {
-      self.renderMulti(answer, node);
+      draw();
       self.changed();
     };
-    var dragged = null;
-    var items = answer.items.map(function (part, index) {
-      var item = self.template("item");
-      item.setAttribute("data-kind", part.type);
-      item.querySelector("[data-item-label]").textContent = self.s["kind-" + part.type] || part.type;
-      var body = item.querySelector("[data-item-body]");
-      if (SINGLE_KINDS.indexOf(part.type) >= 0) self.renderSingle(part, body, false);
-      item.querySelector('[data-action="up"]').onclick = function () {
-        if (move(answer.items, index, -1)) redraw();
-      };
-      item.querySelector('[data-action="down"]').onclick = function () {
-        if (move(answer.items, index, 1)) redraw();
-      };
-      item.querySelector('[data-action="remove"]').onclick = function () {
-        answer.items.splice(index, 1);
-        redraw();
-      };
-      var handle = item.querySelector(".ce-handle");
-      handle.addEventListener("dragstart", function (event) {
-        dragged = index;
-        event.dataTransfer.effectAllowed = "move";
-        event.dataTransfer.setData("text/plain", String(index));
-        event.dataTransfer.setDragImage(item, 10, 10);
-      });
-      item.addEventListener("dragover", function (event) {
-        if (dragged === null) return;
-        event.preventDefault();
-        item.classList.add("ce-drop");
-      });
-      item.addEventListener("dragleave", function () {
-        item.classList.remove("ce-drop");
-      });
-      item.addEventListener("drop", function (event) {
-        event.preventDefault();
-        if (dragged === null || dragged === index) return;
-        var moved = answer.items.splice(dragged, 1)[0];
-        answer.items.splice(index, 0, moved);
-        dragged = null;
-        redraw();
-      });
-      return item;
+    // A drag by the handle (SortableJS, vendored): the parts follow the moved element, then the
+    // list is drawn again from them, as after the arrows.
+    Sortable.create(list, {
+      handle: ".ce-handle",
+      draggable: ".ce-item",
+      animation: 150,
+      ghostClass: "ce-ghost",
+      forceFallback: true,
+      onEnd: function (event) {
+        if (move(answer.items, event.oldIndex, event.newIndex)) redraw();
+      },
     });
-    list.replaceChildren.apply(list, items);
-    node.querySelector('[data-action="add-item"]').onclick = function () {
-      var kind = node.querySelector("[data-add-kind]").value;
-      answer.items.push(blank(kind));
+    onAction(node, "add-item", function () {
+      answer.items.push(blank(node.querySelector("[data-add-kind]").value));
       redraw();
-    };
+    });
+    draw();
   };
 
   // A pushed reply whose standard question or skill changes leaves its old entry on the
@@ -434,26 +420,21 @@
     check();
   }
 
-  function start() {
-    watchLeftover();
-    document.querySelectorAll("[data-answer-editor]").forEach(function (root) {
-      if (!root.__editor) root.__editor = new Editor(root);
-    });
-    document.querySelectorAll("[data-answer-readonly]").forEach(function (root) {
-      var screen = root.querySelector("[data-preview]");
-      var answer;
-      try {
-        answer = JSON.parse(screen.getAttribute("data-answer"));
-      } catch (error) {
-        return;
-      }
-      renderPreview(screen, answer, screen.getAttribute("data-title"), strings(root));
-    });
-  }
+  kit.ready(watchLeftover);
+  kit.each("[data-answer-editor]", function (root) {
+    new Editor(root);
+  });
+  kit.each("[data-answer-readonly]", function (root) {
+    var screen = root.querySelector("[data-preview]");
+    var answer;
+    try {
+      answer = JSON.parse(screen.getAttribute("data-answer"));
+    } catch (error) {
+      return;
+    }
+    renderPreview(screen, answer, screen.getAttribute("data-title"), kit.strings(root, "strings"));
+  });
 
   // The “试一试” panel (ask_bot.js) shows the bot's answers in the same phone.
   window.chatbotPreview = { render: renderPreview };
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
 })();

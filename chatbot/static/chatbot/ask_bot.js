@@ -8,22 +8,8 @@
 (function () {
   "use strict";
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
-
-  function strings(scope, name) {
-    var result = {};
-    var tpl = scope.querySelector('template[data-tpl="' + name + '"]');
-    if (!tpl) return result;
-    tpl.content.querySelectorAll("[data-string]").forEach(function (node) {
-      result[node.getAttribute("data-string")] = node.textContent;
-    });
-    return result;
-  }
+  var kit = window.consoleKit;
+  var el = kit.el;
 
   function card(result, query, s, preview) {
     var box = el("section", "chatbot-ask-card chatbot-ask-" + result.env);
@@ -72,30 +58,24 @@
     var form = root.querySelector("[data-ask-form]");
     var out = root.querySelector("[data-ask-results]");
     var error = root.querySelector("[data-ask-error]");
-    var s = strings(root, "ask-strings");
-    var preview = strings(root, "strings");
+    var s = kit.strings(root, "ask-strings");
+    var preview = kit.strings(root, "strings");
+    var fail = function (text) {
+      out.replaceChildren();
+      error.textContent = text;
+      error.hidden = false;
+    };
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var data = new FormData(form);
       var query = String(data.get("query") || "");
       error.hidden = true;
       out.replaceChildren(el("p", "help", s.asking));
-      fetch(form.getAttribute("action"), {
-        method: "POST",
-        body: data,
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      })
-        .then(function (response) {
-          return response.json().then(function (body) {
-            return { ok: response.ok, body: body };
-          });
-        })
+      kit
+        .requestJSON(form.getAttribute("action"), { method: "POST", body: data })
         .then(function (answer) {
           if (!answer.ok || !answer.body.results) {
-            out.replaceChildren();
-            error.textContent = answer.body.error || s.failed;
-            error.hidden = false;
+            fail(answer.body.error || s.failed);
             return;
           }
           out.replaceChildren.apply(
@@ -106,22 +86,10 @@
           );
         })
         .catch(function () {
-          out.replaceChildren();
-          error.textContent = s.failed;
-          error.hidden = false;
+          fail(s.failed);
         });
     });
   }
 
-  function startAll() {
-    document.querySelectorAll("[data-ask-bot]").forEach(function (root) {
-      if (!root.__ask) {
-        root.__ask = true;
-        start(root);
-      }
-    });
-  }
-
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
-  else startAll();
+  kit.each("[data-ask-bot]", start);
 })();

@@ -40,25 +40,23 @@
     note.hidden = !file;
     return Boolean(file);
   }
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-bulk-job-form]").forEach(function (form) {
-      form.addEventListener("change", function () {
-        update(form);
-        showRefusal(form);
-      });
-      form.addEventListener("submit", function (event) {
-        if (showRefusal(form)) {
-          event.preventDefault();
-          return;
-        }
-        var reading = form.querySelector("[data-bulk-reading]");
-        var button = form.querySelector("[data-bulk-preview]");
-        if (reading) { reading.hidden = false; }
-        // After the submission has started: a disabled button would not be submitted.
-        window.setTimeout(function () { if (button) { button.disabled = true; } }, 0);
-      });
+  window.consoleKit.each("[data-bulk-job-form]", function (form) {
+    form.addEventListener("change", function () {
       update(form);
       showRefusal(form);
     });
+    form.addEventListener("submit", function (event) {
+      if (showRefusal(form)) {
+        event.preventDefault();
+        return;
+      }
+      var reading = form.querySelector("[data-bulk-reading]");
+      var button = form.querySelector("[data-bulk-preview]");
+      if (reading) { reading.hidden = false; }
+      // After the submission has started: a disabled button would not be submitted.
+      window.setTimeout(function () { if (button) { button.disabled = true; } }, 0);
+    });
+    update(form);
+    showRefusal(form);
   });
 })();

@@ -17,13 +17,9 @@
       });
     }
     function poll() {
-      fetch(url + "?since=" + encodeURIComponent(since), {
-        credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      })
-        .then(function (answer) { return answer.ok ? answer.json() : null; })
-        .then(function (data) {
-          if (data && data.changed) {
+      window.consoleKit.requestJSON(url + "?since=" + encodeURIComponent(since))
+        .then(function (answer) {
+          if (answer.ok && answer.body.changed) {
             notice.hidden = false;
             return;
           }
@@ -34,9 +30,5 @@
     window.setTimeout(poll, interval);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+  window.consoleKit.ready(start);
 })();

@@ -5,11 +5,6 @@
 (function () {
   "use strict";
 
-  function csrfToken() {
-    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function say(text, failed) {
     var status = document.getElementById("strategy-status");
     if (!status) return;
@@ -63,14 +58,8 @@
     body.set("ids", idsOf(list).join(","));
     body.set("shown", shownOrders(list));
     list.setAttribute("aria-busy", "true");
-    fetch(moveUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
-      body: body
-    }).then(function (response) {
-      return response.json();
-    }).then(function (answer) {
+    window.consoleKit.requestJSON(moveUrl, { method: "POST", body: body }).then(function (reply) {
+      var answer = reply.body;
       list.removeAttribute("aria-busy");
       say(answer.message, !answer.ok);
       if (answer.order) {
@@ -126,9 +115,5 @@
     document.documentElement.setAttribute("data-strategy-tree-ready", "1");
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.consoleKit.ready(init);
 })();

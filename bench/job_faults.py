@@ -234,7 +234,7 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
         name="faults", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
     )
     account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "故障测试")
+    tag_id = state.official_account.add_tag(DEMO.oa_appid, "故障测试")
     oa_tags_pull(account=account, actor=actor)
     tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
     valid = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + args.openids)]
@@ -378,7 +378,7 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
     job.refresh_from_db()
     job_progress = job.progress()
     failure_items = list(JobItemFailure.objects.filter(job=job).values_list("item", flat=True))
-    fans = state.oa_tag_fans(DEMO.oa_appid, tag_id)
+    fans = state.official_account.tag_fans(DEMO.oa_appid, tag_id)
     result = {
         "database": connection.vendor,
         "broker": "redis" if redis_url else "orm",

@@ -71,9 +71,9 @@ class InFlight:
         self.overlaps: list[list[str]] = []
 
     def install(self) -> None:
-        from wecom.sandbox.state import SandboxState
+        from wecom.sandbox.official_account import OfficialAccountPlatform
 
-        original = SandboxState.oa_batch_tagging
+        original = OfficialAccountPlatform.batch_tagging
         recorder = self
 
         def recording(self: Any, appid: str, body: dict, *, tagging: bool) -> dict:
@@ -90,13 +90,13 @@ class InFlight:
                 with recorder.lock:
                     recorder.now.subtract(openids)
 
-        SandboxState.oa_batch_tagging = recording  # type: ignore[method-assign]
+        OfficialAccountPlatform.batch_tagging = recording  # type: ignore[method-assign]
         self._original = original
 
     def uninstall(self) -> None:
-        from wecom.sandbox.state import SandboxState
+        from wecom.sandbox.official_account import OfficialAccountPlatform
 
-        SandboxState.oa_batch_tagging = self._original  # type: ignore[method-assign]
+        OfficialAccountPlatform.batch_tagging = self._original  # type: ignore[method-assign]
 
 
 class Workers:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name="chaos", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
     )
     account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "混沌测试")
+    tag_id = state.official_account.add_tag(DEMO.oa_appid, "混沌测试")
     oa_tags_pull(account=account, actor=actor)
     tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
     valid = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + args.openids)]
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     job.refresh_from_db()
     progress = job.progress()
     failure_items = list(JobItemFailure.objects.filter(job=job).values_list("item", flat=True))
-    fans = state.oa_tag_fans(DEMO.oa_appid, tag_id)
+    fans = state.official_account.tag_fans(DEMO.oa_appid, tag_id)
     result = {
         "database": connection.vendor,
         "broker": "redis" if os.environ.get("REDIS_URL") else "orm",

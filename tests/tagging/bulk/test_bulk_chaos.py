@@ -69,7 +69,7 @@ def test_the_overlap_recorder_sees_one_batch_sent_twice_at_once(sandbox, account
     from wecom.connections import client_for
     from wecom.sandbox import DEMO
 
-    tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, "重叠")
+    tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, "重叠")
     openids = [f"oW3Kq_{n:022d}" for n in range(5)]
     recorder = InFlight(latency=0.3)
     recorder.install()

@@ -516,14 +516,8 @@ class ChatbotPlatform:
                     }
                     for (category, label), data in bot["labels"].items()
                 ],
-                "skills": [
-                    {"skillname": skill, "title": title, **copy.deepcopy(data)}
-                    for (skill, title), data in bot["skills"].items()
-                ],
-                "online_skills": [
-                    {"skillname": skill, "title": title, **copy.deepcopy(data)}
-                    for (skill, title), data in bot.get("online_skills", {}).items()
-                ],
+                "skills": _skills_snapshot(bot["skills"]),
+                "online_skills": _skills_snapshot(bot.get("online_skills", {})),
             }
             for appid, bot in self._bots.items()
         }
@@ -542,21 +536,25 @@ class ChatbotPlatform:
                     }
                     for x in b.get("labels", [])
                 },
-                "skills": {
-                    (x["skillname"], x["title"]): {
-                        "content": x["content"],
-                        "questions": list(x.get("questions", [])),
-                        "managerid": x.get("managerid", ""),
-                    }
-                    for x in b.get("skills", [])
-                },
-                "online_skills": {
-                    (x["skillname"], x["title"]): {
-                        "content": x["content"],
-                        "questions": list(x.get("questions", [])),
-                        "managerid": x.get("managerid", ""),
-                    }
-                    for x in b.get("online_skills", [])
-                },
+                "skills": _skills_restored(b.get("skills", [])),
+                "online_skills": _skills_restored(b.get("online_skills", [])),
             }
             self._bot_by_token[b["token"]] = appid
+
+
+def _skills_snapshot(skills: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"skillname": skill, "title": title, **copy.deepcopy(data)}
+        for (skill, title), data in skills.items()
+    ]
+
+
+def _skills_restored(entries: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (x["skillname"], x["title"]): {
+            "content": x["content"],
+            "questions": list(x.get("questions", [])),
+            "managerid": x.get("managerid", ""),
+        }
+        for x in entries
+    }

@@ -64,11 +64,10 @@ DATABASE = {"url": ""}  # --database: a PostgreSQL server to use instead of SQLi
 def child_env(db: Path, wechat_base: str) -> dict[str, str]:
     database_url = f"sqlite:///{db}"
     if DATABASE["url"]:
-        from tests.tagging.bulk.chaos import _postgres_database
+        from tests.harness import postgres_database
 
         # Beside the named database (its name as a prefix), so parallel runs do not collide.
-        base = DATABASE["url"] + "_bench_" + db.stem.replace("-", "_")
-        database_url = _postgres_database(base)
+        database_url = postgres_database(DATABASE["url"], "bench_" + db.stem.replace("-", "_"))
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.tagging.bulk.chaos_settings",  # short timeouts, env base

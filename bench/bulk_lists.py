@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -452,15 +452,9 @@ def _database(options: argparse.Namespace, work: Path) -> tuple[str, str]:
     """(label, DATABASE_URL) of a fresh database for the run."""
     if not options.database:
         return "SQLite", f"sqlite:///{work / 'lists.sqlite3'}"
-    import psycopg
+    from tests.harness import postgres_database
 
-    parsed = urlparse(options.database)
-    name = parsed.path.lstrip("/") + "_bench_lists"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return "PostgreSQL", urlunparse(parsed._replace(path="/" + name))
+    return "PostgreSQL", postgres_database(options.database, "bench_lists")
 
 
 def _spread(values: list[float], unit: str, digits: int = 2) -> str:
@@ -563,9 +557,9 @@ def main_run(options: argparse.Namespace) -> None:
                 f"  {variant:6} {figure:5} {large:,} / {small:,}: {_spread(ratios, '', 3)}{verdict}"
             )
     if options.database:
-        from tests.tagging.bulk.chaos import _drop_postgres_database
+        from tests.harness import drop_postgres_database
 
-        _drop_postgres_database(database_url)
+        drop_postgres_database(database_url)
 
 
 def main() -> None:

@@ -47,7 +47,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PREFIX = "oW3Kq_"
 BATCH_TAGGING = "/cgi-bin/tags/members/batchtagging"
 
 
@@ -181,15 +180,11 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
     database_url = postgres.start() if postgres else f"sqlite:///{work / 'bench.sqlite3'}"
     redis_url = redis.start() if redis else ""
 
-    from tests.tagging.bulk.chaos import InFlight
-    from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
+    from tests.harness import django_setup, process_group_stop
+    from tests.tagging.bulk.chaos import bulk_run_start, watched_sandbox
     from wecom.sandbox.faults import FaultRule
 
-    in_flight = InFlight(args.latency_ms / 1000)
-    in_flight.install()
-    state = SandboxState(seed=1)
-    seed_demo(state)
-    sandbox = SandboxServer(state=state, seed=1).start()
+    sandbox, in_flight = watched_sandbox(latency_ms=args.latency_ms, seed=1)
     run_id = secrets.token_hex(4)
     env = {
         **os.environ,
@@ -207,47 +202,31 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
         "JOBS_SLICE_SECONDS": str(args.slice_seconds),
         "PYTHONPATH": str(ROOT),
     }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-    from django.db import connection, transaction
+    django_setup(env)
+    from django.db import connection
     from django_q.status import Stat
 
-    from console.audit import Actor
     from console.jobs.runner import owner_process
     from console.jobs.supervisor import worker_health
-    from console.models import Job, JobItemFailure, JobShard, JobStatus
-    from tagging.bulk.audience import audience_from_openids
-    from tagging.bulk.services import bulk_job_start
-    from tagging.official_account.models import OfficialAccountTag
-    from tagging.official_account.services import oa_tags_pull
-    from wecom.models import OfficialAccount
-    from wecom.sandbox.demo import demo_openid
+    from console.models import Job, JobShard, JobStatus
 
-    actor = Actor.command_line(command="job_faults")
-    account = OfficialAccount.objects.create(
-        name="faults", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
+    def spread(valid: list[str], bad: list[str]) -> list[str]:
+        step = max(len(valid) // (len(bad) + 1), 1)
+        openids = list(valid)
+        for number, openid in enumerate(bad):
+            openids.insert((number + 1) * step, openid)
+        return openids
+
+    run = bulk_run_start(
+        sandbox,
+        name="faults",
+        tag_name="故障测试",
+        valid=args.openids,
+        bad=args.bad,
+        mix=spread,
+        batch_size=args.batch_size,
     )
-    account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "故障测试")
-    oa_tags_pull(account=account, actor=actor)
-    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
-    valid = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + args.openids)]
-    bad = [demo_openid("oZZZZZ", n) for n in range(args.bad)]
-    step = max(len(valid) // (len(bad) + 1), 1)
-    openids = list(valid)
-    for number, openid in enumerate(bad):
-        openids.insert((number + 1) * step, openid)
-    with transaction.atomic():
-        audience = audience_from_openids(openids=openids, label="faults", user=actor.user)
-        job = bulk_job_start(audience=audience, target=tag, batch_size=args.batch_size, actor=actor)
-    connection.close()
-    sandbox.reset_stats()
+    job = run.job
 
     log = (work / "qcluster.log").open("w")
     cluster = subprocess.Popen(
@@ -331,14 +310,8 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
                     "_from": now,
                     "_at": now,
                 }
-                if name == "idle worker killed":
-                    pid = idle_worker_pid()
-                    if pid is None:
-                        time.sleep(0.1)
-                        continue
-                    os.kill(pid, signal.SIGKILL)
-                elif name == "busy worker killed":
-                    pid = lease_owner_pid()
+                if name in ("idle worker killed", "busy worker killed"):
+                    pid = idle_worker_pid() if name == "idle worker killed" else lease_owner_pid()
                     if pid is None:
                         time.sleep(0.1)
                         continue
@@ -359,14 +332,7 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
             time.sleep(0.2)
         seconds = time.monotonic() - started
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(cluster.pid, signal.SIGTERM)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait()
+        process_group_stop(cluster)
         sandbox.stop()
 
     end = time.monotonic()
@@ -375,23 +341,12 @@ def _run(argv: list[str] | None, servers: list[Any]) -> dict[str, Any]:
         fault["stall_seconds"] = round(progress.longest_stall(fault["_from"], until), 1)
     for fault in faults:
         del fault["_from"], fault["_at"]
-    job.refresh_from_db()
-    job_progress = job.progress()
-    failure_items = list(JobItemFailure.objects.filter(job=job).values_list("item", flat=True))
-    fans = state.oa_tag_fans(DEMO.oa_appid, tag_id)
+    tally = run.tally(sandbox)
     result = {
-        "database": connection.vendor,
-        "broker": "redis" if redis_url else "orm",
-        "status": str(job.status),
+        **tally,
         "seconds": round(seconds, 1),
         "faults": faults,
-        "total": job_progress.total,
-        "done": job_progress.done,
-        "failed": job_progress.failed,
-        "exact": (job_progress.done, job_progress.failed) == (len(valid), len(bad)),
-        "failure_items_are_the_bad_ones": sorted(failure_items) == sorted(bad),
-        "valid_missing_on_the_platform": len(set(valid) - fans),
-        "bad_on_the_platform": len(set(bad) & fans),
+        "exact": (tally["done"], tally["failed"]) == (len(run.valid), len(run.bad)),
         "overlaps": len(in_flight.overlaps),
         "calls": sandbox.stats(),
         "worker_states_seen": sorted(health_states),

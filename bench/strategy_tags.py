@@ -85,11 +85,11 @@ def bench_urls() -> None:
 
 
 def seed_sandbox(state: object) -> None:
-    state.add_wecom_app(CORP, SECRET)  # type: ignore[attr-defined]
+    state.wecom.add_app(CORP, SECRET)  # type: ignore[attr-defined]
     for number in range(1, STRATEGIES + 1):
-        state.add_strategy(CORP, number, f"规则组{number:02d}")  # type: ignore[attr-defined]
+        state.wecom.add_strategy(CORP, number, f"规则组{number:02d}")  # type: ignore[attr-defined]
     for group in range(GROUPS):
-        state.add_strategy_group(  # type: ignore[attr-defined]
+        state.wecom.add_strategy_group(  # type: ignore[attr-defined]
             CORP,
             1 + group % STRATEGIES,
             f"标签组{group:03d}",

@@ -121,7 +121,7 @@ def main() -> None:
             callback_calls = sandbox.total_calls()
 
             # The same kind of change found by the schedule's full pull instead.
-            state.wecom_edit_strategy_tag(CORP, {"id": tag.wecom_id, "name": new_name + "b"})
+            state.wecom.edit_strategy_tag(CORP, {"id": tag.wecom_id, "name": new_name + "b"})
             sandbox.reset_stats()
             began_full = time.perf_counter()
             pull_and_apply(app=app, actor=actor)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.tagging.bulk.chaos import ROOT, _drop_postgres_database, _postgres_database
+from tests.harness import ROOT, django_setup, process_group_stop, run_database, run_database_drop
 
 
 def _children(pid: int) -> list[int]:
@@ -100,12 +100,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="liveness-"))
     run_id = secrets.token_hex(4)
-    base_url = os.environ.get("DATABASE_URL", "")
-    database_url = (
-        _postgres_database(base_url)
-        if base_url.startswith("postgres")
-        else f"sqlite:///{work / 'liveness.sqlite3'}"
-    )
+    database_url = run_database(work, "liveness")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -118,15 +113,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "JOBS_SLICE_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
     }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_setup(env)
     from django_q.tasks import async_task
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
     from console.jobs.supervisor import worker_health
 
     log = (work / "qcluster.log").open("w")
@@ -183,23 +172,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             result["restarts"] = worker_health().restarts
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(cluster.pid, signal.SIGTERM)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait()
+        process_group_stop(cluster)
         # The supervised cluster runs in a group of its own: whatever is left of it goes too.
         for pid in _descendants(cluster.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        from django.db import connection
-
-        connection.close()
-        if database_url.startswith("postgres"):
-            _drop_postgres_database(database_url)
+        run_database_drop(database_url)
     return result
 
 

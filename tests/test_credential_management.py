@@ -104,7 +104,7 @@ def test_credential_list_masks_secrets(demo, capsys):
 def test_credential_test_reports_in_words(demo, sandbox, capsys):
     call_command("credential", "test", "wecom", "演示企业（沙盒）")
     assert "Connected" in capsys.readouterr().out
-    sandbox.state.set_bot_review(DEMO.bot_appid, False)
+    sandbox.state.chatbot.set_review(DEMO.bot_appid, False)
     with pytest.raises(CommandError, match="has not passed the platform's review"):
         call_command("credential", "test", "chatbot", "演示机器人（沙盒）")
 

@@ -8,25 +8,11 @@ a probe wait with nothing running, reports "stuck" to /healthz, and restarts the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.harness import run_module
 
 
 def test_killing_the_idle_workers_of_a_real_qcluster_stalls_nothing_for_long():
-    completed = subprocess.run(
-        [sys.executable, "-m", "tests.liveness", "--stuck-seconds", "6", "--timeout", "40"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout[completed.stdout.index("{") :])
+    result = run_module("tests.liveness", "--stuck-seconds", "6", "--timeout", "40", timeout=180)
     assert result["first_task_seconds"] is not None, result
     assert result["idle_seconds"] is not None, result  # both workers back on the queue
     assert result["killed"] == 2, result

@@ -131,7 +131,7 @@ def test_upload_preview_start_watch_download_then_pause_and_resume(page, editor,
     expect(page.locator("[data-job-control=pause]")).to_be_visible()
     work(second, slices=2)
     expect(page.locator("[data-job-field=percent]")).to_have_text("100%")
-    assert set(oid(n) for n in range(100, 400)) <= sandbox.state.oa_tag_fans(
+    assert set(oid(n) for n in range(100, 400)) <= sandbox.state.official_account.tag_fans(
         DEMO.oa_appid, tag.tag_id
     )
     shot(page, "5-resumed-done")

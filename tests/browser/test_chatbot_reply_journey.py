@@ -89,7 +89,7 @@ def test_an_editor_builds_pushes_and_breaks_a_combined_answer(page, editor, sand
     expect(page.locator(".field-sync_status")).to_contain_text("已同步")
     reply = AutoReply.objects.get()
     assert reply.sync_state == SyncState.IN_SYNC
-    sent = sandbox.state.bot_skills(DEMO.bot_appid)[("售后服务", "怎么退货？")]
+    sent = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后服务", "怎么退货？")]
     content = json.loads(sent["content"])
     assert [
         next(iter(item)) if isinstance(item, dict) else "text" for item in content["multimsg"]

@@ -34,7 +34,7 @@ def app(sandbox, transactional_db, editor):
 
 
 def remote_id(sandbox, name: str) -> str:
-    for group in sandbox.state._corps[CORP]["groups"].values():
+    for group in sandbox.state.wecom._corps[CORP]["groups"].values():
         if group["group_name"] == name:
             return group["group_id"]
         for tag in group["tags"].values():
@@ -130,8 +130,8 @@ def test_the_editor_creates_renames_reorders_and_deletes(page, editor, app, sand
 
 def test_the_editor_pulls_changes_made_in_wecom_and_settles_conflicts(page, editor, app, sandbox):
     state = sandbox.state
-    state.wecom_edit_strategy_tag(CORP, {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"})
-    state.wecom_del_strategy_tag(CORP, {"tag_id": [remote_id(sandbox, "试用中")]})
+    state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"})
+    state.wecom.del_strategy_tag(CORP, {"tag_id": [remote_id(sandbox, "试用中")]})
     # Two local changes that never reached WeCom, both changed in WeCom meanwhile.
     for name, ours, theirs in (
         ("金卡会员", "金卡VIP", "黄金会员"),
@@ -140,7 +140,7 @@ def test_the_editor_pulls_changes_made_in_wecom_and_settles_conflicts(page, edit
         Tag.objects.filter(name=name).update(
             pending_name=ours, sync_state=SyncState.FAILED, sync_message="企业微信繁忙"
         )
-        state.wecom_edit_strategy_tag(CORP, {"id": remote_id(sandbox, name), "name": theirs})
+        state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, name), "name": theirs})
 
     login(page, editor)
     page.goto("/admin/tagging/strategy/")
@@ -164,11 +164,11 @@ def test_the_editor_pulls_changes_made_in_wecom_and_settles_conflicts(page, edit
 
 def test_a_plan_changed_meanwhile_is_planned_again(page, editor, app, sandbox):
     state = sandbox.state
-    state.wecom_edit_strategy_tag(CORP, {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"})
+    state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"})
     login(page, editor)
     page.goto(f"/admin/tagging/strategy/pull/{app.pk}/")
     expect(page.locator(".strategy-changes")).to_contain_text("核心客户")
-    state.wecom_edit_strategy_tag(CORP, {"id": remote_id(sandbox, "普通客户"), "name": "一般客户"})
+    state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, "普通客户"), "name": "一般客户"})
     page.get_by_role("button", name="应用此计划").click()
     expect(page.locator("ul.messagelist")).to_contain_text("未应用任何内容")
     expect(page.locator(".strategy-changes")).to_contain_text("一般客户")

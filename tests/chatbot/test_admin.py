@@ -75,7 +75,7 @@ def test_save_and_push_round_trips_every_type_through_the_sandbox(
     )
     reply = AutoReply.objects.get()
     assert response.status_code == 302 and response["Location"] == change_url(reply)
-    entry = sandbox.state.bot_skills(DEMO.bot_appid)[("售后服务", f"问题{name}")]
+    entry = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后服务", f"问题{name}")]
     content = entry["content"]
     sent = json.loads(content) if content.startswith("{") else content
     # What the sandbox decrypted and parsed is what the form expressed.

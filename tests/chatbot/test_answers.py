@@ -26,7 +26,7 @@ from chatbot.answers import (
     validate_questions,
 )
 from wecom.clients.chatbot import SET_AUTOREPLY, build_xml, content_text
-from wecom.sandbox.state import validate_reply_content
+from wecom.sandbox.chatbot import validate_reply_content
 
 from .conftest import EVERY_TYPE
 

@@ -99,7 +99,7 @@ def test_the_sandbox_refuses_a_signature_made_with_another_key(sandbox):
 def test_both_answer_envelopes_give_the_same_outcome(sandbox, skill, actor, envelope):
     reply = make_reply(skill, actor)
     assert reply_push(reply=reply, actor=actor).ok
-    sandbox.state.set_publish_behaviour(DEMO.bot_appid, envelope=envelope)
+    sandbox.state.chatbot.set_publish_behaviour(DEMO.bot_appid, envelope=envelope)
     outcome = bot_ask(bot=fresh(skill.bot), query="如何退货", env="debug", userid="u1")
     assert outcome.ok and outcome.status == "FAQ" and outcome.status_label == "Matched"
     assert (outcome.skill_name, outcome.standard_question) == ("售后服务", "怎么退货")

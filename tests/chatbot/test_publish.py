@@ -83,7 +83,7 @@ def test_push_is_not_live_until_a_publish_succeeds_then_online_answers_it(tickin
     reply = pushed_reply(skill, actor)
     assert reply_live_state(reply) == LiveState.PUSHED
     assert bots_not_live_counts() == {skill.bot_id: 1}
-    assert ticking.state.bot_online_skills(DEMO.bot_appid) == {}
+    assert ticking.state.chatbot.online_skills(DEMO.bot_appid) == {}
 
     job = bot_publish(bot=skill.bot, actor=actor)
     assert job.kind == PUBLISH_KIND and job.total == 100
@@ -102,7 +102,7 @@ def test_push_is_not_live_until_a_publish_succeeds_then_online_answers_it(tickin
     assert publish.status == PublishStatus.SUCCEEDED and publish.started_at is not None
     assert reply_live_state(reply) == LiveState.LIVE
     assert bots_not_live_counts() == {}
-    online = ticking.state.bot_online_skills(DEMO.bot_appid)
+    online = ticking.state.chatbot.online_skills(DEMO.bot_appid)
     assert online[("售后服务", "怎么退货")]["content"] == "旧的答案"
 
     # A later edit is "changed here", and once pushed "pushed, not yet live" again.
@@ -116,13 +116,13 @@ def test_push_is_not_live_until_a_publish_succeeds_then_online_answers_it(tickin
     assert reply_live_state(reply) == LiveState.CHANGED
     assert reply_push(reply=reply, actor=actor).ok
     assert reply_live_state(reply) == LiveState.PUSHED
-    online = ticking.state.bot_online_skills(DEMO.bot_appid)
+    online = ticking.state.chatbot.online_skills(DEMO.bot_appid)
     assert online[("售后服务", "怎么退货")]["content"] == "旧的答案"
 
 
 def test_status_2_fails_the_job_with_a_sentence_and_nothing_goes_live(ticking, skill, actor):
     reply = pushed_reply(skill, actor)
-    ticking.state.set_publish_behaviour(DEMO.bot_appid, fail_at=40)
+    ticking.state.chatbot.set_publish_behaviour(DEMO.bot_appid, fail_at=40)
     job = bot_publish(bot=skill.bot, actor=actor)
     run_all(job)
     job.refresh_from_db()
@@ -132,7 +132,7 @@ def test_status_2_fails_the_job_with_a_sentence_and_nothing_goes_live(ticking, s
     publish = BotPublish.objects.get(job=job)
     assert publish.status == PublishStatus.FAILED and publish.message == job.status_message
     assert reply_live_state(reply) == LiveState.PUSHED
-    assert ticking.state.bot_online_skills(DEMO.bot_appid) == {}
+    assert ticking.state.chatbot.online_skills(DEMO.bot_appid) == {}
 
 
 def test_a_stuck_publish_ends_as_a_failed_job_saying_where_it_stuck(
@@ -141,7 +141,7 @@ def test_a_stuck_publish_ends_as_a_failed_job_saying_where_it_stuck(
     settings.CHATBOT_PUBLISH_STUCK_SECONDS = 0.3
     settings.CHATBOT_PUBLISH_POLL_SECONDS = 0.05
     pushed_reply(skill, actor)
-    sandbox.state.set_publish_behaviour(DEMO.bot_appid, seconds=0, stuck_at=60)
+    sandbox.state.chatbot.set_publish_behaviour(DEMO.bot_appid, seconds=0, stuck_at=60)
     job = bot_publish(bot=skill.bot, actor=actor)
     run_all(job)
     job.refresh_from_db()
@@ -155,12 +155,12 @@ def test_a_publish_already_running_is_followed_not_started_again(ticking, skill,
     reply = pushed_reply(skill, actor)
     client = bot_client(ChatbotBot.objects.get(pk=skill.bot_id))
     client.publish(managerid=DEMO.bot_manager_id)  # started elsewhere (the platform's pages)
-    assert ticking.state.bot_publish_count(DEMO.bot_appid) == 1
+    assert ticking.state.chatbot.publish_count(DEMO.bot_appid) == 1
     job = bot_publish(bot=skill.bot, actor=actor)
     run_all(job)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
-    assert ticking.state.bot_publish_count(DEMO.bot_appid) == 1
+    assert ticking.state.chatbot.publish_count(DEMO.bot_appid) == 1
     publish = BotPublish.objects.get(job=job)
     assert publish.started_at is None and "publish again to be sure" in publish.message
     # Nobody knows when that publish started: the reply is not marked live by it.
@@ -215,7 +215,7 @@ def test_skills_publish_wait_follows_to_the_end(ticking, skill, actor):
 
 
 def test_skills_publish_wait_exits_non_zero_when_the_publish_fails(ticking, skill, actor):
-    ticking.state.set_publish_behaviour(DEMO.bot_appid, fail_at=0)
+    ticking.state.chatbot.set_publish_behaviour(DEMO.bot_appid, fail_at=0)
     with pytest.raises(CommandError, match="it stopped at 0%") as caught:
         call_command("skills", "publish", "--bot", skill.bot.name, "--wait", stdout=io.StringIO())
     assert caught.value.returncode == 1

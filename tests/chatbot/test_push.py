@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("fast_platform")
 
 
 def sandbox_entry(sandbox, skill: str, title: str) -> dict:
-    return sandbox.state.bot_skills(DEMO.bot_appid)[(skill, title)]
+    return sandbox.state.chatbot.skills(DEMO.bot_appid)[(skill, title)]
 
 
 @pytest.mark.parametrize("name", sorted(EVERY_TYPE))
@@ -210,7 +210,7 @@ def test_changing_the_question_of_a_pushed_reply_needs_the_leftover_confirmed(
         leftover_confirmed=True,
     )
     reply_push(reply=reply, actor=actor)
-    skills = sandbox.state.bot_skills(DEMO.bot_appid)
+    skills = sandbox.state.chatbot.skills(DEMO.bot_appid)
     # Both: the platform has no delete call.
     assert {("售后服务", "旧问题"), ("售后服务", "新问题")} <= set(skills)
 

@@ -114,7 +114,7 @@ def test_skills_push_wait_exits_0_only_when_every_reply_was_accepted(sandbox, sk
     out = io.StringIO()
     call_command("skills", "push", "--bot", skill.bot.name, "--wait", stdout=out)
     assert "Finished: all 3 done." in out.getvalue()
-    assert sandbox.state.bot_skills(DEMO.bot_appid).keys() >= {("售后服务", "问题 0")}
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid).keys() >= {("售后服务", "问题 0")}
     # A second run: nothing to push.
     out = io.StringIO()
     call_command("skills", "push", "--bot", skill.bot.name, "--wait", stdout=out)

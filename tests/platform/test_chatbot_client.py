@@ -50,7 +50,7 @@ def test_labels_are_set_for_a_list_of_openids(bot, sandbox):
         desc="在 App 内完善了资料",
         openids=OPENIDS,
     )
-    labels = sandbox.state.bot_labels(DEMO.bot_appid)
+    labels = sandbox.state.chatbot.labels(DEMO.bot_appid)
     assert labels[("已完成", "已完善资料")]["openids"] == set(OPENIDS)
     recorded = last_request(sandbox, "/openapi/label/batchset")
     assert recorded.xml["appid"] == DEMO.oa_appid
@@ -76,7 +76,7 @@ def test_a_text_answer_is_set_with_similar_questions(bot, sandbox):
         content="请在订单页点击“申请退货”。",
         questions=["如何退货", "退货流程"],
     )
-    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "怎么退货？")]
+    skill = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后", "怎么退货？")]
     assert skill["content"] == "请在订单页点击“申请退货”。"
     assert skill["questions"] == ["如何退货", "退货流程"]
 
@@ -98,7 +98,7 @@ def test_a_rich_answer_travels_as_utf8_json_text(bot, sandbox):
     bot.set_autoreply(
         managerid=DEMO.bot_manager_id, skillname="活动", title="有什么活动", content=content
     )
-    stored = sandbox.state.bot_skills(DEMO.bot_appid)[("活动", "有什么活动")]["content"]
+    stored = sandbox.state.chatbot.skills(DEMO.bot_appid)[("活动", "有什么活动")]["content"]
     assert json.loads(stored) == content
     assert "双十一活动" in stored and "\\u" not in stored
 
@@ -106,7 +106,7 @@ def test_a_rich_answer_travels_as_utf8_json_text(bot, sandbox):
 def test_text_holding_the_cdata_terminator_arrives_intact(bot, sandbox):
     tricky = 'a]]>b <a href="https://x.example/?q=1&r=2">link</a> ]]]]> end'
     bot.set_autoreply(managerid=DEMO.bot_manager_id, skillname="s", title="t", content=tricky)
-    assert sandbox.state.bot_skills(DEMO.bot_appid)[("s", "t")]["content"] == tricky
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid)[("s", "t")]["content"] == tricky
 
 
 def test_cdata_splits_the_terminator():
@@ -200,16 +200,16 @@ def test_a_wrong_key_or_appid_is_explained(sandbox, clock):
 
 
 def test_a_bot_under_review_is_explained(bot, sandbox):
-    sandbox.state.set_bot_review(DEMO.bot_appid, False)
+    sandbox.state.chatbot.set_review(DEMO.bot_appid, False)
     with pytest.raises(PlatformAPIError) as caught:
         bot.check_connection()
     assert caught.value.errcode == 1002
 
 
 def test_the_connection_check_changes_nothing(bot, sandbox):
-    before = sandbox.state.bot_labels(DEMO.bot_appid)
+    before = sandbox.state.chatbot.labels(DEMO.bot_appid)
     bot.check_connection()
-    assert sandbox.state.bot_labels(DEMO.bot_appid) == before
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid) == before
     assert sandbox.calls("chatbot", "/openapi/label/batchset") == 1
 
 
@@ -230,7 +230,7 @@ def test_openids_travel_inside_list_after_the_scalar_fields(bot, sandbox):
     root = sent_xml(sandbox, "/openapi/label/batchset")
     assert_list_holds(root, ["appid", "category", "label", "desc"], "openid", OPENIDS)
     assert root.findtext("appid") == DEMO.oa_appid
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {}
 
 
 def test_similar_questions_travel_inside_list_after_content(bot, sandbox):
@@ -245,7 +245,7 @@ def test_similar_questions_travel_inside_list_after_content(bot, sandbox):
     root = sent_xml(sandbox, "/openapi/setautoreply")
     assert_list_holds(root, ["managerid", "skillname", "title", "content"], "question", questions)
     assert json.loads(root.findtext("content")) == {"image": {"media_id": "x"}}
-    assert sandbox.state.bot_skills(DEMO.bot_appid)[("s", "t")]["questions"] == questions
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid)[("s", "t")]["questions"] == questions
 
 
 def test_no_similar_questions_sends_an_empty_list(bot, sandbox):
@@ -254,7 +254,7 @@ def test_no_similar_questions_sends_an_empty_list(bot, sandbox):
     root = sent_xml(sandbox, "/openapi/setautoreply")
     assert_list_holds(root, ["managerid", "skillname", "title", "content"], "question", [])
     # The answer is replaced: the similar question pushed before is gone.
-    assert sandbox.state.bot_skills(DEMO.bot_appid)[("s", "t")]["questions"] == []
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid)[("s", "t")]["questions"] == []
 
 
 HOSTILE = [
@@ -272,7 +272,7 @@ def test_hostile_values_round_trip_inside_list(bot, sandbox):
     bot.label_batchset(appid=DEMO.oa_appid, category="c", label="l", desc="d", openids=HOSTILE)
     root = sent_xml(sandbox, "/openapi/label/batchset")
     assert_list_holds(root, ["appid", "category", "label", "desc"], "openid", HOSTILE)
-    assert sandbox.state.bot_labels(DEMO.bot_appid)[("c", "l")]["openids"] == set(HOSTILE)
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid)[("c", "l")]["openids"] == set(HOSTILE)
 
     for value in HOSTILE:
         bot.set_autoreply(
@@ -282,7 +282,7 @@ def test_hostile_values_round_trip_inside_list(bot, sandbox):
         scalars = ["managerid", "skillname", "title", "content"]
         assert_list_holds(root, scalars, "question", HOSTILE)
         assert root.findtext("title") == root.findtext("content") == value
-        skill = sandbox.state.bot_skills(DEMO.bot_appid)[("s", value)]
+        skill = sandbox.state.chatbot.skills(DEMO.bot_appid)[("s", value)]
         assert skill["content"] == value
         assert skill["questions"] == HOSTILE
 

@@ -70,7 +70,7 @@ def test_followers_are_tagged_untagged_and_read_back(oa):
 
 def test_followers_of_a_tag_come_in_pages(oa, sandbox):
     tag = oa.tag_create(name="大标签")
-    sandbox.state.tag_users(DEMO.oa_appid, tag.id, openids(10_500))
+    sandbox.state.official_account.tag_users(DEMO.oa_appid, tag.id, openids(10_500))
     first = oa.tag_followers(tag_id=tag.id)
     assert first.count == 10_000 and len(first.openids) == 10_000
     second = oa.tag_followers(tag_id=tag.id, next_openid=first.next_openid)
@@ -120,7 +120,7 @@ def test_the_hundred_tag_limit(oa):
 
 def test_a_tag_with_more_than_100k_followers_cannot_be_deleted(oa, sandbox):
     tag = tag_named(oa, "广东")
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, tag.id, 100_001)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, tag.id, 100_001)
     with pytest.raises(PlatformAPIError) as caught:
         oa.tag_delete(tag_id=tag.id)
     assert caught.value.errcode == 45057

@@ -102,7 +102,7 @@ def test_a_token_near_expiry_is_refreshed_by_one_while_the_others_go_on(sandbox,
 def test_tokens_are_kept_per_credential(sandbox):
     WeComClient(corp_id=DEMO.wecom_corp_id, secret=DEMO.wecom_secret).check_connection()
     OfficialAccountClient(appid=DEMO.oa_appid, secret=DEMO.oa_secret).check_connection()
-    sandbox.state.add_wecom_app(DEMO.wecom_corp_id, "second-app-secret-0123456789abcdef")
+    sandbox.state.wecom.add_app(DEMO.wecom_corp_id, "second-app-secret-0123456789abcdef")
     second = WeComClient(corp_id=DEMO.wecom_corp_id, secret="second-app-secret-0123456789abcdef")
     second.check_connection()
     assert second.tokens._key != make_client().tokens._key

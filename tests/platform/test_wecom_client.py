@@ -47,7 +47,7 @@ def test_an_unknown_corp_is_explained(sandbox, clock):
 
 def test_strategies_are_listed_across_pages(wecom, sandbox):
     for strategy_id in range(10, 2510):
-        sandbox.state.add_strategy(DEMO.wecom_corp_id, strategy_id, f"规则组{strategy_id}")
+        sandbox.state.wecom.add_strategy(DEMO.wecom_corp_id, strategy_id, f"规则组{strategy_id}")
     ids = list(wecom.strategy_ids())
     assert len(ids) == len(set(ids)) == 2503
     assert {1, 2, 3, 10, 2509} <= set(ids)
@@ -161,7 +161,7 @@ def test_renaming_a_tag_onto_a_sibling_is_refused(wecom):
 
 
 def test_the_ten_thousand_tag_limit(wecom, sandbox):
-    sandbox.state.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - 14)
+    sandbox.state.wecom.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - 14)
     with pytest.raises(PlatformAPIError) as caught:
         wecom.strategy_tag_add(strategy_id=2, group_name="新组", tags=[NewTag("a"), NewTag("b")])
     assert caught.value.errcode == 40058
@@ -169,7 +169,7 @@ def test_the_ten_thousand_tag_limit(wecom, sandbox):
 
 
 def test_an_app_outside_customer_contact_is_told_where_to_add_it(sandbox, clock):
-    sandbox.state.add_wecom_app(
+    sandbox.state.wecom.add_app(
         DEMO.wecom_corp_id, "other-app-secret-0123456789abcd", customer_contact=False
     )
     client = WeComClient(

@@ -8,8 +8,7 @@ import pytest
 
 from chatbot.crypto import WXBizMsgCrypt
 from wecom.sandbox import DEMO
-from wecom.sandbox.server import parse_chatbot_xml
-from wecom.sandbox.state import IGNORED_ELEMENTS
+from wecom.sandbox.chatbot import IGNORED_ELEMENTS, parse_chatbot_xml
 
 from .conftest import xml_doc
 
@@ -70,7 +69,7 @@ MINIPROGRAM = {
 def test_batchset_success_and_state(api, sandbox):
     answer = api.chatbot(BATCHSET, label_fields())
     assert answer == {"errcode": 0, "msg": "Success"}
-    labels = sandbox.state.bot_labels(DEMO.bot_appid)
+    labels = sandbox.state.chatbot.labels(DEMO.bot_appid)
     assert labels[("完成件", "未完成")] == {
         "desc": "在 app 中完善用户信息",
         "openids": set(OPENIDS),
@@ -89,14 +88,14 @@ def test_batchset_adds_to_existing_label(api, sandbox):
     api.chatbot(BATCHSET, label_fields())
     more = label_fields(desc="新规则", openids=["o" * 28])
     assert api.chatbot(BATCHSET, more)["errcode"] == 0
-    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]
+    label = sandbox.state.chatbot.labels(DEMO.bot_appid)[("完成件", "未完成")]
     assert label == {"desc": "新规则", "openids": {*OPENIDS, "o" * 28}}
 
 
 def test_cdata_split_values_are_joined(api, sandbox):
     tricky = "a]]>b <c> & d"
     assert api.chatbot(BATCHSET, label_fields(desc=tricky))["errcode"] == 0
-    assert sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]["desc"] == tricky
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid)[("完成件", "未完成")]["desc"] == tricky
 
 
 @pytest.mark.parametrize(
@@ -113,7 +112,7 @@ def test_cdata_split_values_are_joined(api, sandbox):
 def test_setautoreply_success(api, sandbox, content):
     answer = api.chatbot(AUTOREPLY, reply_fields(content))
     assert answer == {"code": 0, "msg": "Success"}
-    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    skill = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后", "如何退货")]
     assert skill == {
         "content": content,
         "questions": ["在吗", "有人吗"],
@@ -125,7 +124,7 @@ def test_setautoreply_success(api, sandbox, content):
 def test_setautoreply_replaces_same_skill_and_title(api, sandbox):
     api.chatbot(AUTOREPLY, reply_fields("一"))
     api.chatbot(AUTOREPLY, reply_fields("二", questions=()))
-    skills = sandbox.state.bot_skills(DEMO.bot_appid)
+    skills = sandbox.state.chatbot.skills(DEMO.bot_appid)
     assert skills == {
         ("售后", "如何退货"): {"content": "二", "questions": [], "managerid": "demo_manager"}
     }
@@ -152,7 +151,7 @@ def test_setautoreply_bad_structured_content_1008(api, sandbox, content, complai
     answer = api.chatbot(AUTOREPLY, reply_fields(content))
     assert answer["errcode"] == 1008
     assert complaint in answer["errmsg"]
-    assert sandbox.state.bot_skills(DEMO.bot_appid) == {}
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid) == {}
 
 
 @pytest.mark.parametrize("missing", ["managerid", "skillname", "title", "content"])
@@ -174,7 +173,7 @@ def test_batchset_required_fields_1007(api, missing):
 def test_batchset_appid_is_that_of_the_official_account_not_the_bot(api, sandbox):
     answer = api.chatbot(BATCHSET, label_fields(appid=DEMO.oa_appid))
     assert answer["errcode"] == 0
-    assert sandbox.state.bot_labels(DEMO.bot_appid)
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid)
 
 
 def test_batchset_without_openid_1008(api, sandbox):
@@ -182,7 +181,7 @@ def test_batchset_without_openid_1008(api, sandbox):
     assert api.chatbot(BATCHSET, fields)["errcode"] == 1008
     assert api.chatbot(BATCHSET, label_fields(openids=[]))["errcode"] == 1008
     assert api.chatbot(BATCHSET, label_fields(openids=["", " "]))["errcode"] == 1008
-    assert sandbox.state.bot_labels(DEMO.bot_appid) == {}
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid) == {}
 
 
 def test_unknown_or_missing_token_1001(api, http, sandbox):
@@ -194,7 +193,7 @@ def test_unknown_or_missing_token_1001(api, http, sandbox):
 
 
 def test_bot_not_reviewed_1002(api, sandbox):
-    sandbox.state.set_bot_review(DEMO.bot_appid, False)
+    sandbox.state.chatbot.set_review(DEMO.bot_appid, False)
     assert api.chatbot(AUTOREPLY, reply_fields())["errcode"] == 1002
     assert sandbox.requests[-1].xml["title"] == "如何退货"  # still recorded
 
@@ -245,8 +244,8 @@ def test_openids_outside_list_label_nobody(api, sandbox):
     scalars = [f for f in label_fields() if f[0] != "list"]
     answer = api.chatbot(BATCHSET, scalars + [("openid", o) for o in OPENIDS])
     assert answer == {"errcode": 0, "msg": "Success"}
-    assert sandbox.state.bot_labels(DEMO.bot_appid) == {}
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 2}
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid) == {}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {"xml/openid": 2}
     record = sandbox.requests[-1]
     assert "openid" not in record.xml
     assert record.xml[IGNORED_ELEMENTS] == [["xml/openid", o] for o in OPENIDS]
@@ -256,37 +255,37 @@ def test_only_the_openids_inside_list_are_labelled(api, sandbox):
     stray = "o" * 28
     fields = [*label_fields(), ("openid", stray)]
     assert api.chatbot(BATCHSET, fields)["errcode"] == 0
-    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完成件", "未完成")]
+    label = sandbox.state.chatbot.labels(DEMO.bot_appid)[("完成件", "未完成")]
     assert label["openids"] == set(OPENIDS)
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
 
 
 def test_questions_outside_list_are_not_set(api, sandbox):
     scalars = [f for f in reply_fields() if f[0] != "list"]
     answer = api.chatbot(AUTOREPLY, [*scalars, ("question", "在吗"), ("question", "有人吗")])
     assert answer == {"code": 0, "msg": "Success"}
-    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    skill = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后", "如何退货")]
     assert skill["questions"] == []
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
 
     # Inside <list> they are set, in order, and nothing more is ignored.
     assert api.chatbot(AUTOREPLY, reply_fields(questions=("三", "一", "二")))["code"] == 0
-    skill = sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]
+    skill = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后", "如何退货")]
     assert skill["questions"] == ["三", "一", "二"]
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {"xml/question": 2}
 
 
 def test_an_empty_list_clears_the_similar_questions(api, sandbox):
     api.chatbot(AUTOREPLY, reply_fields(questions=("在吗",)))
     assert api.chatbot(AUTOREPLY, reply_fields(questions=()))["code"] == 0
-    assert sandbox.state.bot_skills(DEMO.bot_appid)[("售后", "如何退货")]["questions"] == []
+    assert sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后", "如何退货")]["questions"] == []
     assert IGNORED_ELEMENTS not in sandbox.requests[-1].xml
 
 
 def test_ignored_elements_are_counted_even_when_the_call_fails(api, sandbox):
     scalars = [f for f in label_fields(desc="") if f[0] != "list"]
     assert api.chatbot(BATCHSET, [*scalars, ("openid", "o" * 28)])["errcode"] == 1007
-    assert sandbox.state.bot_ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
+    assert sandbox.state.chatbot.ignored_elements(DEMO.bot_appid) == {"xml/openid": 1}
 
 
 def test_parse_reads_list_items_only_from_list():

@@ -41,7 +41,7 @@ def test_publish_copies_debug_to_online_over_time(api, sandbox, clock):
     assert progress(api) == {"progress": 50, "status": 0}
     # Publishing again while one runs does not start another.
     api.chatbot("/openapi/publish", MANAGER)
-    assert sandbox.state.bot_publish_count(DEMO.bot_appid) == 1
+    assert sandbox.state.chatbot.publish_count(DEMO.bot_appid) == 1
     clock.advance(2)
     assert progress(api) == {"progress": 100, "status": 1}
     online = ask(api, sandbox, "如何退货", "online")
@@ -54,11 +54,11 @@ def test_publish_copies_debug_to_online_over_time(api, sandbox, clock):
 
 
 def test_publish_faults_status_2_and_stuck(api, sandbox, clock):
-    sandbox.state.set_publish_behaviour(DEMO.bot_appid, fail_at=30)
+    sandbox.state.chatbot.set_publish_behaviour(DEMO.bot_appid, fail_at=30)
     api.chatbot("/openapi/publish", MANAGER)
     clock.advance(10)
     assert progress(api) == {"progress": 30, "status": 2}
-    sandbox.state.set_publish_behaviour(DEMO.bot_appid, stuck_at=70)
+    sandbox.state.chatbot.set_publish_behaviour(DEMO.bot_appid, stuck_at=70)
     api.chatbot("/openapi/publish", MANAGER)
     clock.advance(100)
     assert progress(api) == {"progress": 70, "status": 0}

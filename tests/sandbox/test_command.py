@@ -31,6 +31,18 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def run_sandbox_command(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "sandbox", *arguments],
+        cwd=ROOT,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _read_line(process: subprocess.Popen, timeout: float) -> str:
     """The first stdout line, waiting for it at most ``timeout`` seconds."""
     selector = selectors.DefaultSelector()
@@ -132,15 +144,7 @@ def test_sandbox_command_faults_from_the_command_line(start_sandbox):
 
 
 def test_sandbox_command_refuses_bad_fault_spec():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "sandbox", "--port", "0", "--fault", "nope"],
-        cwd=ROOT,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_sandbox_command("--port", "0", "--fault", "nope")
     assert result.returncode != 0
     assert "--fault" in result.stderr
     assert "Traceback" not in result.stderr

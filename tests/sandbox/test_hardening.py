@@ -3,13 +3,10 @@ control API refuses web pages of other origins."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.sandbox.test_command import ROOT, _environment
+from tests.sandbox.test_command import run_sandbox_command
 from wecom.sandbox import DEMO, FaultRule, SandboxServer
 
 CONTROL = "/__sandbox__/"
@@ -78,15 +75,7 @@ def test_the_sandbox_command_refuses_bad_options_in_words(arguments, words):
 
 
 def test_the_sandbox_command_line_prints_no_traceback_for_a_bad_port():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "sandbox", "--port", "99999"],
-        cwd=ROOT,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_sandbox_command("--port", "99999")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "the port must be from 1 to 65535" in result.stderr

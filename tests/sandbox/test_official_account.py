@@ -66,7 +66,7 @@ def test_create_30_characters_is_fine(api):
 
 def test_at_most_100_tags(api, sandbox):
     for n in range(96):
-        sandbox.state.add_oa_tag(DEMO.oa_appid, f"标签{n}")
+        sandbox.state.official_account.add_tag(DEMO.oa_appid, f"标签{n}")
     answer = create(api, "第一百零一个")
     assert answer["errcode"] == 45056
     assert len(api.oa("/cgi-bin/tags/get")["tags"]) == 101  # 100 + 星标组
@@ -111,11 +111,11 @@ def test_delete_refusals(api, tag_id, errcode):
 
 def test_tag_with_more_than_100k_fans_cannot_be_deleted(api, sandbox):
     tag_id = tags_by_name(api)["广东"]["id"]
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, tag_id, 100_001)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, tag_id, 100_001)
     assert tags_by_name(api)["广东"]["count"] == 100_001
     answer = api.oa("/cgi-bin/tags/delete", {"tag": {"id": tag_id}})
     assert answer["errcode"] == 45057
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, tag_id, 100_000)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, tag_id, 100_000)
     assert api.oa("/cgi-bin/tags/delete", {"tag": {"id": tag_id}})["errcode"] == 0
 
 
@@ -144,7 +144,7 @@ def test_batchtagging_untagging_and_getidlist(api, sandbox):
     assert api.oa("/cgi-bin/tags/members/batchuntagging", untag)["errcode"] == 0
     assert tags_by_name(api)["会员"]["count"] == 30
     assert api.oa("/cgi-bin/tags/getidlist", {"openid": users[0]}) == {"tagid_list": []}
-    assert sandbox.state.oa_tag_fans(DEMO.oa_appid, tag_id) == set(users[20:])
+    assert sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag_id) == set(users[20:])
 
 
 def test_any_wellformed_openid_of_the_account_is_a_follower(api):
@@ -179,14 +179,18 @@ def test_batchtagging_refusals_apply_nothing(api, sandbox, openids, tagid, errco
 def test_at_most_20_tags_per_user(api, sandbox):
     state = sandbox.state
     crowded, fresh = openid(5000), openid(5001)
-    tag_ids = [state.add_oa_tag(DEMO.oa_appid, f"t{n}") for n in range(20)]
+    tag_ids = [state.official_account.add_tag(DEMO.oa_appid, f"t{n}") for n in range(20)]
     for tag_id in tag_ids[:19]:
-        state.tag_users(DEMO.oa_appid, tag_id, [crowded])
-    state.tag_users(DEMO.oa_appid, 2, [crowded])  # the star group counts too: 20 tags now
+        state.official_account.tag_users(DEMO.oa_appid, tag_id, [crowded])
+    state.official_account.tag_users(
+        DEMO.oa_appid, 2, [crowded]
+    )  # the star group counts too: 20 tags now
     body = {"openid_list": [fresh, crowded], "tagid": tag_ids[19]}
     answer = api.oa("/cgi-bin/tags/members/batchtagging", body)
     assert answer["errcode"] == 45059
-    assert fresh not in state.oa_tag_fans(DEMO.oa_appid, tag_ids[19])  # nothing applied
+    assert fresh not in state.official_account.tag_fans(
+        DEMO.oa_appid, tag_ids[19]
+    )  # nothing applied
     assert len(api.oa("/cgi-bin/tags/getidlist", {"openid": crowded})["tagid_list"]) == 20
     api.oa("/cgi-bin/tags/members/batchuntagging", {"openid_list": [crowded], "tagid": 2})
     assert api.oa("/cgi-bin/tags/members/batchtagging", body)["errcode"] == 0
@@ -205,7 +209,7 @@ def test_getidlist_refusals(api, openid_value, errcode):
 def test_user_tag_get_pages_of_10000_in_stable_order(api, sandbox):
     tag_id = create(api, "大标签")["tag"]["id"]
     users = [openid(n) for n in range(25_000)]
-    sandbox.state.tag_users(DEMO.oa_appid, tag_id, users)
+    sandbox.state.official_account.tag_users(DEMO.oa_appid, tag_id, users)
     seen, next_openid, counts = [], "", []
     while True:
         page = api.oa("/cgi-bin/user/tag/get", {"tagid": tag_id, "next_openid": next_openid})
@@ -235,9 +239,11 @@ def test_user_tag_get_small_and_unknown(api):
 def test_large_tags_stay_fast(api, sandbox):
     """Sets per tag: tagging into a tag of 300,000 fans costs what it costs for a small one."""
     big = create(api, "海量")["tag"]["id"]
-    sandbox.state.tag_users(DEMO.oa_appid, big, (openid(n) for n in range(300_000)))
+    sandbox.state.official_account.tag_users(
+        DEMO.oa_appid, big, (openid(n) for n in range(300_000))
+    )
     for n in range(25):
-        sandbox.state.add_oa_tag(
+        sandbox.state.official_account.add_tag(
             DEMO.oa_appid, f"extra{n}"
         )  # over 20 tags: the per-user check runs
     batch = {"openid_list": [openid(400_000 + n) for n in range(50)], "tagid": big}
@@ -252,18 +258,20 @@ def test_large_tags_stay_fast(api, sandbox):
 
 def test_user_tag_get_sees_changes_made_while_paging(api, sandbox):
     tag_id = create(api, "变化中")["tag"]["id"]
-    sandbox.state.tag_users(DEMO.oa_appid, tag_id, [openid(n) for n in range(15_000)])
+    sandbox.state.official_account.tag_users(
+        DEMO.oa_appid, tag_id, [openid(n) for n in range(15_000)]
+    )
     first = api.oa("/cgi-bin/user/tag/get", {"tagid": tag_id, "next_openid": ""})
     added = [openid(50_000 + n) for n in range(40)]
     for start in range(0, 40, 20):
         body = {"openid_list": added[start : start + 20], "tagid": tag_id}
         assert api.oa("/cgi-bin/tags/members/batchtagging", body)["errcode"] == 0
-    later = sorted(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag_id))[-30:]
+    later = sorted(sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag_id))[-30:]
     removed = later[::3]
     body = {"openid_list": removed, "tagid": tag_id}
     assert api.oa("/cgi-bin/tags/members/batchuntagging", body)["errcode"] == 0
     second = api.oa("/cgi-bin/user/tag/get", {"tagid": tag_id, "next_openid": first["next_openid"]})
-    fans_now = sandbox.state.oa_tag_fans(DEMO.oa_appid, tag_id)
+    fans_now = sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag_id)
     expected = sorted(f for f in fans_now if f > first["next_openid"])
     assert second["data"]["openid"] == expected
     assert not set(removed) & set(second["data"]["openid"])

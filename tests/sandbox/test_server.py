@@ -118,5 +118,5 @@ def test_concurrent_clients(sandbox, api):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(worker, range(8)))
     assert all(code == 0 for codes in results for code in codes)
-    assert len(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag_id)) == 8 * 10 * 50
+    assert len(sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag_id)) == 8 * 10 * 50
     assert sandbox.calls("wechat", "/cgi-bin/tags/members/batchtagging") == 80

@@ -27,7 +27,7 @@ def test_snapshot_round_trip_over_http(api, sandbox, http, clock):
             ("list", [("openid", "o" * 28)]),
         ],
     )
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, 100, 123_456)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, 100, 123_456)
 
     snapshot = json.loads(json.dumps(sandbox.state.snapshot()))  # JSON-able
     restored = SandboxState.from_snapshot(snapshot, clock=clock)
@@ -42,7 +42,9 @@ def test_snapshot_round_trip_over_http(api, sandbox, http, clock):
         assert tag_list == api.tags("get_strategy_tag_list", {})
         tags = http.get(other.wechat_base + "/cgi-bin/tags/get", params={"access_token": oa_token})
         assert tags.json() == api.oa("/cgi-bin/tags/get")
-        assert restored.bot_labels(DEMO.bot_appid) == sandbox.state.bot_labels(DEMO.bot_appid)
+        assert restored.chatbot.labels(DEMO.bot_appid) == sandbox.state.chatbot.labels(
+            DEMO.bot_appid
+        )
         # ids keep increasing after a restore
         created = http.post(
             other.wechat_base + "/cgi-bin/tags/create",
@@ -73,10 +75,10 @@ def test_saver_writes_only_when_changed(tmp_path):
     saver = StateSaver(state, path, interval=3600)
     assert saver.save_if_changed() is True
     assert saver.save_if_changed() is False
-    state.add_official_account(DEMO.oa_appid, DEMO.oa_secret, openid_prefix="oAbCdE")
+    state.official_account.add_account(DEMO.oa_appid, DEMO.oa_secret, openid_prefix="oAbCdE")
     assert saver.save_if_changed() is True
     saver.start()
-    state.add_oa_tag(DEMO.oa_appid, "退出前")
+    state.official_account.add_tag(DEMO.oa_appid, "退出前")
     saver.stop()  # saves at exit
     assert "退出前" in path.read_text(encoding="utf-8")
 
@@ -85,12 +87,12 @@ def test_helpers_follow_the_platform_rules():
     state = SandboxState()
     seed_demo(state)
     with pytest.raises(PlatformError) as caught:
-        state.add_strategy_group(DEMO.wecom_corp_id, 3, "子组", tags=[("x", 0)])
+        state.wecom.add_strategy_group(DEMO.wecom_corp_id, 3, "子组", tags=[("x", 0)])
     assert caught.value.errcode == 40058
     with pytest.raises(PlatformError):
-        state.tag_users(DEMO.oa_appid, 100, ["oOtherXXXXXXXXXXXXXXXXXXXXXX"])
+        state.official_account.tag_users(DEMO.oa_appid, 100, ["oOtherXXXXXXXXXXXXXXXXXXXXXX"])
     with pytest.raises(ValueError, match="openid_prefix"):
-        state.add_official_account("wx1111111111111111", "s", openid_prefix="xx")
+        state.official_account.add_account("wx1111111111111111", "s", openid_prefix="xx")
 
 
 def test_demo_formats():
@@ -149,33 +151,33 @@ _ops = st.lists(
 def test_strategy_tag_invariants(ops):
     state = SandboxState(seed=1)
     corp = "ww0123456789abcdef"
-    state.add_wecom_app(corp, "s" * 43)
-    state.add_strategy(corp, 1, "规则组")
+    state.wecom.add_app(corp, "s" * 43)
+    state.wecom.add_strategy(corp, 1, "规则组")
     for op in ops:
-        groups = state.wecom_get_strategy_tag_list(corp, {})["tag_group"]
+        groups = state.wecom.get_strategy_tag_list(corp, {})["tag_group"]
         tag_ids = [t["id"] for g in groups for t in g["tag"]]
         try:
             if op[0] == "add":
-                state.wecom_add_strategy_tag(
+                state.wecom.add_strategy_tag(
                     corp,
                     {"strategy_id": 1, "group_name": op[1], "tag": [{"name": n} for n in op[2]]},
                 )
             elif op[0] == "del_tag" and tag_ids:
-                state.wecom_del_strategy_tag(corp, {"tag_id": [tag_ids[op[1] % len(tag_ids)]]})
+                state.wecom.del_strategy_tag(corp, {"tag_id": [tag_ids[op[1] % len(tag_ids)]]})
             elif op[0] == "del_group" and groups:
                 group_id = groups[op[1] % len(groups)]["group_id"]
-                state.wecom_del_strategy_tag(corp, {"group_id": [group_id]})
+                state.wecom.del_strategy_tag(corp, {"group_id": [group_id]})
             elif op[0] == "rename" and tag_ids:
-                state.wecom_edit_strategy_tag(
+                state.wecom.edit_strategy_tag(
                     corp, {"id": tag_ids[op[1] % len(tag_ids)], "name": op[2]}
                 )
         except PlatformError as exc:
             assert exc.errcode in (40058, 40071)
-        groups = state.wecom_get_strategy_tag_list(corp, {})["tag_group"]
+        groups = state.wecom.get_strategy_tag_list(corp, {})["tag_group"]
         names = [g["group_name"] for g in groups]
         assert len(names) == len(set(names))  # group names unique within the strategy
         for group in groups:
             assert group["tag"]  # no empty groups
             tag_names = [t["name"] for t in group["tag"]]
             assert len(tag_names) == len(set(tag_names))  # tag names unique within a group
-        assert state.strategy_tag_count(corp) == sum(len(g["tag"]) for g in groups)
+        assert state.wecom.strategy_tag_count(corp) == sum(len(g["tag"]) for g in groups)

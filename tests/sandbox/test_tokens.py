@@ -27,7 +27,7 @@ def test_wecom_token_is_reused_while_valid(api, clock):
 
 
 def test_wecom_token_is_per_secret(api):
-    api.server.state.add_wecom_app(DEMO.wecom_corp_id, "S" * 43, agent_id=1000003)
+    api.server.state.wecom.add_app(DEMO.wecom_corp_id, "S" * 43, agent_id=1000003)
     first = api.wecom_gettoken()["access_token"]
     other = api.wecom_gettoken(secret="S" * 43)["access_token"]
     assert first != other

@@ -44,7 +44,7 @@ def test_strategy_list_and_get(api):
 
 def test_strategy_list_pages_by_cursor(api, sandbox):
     for strategy_id in range(10, 35):
-        sandbox.state.add_strategy(DEMO.wecom_corp_id, strategy_id, f"规则组{strategy_id}")
+        sandbox.state.wecom.add_strategy(DEMO.wecom_corp_id, strategy_id, f"规则组{strategy_id}")
     seen, cursor, pages = [], "", 0
     while True:
         answer = api.wecom(f"{STRATEGY}/list", {"cursor": cursor, "limit": 10})
@@ -254,8 +254,8 @@ def test_add_name_existing_in_group_40071(api):
 
 def test_corp_and_strategy_tags_limited_to_10000(api, sandbox):
     state = sandbox.state
-    strategy_tags = state.strategy_tag_count(DEMO.wecom_corp_id)
-    state.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - strategy_tags - 2)
+    strategy_tags = state.wecom.strategy_tag_count(DEMO.wecom_corp_id)
+    state.wecom.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - strategy_tags - 2)
     body = {"strategy_id": 1, "group_name": "满额", "tag": [{"name": "a"}, {"name": "b"}]}
     too_many = {**body, "tag": [*body["tag"], {"name": "c"}]}
     answer = api.tags("add_strategy_tag", too_many)
@@ -319,10 +319,10 @@ def test_delete_tags_and_group_auto_delete(api):
 
 def test_delete_whole_group(api, sandbox):
     group = group_named(api, "意向产品")
-    count = sandbox.state.strategy_tag_count(DEMO.wecom_corp_id)
+    count = sandbox.state.wecom.strategy_tag_count(DEMO.wecom_corp_id)
     answer = api.tags("del_strategy_tag", {"group_id": [group["group_id"]]})
     assert answer["errcode"] == 0
-    assert sandbox.state.strategy_tag_count(DEMO.wecom_corp_id) == count - len(group["tag"])
+    assert sandbox.state.wecom.strategy_tag_count(DEMO.wecom_corp_id) == count - len(group["tag"])
     assert "意向产品" not in {g["group_name"] for g in all_groups(api)}
 
 
@@ -341,7 +341,7 @@ def test_delete_refusals(api):
 
 
 def test_app_without_customer_contact_gets_48002(api, sandbox):
-    sandbox.state.add_wecom_app(DEMO.wecom_corp_id, "N" * 43, customer_contact=False)
+    sandbox.state.wecom.add_app(DEMO.wecom_corp_id, "N" * 43, customer_contact=False)
     token = api.wecom_gettoken(secret="N" * 43)["access_token"]
     for endpoint in ("get_strategy_tag_list", "add_strategy_tag", "edit_strategy_tag"):
         assert api.tags(endpoint, {}, token=token)["errcode"] == 48002

@@ -28,7 +28,7 @@ def _english():
 
 
 def remote_id(sandbox, name: str) -> str:
-    corp = sandbox.state._corps[CORP]
+    corp = sandbox.state.wecom._corps[CORP]
     for group in corp["groups"].values():
         if group["group_name"] == name:
             return group["group_id"]

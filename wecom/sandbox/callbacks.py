@@ -127,32 +127,27 @@ def admin_change(state: SandboxState, corp_id: str, change: str, body: dict[str,
     """Apply a change as a person in WeCom's admin would; the answer and the events it makes."""
     if change not in ("add_strategy_tag", "edit_strategy_tag", "del_strategy_tag"):
         raise ValueError("change must be add_strategy_tag, edit_strategy_tag or del_strategy_tag")
+    wecom = state.wecom
     with state.lock:
-        corp = state._corp(corp_id)
         events: list[dict[str, Any]] = []
         if change == "edit_strategy_tag":
             item = str(body.get("id", ""))
-            if item in corp["groups"]:
-                strategy = corp["groups"][item]["strategy_id"]
-                events.append({"tag_type": "tag_group", "id": item, "strategy_id": strategy})
-            elif item in corp["tag_index"]:
-                strategy = corp["groups"][corp["tag_index"][item]]["strategy_id"]
-                events.append({"tag_type": "tag", "id": item, "strategy_id": strategy})
+            found = wecom.strategy_of(corp_id, item)
+            if found is not None:
+                tag_type, strategy = found
+                events.append({"tag_type": tag_type, "id": item, "strategy_id": strategy})
             for event in events:
                 event["change_type"] = "update"
         elif change == "del_strategy_tag":
-            for item in body.get("group_id") or []:
-                if item in corp["groups"]:
-                    strategy = corp["groups"][item]["strategy_id"]
-                    events.append({"tag_type": "tag_group", "id": item, "strategy_id": strategy})
-            for item in body.get("tag_id") or []:
-                if item in corp["tag_index"]:
-                    strategy = corp["groups"][corp["tag_index"][item]]["strategy_id"]
-                    events.append({"tag_type": "tag", "id": item, "strategy_id": strategy})
+            for tag_type, key in (("tag_group", "group_id"), ("tag", "tag_id")):
+                for item in body.get(key) or []:
+                    found = wecom.strategy_of(corp_id, item)
+                    if found is not None and found[0] == tag_type:
+                        events.append({"tag_type": tag_type, "id": item, "strategy_id": found[1]})
             for event in events:
                 event["change_type"] = "delete"
-        groups_before = set(corp["groups"])
-        answer = getattr(state, f"wecom_{change}")(corp_id, body)
+        groups_before = wecom.group_ids(corp_id)
+        answer = getattr(wecom, change)(corp_id, body)
         if change == "add_strategy_tag":
             group = answer["tag_group"]
             strategy = body.get("strategy_id")

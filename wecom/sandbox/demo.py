@@ -77,9 +77,10 @@ _OA_TAGS = (
 def seed_demo(state: SandboxState) -> None:
     """Add the demo corp, account and bot (with their data) to ``state``."""
     d = DEMO
-    state.add_wecom_app(d.wecom_corp_id, d.wecom_secret, agent_id=d.wecom_agent_id)
+    wecom, account = state.wecom, state.official_account
+    wecom.add_app(d.wecom_corp_id, d.wecom_secret, agent_id=d.wecom_agent_id)
     for strategy_id, name, parent_id in _STRATEGIES:
-        state.add_strategy(
+        wecom.add_strategy(
             d.wecom_corp_id,
             strategy_id,
             name,
@@ -87,12 +88,12 @@ def seed_demo(state: SandboxState) -> None:
             admin_list=["zhangsan", "lisi"] if parent_id == 0 else ["wangwu"],
         )
     for strategy_id, group_name, order, tags in _GROUPS:
-        state.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
-    state.set_corp_tag_count(d.wecom_corp_id, 36)
+        wecom.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
+    wecom.set_corp_tag_count(d.wecom_corp_id, 36)
 
-    state.add_official_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
+    account.add_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
     for name, numbers in _OA_TAGS:
-        tag_id = state.add_oa_tag(d.oa_appid, name)
-        state.tag_users(d.oa_appid, tag_id, [demo_openid(d.oa_openid_prefix, n) for n in numbers])
+        tag_id = account.add_tag(d.oa_appid, name)
+        account.tag_users(d.oa_appid, tag_id, [demo_openid(d.oa_openid_prefix, n) for n in numbers])
 
-    state.add_bot(d.bot_appid, d.bot_token, d.bot_encoding_aes_key)
+    state.chatbot.add_bot(d.bot_appid, d.bot_token, d.bot_encoding_aes_key)

@@ -9,11 +9,12 @@ from dataclasses import asdict, dataclass, fields
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .shared import PLATFORMS
+
 __all__ = ["FaultRule", "FaultSet"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_PLATFORMS = ("wecom", "wechat", "chatbot")
 # Ten minutes: longer than any client timeout, short enough for time.sleep() and for a test.
 LATENCY_MS_MAX = 600_000
 _ERRCODE_RANGE = (-(2**31), 2**31 - 1)
@@ -49,7 +50,7 @@ class FaultRule:
     def __post_init__(self) -> None:
         if not isinstance(self.platform, str) or not isinstance(self.endpoint, str):
             raise ValueError("platform and endpoint must be strings (fnmatch patterns)")
-        if not any(fnmatchcase(platform, self.platform) for platform in _PLATFORMS):
+        if not any(fnmatchcase(platform, self.platform) for platform in PLATFORMS):
             raise ValueError(
                 f"platform {self.platform!r} matches none of wecom, wechat and chatbot "
                 "(or * for all)"

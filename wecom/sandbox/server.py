@@ -1,4 +1,5 @@
-"""The HTTP side of the sandbox: routing, faults, statistics and the control API.
+"""The HTTP side of the sandbox: requests to the routes (routes.py), faults, statistics and the
+control API.
 
 Layout of the URL space (one port):
 
@@ -24,32 +25,22 @@ import sys
 import threading
 import time
 import traceback
-import xml.etree.ElementTree as ET
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from chatbot.crypto import CryptoError, WXBizMsgCrypt
-
 from .faults import FaultRule, FaultSet
-from .state import CHATBOT, IGNORED_ELEMENTS, PLATFORMS, WECHAT, WECOM, PlatformError, SandboxState
+from .routes import CHATBOT_ENDPOINTS, ROUTES, Call, chatbot_decrypt
+from .shared import CHATBOT, PLATFORMS, WECHAT, WECOM, PlatformError
+from .state import SandboxState
 
-__all__ = ["RecordedRequest", "SandboxServer", "parse_chatbot_xml"]
+__all__ = ["RecordedRequest", "SandboxServer"]
 
 CONTROL_PREFIX = "/__sandbox__/"
 _MAX_BODY = 16 * 1024 * 1024
-_CHATBOT_ENDPOINTS = (
-    "/openapi/label/batchset",
-    "/openapi/setautoreply",
-    "/openapi/publish_progress",
-    "/openapi/publish",
-    "/openapi/aibot",
-)
-_XML_LIST_ITEMS = frozenset({"openid", "question"})
 _CONTENT_TYPES = {
     WECOM: "application/json; charset=UTF-8",
     # The Official Account API really says "encoding", not "charset".
@@ -112,216 +103,6 @@ class RecordedRequest:
     at: float
     status: int = 200  # HTTP status sent (0 for a dropped connection)
     fault: str | None = None  # "errcode", "http_status", "body", "latency", "drop" or None
-
-
-class _Call:
-    __slots__ = (
-        "body",
-        "body_ok",
-        "bot_token",
-        "content_type",
-        "endpoint",
-        "method",
-        "platform",
-        "query",
-        "raw",
-        "xml",
-        "xml_error",
-    )
-
-    def __init__(self, platform: str, endpoint: str, method: str, query: dict[str, str]) -> None:
-        self.platform = platform
-        self.endpoint = endpoint
-        self.method = method
-        self.query = query
-        self.raw = b""
-        self.body: Any = None
-        self.body_ok = True
-        self.bot_token = ""
-        self.content_type = ""
-        self.xml: dict[str, Any] | None = None
-        self.xml_error: PlatformError | None = None
-
-    def json_object(self) -> dict[str, Any]:
-        if not self.body_ok or not isinstance(self.body, dict):
-            raise PlatformError(47001, "data format error: the body must be a JSON object")
-        return self.body
-
-
-def parse_chatbot_xml(text: str) -> dict[str, Any]:
-    """``<xml>`` children as a dict; the items of ``<list>`` as lists under their names.
-
-    The platform reads openids and similar questions from ``<list>`` only (PLATFORM.md section
-    4; the seeds lost the wrapper). An ``<openid>`` or ``<question>`` anywhere else, and any
-    other element inside ``<list>``, is not read: it is kept under ``IGNORED_ELEMENTS`` as
-    ``[path, text]`` pairs so the state can count it and tests can see it. A repeated scalar
-    element becomes a list; several ``<list>`` elements are read as one.
-
-    Raises ValueError for anything that is not such a document.
-    """
-    if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise ValueError("DOCTYPE/ENTITY declarations are not accepted")
-    # The text was decrypted with the bot's key and expat refuses entity expansion bombs;
-    # declarations are refused above anyway.
-    root = ET.fromstring(text.encode("utf-8"))  # noqa: S314
-    if root.tag != "xml":
-        raise ValueError(f"root element is <{root.tag}>, not <xml>")
-    fields: dict[str, Any] = {}
-    ignored: list[list[str]] = []
-    for child in root:
-        if child.tag == "list":
-            for item in child:
-                if item.tag in _XML_LIST_ITEMS:
-                    fields.setdefault(item.tag, []).append(item.text or "")
-                else:
-                    ignored.append([f"xml/list/{item.tag}", item.text or ""])
-                ignored.extend(_list_items_below(item, f"xml/list/{item.tag}"))
-            continue
-        ignored.extend(_list_items_below(child, f"xml/{child.tag}"))
-        value = child.text or ""
-        if child.tag in _XML_LIST_ITEMS:
-            ignored.append([f"xml/{child.tag}", value])
-        elif child.tag in fields:
-            previous = fields[child.tag]
-            if not isinstance(previous, list):
-                previous = fields[child.tag] = [previous]
-            previous.append(value)
-        else:
-            fields[child.tag] = value
-    if ignored:
-        fields[IGNORED_ELEMENTS] = ignored
-    return fields
-
-
-def _list_items_below(element: ET.Element, path: str) -> list[list[str]]:
-    """``[path, text]`` of every openid/question element nested anywhere inside ``element``."""
-    found = []
-    for child in element:
-        child_path = f"{path}/{child.tag}"
-        if child.tag in _XML_LIST_ITEMS:
-            found.append([child_path, child.text or ""])
-        found.extend(_list_items_below(child, child_path))
-    return found
-
-
-# ---- endpoint handlers: (sandbox, call) -> answer dict ---------------------------------------
-
-Handler = Callable[["SandboxServer", _Call], dict[str, Any]]
-
-
-def _wecom(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
-    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-        state = sandbox.state
-        corp_id = state.wecom_auth(call.query.get("access_token"), customer_contact=True)
-        return action(state, corp_id, call.json_object())
-
-    return handle
-
-
-def _wechat(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
-    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-        state = sandbox.state
-        appid = state.oa_auth(call.query.get("access_token"))
-        return action(state, appid, call.json_object())
-
-    return handle
-
-
-def _wecom_gettoken(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-    return sandbox.state.wecom_gettoken(call.query, sandbox.token_ttl)
-
-
-def _oa_stable_token(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-    return sandbox.state.oa_stable_token(call.json_object(), sandbox.token_ttl)
-
-
-def _oa_plain_token(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-    return sandbox.state.oa_plain_token(call.query, sandbox.token_ttl)
-
-
-def _oa_tags_get(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-    state = sandbox.state
-    return state.oa_tags_get(state.oa_auth(call.query.get("access_token")))
-
-
-def _chatbot(action: Callable[[SandboxState, str, dict[str, Any]], dict[str, Any]]) -> Handler:
-    def handle(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-        state = sandbox.state
-        state.chatbot_bot(call.bot_token)  # 1001 unknown TOKEN, 1002 not reviewed
-        body = call.body if call.body_ok and isinstance(call.body, dict) else {}
-        encrypted = body.get("encrypt")
-        if "application/json" not in call.content_type:
-            raise PlatformError(1004, "encrypt field is empty: send Content-Type application/json")
-        if not isinstance(encrypted, str) or not encrypted:
-            raise PlatformError(1004, "encrypt field is empty")
-        if call.xml_error is not None:
-            raise call.xml_error
-        assert call.xml is not None
-        return action(state, call.bot_token, call.xml)
-
-    return handle
-
-
-def _chatbot_aibot(sandbox: SandboxServer, call: _Call) -> dict[str, Any]:
-    """aibot takes plain JSON (a signature, no encryption)."""
-    state = sandbox.state
-    state.chatbot_bot(call.bot_token)
-    if not call.body_ok or not isinstance(call.body, dict):
-        raise PlatformError(1008, "the body must be a JSON object")
-    return state.chatbot_aibot(call.bot_token, call.body)
-
-
-ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
-    (WECOM, "/cgi-bin/gettoken"): ("GET", _wecom_gettoken),
-    (WECOM, "/cgi-bin/externalcontact/customer_strategy/list"): (
-        "POST",
-        _wecom(SandboxState.wecom_strategy_list),
-    ),
-    (WECOM, "/cgi-bin/externalcontact/customer_strategy/get"): (
-        "POST",
-        _wecom(SandboxState.wecom_strategy_get),
-    ),
-    (WECOM, "/cgi-bin/externalcontact/get_strategy_tag_list"): (
-        "POST",
-        _wecom(SandboxState.wecom_get_strategy_tag_list),
-    ),
-    (WECOM, "/cgi-bin/externalcontact/add_strategy_tag"): (
-        "POST",
-        _wecom(SandboxState.wecom_add_strategy_tag),
-    ),
-    (WECOM, "/cgi-bin/externalcontact/edit_strategy_tag"): (
-        "POST",
-        _wecom(SandboxState.wecom_edit_strategy_tag),
-    ),
-    (WECOM, "/cgi-bin/externalcontact/del_strategy_tag"): (
-        "POST",
-        _wecom(SandboxState.wecom_del_strategy_tag),
-    ),
-    (WECHAT, "/cgi-bin/stable_token"): ("POST", _oa_stable_token),
-    (WECHAT, "/cgi-bin/token"): ("GET", _oa_plain_token),
-    (WECHAT, "/cgi-bin/tags/get"): ("GET", _oa_tags_get),
-    (WECHAT, "/cgi-bin/tags/create"): ("POST", _wechat(SandboxState.oa_tags_create)),
-    (WECHAT, "/cgi-bin/tags/update"): ("POST", _wechat(SandboxState.oa_tags_update)),
-    (WECHAT, "/cgi-bin/tags/delete"): ("POST", _wechat(SandboxState.oa_tags_delete)),
-    (WECHAT, "/cgi-bin/tags/members/batchtagging"): (
-        "POST",
-        _wechat(lambda s, a, b: s.oa_batch_tagging(a, b, tagging=True)),
-    ),
-    (WECHAT, "/cgi-bin/tags/members/batchuntagging"): (
-        "POST",
-        _wechat(lambda s, a, b: s.oa_batch_tagging(a, b, tagging=False)),
-    ),
-    (WECHAT, "/cgi-bin/tags/getidlist"): ("POST", _wechat(SandboxState.oa_getidlist)),
-    (WECHAT, "/cgi-bin/user/tag/get"): ("POST", _wechat(SandboxState.oa_user_tag_get)),
-    (CHATBOT, "/openapi/label/batchset"): ("POST", _chatbot(SandboxState.chatbot_batchset)),
-    (CHATBOT, "/openapi/setautoreply"): ("POST", _chatbot(SandboxState.chatbot_setautoreply)),
-    (CHATBOT, "/openapi/publish"): ("POST", _chatbot(SandboxState.chatbot_publish)),
-    (CHATBOT, "/openapi/publish_progress"): (
-        "POST",
-        _chatbot(SandboxState.chatbot_publish_progress),
-    ),
-    (CHATBOT, "/openapi/aibot"): ("POST", _chatbot_aibot),
-}
 
 
 def _decorate_errmsg(platform: str, errcode: int, errmsg: str) -> str:
@@ -457,10 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {}
         endpoint = rest
-        call = _Call(platform, endpoint, method, query)
+        call = Call(platform, endpoint, method, query)
         call.raw = raw
         if platform == CHATBOT:
-            for known in _CHATBOT_ENDPOINTS:
+            for known in CHATBOT_ENDPOINTS:
                 if rest == known or rest.startswith(known + "/"):
                     call.endpoint = known
                     call.bot_token = unquote(rest[len(known) + 1 :])
@@ -472,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
                 call.body_ok = False
         if platform == CHATBOT:
             call.content_type = self.headers.get("Content-Type", "")
-            self._decrypt_chatbot(call)
+            chatbot_decrypt(sandbox.state, call)
 
         rule = sandbox.faults.pick(platform, call.endpoint)
         spoil_after = rule if rule is not None and rule.after else None
@@ -485,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         status, answer = 200, None
-        route = ROUTES.get((platform, call.endpoint))
+        route = ROUTES[platform].get(call.endpoint)
         try:
             if route is None:
                 status = 404
@@ -514,26 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox._record(call, errcode, status, "latency" if rule is not None else None)
         self._send_json(status, answer, _CONTENT_TYPES[platform])
 
-    def _decrypt_chatbot(self, call: _Call) -> None:
-        body = call.body if call.body_ok and isinstance(call.body, dict) else {}
-        encrypted = body.get("encrypt")
-        if not isinstance(encrypted, str) or not encrypted:
-            return
-        creds = self.server.sandbox.state.chatbot_bot_credentials(call.bot_token)
-        if creds is None:
-            return
-        try:
-            crypt = WXBizMsgCrypt(call.bot_token, creds["encoding_aes_key"], creds["appid"])
-            text = crypt.decrypt(encrypted)
-        except CryptoError:
-            call.xml_error = PlatformError(1005, "decrypt failed: invalid encrypt")
-            return
-        try:
-            call.xml = parse_chatbot_xml(text)
-        except (ET.ParseError, ValueError) as exc:
-            call.xml_error = PlatformError(1005, f"decrypted data is not valid XML: {exc}")
-
-    def _apply_fault(self, call: _Call, rule: FaultRule) -> None:
+    def _apply_fault(self, call: Call, rule: FaultRule) -> None:
         sandbox = self.server.sandbox
         if rule.drop:
             sandbox._record(call, None, 0, "drop")
@@ -763,7 +525,7 @@ class SandboxServer:
         """Every issued token (of ``platform``, or all) stops working now (42001)."""
         return self.state.invalidate_tokens(platform)
 
-    def _record(self, call: _Call, errcode: int | None, status: int, fault: str | None) -> None:
+    def _record(self, call: Call, errcode: int | None, status: int, fault: str | None) -> None:
         key = (call.platform, call.endpoint)
         with self._stats_lock:
             self._stats[key] += 1
@@ -904,7 +666,7 @@ class SandboxServer:
             appid = body.pop("appid", None)
             if not isinstance(appid, str):
                 raise ValueError('{"appid": ...} is required')
-            self.state.set_publish_behaviour(appid, **body)
+            self.state.chatbot.set_publish_behaviour(appid, **body)
             return {"ok": True}
         if route == ("POST", "reset"):
             self.reset(demo=bool(body.get("demo", True)))

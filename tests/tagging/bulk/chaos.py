@@ -1,6 +1,6 @@
 """A bulk job under chaos: worker processes killed, platform errors, tokens revoked, drops.
 
-Run as a module (the test in test_bulk_chaos.py does, and bench/bulk_chaos.py at full size):
+Run as a module (the test in test_bulk_chaos.py does, and `bench/bulk_jobs.py chaos` at full size):
 
     python -m tests.tagging.bulk.chaos --openids 6000 --bad 12 --workers 2
 
@@ -14,6 +14,9 @@ schedule would (more often). The sandbox notes every OpenID in flight: a batch s
 OpenID of it is still being handled for another call counts as an overlap.
 
 It prints one JSON object with what happened: counts, kills, overlaps, calls, seconds.
+
+bench/job_faults.py runs a bulk job through other faults with the same pieces (``InFlight``,
+``watched_sandbox``, ``bulk_run_start``).
 """
 
 from __future__ import annotations
@@ -31,34 +34,18 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse, urlunparse
+from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.harness import ROOT, django_setup, run_database, run_database_drop
+
+if TYPE_CHECKING:
+    from console.models import Job
+    from wecom.sandbox import SandboxServer
+
 PREFIX = "oW3Kq_"
-
-
-def _postgres_database(url: str) -> str:
-    """A fresh ``<name>_chaos`` database beside the one of ``url``; its URL."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/") + "_chaos"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return urlunparse(parsed._replace(path="/" + name))
-
-
-def _drop_postgres_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
 
 
 class InFlight:
@@ -71,9 +58,9 @@ class InFlight:
         self.overlaps: list[list[str]] = []
 
     def install(self) -> None:
-        from wecom.sandbox.state import SandboxState
+        from wecom.sandbox.official_account import OfficialAccountPlatform
 
-        original = SandboxState.oa_batch_tagging
+        original = OfficialAccountPlatform.batch_tagging
         recorder = self
 
         def recording(self: Any, appid: str, body: dict, *, tagging: bool) -> dict:
@@ -90,13 +77,109 @@ class InFlight:
                 with recorder.lock:
                     recorder.now.subtract(openids)
 
-        SandboxState.oa_batch_tagging = recording  # type: ignore[method-assign]
+        OfficialAccountPlatform.batch_tagging = recording  # type: ignore[method-assign]
         self._original = original
 
     def uninstall(self) -> None:
-        from wecom.sandbox.state import SandboxState
+        from wecom.sandbox.official_account import OfficialAccountPlatform
 
-        SandboxState.oa_batch_tagging = self._original  # type: ignore[method-assign]
+        OfficialAccountPlatform.batch_tagging = self._original  # type: ignore[method-assign]
+
+
+def watched_sandbox(*, latency_ms: float, seed: int | None) -> tuple[SandboxServer, InFlight]:
+    """The demo platforms in this process, answering each batch after ``latency_ms`` and noting
+    the OpenIDs in flight."""
+    from wecom.sandbox import SandboxServer, SandboxState, seed_demo
+
+    in_flight = InFlight(latency_ms / 1000)
+    in_flight.install()
+    state = SandboxState(seed=seed)
+    seed_demo(state)
+    return SandboxServer(state=state, seed=seed).start(), in_flight
+
+
+@dataclass
+class BulkRun:
+    """A bulk job tagging ``valid`` OpenIDs of the demo account and ``bad`` ones of another
+    (each refused by the platform) with a tag made for the run."""
+
+    job: Job
+    tag_id: int
+    valid: list[str]
+    bad: list[str]
+
+    def tally(self, sandbox: SandboxServer) -> dict[str, Any]:
+        """How the job ended, against what the platform holds."""
+        from django.db import connection
+
+        from console.models import JobItemFailure
+        from wecom.sandbox import DEMO
+
+        self.job.refresh_from_db()
+        progress = self.job.progress()
+        failure_items = list(
+            JobItemFailure.objects.filter(job=self.job).values_list("item", flat=True)
+        )
+        fans = sandbox.state.official_account.tag_fans(DEMO.oa_appid, self.tag_id)
+        return {
+            "database": connection.vendor,
+            "broker": "redis" if os.environ.get("REDIS_URL") else "orm",
+            "status": str(self.job.status),
+            "status_message": self.job.status_message,
+            "total": progress.total,
+            "done": progress.done,
+            "failed": progress.failed,
+            "valid": len(self.valid),
+            "bad": len(self.bad),
+            "failure_items": len(failure_items),
+            "failure_items_unique": len(set(failure_items)),
+            "failures_are_the_bad_ones": sorted(failure_items) == sorted(self.bad),
+            "valid_missing_in_sandbox": len(set(self.valid) - fans),
+            "bad_in_sandbox": len(set(self.bad) & fans),
+        }
+
+
+def bulk_run_start(
+    sandbox: SandboxServer,
+    *,
+    name: str,
+    tag_name: str,
+    valid: int,
+    bad: int,
+    mix: Callable[[list[str], list[str]], list[str]],
+    batch_size: int | None = None,
+) -> BulkRun:
+    """Register the demo account, make the tag ``tag_name`` on the platform and pull it, and
+    start tagging ``valid`` OpenIDs and ``bad`` ones, ``mix`` placing the bad among the valid.
+    The platform's call counters start from zero here."""
+    from django.db import connection, transaction
+
+    from console.audit import Actor
+    from tagging.bulk.audience import audience_from_openids
+    from tagging.bulk.services import bulk_job_start
+    from tagging.official_account.models import OfficialAccountTag
+    from tagging.official_account.services import oa_tags_pull
+    from wecom.models import OfficialAccount
+    from wecom.sandbox import DEMO
+    from wecom.sandbox.demo import demo_openid
+
+    actor = Actor.command_line(command=name)
+    account = OfficialAccount.objects.create(
+        name=name, appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
+    )
+    account = OfficialAccount.objects.get(pk=account.pk)
+    tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, tag_name)
+    oa_tags_pull(account=account, actor=actor)
+    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
+    valid_openids = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + valid)]
+    bad_openids = [demo_openid("oZZZZZ", n) for n in range(bad)]
+    openids = mix(valid_openids, bad_openids)
+    with transaction.atomic():
+        audience = audience_from_openids(openids=openids, label=name, user=actor.user)
+        job = bulk_job_start(audience=audience, target=tag, batch_size=batch_size, actor=actor)
+    connection.close()
+    sandbox.reset_stats()
+    return BulkRun(job=job, tag_id=tag_id, valid=valid_openids, bad=bad_openids)
 
 
 class Workers:
@@ -158,21 +241,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="bulk-chaos-"))
     run_id = secrets.token_hex(4)
-    base_url = os.environ.get("DATABASE_URL", "")
-    database_url = (
-        _postgres_database(base_url)
-        if base_url.startswith("postgres")
-        else f"sqlite:///{work / 'chaos.sqlite3'}"
-    )
-
-    from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
-    from wecom.sandbox.faults import FaultRule
-
-    in_flight = InFlight(args.latency_ms / 1000)
-    in_flight.install()
-    state = SandboxState(seed=args.seed)
-    seed_demo(state)
-    sandbox = SandboxServer(state=state, seed=args.seed).start()
+    database_url = run_database(work, "chaos")
+    sandbox, in_flight = watched_sandbox(latency_ms=args.latency_ms, seed=args.seed)
     endpoint = "/cgi-bin/tags/members/batchtagging"
 
     env = {
@@ -184,47 +254,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "CACHE_KEY_PREFIX": f"chaos-{run_id}",
         "PYTHONPATH": str(ROOT),
     }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-
-    from django.db import connection, transaction
-
-    from console.audit import Actor
+    django_setup(env)
     from console.jobs.services import jobs_watchdog
-    from console.models import Job, JobItemFailure, JobStatus
-    from tagging.bulk.audience import audience_from_openids
-    from tagging.bulk.services import bulk_job_start
-    from tagging.official_account.models import OfficialAccountTag
-    from tagging.official_account.services import oa_tags_pull
-    from wecom.models import OfficialAccount
-    from wecom.sandbox.demo import demo_openid
+    from console.models import Job, JobStatus
+    from wecom.sandbox.faults import FaultRule
 
-    actor = Actor.command_line(command="chaos")
-    account = OfficialAccount.objects.create(
-        name="chaos", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
+    def mix(valid: list[str], bad: list[str]) -> list[str]:
+        openids = list(valid)
+        for number, openid in enumerate(bad):
+            openids.insert(rng.randrange(len(openids) + 1) if number else 0, openid)
+        return openids
+
+    run = bulk_run_start(
+        sandbox, name="chaos", tag_name="混沌测试", valid=args.openids, bad=args.bad, mix=mix
     )
-    account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "混沌测试")
-    oa_tags_pull(account=account, actor=actor)
-    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
-    valid = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + args.openids)]
-    bad = [demo_openid("oZZZZZ", n) for n in range(args.bad)]
-    openids = list(valid)
-    for number, openid in enumerate(bad):
-        openids.insert(rng.randrange(len(openids) + 1) if number else 0, openid)
-
-    with transaction.atomic():
-        audience = audience_from_openids(openids=openids, label="chaos", user=actor.user)
-        job = bulk_job_start(audience=audience, target=tag, actor=actor)
-    connection.close()
-
-    sandbox.reset_stats()
+    job = run.job
     sandbox.faults.add(FaultRule(platform="wechat", endpoint=endpoint, errcode=-1, rate=0.1))
     sandbox.faults.add(FaultRule(platform="wechat", endpoint=endpoint, drop=True, rate=0.02))
     # Two drops for certain, whatever the draws: a short run still meets a lost connection.
@@ -262,26 +306,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         workers.stop_all()
         sandbox.stop()
 
-    job.refresh_from_db()
-    progress = job.progress()
-    failure_items = list(JobItemFailure.objects.filter(job=job).values_list("item", flat=True))
-    fans = state.oa_tag_fans(DEMO.oa_appid, tag_id)
     result = {
-        "database": connection.vendor,
-        "broker": "redis" if os.environ.get("REDIS_URL") else "orm",
-        "status": str(job.status),
-        "status_message": job.status_message,
+        **run.tally(sandbox),
         "seconds": round(seconds, 1),
-        "total": progress.total,
-        "done": progress.done,
-        "failed": progress.failed,
-        "valid": len(valid),
-        "bad": len(bad),
-        "failure_items": len(failure_items),
-        "failure_items_unique": len(set(failure_items)),
-        "failures_are_the_bad_ones": sorted(failure_items) == sorted(bad),
-        "valid_missing_in_sandbox": len(set(valid) - fans),
-        "bad_in_sandbox": len(set(bad) & fans),
         "overlaps": len(in_flight.overlaps),
         "overlap_examples": in_flight.overlaps[:3],
         "kills": workers.kills,
@@ -290,9 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "faults": sandbox.faults.describe(),
         "logs": str(work),
     }
-    connection.close()
-    if database_url.startswith("postgres"):
-        _drop_postgres_database(database_url)
+    run_database_drop(database_url)
     return result
 
 

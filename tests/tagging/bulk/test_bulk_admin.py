@@ -128,8 +128,8 @@ def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
 
     full = oid(50)
     for number in range(20):
-        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满{number}")
-        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+        tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, f"满{number}")
+        sandbox.state.official_account.tag_users(DEMO.oa_appid, tag_id, [full])
     client = logged_in(client, editor)
     response = client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(51)}".encode())
@@ -153,8 +153,8 @@ def test_retry_after_the_tag_was_deleted_is_explained_not_a_crash(client, editor
 
     full = oid(60)
     for number in range(20):
-        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满{number}")
-        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+        tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, f"满{number}")
+        sandbox.state.official_account.tag_users(DEMO.oa_appid, tag_id, [full])
     client = logged_in(client, editor)
     response = client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(61)}".encode())

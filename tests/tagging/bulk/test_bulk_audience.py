@@ -118,13 +118,19 @@ def test_pasted_list_separated_by_lines_spaces_and_commas(editor):
 def test_followers_of_another_tag_page_by_page(sandbox, account, actor, editor):
     oa_tags_pull(account=account, actor=actor)
     tag = OfficialAccountTag.objects.get(name="广东")
-    sandbox.state.tag_users(DEMO.oa_appid, tag.tag_id, [oid(n) for n in range(1000, 11_500)])
+    sandbox.state.official_account.tag_users(
+        DEMO.oa_appid, tag.tag_id, [oid(n) for n in range(1000, 11_500)]
+    )
     sandbox.reset_stats()
 
     audience = audience_from_tag(tag=tag, user=editor)
 
-    assert audience.accepted == len(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id))
-    assert set(members(audience)) == sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert audience.accepted == len(
+        sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
+    )
+    assert set(members(audience)) == sandbox.state.official_account.tag_fans(
+        DEMO.oa_appid, tag.tag_id
+    )
     # 10,504 followers: two full-or-partial pages and the empty one that ends the list.
     assert sandbox.calls("wechat", "/cgi-bin/user/tag/get") == 3
 

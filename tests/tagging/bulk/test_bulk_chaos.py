@@ -10,38 +10,23 @@ either database); `bench/bulk_jobs.py chaos` runs the same from a terminal.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.harness import run_module
 
 
 def test_a_bulk_job_under_chaos_tags_every_valid_openid_exactly_once():
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.tagging.bulk.chaos",
-            "--openids",
-            "20000",
-            "--bad",
-            "12",
-            "--workers",
-            "2",
-            # Reproducible platform faults; the kill times still vary with the machine.
-            "--seed",
-            "20261124",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    result = run_module(
+        "tests.tagging.bulk.chaos",
+        "--openids",
+        "20000",
+        "--bad",
+        "12",
+        "--workers",
+        "2",
+        # Reproducible platform faults; the kill times still vary with the machine.
+        "--seed",
+        "20261124",
         timeout=360,
-        check=False,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout[completed.stdout.index("{") :])
     summary = {key: value for key, value in result.items() if key not in ("calls", "faults")}
 
     assert result["status"] == "done", summary
@@ -69,7 +54,7 @@ def test_the_overlap_recorder_sees_one_batch_sent_twice_at_once(sandbox, account
     from wecom.connections import client_for
     from wecom.sandbox import DEMO
 
-    tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, "重叠")
+    tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, "重叠")
     openids = [f"oW3Kq_{n:022d}" for n in range(5)]
     recorder = InFlight(latency=0.3)
     recorder.install()

@@ -58,7 +58,7 @@ def test_tag_users_wait_exits_0_when_every_openid_succeeded(
     assert "nope" in output
     job = Job.objects.get()
     assert job.status == JobStatus.DONE
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
     assert "[##############################] 100%" in output
 
 
@@ -99,10 +99,13 @@ def test_tag_users_chatbot_and_untag(tmp_path, bot_credential, account, tag, san
         "1",
         "--wait",
     )
-    assert sandbox.state.bot_labels(DEMO.bot_appid)[("完件", "完成")]["openids"] == {oid(1), oid(2)}
+    assert sandbox.state.chatbot.labels(DEMO.bot_appid)[("完件", "完成")]["openids"] == {
+        oid(1),
+        oid(2),
+    }
     assert sandbox.calls("chatbot", "/openapi/label/batchset") == 2
 
-    fans = sorted(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id))
+    fans = sorted(sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id))
     path.write_text(fans[0])
     run(
         "tag_users",
@@ -115,7 +118,7 @@ def test_tag_users_chatbot_and_untag(tmp_path, bot_credential, account, tag, san
         str(path),
         "--wait",
     )
-    assert fans[0] not in sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert fans[0] not in sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 def test_tag_users_refuses_bad_input_with_a_sentence(tmp_path, account, tag, bot_credential):

@@ -71,7 +71,7 @@ def test_a_fault_free_job_makes_exactly_ceil_n_over_batch_calls(
 
     assert job.status == JobStatus.DONE
     assert sandbox.calls("wechat", BATCH_TAGGING) == math.ceil(count / batch)
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
     progress = job.progress()
     assert (progress.total, progress.done, progress.failed) == (count, count, 0)
     assert all(len(r.body["openid_list"]) <= batch for r in sandbox.requests if r.body)
@@ -84,7 +84,7 @@ def test_three_bad_openids_among_seventeen_good_are_isolated(sandbox, tag, edito
     job = drain(bulk_job_start(audience=audience_of(editor, batch), target=tag, actor=actor))
 
     assert job.status == JobStatus.DONE
-    assert set(good) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(good) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
     failures = list(JobItemFailure.objects.filter(job=job).order_by("item"))
     assert sorted(f.item for f in failures) == sorted(bad)
     assert {f.reason_code for f in failures} == {"49003"}
@@ -97,14 +97,14 @@ def test_three_bad_openids_among_seventeen_good_are_isolated(sandbox, tag, edito
 
 
 def test_untag_removes_the_tag(sandbox, tag, editor, actor):
-    fans = sorted(sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id))
+    fans = sorted(sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id))
     job = drain(
         bulk_job_start(
             audience=audience_of(editor, fans[:2]), target=tag, operation="untag", actor=actor
         )
     )
     assert job.status == JobStatus.DONE
-    assert sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id) == set(fans[2:])
+    assert sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id) == set(fans[2:])
 
 
 def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
@@ -123,7 +123,7 @@ def test_the_daily_quota_puts_the_job_on_hold_until_midnight_in_beijing(
     jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
     job = drain(job)
     assert job.status == JobStatus.DONE
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 def around_each_call(
@@ -210,7 +210,7 @@ def test_45159_right_after_creating_a_tag_is_retried_once(
 
     assert job.status == JobStatus.DONE
     assert sandbox.calls("wechat", BATCH_TAGGING) == 2 + 1
-    assert set(openids) == sandbox.state.oa_tag_fans(DEMO.oa_appid, new_tag.tag_id)
+    assert set(openids) == sandbox.state.official_account.tag_fans(DEMO.oa_appid, new_tag.tag_id)
 
 
 def test_a_token_refused_twice_in_a_row_is_waited_out_not_fatal(sandbox, tag, editor, actor):
@@ -220,12 +220,12 @@ def test_a_token_refused_twice_in_a_row_is_waited_out_not_fatal(sandbox, tag, ed
     openids = [oid(n) for n in range(500, 530)]
     job = drain(bulk_job_start(audience=audience_of(editor, openids), target=tag, actor=actor))
     assert job.status == JobStatus.DONE, job.status_message
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 def test_a_tag_that_does_not_exist_stops_the_job_saying_why(sandbox, tag, editor, actor, settings):
     settings.BULK_45159_RETRY_SECONDS = 0
-    sandbox.state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": tag.tag_id}})
+    sandbox.state.official_account.tags_delete(DEMO.oa_appid, {"tag": {"id": tag.tag_id}})
     job = drain(
         bulk_job_start(audience=audience_of(editor, [oid(1), oid(2)]), target=tag, actor=actor)
     )
@@ -236,23 +236,23 @@ def test_a_tag_that_does_not_exist_stops_the_job_saying_why(sandbox, tag, editor
 def test_a_follower_with_20_tags_fails_alone_and_can_be_retried(sandbox, tag, editor, actor):
     full = oid(500)
     for number in range(20):
-        tag_id = sandbox.state.add_oa_tag(DEMO.oa_appid, f"满额{number}")
-        sandbox.state.tag_users(DEMO.oa_appid, tag_id, [full])
+        tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, f"满额{number}")
+        sandbox.state.official_account.tag_users(DEMO.oa_appid, tag_id, [full])
     others = [oid(n) for n in range(501, 510)]
     job = drain(
         bulk_job_start(audience=audience_of(editor, [full, *others]), target=tag, actor=actor)
     )
     failure = JobItemFailure.objects.get(job=job)
     assert (failure.item, failure.reason_code, failure.retryable) == (full, "45059", True)
-    assert set(others) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(others) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
-    sandbox.state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": tag_id}})
+    sandbox.state.official_account.tags_delete(DEMO.oa_appid, {"tag": {"id": tag_id}})
     retry = drain(bulk_job_retry_failed(job=job, actor=actor))
 
     assert retry.parent == job
     assert retry.total == 1
     assert retry.status == JobStatus.DONE
-    assert full in sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert full in sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 def test_retry_failed_only_refuses_when_nothing_can_be_retried(sandbox, tag, editor, actor):
@@ -273,7 +273,7 @@ def test_chatbot_label_job_sends_lists_of_the_batch_size(sandbox, bot_credential
 
     assert job.status == JobStatus.DONE
     assert sandbox.calls("chatbot", "/openapi/label/batchset") == 3  # 50 + 50 + 20
-    label = sandbox.state.bot_labels(DEMO.bot_appid)[("完件", "完成")]
+    label = sandbox.state.chatbot.labels(DEMO.bot_appid)[("完件", "完成")]
     assert label["openids"] == set(openids)
 
 
@@ -397,7 +397,7 @@ def test_a_worker_killed_between_coalesced_checkpoints_has_its_batches_sent_agai
     progress = job.progress()
     assert (progress.total, progress.done, progress.failed) == (200, 200, 0)
     assert sandbox.calls("wechat", BATCH_TAGGING) == 6 + 10  # the six again, then the rest
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 def test_job_titles_agree_in_number(tag, editor, actor):

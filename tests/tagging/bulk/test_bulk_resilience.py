@@ -74,7 +74,7 @@ def test_an_outage_longer_than_the_old_error_budget_is_waited_out_and_the_job_fi
     assert job.status == JobStatus.DONE
     progress = job.progress()
     assert (progress.done, progress.failed) == (60, 0)
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
     # Each hold is in the History from its true state: running → waiting, waiting → running.
     changes = status_changes(job)
     running, waiting = str(JobStatus.RUNNING.label), str(JobStatus.WAITING.label)
@@ -149,7 +149,7 @@ def test_a_database_restart_during_a_slice_costs_its_length_not_the_slice(
     # The batch whose checkpoint failed stays counted in the worker, which still holds the
     # lease, and is written with the next checkpoint: nothing is sent twice.
     assert sandbox.calls("wechat", BATCH_TAGGING) == 10
-    assert set(openids) <= sandbox.state.oa_tag_fans(DEMO.oa_appid, tag.tag_id)
+    assert set(openids) <= sandbox.state.official_account.tag_fans(DEMO.oa_appid, tag.tag_id)
 
 
 @pytest.mark.django_db

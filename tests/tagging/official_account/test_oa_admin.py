@@ -32,7 +32,9 @@ def test_pull_then_create_rename_and_delete_through_the_pages(editor_client, acc
     )
     assert response.status_code == 302
     tag = OfficialAccountTag.objects.get(name="会员日")
-    assert "会员日" in {t["name"] for t in sandbox.state.oa_tags_get(DEMO.oa_appid)["tags"]}
+    assert "会员日" in {
+        t["name"] for t in sandbox.state.official_account.tags_get(DEMO.oa_appid)["tags"]
+    }
 
     change = reverse("admin:tagging_officialaccounttag_change", args=[tag.pk])
     assert editor_client.post(change, {"name": "会员节"}).status_code == 302
@@ -42,12 +44,14 @@ def test_pull_then_create_rename_and_delete_through_the_pages(editor_client, acc
     delete = reverse("admin:tagging_officialaccounttag_delete", args=[tag.pk])
     assert editor_client.post(delete, {"post": "yes"}).status_code == 302
     assert not OfficialAccountTag.objects.filter(pk=tag.pk).exists()
-    assert tag.tag_id not in {t["id"] for t in sandbox.state.oa_tags_get(DEMO.oa_appid)["tags"]}
+    assert tag.tag_id not in {
+        t["id"] for t in sandbox.state.official_account.tags_get(DEMO.oa_appid)["tags"]
+    }
 
 
 def test_a_platform_refusal_shows_on_the_form_and_nothing_is_saved(editor_client, account, sandbox):
     pull(editor_client)
-    sandbox.state.add_oa_tag(DEMO.oa_appid, "只在平台上")
+    sandbox.state.official_account.add_tag(DEMO.oa_appid, "只在平台上")
     response = editor_client.post(
         reverse("admin:tagging_officialaccounttag_add"),
         {"account": account.pk, "name": "只在平台上"},

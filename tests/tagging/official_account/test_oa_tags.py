@@ -41,8 +41,10 @@ def test_pull_again_records_renames_and_removals_only(sandbox, account, actor):
     state = sandbox.state
     guangdong = OfficialAccountTag.objects.get(name="广东")
     gone = OfficialAccountTag.objects.get(name="新关注")
-    state.oa_tags_update(DEMO.oa_appid, {"tag": {"id": guangdong.tag_id, "name": "广东省"}})
-    state.oa_tags_delete(DEMO.oa_appid, {"tag": {"id": gone.tag_id}})
+    state.official_account.tags_update(
+        DEMO.oa_appid, {"tag": {"id": guangdong.tag_id, "name": "广东省"}}
+    )
+    state.official_account.tags_delete(DEMO.oa_appid, {"tag": {"id": gone.tag_id}})
 
     result = oa_tags_pull(account=account, actor=actor)
 
@@ -56,19 +58,23 @@ def test_pull_again_records_renames_and_removals_only(sandbox, account, actor):
 
 def test_create_rename_delete_on_the_platform_with_history(sandbox, account, actor):
     tag = oa_tag_create(account=account, name="双十一", actor=actor)
-    assert sandbox.state.oa_tags_get(DEMO.oa_appid)["tags"][-1] == {
+    assert sandbox.state.official_account.tags_get(DEMO.oa_appid)["tags"][-1] == {
         "id": tag.tag_id,
         "name": "双十一",
         "count": 0,
     }
     oa_tag_rename(tag=tag, name="双十二", actor=actor)
-    names = {t["id"]: t["name"] for t in sandbox.state.oa_tags_get(DEMO.oa_appid)["tags"]}
+    names = {
+        t["id"]: t["name"] for t in sandbox.state.official_account.tags_get(DEMO.oa_appid)["tags"]
+    }
     assert names[tag.tag_id] == "双十二"
 
     tag_pk = tag.pk
     oa_tag_delete(tag=tag, actor=actor)
 
-    assert tag.tag_id not in {t["id"] for t in sandbox.state.oa_tags_get(DEMO.oa_appid)["tags"]}
+    assert tag.tag_id not in {
+        t["id"] for t in sandbox.state.official_account.tags_get(DEMO.oa_appid)["tags"]
+    }
     entries = LogEntry.objects.filter(object_id=str(tag_pk)).order_by("pk")
     assert [entry.action_flag for entry in entries] == [1, 2, 3]
     assert all(entry.user == actor.user for entry in entries)
@@ -92,7 +98,7 @@ def test_reserved_tags_are_refused_before_any_call(sandbox, account, actor):
 def test_a_tag_with_more_than_100k_followers_is_not_deleted_and_says_so(sandbox, account, actor):
     oa_tags_pull(account=account, actor=actor)
     tag = OfficialAccountTag.objects.get(name="广东")
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, tag.tag_id, 100_001)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, tag.tag_id, 100_001)
     oa_tags_pull(account=account, actor=actor)
     tag.refresh_from_db()
     sandbox.reset_stats()
@@ -117,7 +123,7 @@ def test_at_exactly_100k_the_platform_is_asked(sandbox, account, actor):
 def test_stale_count_the_platform_refusal_is_explained_and_nothing_changes(sandbox, account, actor):
     oa_tags_pull(account=account, actor=actor)
     tag = OfficialAccountTag.objects.get(name="广东")
-    sandbox.state.set_oa_tag_fan_count_override(DEMO.oa_appid, tag.tag_id, 200_000)
+    sandbox.state.official_account.set_tag_fan_count_override(DEMO.oa_appid, tag.tag_id, 200_000)
 
     with pytest.raises(PlatformError) as refused:
         oa_tag_delete(tag=tag, actor=actor)

@@ -45,7 +45,7 @@ def fast_timeouts(settings):
 
 def wecom_tree(sandbox, strategy_id: int | None = None) -> dict[str, list]:
     """What the sandbox holds: {group name: [(tag name, order), ...]} in WeCom's order."""
-    corp = sandbox.state._corps[DEMO.wecom_corp_id]
+    corp = sandbox.state.wecom._corps[DEMO.wecom_corp_id]
     tree = {}
     groups = sorted(corp["groups"].values(), key=lambda g: -g["order"])
     for group in groups:

@@ -35,11 +35,11 @@ def _english():
 
 def outside(sandbox, method: str, body: dict) -> dict:
     """A change made in WeCom, not through the console."""
-    return getattr(sandbox.state, f"wecom_{method}")(CORP, body)
+    return getattr(sandbox.state.wecom, method)(CORP, body)
 
 
 def remote_id(sandbox, name: str) -> str:
-    corp = sandbox.state._corps[CORP]
+    corp = sandbox.state.wecom._corps[CORP]
     for group in corp["groups"].values():
         if group["group_name"] == name:
             return group["group_id"]
@@ -176,9 +176,9 @@ def test_pending_local_changes_are_listed_in_the_plan(imported, actor, sandbox):
 
 def make_corp(sandbox, *, groups: int, tags_per_group: int) -> None:
     for strategy in range(4, 6):
-        sandbox.state.add_strategy(CORP, strategy, f"规则组{strategy}")
+        sandbox.state.wecom.add_strategy(CORP, strategy, f"规则组{strategy}")
     for n in range(groups):
-        sandbox.state.add_strategy_group(
+        sandbox.state.wecom.add_strategy_group(
             CORP,
             4 + n % 2,
             f"组{n}",

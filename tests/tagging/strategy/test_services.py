@@ -148,7 +148,7 @@ def test_the_corp_tag_limit_is_checked_against_what_the_console_knows(imported, 
 
 def test_the_platform_limit_refusal_saves_nothing_and_says_why(imported, sandbox, actor):
     # WeCom counts corp tags the console cannot see: its refusal is shown as a sentence.
-    sandbox.state.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - 14)
+    sandbox.state.wecom.set_corp_tag_count(DEMO.wecom_corp_id, 10_000 - 14)
     before = Tag.objects.count()
     with pytest.raises(ValidationError) as caught:
         tag_create(group=group_named(imported, "客户等级"), name="一个太多", actor=actor)
@@ -229,7 +229,7 @@ def test_delete_that_never_happened_is_sent_again(imported, sandbox, actor):
 
 def test_delete_of_a_tag_already_gone_in_wecom(imported, sandbox, actor):
     gone, kept = tag_named(imported, "潜在客户"), tag_named(imported, "普通客户")
-    sandbox.state.wecom_del_strategy_tag(DEMO.wecom_corp_id, {"tag_id": [gone.wecom_id]})
+    sandbox.state.wecom.del_strategy_tag(DEMO.wecom_corp_id, {"tag_id": [gone.wecom_id]})
     items_delete(items=[gone, kept], actor=actor)  # 40068, read back, delete the rest
     assert console_tree(imported) == wecom_tree(sandbox)
 

@@ -183,9 +183,7 @@ class _ItemAdmin(ServiceBackedAdmin):
         # The item's group drawn open, whatever the size of the strategy.
         group_id = obj.pk if isinstance(obj, TagGroup) else obj.group_id
         url = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
-        return HttpResponseRedirect(
-            f"{url}?strategy={strategy_id}&open={group_id}#{kind}-{obj.pk}"
-        )
+        return HttpResponseRedirect(f"{url}?strategy={strategy_id}&open={group_id}#{kind}-{obj.pk}")
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
         return self._back_to_tree(

@@ -11,6 +11,7 @@ from django.utils import translation
 from console.jobs.selectors import job_reason
 from console.models import JobStatus
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.respacing import respacing_start
 from tagging.strategy.services import (
     ORDER_GAP,
     StaleEdit,
@@ -26,7 +27,6 @@ from tagging.strategy.services import (
     tag_update,
     tags_reorder,
 )
-from tagging.strategy.respacing import respacing_start
 from tests.tagging.bulk.test_bulk_jobs import drain
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from wecom.sandbox import DEMO, FaultRule

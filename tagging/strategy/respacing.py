@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
@@ -81,7 +80,6 @@ def respacing_start(*, items: Sequence[Item], actor: Actor) -> Outcome:
     if not items:
         return Outcome()
     parent = _parent(items[0])
-    model = _model_name(items[0])
     journal = [
         (item, order)
         for item, order in zip(items, spaced_orders(len(items)), strict=True)
@@ -95,13 +93,7 @@ def respacing_start(*, items: Sequence[Item], actor: Actor) -> Outcome:
         # One re-spacing per list at a time: the second waits here, then finds the first.
         type(parent).objects.select_for_update().filter(pk=parent.pk).first()
         respacing_refuse_if_running(parent=parent)
-        for item, order in journal:
-            type(item).objects.filter(pk=item.pk).update(
-                pending_order=order,
-                sync_state=SyncState.PENDING,
-                sync_message="",
-                version=F("version") + 1,
-            )
+        _journal(type(items[0]), journal)
         job = job_create(
             kind=RESPACE_KIND,
             title=gettext("New orders in WeCom for “%(list)s”") % {"list": parent.name},
@@ -110,7 +102,7 @@ def respacing_start(*, items: Sequence[Item], actor: Actor) -> Outcome:
             params={
                 "app": parent.app_id,
                 "strategy": parent.pk if isinstance(parent, Strategy) else parent.strategy_id,
-                "model": model,
+                "model": _model_name(items[0]),
                 "parent": parent.pk,
                 "ids": [item.pk for item, _order in journal],
             },
@@ -125,6 +117,19 @@ def respacing_start(*, items: Sequence[Item], actor: Actor) -> Outcome:
         len(journal),
     ) % {"count": len(journal)}
     return RespacingStarted(messages=[message], job=job)
+
+
+def _journal(model: type[TagGroup] | type[Tag], journal: Sequence[tuple[Any, int]]) -> None:
+    """The wanted orders as pending, each item a new version: one statement sent with all the
+    rows (the ORM's update per row, or its bulk_update, took most of a second for 500)."""
+    quote = connection.ops.quote_name
+    table, version = quote(model._meta.db_table), quote("version")
+    sql = (
+        f"UPDATE {table} SET {quote('pending_order')} = %s, {quote('sync_state')} = %s, "  # noqa: S608
+        f"{quote('sync_message')} = '', {version} = {version} + 1 WHERE {quote('id')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(order, SyncState.PENDING, item.pk) for item, order in journal])
 
 
 def run_respace_shard(run: ShardRun) -> None:

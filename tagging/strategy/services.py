@@ -699,10 +699,14 @@ class OrderChanged(ValidationError):
 
 
 def _siblings(item: OrderedItem) -> list[Any]:
+    # What placing needs (the item moved is read again, whole, under its lock): a strategy's
+    # 500 groups whole, dates parsed, were most of a move's time.
     if isinstance(item, Tag):
-        return list(Tag.objects.filter(group_id=item.group_id).order_by("-order", "pk"))
+        tags = Tag.objects.filter(group_id=item.group_id).only("pk", "order", "app", "group")
+        return list(tags.order_by("-order", "pk"))
     assert isinstance(item, TagGroup)
-    return list(TagGroup.objects.filter(strategy_id=item.strategy_id).order_by("-order", "pk"))
+    groups = TagGroup.objects.filter(strategy_id=item.strategy_id)
+    return list(groups.only("pk", "order", "app", "strategy").order_by("-order", "pk"))
 
 
 def _check_shown(current: list[Any], shown: Mapping[int, int] | None) -> None:
@@ -805,15 +809,29 @@ def _reorder(
 
 
 def _single_move(current: list[Any], wanted: list[Any]) -> tuple[Any, int] | None:
-    """If ``wanted`` is ``current`` with one item moved, that item and its new index."""
-    if current == wanted:
+    """If ``wanted`` is ``current`` with one item moved, that item and its new index.
+
+    Two neighbours swapped (a ▲ or ▼) are either of them moved by one: the one with room
+    where it lands, so that a list just pulled (0, 1, 2…: no room between any two) still
+    moves its second item to the top in one call.
+    """
+    now, then = [item.pk for item in current], [item.pk for item in wanted]
+    differ = [index for index, (a, b) in enumerate(zip(now, then, strict=True)) if a != b]
+    if not differ:
         return None
-    for item in current:
-        rest = [other for other in current if other.pk != item.pk]
-        index = [w.pk for w in wanted].index(item.pk)
-        if [*rest[:index], item, *rest[index:]] == wanted:
+    first, last = differ[0], differ[-1]
+    moves = []
+    if then[first] == now[last] and then[first + 1 : last + 1] == now[first:last]:
+        moves.append((current[last], first))  # moved up
+    if then[last] == now[first] and then[first:last] == now[first + 1 : last + 1]:
+        moves.append((current[first], last))  # moved down
+    for item, index in moves:
+        others = [other for other in current if other.pk != item.pk]
+        above = others[index - 1].order if index > 0 else None
+        below = others[index].order if index < len(others) else None
+        if order_between(above, below) is not None:
             return item, index
-    return None
+    return moves[0] if moves else None
 
 
 def items_push(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:

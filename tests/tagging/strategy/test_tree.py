@@ -173,7 +173,7 @@ def test_a_search_is_the_tree_filtered(editor_client, imported, big):
     assert "20 个标签，10 个匹配" in page
     assert "显示的标签组 1 个；匹配的标签 10 个" in page
     assert "data-sortable" not in page and "strategy-handle" not in page
-    assert "清除搜索后才能调整顺序" in page
+    assert "搜索结果中不能调整顺序" in page
     # A group whose own name matches comes with all its tags, which can be re-ordered.
     page = tree(editor_client, imported, q="意向")
     assert groups(page) == [("意向产品", True)]

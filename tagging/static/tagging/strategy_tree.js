@@ -250,10 +250,13 @@
       if (!document.body.contains(bar)) return; // redrawn meanwhile: its successor follows
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
+          // A job this page may not follow, or one that is gone: asking again will not help.
+          if (response.status >= 400 && response.status < 500) return null;
           if (!response.ok) throw new Error(String(response.status));
           return response.json();
         })
         .then(function (job) {
+          if (!job) return;
           var progress = bar.querySelector("progress");
           if (progress) progress.value = job.percent;
           bar.querySelector("[data-job-count]").textContent = job.processed + " / " + job.total;

@@ -121,12 +121,23 @@ def _count(node: GroupNode) -> str:
     ) % {"n": node.n_tags, "matches": node.n_matches}
 
 
+class _Counts(dict[tuple[int, int | None], str]):
+    """Each count's words, translated once per page (groups mostly hold the same few)."""
+
+    def of(self, node: GroupNode) -> str:
+        key = (node.n_tags, node.n_matches)
+        if key not in self:
+            self[key] = escape(_count(node))
+        return self[key]
+
+
 @register.simple_tag(takes_context=True)
 def strategy_group_items(context: Any, nodes: Iterable[GroupNode], whole: bool) -> SafeString:
     """The groups of the tree (``whole``: all the strategy's, so they can be re-ordered), each
     with its count as the button that opens it; the tags of those drawn open (the others are
     fetched when opened)."""
     labels = _Labels(context)
+    counts = _Counts()
     orderable = labels.can_edit and whole
     parts = []
     for node in nodes:
@@ -149,7 +160,7 @@ def strategy_group_items(context: Any, nodes: Iterable[GroupNode], whole: bool) 
         expanded = "true" if node.is_open else "false"
         html.append(
             f'<button type="button" class="strategy-count strategy-toggle" '
-            f'aria-expanded="{expanded}">{escape(_count(node))}</button>'
+            f'aria-expanded="{expanded}">{counts.of(node)}</button>'
         )
         html.append(labels.state(group))
         html.append("</div>")

@@ -159,17 +159,27 @@
     Array.prototype.forEach.call(list.children, function (item) {
       var id = item.getAttribute("data-id");
       var badge = orderBadge(item);
-      if (badge && orders[id] !== undefined) badge.textContent = orders[id];
+      var order = orders[id] === undefined ? null : String(orders[id]);
+      if (badge && order !== null && badge.textContent !== order) badge.textContent = order;
     });
   }
 
+  /* Put the list in ``order``, moving only the items out of place: a list of 500 groups
+   * usually already shows the order the server confirms. */
   function restore(list, order) {
     var byId = {};
     Array.prototype.forEach.call(list.children, function (item) {
       byId[item.getAttribute("data-id")] = item;
     });
+    var next = list.firstElementChild;
     order.forEach(function (id) {
-      if (byId[id]) list.appendChild(byId[id]);
+      var item = byId[id];
+      if (!item) return;
+      if (item === next) {
+        next = next.nextElementSibling;
+      } else {
+        list.insertBefore(item, next);
+      }
     });
   }
 

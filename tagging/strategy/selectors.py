@@ -272,8 +272,14 @@ def group_tags(group: TagGroup, *, query: str = "") -> list[Any]:
     return _chip_rows(tags)
 
 
-def list_orders(items: QuerySet[Any]) -> list[tuple[int, int, str]]:
-    """A list's (pk, order, sync state) in WeCom's order: what every move answer carries."""
+def list_orders(parent: Strategy | TagGroup) -> list[tuple[int, int, str]]:
+    """The (pk, order, sync state) of a strategy's groups or a group's tags, in WeCom's order:
+    what every move answer carries."""
+    items: QuerySet[Any] = (
+        TagGroup.objects.filter(strategy=parent)
+        if isinstance(parent, Strategy)
+        else Tag.objects.filter(group=parent)
+    )
     return list(items.order_by("-order", "pk").values_list("pk", "order", "sync_state"))
 
 

@@ -23,7 +23,7 @@ from console.audit import Actor, AuditSource
 from console.ids import object_pk, object_pk_or_404
 from tagging.strategy.callbacks import callback_last_applied
 from tagging.strategy.jobs import pull_interval_text
-from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.models import Strategy, SyncState, TagGroup
 from tagging.strategy.pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
 from tagging.strategy.respacing import RespacingStarted, respacing_refuse_if_running
 from tagging.strategy.selectors import app_pull, group_tags, list_orders, strategy_tree
@@ -158,10 +158,8 @@ def move_view(request: HttpRequest, app_id: str) -> JsonResponse:
     actor = Actor.from_request(request, source=AuditSource.TREE)
     if kind == "tag":
         parent: Any = get_object_or_404(TagGroup, pk=parent_id, app_id=app_pk)
-        items: Any = Tag.objects.filter(group=parent)
     elif kind == "group":
         parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_pk)
-        items = TagGroup.objects.filter(strategy=parent)
     else:
         return JsonResponse(
             {"ok": False, "message": gettext("The request was not understood.")}, status=400
@@ -177,7 +175,7 @@ def move_view(request: HttpRequest, app_id: str) -> JsonResponse:
     except PlatformError as error:
         outcome = Outcome(failed=1, messages=[error.explanation])
     # Every answer carries the true order, so the page never keeps a move that did not happen.
-    rows = list_orders(items)
+    rows = list_orders(parent)
     if isinstance(outcome, RespacingStarted) or not outcome.ok:
         message = " ".join(outcome.messages)
     else:

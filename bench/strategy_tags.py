@@ -16,6 +16,13 @@ What is compared, side by side in interleaved rounds (the machine is shared and 
     pages     bare: a plain ``ModelAdmin`` for Tag (100 rows a page) on a second admin site;
               ours: the Tag changelist (filters, sync badges, strategy column) and the tree page of
               one strategy (25 groups, 500 tags); goal: <= 1.2 x bare.
+    tree      the tree page in Chromium with all 10,000 tags in one strategy (500 groups of 20,
+              orders as a pull leaves them: 0, 1, 2…), served over HTTP by this process, per
+              round: the HTML's size and elements, the load (navigation start to the load
+              event), a search for one tag (Enter to the result shown), a ▲ move where a gap
+              exists (the second group to the top: one call) and a ▲ move where none does (the
+              last group up one: the list must be re-spaced); goal: < 500 KB and < 1 s.
+              ``--tree-only`` runs just this part.
 
 Query counts are printed beside each; the sandbox serves from a thread of this process.
 """
@@ -43,6 +50,10 @@ GROUPS = 500
 TAGS_PER_GROUP = 20
 CORP = "ww0123456789abcdef"
 SECRET = "BenchSecret-0123456789abcdefghijklmnopqrstu"  # noqa: S105 - fake, sandbox-only
+# The tree part: a second corp whose one strategy holds all its tags.
+TREE_CORP = "ww00000000000tree1"
+TREE_GROUPS = 500
+TREE_SEARCH = "标签250-07"
 
 
 def configure_django(database: str | None, workdir: Path) -> None:
@@ -98,6 +109,19 @@ def seed_sandbox(state: object) -> None:
         )
 
 
+def seed_tree_corp(state: object) -> None:
+    state.add_wecom_app(TREE_CORP, SECRET)  # type: ignore[attr-defined]
+    state.add_strategy(TREE_CORP, 1, "大规则组")  # type: ignore[attr-defined]
+    for group in range(TREE_GROUPS):
+        state.add_strategy_group(  # type: ignore[attr-defined]
+            TREE_CORP,
+            1,
+            f"标签组{group:03d}",
+            order=group,
+            tags=[(f"标签{group:03d}-{tag:02d}", tag) for tag in range(TAGS_PER_GROUP)],
+        )
+
+
 def fetch_alone(app: object) -> None:
     from tagging.strategy.services import wecom_client
 
@@ -132,10 +156,139 @@ def report(name: str, samples: dict[str, list[float]], queries: dict[str, int], 
         )
 
 
+def serve_http() -> str:
+    """The console over HTTP from a thread of this process (static files through WhiteNoise's
+    finders); returns its base URL."""
+    import threading
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=True)
+    server.set_app(WSGIHandler())
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def tight_orders(strategy: object, state: object) -> None:
+    """The orders a pull leaves (0, 1, 2…: no gap anywhere), in the console and in WeCom,
+    with nothing pending and no job left over from the last round."""
+    from console.models import Job
+    from tagging.strategy.models import SyncState, TagGroup
+
+    Job.objects.all().delete()
+    groups = list(TagGroup.objects.filter(strategy=strategy).order_by("wecom_id"))
+    for order, group in enumerate(sorted(groups, key=lambda group: group.name)):
+        group.order = order
+        group.pending_order = None
+        group.sync_state = SyncState.IN_SYNC
+        group.sync_message = ""
+    TagGroup.objects.bulk_update(groups, ["order", "pending_order", "sync_state", "sync_message"])
+    remote = state._corps[TREE_CORP]["groups"]  # type: ignore[attr-defined]
+    for group in groups:
+        remote[group.wecom_id]["order"] = group.order
+
+
+def bench_tree(rounds: int, user: object, state: object) -> None:
+    """The tree page with 10,000 tags in one strategy, in Chromium (see the docstring)."""
+    from django.conf import settings
+    from django.test import Client
+    from playwright.sync_api import sync_playwright
+
+    from console.audit import Actor, AuditSource
+    from tagging.strategy.models import Strategy, Tag
+    from tagging.strategy.pull import pull_and_apply
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    from wecom.models import WeComApp
+
+    app = WeComApp.objects.create(name="tree", corp_id=TREE_CORP, secret=SECRET, rate_limit=1e6)
+    app.refresh_from_db()
+    pull_and_apply(app=app, actor=Actor(user=user, source=AuditSource.CLI))  # type: ignore[arg-type]
+    strategy = Strategy.objects.get(app=app)
+    assert Tag.objects.filter(group__strategy=strategy).count() == TREE_GROUPS * TAGS_PER_GROUP
+    base = serve_http()
+    client = Client()
+    client.force_login(user)  # type: ignore[arg-type]
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    url = f"{base}/admin/tagging/strategy/tree/{app.pk}/?strategy={strategy.pk}"
+    samples: dict[str, list[float]] = {
+        "html_kb": [], "elements": [], "load_ms": [], "search_ms": [], "move_ms": [],
+        "respace_ms": [],
+    }  # fmt: skip
+    groups = "ol.strategy-groups > li.strategy-group"
+    up = ":scope > .strategy-group-head button[data-step=up]"
+    # The tree's script stamps the list when it has shown the server's answer to a move.
+    saved = "document.querySelector('ol.strategy-groups').getAttribute('data-saved')"
+    answered = f"before => {saved} !== before"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(120_000)
+        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": base}])
+        page = context.new_page()
+        page.goto(url)  # warm: templates, static files, the browser's caches
+        for round_number in range(rounds):
+            tight_orders(strategy, state)
+            gc.collect()
+            response = page.goto(url, wait_until="load")
+            assert response is not None and response.ok, url
+            samples["html_kb"].append(len(response.body()) / 1024)
+            samples["elements"].append(page.evaluate("document.getElementsByTagName('*').length"))
+            samples["load_ms"].append(
+                page.evaluate("performance.getEntriesByType('navigation')[0].duration")
+            )
+            page.wait_for_selector("html[data-strategy-tree-ready]")
+
+            # ▲ where a gap exists: the second group goes to the top, one edit call.
+            before = page.evaluate(saved)
+            began = time.perf_counter()
+            page.locator(groups).nth(1).locator(up).click()
+            page.wait_for_function(answered, arg=before)
+            samples["move_ms"].append((time.perf_counter() - began) * 1000)
+
+            # ▲ where none does: the last group up one, between two orders that touch.
+            before = page.evaluate(saved)
+            began = time.perf_counter()
+            page.locator(groups).last.locator(up).click()
+            page.wait_for_function(answered, arg=before, timeout=600_000)
+            samples["respace_ms"].append((time.perf_counter() - began) * 1000)
+
+            # A search for one tag: Enter to the result on screen.
+            page.goto(url, wait_until="load")
+            page.locator("#strategy-q").fill(TREE_SEARCH)
+            began = time.perf_counter()
+            page.locator("#strategy-q").press("Enter")
+            page.locator(".strategy-results", has_text=TREE_SEARCH).first.wait_for()
+            samples["search_ms"].append((time.perf_counter() - began) * 1000)
+            print(
+                f"  round {round_number + 1}: "
+                + ", ".join(f"{name} {values[-1]:.0f}" for name, values in samples.items()),
+                flush=True,
+            )
+        browser.close()
+    print(
+        f"\nTree page in Chromium: {TREE_GROUPS * TAGS_PER_GROUP} tags in {TREE_GROUPS} groups of "
+        "one strategy (goal: < 500 KB, < 1000 ms)"
+    )
+    for name, values in samples.items():
+        print(
+            f"  {name:<11} min {min(values):9.0f}  median {statistics.median(values):9.0f}  "
+            f"max {max(values):9.0f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database", help="a DATABASE_URL (default: temporary SQLite)")
+    parser.add_argument("--tree-only", action="store_true", help="only the tree in Chromium")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-strategy-"))
     configure_django(options.database, workdir)
@@ -153,6 +306,7 @@ def main() -> None:
 
     state = SandboxState(seed=1)
     seed_sandbox(state)
+    seed_tree_corp(state)
     with SandboxServer(state=state, seed=1) as server:
         settings.WECOM_API_BASE = server.wecom_base
         Strategy.objects.all().delete()
@@ -163,6 +317,10 @@ def main() -> None:
             username="bench", defaults={"is_staff": True, "is_superuser": True}
         )
         actor = Actor(user=user, source=AuditSource.CLI)
+        WeComApp.objects.filter(name="tree").delete()
+        if options.tree_only:
+            bench_tree(options.rounds, user, state)
+            return
 
         def empty() -> None:
             Strategy.objects.filter(app=app).delete()
@@ -221,6 +379,7 @@ def main() -> None:
             page_queries,
             "bare",
         )
+        bench_tree(options.rounds, user, state)
 
 
 if __name__ == "__main__":

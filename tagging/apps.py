@@ -26,6 +26,7 @@ class TaggingConfig(AppConfig):
             callbacks,
             dashboard,
             jobs,
+            respacing,
         )
         from wecom.models import WeComApp
 

@@ -180,8 +180,10 @@ class _ItemAdmin(ServiceBackedAdmin):
             return response
         strategy_id = obj.strategy_id if isinstance(obj, TagGroup) else obj.group.strategy_id
         kind = "group" if isinstance(obj, TagGroup) else "tag"
+        # The item's group drawn open, whatever the size of the strategy.
+        group_id = obj.pk if isinstance(obj, TagGroup) else obj.group_id
         url = reverse("admin:tagging_strategy_tree", args=[obj.app_id])
-        return HttpResponseRedirect(f"{url}?strategy={strategy_id}#{kind}-{obj.pk}")
+        return HttpResponseRedirect(f"{url}?strategy={strategy_id}&open={group_id}#{kind}-{obj.pk}")
 
     def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
         return self._back_to_tree(
@@ -608,6 +610,11 @@ class StrategyAdmin(AuditedModelAdmin):
                 "tree/<str:app_id>/move/",
                 wrap(strategy_views.move_view),
                 name="tagging_strategy_move",
+            ),
+            path(
+                "tree/<str:app_id>/groups/<str:group_id>/tags/",
+                wrap(strategy_views.group_tags_view),
+                name="tagging_strategy_group_tags",
             ),
             path(
                 "pull/<str:app_id>/",

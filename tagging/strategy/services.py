@@ -7,11 +7,12 @@ second short transaction. A change is validated with the rules of ``wecom/rules.
 calls the admin forms make); a refusal puts the item back, is recorded in its History and is
 raised as a ``ValidationError`` carrying WeCom's reason as a sentence.
 
-A change that takes several calls (re-spacing the orders of a group, re-pushing failed items)
-first writes what it wants to do into the items' ``pending_*`` fields and commits, then sends
-call after call, committing each outcome. A failure part-way leaves the console true to WeCom
-(``name``/``order`` mirror it) with the rest of the change kept as pending: "re-push failed"
-resumes it. Swapping two names compensates instead: the names go back as they were.
+A change that takes several calls (re-spacing a list's orders, a job: ``respacing.py``;
+re-pushing failed items) first writes what it wants to do into the items' ``pending_*`` fields
+and commits, then sends call after call, committing each outcome. A failure part-way leaves the
+console true to WeCom (``name``/``order`` mirror it) with the rest of the change kept as
+pending: "re-push failed" resumes it. Swapping two names compensates instead: the names go back
+as they were.
 
 A call that may or may not have happened (a timeout or a dropped connection) is settled by
 reading WeCom back.
@@ -68,6 +69,8 @@ class Outcome:
     done: int = 0
     failed: int = 0
     messages: list[str] = field(default_factory=list)
+    # The last failure itself, for a caller that waits out an outage but stops at a refusal.
+    error: Exception | None = None
 
     @property
     def ok(self) -> bool:
@@ -696,10 +699,14 @@ class OrderChanged(ValidationError):
 
 
 def _siblings(item: OrderedItem) -> list[Any]:
+    # What placing needs (the item moved is read again, whole, under its lock): a strategy's
+    # 500 groups whole, dates parsed, were most of a move's time.
     if isinstance(item, Tag):
-        return list(Tag.objects.filter(group_id=item.group_id).order_by("-order", "pk"))
+        tags = Tag.objects.filter(group_id=item.group_id).only("pk", "order", "app", "group")
+        return list(tags.order_by("-order", "pk"))
     assert isinstance(item, TagGroup)
-    return list(TagGroup.objects.filter(strategy_id=item.strategy_id).order_by("-order", "pk"))
+    groups = TagGroup.objects.filter(strategy_id=item.strategy_id)
+    return list(groups.only("pk", "order", "app", "strategy").order_by("-order", "pk"))
 
 
 def _check_shown(current: list[Any], shown: Mapping[int, int] | None) -> None:
@@ -728,8 +735,9 @@ def _move(
         except ValidationError as error:
             return Outcome(failed=1, messages=[_messages(error)])
         return Outcome(done=1)
-    wanted = [*others[:to_index], item, *others[to_index:]]
-    return orders_push(items=wanted, orders=spaced_orders(len(wanted)), actor=actor)
+    from tagging.strategy.respacing import respacing_start
+
+    return respacing_start(items=[*others[:to_index], item, *others[to_index:]], actor=actor)
 
 
 def tag_move(
@@ -795,43 +803,35 @@ def _reorder(
     if moved is not None:
         item, index = moved
         return _move(item, to_index=index, actor=actor)
-    return orders_push(items=wanted, orders=spaced_orders(len(wanted)), actor=actor)
+    from tagging.strategy.respacing import respacing_start
+
+    return respacing_start(items=wanted, actor=actor)
 
 
 def _single_move(current: list[Any], wanted: list[Any]) -> tuple[Any, int] | None:
-    """If ``wanted`` is ``current`` with one item moved, that item and its new index."""
-    if current == wanted:
-        return None
-    for item in current:
-        rest = [other for other in current if other.pk != item.pk]
-        index = [w.pk for w in wanted].index(item.pk)
-        if [*rest[:index], item, *rest[index:]] == wanted:
-            return item, index
-    return None
+    """If ``wanted`` is ``current`` with one item moved, that item and its new index.
 
-
-def orders_push(*, items: Sequence[Item], orders: Sequence[int], actor: Actor) -> Outcome:
-    """Give ``items`` these orders: a journaled change of one edit call per changed item.
-
-    The wanted orders are committed as pending first; each accepted call is committed as it
-    comes. On a failure the items not yet sent stay pending and the failed one says why;
-    "re-push failed" resumes.
+    Two neighbours swapped (a ▲ or ▼) are either of them moved by one: the one with room
+    where it lands, so that a list just pulled (0, 1, 2…: no room between any two) still
+    moves its second item to the top in one call.
     """
-    require_no_transaction("orders_push")
-    journal = [
-        (item, order) for item, order in zip(items, orders, strict=True) if item.order != order
-    ]
-    if not journal:
-        return Outcome()
-    with transaction.atomic():
-        for item, order in journal:
-            type(item).objects.filter(pk=item.pk).update(
-                pending_order=order,
-                sync_state=SyncState.PENDING,
-                sync_message="",
-                version=F("version") + 1,
-            )
-    return items_push(items=[item for item, _order in journal], actor=actor)
+    now, then = [item.pk for item in current], [item.pk for item in wanted]
+    differ = [index for index, (a, b) in enumerate(zip(now, then, strict=True)) if a != b]
+    if not differ:
+        return None
+    first, last = differ[0], differ[-1]
+    moves = []
+    if then[first] == now[last] and then[first + 1 : last + 1] == now[first:last]:
+        moves.append((current[last], first))  # moved up
+    if then[last] == now[first] and then[first:last] == now[first + 1 : last + 1]:
+        moves.append((current[first], last))  # moved down
+    for item, index in moves:
+        others = [other for other in current if other.pk != item.pk]
+        above = others[index - 1].order if index > 0 else None
+        below = others[index].order if index < len(others) else None
+        if order_between(above, below) is not None:
+            return item, index
+    return moves[0] if moves else None
 
 
 def items_push(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
@@ -858,6 +858,7 @@ def items_push(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
             outcome.done += 1
         except (PlatformError, ValidationError) as error:
             reason = error.explanation if isinstance(error, PlatformError) else _messages(error)
+            outcome.error = error
             with transaction.atomic():
                 _record_refusal(
                     item,

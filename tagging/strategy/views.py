@@ -1,17 +1,15 @@
 """Pages of the strategy tag admin beyond the lists: the tree, the pull plan, drag-and-drop.
 
-Views only arrange: reads come from the selectors below, changes from the services.
+Views only arrange: reads come from ``selectors.py``, changes from the services.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,108 +17,24 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.views import View
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from console.audit import Actor, AuditSource
 from console.ids import object_pk, object_pk_or_404
 from tagging.strategy.callbacks import callback_last_applied
 from tagging.strategy.jobs import pull_interval_text
-from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy.models import Strategy, SyncState, TagGroup
 from tagging.strategy.pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
+from tagging.strategy.respacing import RespacingStarted, respacing_refuse_if_running
+from tagging.strategy.selectors import app_pull, group_tags, list_orders, strategy_tree
 from tagging.strategy.services import Outcome, tag_groups_reorder, tags_reorder
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
 
-SEARCH_LIMIT = 100
-# What a tag chip of the tree shows (tagging/templatetags/strategy_tree.py).
-TAG_CHIP_FIELDS = (
-    "pk", "name", "order", "pending_name", "pending_delete", "sync_state", "sync_message",
-    "group_id",
-)  # fmt: skip
-
-
-# --- selectors ---------------------------------------------------------------------------------
-
-
-@dataclass
-class GroupNode:
-    group: TagGroup
-    # Named rows of TAG_CHIP_FIELDS, read like tags.
-    tags: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class StrategyTree:
-    app: WeComApp
-    strategies: list[Strategy]
-    selected: Strategy | None
-    groups: list[GroupNode]
-    children: dict[int, list[Strategy]]
-
-
-def strategy_tree(app: WeComApp, *, strategy_id: int | None) -> StrategyTree:
-    """The app's strategies with counts, and one strategy's groups and tags: three queries,
-    whatever the number of tags."""
-    strategies = list(Strategy.objects.filter(app=app).order_by("wecom_id"))
-    # Counts per strategy by two grouped queries over the app's rows, not joins per strategy.
-    group_counts = dict(
-        TagGroup.objects.filter(app=app)
-        .order_by()
-        .values_list("strategy_id")
-        .annotate(n=Count("pk"))
-    )
-    tag_counts = {
-        strategy_id: (n, attention)
-        for strategy_id, n, attention in Tag.objects.filter(app=app)
-        .order_by()
-        .values_list("group__strategy_id")
-        .annotate(n=Count("pk"), attention=Count("pk", filter=~Q(sync_state=SyncState.IN_SYNC)))
-    }
-    for strategy in strategies:
-        strategy.n_groups = group_counts.get(strategy.pk, 0)  # type: ignore[attr-defined]
-        strategy.n_tags, strategy.n_attention = tag_counts.get(strategy.pk, (0, 0))  # type: ignore[attr-defined]
-    selected = next((s for s in strategies if s.pk == strategy_id), None)
-    if selected is None:
-        selected = next(
-            (s for s in strategies if s.n_groups), strategies[0] if strategies else None
-        )  # type: ignore[attr-defined]
-    children: dict[int, list[Strategy]] = {}
-    for strategy in strategies:
-        if strategy.parent_id:
-            children.setdefault(strategy.parent_id, []).append(strategy)
-    nodes: list[GroupNode] = []
-    if selected is not None:
-        groups = list(TagGroup.objects.filter(strategy=selected).select_related("updated_by"))
-        by_pk = {group.pk: GroupNode(group=group) for group in groups}
-        # Rows, not models: the chips only read these, and 500 Tag instances (with their
-        # dates parsed) were a good part of the page's time.
-        for tag in (
-            Tag.objects.filter(group__strategy=selected)
-            .order_by("-order", "pk")
-            .values_list(*TAG_CHIP_FIELDS, named=True)
-        ):
-            by_pk[tag.group_id].tags.append(tag)
-        nodes = [by_pk[group.pk] for group in groups]
-    return StrategyTree(
-        app=app, strategies=strategies, selected=selected, groups=nodes, children=children
-    )
-
-
-def strategy_search(app: WeComApp, query: str) -> dict[str, list[Any]]:
-    """Names containing ``query`` at every level of the app's tree."""
-    return {
-        "strategies": list(Strategy.objects.filter(app=app, name__icontains=query)[:SEARCH_LIMIT]),
-        "groups": list(
-            TagGroup.objects.filter(app=app, name__icontains=query).select_related("strategy")[
-                :SEARCH_LIMIT
-            ]
-        ),
-        "tags": list(
-            Tag.objects.filter(app=app, name__icontains=query).select_related("group__strategy")[
-                :SEARCH_LIMIT
-            ]
-        ),
-    }
+# Names are at most 64 characters: a longer search finds nothing, and is not sent as such.
+QUERY_MAX = 64
+# Groups a page may ask to keep open when it refreshes its tree.
+KEEP_OPEN_MAX = 500
 
 
 # --- the tree ----------------------------------------------------------------------------------
@@ -132,39 +46,83 @@ def _can_edit(request: HttpRequest) -> bool:
     )
 
 
+def _query(request: HttpRequest) -> str:
+    return request.GET.get("q", "").strip()[:QUERY_MAX]
+
+
+def _keep_open(raw: str) -> set[int]:
+    """The groups an open page shows open, "pk,pk,…"; what is not an id is left out."""
+    ids = (object_pk(value) for value in raw.split(",")[:KEEP_OPEN_MAX])
+    return {pk for pk in ids if pk is not None}
+
+
 class StrategyTreeView(View):
+    """The tree of one app; with ``partial``, only its strategies and groups (what the page's
+    script swaps in for a search, another strategy or a refresh)."""
+
     model_admin: Any = None
 
     def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
         if not request.user.has_perm("tagging.view_tag"):
             raise PermissionDenied
         app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
-        # A hand-edited ?strategy= that is not an id shows the first strategy, not an error.
-        tree = strategy_tree(app, strategy_id=object_pk(request.GET.get("strategy", "")))
-        query = request.GET.get("q", "").strip()
-        can_edit = _can_edit(request)
-        pull = StrategyPull.objects.filter(app=app).first()
-        context = {
+        query = _query(request)
+        tree = strategy_tree(
+            app,
+            # A hand-edited ?strategy= that is not an id shows the first strategy, not an error.
+            strategy_id=object_pk(request.GET.get("strategy", "")),
+            query=query,
+            keep_open=_keep_open(request.GET.get("open", "")),
+        )
+        context: dict[str, Any] = {
+            "tree": tree,
+            "query": query,
+            "can_edit": _can_edit(request),
+            "can_follow_jobs": request.user.has_perm("console.view_job"),
+            "tree_url": reverse("admin:tagging_strategy_tree", args=[app.pk]),
+            "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
+            # The tags of group 0: the page's script puts the group it opens in its place.
+            "tags_url": reverse("admin:tagging_strategy_group_tags", args=[app.pk, 0]),
+            "tag_base": reverse("admin:tagging_tag_changelist"),
+            "group_base": reverse("admin:tagging_taggroup_changelist"),
+        }
+        if request.GET.get("partial"):
+            return TemplateResponse(request, "admin/tagging/strategy/tree_body.html", context)
+        pull = app_pull(app)
+        context |= {
             **self.model_admin.admin_site.each_context(request),
             "opts": Strategy._meta,
             "title": gettext("Strategy tags of %(app)s") % {"app": app.name},
-            "tree": tree,
             "apps": WeComApp.objects.only("pk", "name"),
-            "query": query,
-            "results": strategy_search(app, query) if query else None,
-            "can_edit": can_edit,
-            "can_pull": can_edit,
+            "can_pull": context["can_edit"],
             "pull": pull,
             "pull_interval": pull_interval_text(pull) if pull else "",
             "can_change_interval": request.user.has_perm("tagging.change_strategypull"),
-            "move_url": reverse("admin:tagging_strategy_move", args=[app.pk]),
-            "tag_base": reverse("admin:tagging_tag_changelist"),
-            "group_base": reverse("admin:tagging_taggroup_changelist"),
             "changes_url": reverse("admin:tagging_strategy_changes", args=[app.pk]),
             "changes_since": callback_last_applied(app),
             "changes_poll_ms": int(getattr(settings, "STRATEGY_TREE_POLL_SECONDS", 5) * 1000),
         }
         return TemplateResponse(request, "admin/tagging/strategy/tree.html", context)
+
+
+@require_GET
+def group_tags_view(request: HttpRequest, app_id: str, group_id: str) -> HttpResponse:
+    """The tags of one group, drawn when the page opens it; with ``q``, only those matching."""
+    if not request.user.has_perm("tagging.view_tag"):
+        raise PermissionDenied
+    group = get_object_or_404(
+        TagGroup, pk=object_pk_or_404(group_id), app_id=object_pk_or_404(app_id)
+    )
+    query = _query(request)
+    context = {
+        "group": group,
+        "tags": group_tags(group, query=query),
+        "whole": not query,
+        "can_edit": _can_edit(request),
+        "tag_base": reverse("admin:tagging_tag_changelist"),
+        "group_base": reverse("admin:tagging_taggroup_changelist"),
+    }
+    return TemplateResponse(request, "admin/tagging/strategy/tree_group_body.html", context)
 
 
 def changes_view(request: HttpRequest, app_id: str) -> JsonResponse:
@@ -200,15 +158,14 @@ def move_view(request: HttpRequest, app_id: str) -> JsonResponse:
     actor = Actor.from_request(request, source=AuditSource.TREE)
     if kind == "tag":
         parent: Any = get_object_or_404(TagGroup, pk=parent_id, app_id=app_pk)
-        items: Any = Tag.objects.filter(group=parent)
     elif kind == "group":
         parent = get_object_or_404(Strategy, pk=parent_id, app_id=app_pk)
-        items = TagGroup.objects.filter(strategy=parent)
     else:
         return JsonResponse(
             {"ok": False, "message": gettext("The request was not understood.")}, status=400
         )
     try:
+        respacing_refuse_if_running(parent=parent)
         if kind == "tag":
             outcome = tags_reorder(group=parent, tag_ids=ids, actor=actor, shown=shown)
         else:
@@ -218,26 +175,26 @@ def move_view(request: HttpRequest, app_id: str) -> JsonResponse:
     except PlatformError as error:
         outcome = Outcome(failed=1, messages=[error.explanation])
     # Every answer carries the true order, so the page never keeps a move that did not happen.
-    rows = list(items.order_by("-order", "pk").values_list("pk", "order", "sync_state"))
-    message = (
-        ngettext(
+    rows = list_orders(parent)
+    if isinstance(outcome, RespacingStarted) or not outcome.ok:
+        message = " ".join(outcome.messages)
+    else:
+        message = ngettext(
             "Order saved in WeCom (%(count)d call).",
             "Order saved in WeCom (%(count)d calls).",
             outcome.done,
-        )
-        % {"count": outcome.done}
-        if outcome.ok
-        else " ".join(outcome.messages)
-    )
-    return JsonResponse(
-        {
-            "ok": outcome.ok,
-            "message": message,
-            "order": [pk for pk, _order, _state in rows],
-            "orders": {str(pk): order for pk, order, _state in rows},
-            "states": {str(pk): str(SyncState(state).label) for pk, _order, state in rows},
-        }
-    )
+        ) % {"count": outcome.done}
+    answer: dict[str, Any] = {
+        "ok": outcome.ok,
+        "message": message,
+        "order": [pk for pk, _order, _state in rows],
+        "orders": {str(pk): order for pk, order, _state in rows},
+        "states": {str(pk): str(SyncState(state).label) for pk, _order, state in rows},
+    }
+    if isinstance(outcome, RespacingStarted) and outcome.job is not None:
+        # The page redraws the list: its items pending, the job's bar following it.
+        answer["job"] = outcome.job.pk
+    return JsonResponse(answer)
 
 
 def _shown_orders(raw: str | None) -> dict[int, int] | None:

@@ -20,7 +20,8 @@ from tagging.strategy.pull import (
     pull_apply,
     pull_plan,
 )
-from tagging.strategy.services import orders_push
+from tagging.strategy.respacing import respacing_start
+from tests.tagging.bulk.test_bulk_jobs import drain
 from tests.tagging.strategy.conftest import console_tree, wecom_tree
 from wecom.sandbox import DEMO, FaultRule
 
@@ -168,7 +169,7 @@ def test_a_deletion_in_wecom_of_a_pending_item_is_a_conflict(imported, actor, sa
 def test_pending_local_changes_are_listed_in_the_plan(imported, actor, sandbox):
     group = TagGroup.objects.get(app=imported, name="意向产品")
     sandbox.faults.add(FaultRule(platform="wecom", endpoint="*/edit_strategy_tag", errcode=60011))
-    orders_push(items=list(group.tags.all()), orders=[10, 20, 30, 40], actor=actor)
+    drain(respacing_start(items=list(group.tags.all()), actor=actor).job)
     sandbox.faults.clear()
     plan = pull_plan(imported)
     assert len(plan.pending) == 4 and plan.empty

@@ -8,14 +8,16 @@ from django.contrib.admin.models import LogEntry
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
+from console.jobs.selectors import job_reason
+from console.models import JobStatus
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.respacing import respacing_start
 from tagging.strategy.services import (
     ORDER_GAP,
     StaleEdit,
     items_delete,
     items_repush_failed,
     names_swap,
-    orders_push,
     spaced_orders,
     tag_create,
     tag_group_create,
@@ -25,6 +27,7 @@ from tagging.strategy.services import (
     tag_update,
     tags_reorder,
 )
+from tests.tagging.bulk.test_bulk_jobs import drain
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from wecom.sandbox import DEMO, FaultRule
 
@@ -346,7 +349,9 @@ def test_a_used_up_gap_respaces_the_group(imported, sandbox, actor):
     group = group_named(imported, "意向产品")  # orders 3, 2, 1, 0: no gaps
     tags = list(group.tags.all())
     sandbox.reset_stats()
-    tag_move(tag=tags[3], to_index=1, actor=actor)
+    outcome = tag_move(tag=tags[3], to_index=1, actor=actor)
+    assert sandbox.total_calls() == 0, "re-spaced by a job, not by the caller"
+    drain(outcome.job)
     assert [t.name for t in group.tags.all()] == [
         tags[0].name,
         tags[3].name,
@@ -374,9 +379,9 @@ def test_a_reorder_failing_part_way_keeps_the_rest_pending_and_resumes(imported,
     # The first edit goes through (a harmless 1 ms rule spends it), the second is refused.
     fault(sandbox, "edit_strategy_tag", latency_ms=1, times=1)
     fault(sandbox, "edit_strategy_tag", errcode=60011, times=1)
-    outcome = tags_reorder(group=group, tag_ids=wanted, actor=actor)
-    assert outcome.done == 1 and outcome.failed == 3
-    assert "Re-push failed" in outcome.messages[0]
+    job = drain(tags_reorder(group=group, tag_ids=wanted, actor=actor).job)
+    assert job.status == JobStatus.FAILED and job.progress().done == 1
+    assert "resume the job" in job_reason(job)
     # The console shows exactly what WeCom has, with the rest of the change kept.
     assert console_tree(imported) == wecom_tree(sandbox)
     states = dict(Tag.objects.filter(group=group).values_list("pk", "sync_state"))
@@ -413,12 +418,12 @@ def test_a_swap_failing_part_way_is_undone(imported, sandbox, actor, failing_ste
     assert console_tree(imported) == wecom_tree(sandbox)
 
 
-def test_orders_push_on_a_failure_at_the_first_call(imported, sandbox, actor):
+def test_respacing_on_a_failure_at_the_first_call(imported, sandbox, actor):
     group = group_named(imported, "客户等级")
     tags = list(group.tags.all())
     fault(sandbox, "edit_strategy_tag", errcode=60011, times=1)
-    outcome = orders_push(items=tags, orders=[1, 2, 3], actor=actor)
-    assert outcome.done == 0 and outcome.failed == 3
+    job = drain(respacing_start(items=tags, actor=actor).job)
+    assert job.status == JobStatus.FAILED and job.progress().done == 0
     assert console_tree(imported) == wecom_tree(sandbox)
 
 

@@ -110,10 +110,10 @@ def seed_sandbox(state: object) -> None:
 
 
 def seed_tree_corp(state: object) -> None:
-    state.add_wecom_app(TREE_CORP, SECRET)  # type: ignore[attr-defined]
-    state.add_strategy(TREE_CORP, 1, "大规则组")  # type: ignore[attr-defined]
+    state.wecom.add_app(TREE_CORP, SECRET)  # type: ignore[attr-defined]
+    state.wecom.add_strategy(TREE_CORP, 1, "大规则组")  # type: ignore[attr-defined]
     for group in range(TREE_GROUPS):
-        state.add_strategy_group(  # type: ignore[attr-defined]
+        state.wecom.add_strategy_group(  # type: ignore[attr-defined]
             TREE_CORP,
             1,
             f"标签组{group:03d}",
@@ -189,7 +189,7 @@ def tight_orders(strategy: object, state: object) -> None:
         group.sync_state = SyncState.IN_SYNC
         group.sync_message = ""
     TagGroup.objects.bulk_update(groups, ["order", "pending_order", "sync_state", "sync_message"])
-    remote = state._corps[TREE_CORP]["groups"]  # type: ignore[attr-defined]
+    remote = state.wecom._corps[TREE_CORP]["groups"]  # type: ignore[attr-defined]
     for group in groups:
         remote[group.wecom_id]["order"] = group.order
 

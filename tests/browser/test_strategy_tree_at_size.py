@@ -28,9 +28,9 @@ EDIT = "/cgi-bin/externalcontact/edit_strategy_tag"
 
 @pytest.fixture
 def app(sandbox, transactional_db, editor):
-    sandbox.state.add_strategy(CORP, 4, "大规则组")
+    sandbox.state.wecom.add_strategy(CORP, 4, "大规则组")
     for n in range(GROUPS):
-        sandbox.state.add_strategy_group(
+        sandbox.state.wecom.add_strategy_group(
             CORP, 4, f"组{n:02d}", order=n, tags=[(f"标签{n:02d}-{m:02d}", m) for m in range(TAGS)]
         )
     app = WeComApp.objects.create(

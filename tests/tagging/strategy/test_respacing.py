@@ -26,9 +26,9 @@ TAGS = 6
 @pytest.fixture
 def pulled(app, actor, sandbox) -> Strategy:
     """A strategy as WeCom lists it and a pull leaves it: orders 0, 1, 2…, no room anywhere."""
-    sandbox.state.add_strategy(DEMO.wecom_corp_id, 4, "大规则组")
+    sandbox.state.wecom.add_strategy(DEMO.wecom_corp_id, 4, "大规则组")
     for n in range(GROUPS):
-        sandbox.state.add_strategy_group(
+        sandbox.state.wecom.add_strategy_group(
             DEMO.wecom_corp_id,
             4,
             f"组{n:02d}",

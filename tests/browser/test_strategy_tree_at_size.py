@@ -107,6 +107,9 @@ def test_moves_right_after_a_pull(page, editor, app, sandbox):
     group = group_item(page, "组05")
     group.get_by_role("button", name="12 个标签").click()
     group.get_by_role("button", name="上移: 标签05-10").click()
+    # The status still says the same as after the first move: wait for the answer itself (the
+    # list is busy from the click until the server has answered).
+    expect(page.locator("ol[aria-busy]")).to_have_count(0)
     expect(status).to_contain_text("排序已保存到企业微信（1 次调用）")
     expect(group.locator("li.strategy-tag").first).to_contain_text("标签05-10")
     assert sandbox.calls("wecom", EDIT) == 2

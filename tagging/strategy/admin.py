@@ -1,8 +1,8 @@
 """Admin for WeCom strategy tags: strategies (read-only), tag groups and tags.
 
 Saving calls the services (which push to WeCom and audit); the auditor sees everything with
-nothing editable. The tree page, the pull plan and drag-and-drop live in
-``tagging/strategy/views.py``; their URLs hang under the strategy admin.
+nothing editable. The tree page and drag-and-drop live in ``tagging/strategy/views.py``, the
+pull page in ``tagging/strategy/pull_views.py``; their URLs hang under the strategy admin.
 """
 
 from __future__ import annotations
@@ -42,8 +42,15 @@ from tagging.strategy.models import (
     Tag,
     TagGroup,
 )
-from tagging.strategy.pull import Choice, conflict_resolve
-from tagging.strategy.services import Outcome, items_delete, items_repush_failed, names_swap
+from tagging.strategy.pull_views import PullView
+from tagging.strategy.services import (
+    Choice,
+    Outcome,
+    conflict_resolve,
+    items_delete,
+    items_repush_failed,
+    names_swap,
+)
 from wecom.clients.errors import PlatformError
 
 DELETE_WARNING = _(
@@ -611,7 +618,7 @@ class StrategyAdmin(AuditedModelAdmin):
             ),
             path(
                 "pull/<str:app_id>/",
-                wrap(strategy_views.PullView.as_view(model_admin=self)),
+                wrap(PullView.as_view(model_admin=self)),
                 name="tagging_strategy_pull",
             ),
             *super().get_urls(),

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from console.audit import Actor, AuditSource
 from tagging.strategy.models import SyncState, Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tagging.strategy.services import tag_update
 from tests.browser.conftest import login
 from tests.tagging.strategy.conftest import console_tree, wecom_tree

@@ -13,14 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
-from tagging.strategy.pull import (
-    Choice,
-    PlanChanged,
-    pull_and_apply,
-    pull_apply,
-    pull_plan,
-)
-from tagging.strategy.services import orders_push
+from tagging.strategy.pull_apply import pull_and_apply, pull_apply
+from tagging.strategy.pull_plan import PlanChanged, pull_plan
+from tagging.strategy.services import Choice, orders_push
 from tests.tagging.strategy.conftest import console_tree, wecom_tree
 from wecom.sandbox import DEMO, FaultRule
 
@@ -232,7 +227,7 @@ def test_pull_query_count_does_not_grow_with_the_number_of_tags(
     assert counts[0] == counts[1], counts
 
 
-def test_wecom_pull_command_dry_run_then_apply(app, sandbox):
+def test_wecom_pull_command_dry_run_then_apply(app, sandbox, pull_worker):
     out = io.StringIO()
     call_command("wecom_pull", "--app", app.name, "--dry-run", stdout=out)
     text = out.getvalue()
@@ -246,7 +241,7 @@ def test_wecom_pull_command_dry_run_then_apply(app, sandbox):
     assert '"source": "cli"' in entry.change_message
 
 
-def test_wecom_pull_command_second_run_follows_wecom(app, sandbox):
+def test_wecom_pull_command_second_run_follows_wecom(app, sandbox, pull_worker):
     call_command("wecom_pull", stdout=io.StringIO())
     outside(
         sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
@@ -272,7 +267,7 @@ def test_wecom_pull_command_unknown_app(app):
         call_command("wecom_pull", "--app", "没有这个", stdout=io.StringIO())
 
 
-def test_wecom_pull_command_reports_a_platform_failure(app, sandbox):
+def test_wecom_pull_command_reports_a_platform_failure(app, sandbox, pull_worker):
     from django.core.management import CommandError
 
     sandbox.faults.add(

@@ -128,6 +128,20 @@ class TagStrategyFilter(StrategyFilter):
     field_path = "group__strategy"
 
 
+class _AnnotatedColumns:
+    """Columns read from what the list's queryset annotates (``app_label``, ``n_tags``): the
+    app's name without loading the app (which decrypts its secret), counts without a query
+    per row."""
+
+    @admin.display(description=_("WeCom app"), ordering="app__name")
+    def app_name(self, obj: Any) -> str:
+        return obj.app_label
+
+    @admin.display(description=_("tags"), ordering="n_tags")
+    def tag_count(self, obj: Any) -> int:
+        return obj.n_tags
+
+
 class _ItemAdmin(ServiceBackedAdmin):
     """What tag groups and tags share: saving through services, audited there."""
 
@@ -533,7 +547,7 @@ def pending_description(item: Any) -> str:
 
 
 @admin.register(Strategy)
-class StrategyAdmin(AuditedModelAdmin):
+class StrategyAdmin(_AnnotatedColumns, AuditedModelAdmin):
     """Strategies are managed in WeCom: read-only here, filled by pulls."""
 
     list_display = ("name", "app_name", "wecom_id", "parent", "level", "group_count", "tag_count",
@@ -555,10 +569,6 @@ class StrategyAdmin(AuditedModelAdmin):
             )
         )
 
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, strategy: Strategy) -> str:
-        return strategy.app_label  # type: ignore[attr-defined]
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -578,10 +588,6 @@ class StrategyAdmin(AuditedModelAdmin):
     @admin.display(description=_("tag groups"), ordering="n_groups")
     def group_count(self, strategy: Strategy) -> int:
         return strategy.n_groups  # type: ignore[attr-defined]
-
-    @admin.display(description=_("tags"), ordering="n_tags")
-    def tag_count(self, strategy: Strategy) -> int:
-        return strategy.n_tags  # type: ignore[attr-defined]
 
     @admin.action(description=_("Pull from WeCom"), permissions=["pull"])
     def pull_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
@@ -626,7 +632,7 @@ class StrategyAdmin(AuditedModelAdmin):
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(_ItemAdmin):
+class TagGroupAdmin(_AnnotatedColumns, _ItemAdmin):
     add_form = TagGroupAddForm
     change_form = TagGroupChangeForm
     list_display = ("name", "strategy", "app_name", "order", "tag_count", "sync")
@@ -646,14 +652,6 @@ class TagGroupAdmin(_ItemAdmin):
         return (
             super().get_queryset(request).annotate(n_tags=Count("tags"), app_label=F("app__name"))
         )
-
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, group: TagGroup) -> str:
-        return group.app_label  # type: ignore[attr-defined]
-
-    @admin.display(description=_("tags"), ordering="n_tags")
-    def tag_count(self, group: TagGroup) -> int:
-        return group.n_tags  # type: ignore[attr-defined]
 
 
 @admin.register(Tag)
@@ -734,7 +732,7 @@ class StrategyPullForm(ServiceForm, forms.ModelForm):
 
 
 @admin.register(StrategyPull)
-class StrategyPullAdmin(ServiceBackedAdmin):
+class StrategyPullAdmin(_AnnotatedColumns, ServiceBackedAdmin):
     """Per WeCom app: the last pull and how often the schedule pulls (one row per app, made
     with the app). Editors change the interval; the service audits it and moves the schedule."""
 
@@ -794,10 +792,6 @@ class StrategyPullAdmin(ServiceBackedAdmin):
                 "default": interval_words(StrategyPull(every_minutes=None).effective_minutes),
             }
         return form_class
-
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, pull: StrategyPull) -> str:
-        return pull.app_label  # type: ignore[attr-defined]
 
     @admin.display(description=_("automatic pull"))
     def interval(self, pull: StrategyPull) -> str:

@@ -272,8 +272,26 @@ class Pending:
         return cls(kind, pk, name, sync_state, PendingFacts(*facts))
 
 
+class _Changes:
+    """What a plan and its preview say of their changes."""
+
+    changes: list[Change]
+
+    @property
+    def conflicts(self) -> list[Change]:
+        return [change for change in self.changes if change.conflict]
+
+    @property
+    def clean_changes(self) -> list[Change]:
+        return [change for change in self.changes if not change.conflict]
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
 @dataclass
-class Plan:
+class Plan(_Changes):
     app_id: int
     changes: list[Change]
     pending: list[Pending]
@@ -290,18 +308,6 @@ class Plan:
             both = self.snapshot.digest() + self.local.digest()
             self._fingerprint = hashlib.sha256(both.encode()).hexdigest()
         return self._fingerprint
-
-    @property
-    def conflicts(self) -> list[Change]:
-        return [change for change in self.changes if change.conflict]
-
-    @property
-    def clean_changes(self) -> list[Change]:
-        return [change for change in self.changes if not change.conflict]
-
-    @property
-    def empty(self) -> bool:
-        return not self.changes
 
     def counts(self) -> dict[str, int]:
         counts = {action.value: 0 for action in Action}
@@ -331,7 +337,7 @@ PREVIEW_LIMIT = 500
 
 
 @dataclass
-class PlanPreview:
+class PlanPreview(_Changes):
     """A plan as kept for showing it later (:meth:`Plan.preview`): plain values only."""
 
     fingerprint: str
@@ -340,18 +346,6 @@ class PlanPreview:
     changes: list[Change]
     pending: list[Pending]
     more: int = 0  # changes without a conflict left out
-
-    @property
-    def conflicts(self) -> list[Change]:
-        return [change for change in self.changes if change.conflict]
-
-    @property
-    def clean_changes(self) -> list[Change]:
-        return [change for change in self.changes if not change.conflict]
-
-    @property
-    def empty(self) -> bool:
-        return not self.changes
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -127,7 +127,10 @@ def corp_tag_count(app: WeComApp) -> int:
     return Tag.objects.filter(app__corp_id=app.corp_id).count()
 
 
-def _field_errors(checks: Iterable[tuple[str, Callable[[], None]]]) -> None:
+Check = tuple[str, Callable[[], None]]  # the field a message goes beside, and the check
+
+
+def _field_errors(checks: Iterable[Check]) -> None:
     errors: dict[str, list[ValidationError]] = {}
     for field_name, check in checks:
         try:
@@ -148,44 +151,59 @@ def tag_group_validate(
 ) -> None:
     """A new group (``group`` None, with its ``tags``) or a changed one. Raises a
     ``ValidationError`` keyed by field: ``name``, ``order``, ``strategy``, ``tags``."""
-    checks: list[tuple[str, Callable[[], None]]] = [("name", lambda: validate_tag_name(name))]
-    checks.append(
-        (
-            "name",
-            lambda: validate_name_free(
-                name, taken=group_names_taken(strategy, exclude=group), what=_("Tag group")
-            ),
-        )
+    checks = _item_checks(
+        name,
+        order,
+        taken=lambda: group_names_taken(strategy, exclude=group),
+        what=_("Tag group"),
     )
-    if order is not None:
-        checks.append(("order", lambda: validate_order(order)))
     if group is None:
-        checks.append(
-            (
-                "strategy",
-                lambda: validate_first_level_strategy(is_first_level=strategy.is_first_level),
-            )
-        )
         checks.append(("tags", lambda: validate_group_not_empty(len(tags))))
         checks.append(("tags", lambda: validate_distinct_names([n for n, _o in tags])))
         for tag_name, tag_order in tags:
             checks.append(("tags", lambda n=tag_name: validate_tag_name(n)))
             if tag_order is not None:
                 checks.append(("tags", lambda o=tag_order: validate_order(o)))
-        checks.append(
-            (
-                "tags",
-                lambda: validate_corp_tag_limit(
-                    existing=corp_tag_count(strategy.app), adding=len(tags)
-                ),
-            )
-        )
+        checks += _new_item_checks(strategy, where="strategy", adding=len(tags), count="tags")
     _field_errors(_dedupe_checks(checks))
 
 
-def _dedupe_checks(
-    checks: list[tuple[str, Callable[[], None]]],
-) -> list[tuple[str, Callable[[], None]]]:
+def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | None = None) -> None:
+    """A new tag (``tag`` None) in ``group`` or a changed one; errors keyed ``name``/``order``."""
+    checks = _item_checks(
+        name, order, taken=lambda: tag_names_taken(group, exclude=tag), what=_("Tag")
+    )
+    if tag is None:
+        checks += _new_item_checks(group.strategy, where="group", adding=1, count="name")
+    _field_errors(_dedupe_checks(checks))
+
+
+def _item_checks(
+    name: str, order: int | None, *, taken: Callable[[], dict[str, str]], what: Any
+) -> list[Check]:
+    """What every tag or tag group's name and order must be."""
+    checks: list[Check] = [
+        ("name", lambda: validate_tag_name(name)),
+        ("name", lambda: validate_name_free(name, taken=taken(), what=what)),
+    ]
+    if order is not None:
+        checks.append(("order", lambda: validate_order(order)))
+    return checks
+
+
+def _new_item_checks(strategy: Strategy, *, where: str, adding: int, count: str) -> list[Check]:
+    """What a new item needs besides: a first-level strategy (the field ``where``), and room
+    for ``adding`` more tags in the corp (said beside ``count``)."""
+    return [
+        (where, lambda: validate_first_level_strategy(is_first_level=strategy.is_first_level)),
+        (
+            count,
+            lambda: validate_corp_tag_limit(existing=corp_tag_count(strategy.app), adding=adding),
+        ),
+    ]
+
+
+def _dedupe_checks(checks: list[Check]) -> list[Check]:
     """Only the first failing check per field speaks: one clear message beside each field."""
     failed: set[str] = set()
     result = []
@@ -202,35 +220,6 @@ def _dedupe_checks(
 
         result.append((field_name, guarded))
     return result
-
-
-def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | None = None) -> None:
-    """A new tag (``tag`` None) in ``group`` or a changed one; errors keyed ``name``/``order``."""
-    checks: list[tuple[str, Callable[[], None]]] = [
-        ("name", lambda: validate_tag_name(name)),
-        (
-            "name",
-            lambda: validate_name_free(
-                name, taken=tag_names_taken(group, exclude=tag), what=_("Tag")
-            ),
-        ),
-    ]
-    if order is not None:
-        checks.append(("order", lambda: validate_order(order)))
-    if tag is None:
-        checks.append(
-            (
-                "group",
-                lambda: validate_first_level_strategy(is_first_level=group.strategy.is_first_level),
-            )
-        )
-        checks.append(
-            (
-                "name",
-                lambda: validate_corp_tag_limit(existing=corp_tag_count(group.app), adding=1),
-            )
-        )
-    _field_errors(_dedupe_checks(checks))
 
 
 def _locked(item: Item) -> Item:

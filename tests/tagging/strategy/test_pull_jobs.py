@@ -50,6 +50,7 @@ def test_a_pull_from_the_admin_page_is_a_job_the_page_follows(editor_client, imp
     assert (job.progress().processed, job.progress().total) == (1, 2)
     page = editor_client.get(started.url)
     assert "核心客户" in page.content.decode()
+    assert "新增 0，改名 1，调整排序 0，移动 0，删除 0。冲突 0 个" in page.content.decode()
     assert Tag.objects.filter(name="重要客户").exists()
 
     applied = apply_plan(editor_client, imported, page)

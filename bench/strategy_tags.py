@@ -300,7 +300,7 @@ def main() -> None:
 
     from console.audit import Actor, AuditSource
     from tagging.strategy.models import Strategy, StrategyPull, Tag
-    from tagging.strategy.pull import pull_and_apply
+    from tagging.strategy.pull_apply import pull_and_apply
     from wecom.models import WeComApp
     from wecom.sandbox import SandboxServer, SandboxState
 

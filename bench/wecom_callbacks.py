@@ -62,7 +62,7 @@ def main() -> None:
     from console.models import Job
     from tagging.strategy.callbacks import CALLBACK_PULL_KIND
     from tagging.strategy.models import Strategy, Tag
-    from tagging.strategy.pull import pull_and_apply
+    from tagging.strategy.pull_apply import pull_and_apply
     from wecom.models import WeComApp
     from wecom.sandbox import SandboxServer, SandboxState
 

@@ -13,6 +13,7 @@ old and new values. Field names and notes are stored untranslated and translated
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import socket
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy as _, override
 
@@ -135,6 +137,28 @@ class Actor:
             detail=f"{command} ({where})" if command else where,
         )
 
+    def as_params(self) -> dict[str, Any]:
+        """The actor as JSON values, for work done later on their behalf (a job's params)."""
+        return {
+            "user": self.user.pk,
+            "source": self.source.value,
+            "ip": self.ip,
+            "agent": self.user_agent,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Actor:
+        """The actor :meth:`as_params` stored; the system account if that user is gone."""
+        user = get_user_model()._default_manager.filter(pk=params.get("user")).first()
+        return cls(
+            user=user or system_user(),
+            source=AuditSource(params.get("source", AuditSource.SYSTEM)),
+            ip=params.get("ip"),
+            user_agent=params.get("agent", ""),
+            detail=params.get("detail", ""),
+        )
+
 
 def client_ip(request: HttpRequest) -> str | None:
     proxies = settings.AUDIT_TRUSTED_PROXY_COUNT
@@ -203,25 +227,32 @@ def describe_value(value: Any) -> str | None:
     return text
 
 
+@functools.cache
+def _field_facts(model: type[models.Model]) -> tuple[dict[str, str], frozenset[str]]:
+    """The model's field labels, untranslated (stored so, translated when shown), and its
+    secret fields: worked out once per model, not once per History entry."""
+    from console.fields import secret_field_names
+
+    with override(None):
+        labels = {
+            field.name: str(field.verbose_name)
+            for field in model._meta.get_fields()
+            if hasattr(field, "verbose_name")
+        }
+    return labels, frozenset(secret_field_names(model))
+
+
 def value_changes(
     model: type[models.Model], changes: Mapping[str, tuple[Any, Any]]
 ) -> list[ValueChange]:
-    from console.fields import secret_field_names
-
-    secrets = set(secret_field_names(model))
+    labels, secrets = _field_facts(model)
     result = []
     for name, (old, new) in changes.items():
-        try:
-            label = model._meta.get_field(name).verbose_name
-        except Exception:
-            label = name
-        with override(None):
-            label_text = str(label)
         is_secret = name in secrets
         result.append(
             ValueChange(
                 field=name,
-                label=label_text,
+                label=labels.get(name, name),
                 old=None if is_secret else describe_value(old),
                 new=None if is_secret else describe_value(new),
                 secret=is_secret,
@@ -271,23 +302,39 @@ def _change_message(
     note_params: Mapping[str, Any] | None,
 ) -> str:
     """Django's change message with the console's part: source, address, old → new, note."""
-    value_list = value_changes(type(obj), changes or {})
+    part = _actor_part(actor, note=note, note_params=note_params)
+    return _message(action, value_changes(type(obj), changes or {}), part)
+
+
+def _actor_part(
+    actor: Actor, *, note: str | Promise, note_params: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    return console_message_part(
+        source=actor.source,
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+        detail=actor.detail,
+        note=note,
+        note_params=note_params,
+    )["console"]
+
+
+def _message(action: AuditAction, value_list: list[ValueChange], part: dict[str, Any]) -> str:
+    """The one format of a History entry's change message (see the module's docstring)."""
     message: list[dict[str, Any]] = []
     if action is AuditAction.ADD:
         message.append({"added": {}})
     elif action is AuditAction.CHANGE and value_list:
         message.append({"changed": {"fields": [change.label for change in value_list]}})
-    message.append(
-        console_message_part(
-            source=actor.source,
-            ip=actor.ip,
-            user_agent=actor.user_agent,
-            detail=actor.detail,
-            note=note,
-            note_params=note_params,
-            changes=value_list,
-        )
-    )
+    if value_list:
+        part = {
+            **part,
+            "values": [
+                [change.field, change.label, change.old, change.new, change.secret]
+                for change in value_list
+            ],
+        }
+    message.append({"console": part})
     return json.dumps(message, ensure_ascii=False)
 
 
@@ -376,6 +423,69 @@ def audit_context(entry: LogEntry) -> AuditContext | None:
     )
 
 
+class AuditBatch:
+    """History entries of many objects by one actor with one note, written at once: what
+    :func:`audit_record` writes, entry for entry, for imports and pulls of thousands of rows.
+
+    Entries are given as rows (model, primary key, text), so that a caller holding plain
+    tuples need not build model instances; the parts every entry shares are worked out once.
+    Nothing is written before :meth:`save` (call it inside the transaction of the changes).
+    """
+
+    _COLUMNS = ("action_time", "user", "content_type", "object_id", "object_repr",
+                "action_flag", "change_message")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        actor: Actor,
+        note: str | Promise = "",
+        note_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.actor = actor
+        self._part = _actor_part(actor, note=note, note_params=note_params)
+        self._rows: list[tuple] = []
+        self._content_types: dict[type[models.Model], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(
+        self,
+        model: type[models.Model],
+        pk: Any,
+        text: str,
+        action: AuditAction,
+        changes: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> None:
+        """One entry: ``action`` on the ``model`` row ``pk``, shown as ``text``."""
+        if model not in self._content_types:
+            from django.contrib.contenttypes.models import ContentType
+
+            self._content_types[model] = ContentType.objects.get_for_model(
+                model, for_concrete_model=False
+            ).pk
+        message = _message(action, value_changes(model, changes or {}), self._part)
+        self._rows.append(
+            (self._content_types[model], str(pk), str(text)[:200], action.flag, message)
+        )
+
+    def save(self) -> None:
+        """Write the entries (one statement, or one COPY on PostgreSQL) and start afresh."""
+        from console.bulk_rows import rows_insert
+
+        if not self._rows:
+            return
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        user = self.actor.user.pk
+        rows_insert(
+            LogEntry,
+            self._COLUMNS,
+            [(now, user, *row) for row in self._rows],
+        )
+        self._rows = []
+
+
 def audit_record_many(
     *,
     actor: Actor,
@@ -387,22 +497,7 @@ def audit_record_many(
 
     Each entry is ``(obj, action, changes)``; the entries read exactly as ``audit_record``'s.
     """
-    from django.contrib.contenttypes.models import ContentType
-
-    logs = []
+    batch = AuditBatch(actor=actor, note=note, note_params=note_params)
     for obj, action, changes in entries:
-        model = type(obj)
-        message = _change_message(
-            actor=actor, obj=obj, action=action, changes=changes, note=note, note_params=note_params
-        )
-        logs.append(
-            LogEntry(
-                user_id=actor.user.pk,
-                content_type=ContentType.objects.get_for_model(model, for_concrete_model=False),
-                object_id=str(obj.pk),
-                object_repr=str(obj)[:200],
-                action_flag=action.flag,
-                change_message=message,
-            )
-        )
-    LogEntry.objects.bulk_create(logs, batch_size=500)
+        batch.add(type(obj), obj.pk, str(obj), action, changes)
+    batch.save()

@@ -1,8 +1,8 @@
 """Admin for WeCom strategy tags: strategies (read-only), tag groups and tags.
 
 Saving calls the services (which push to WeCom and audit); the auditor sees everything with
-nothing editable. The tree page, the pull plan and drag-and-drop live in
-``tagging/strategy/views.py``; their URLs hang under the strategy admin.
+nothing editable. The tree page and drag-and-drop live in ``tagging/strategy/views.py``, the
+pull page in ``tagging/strategy/pull_views.py``; their URLs hang under the strategy admin.
 """
 
 from __future__ import annotations
@@ -42,8 +42,15 @@ from tagging.strategy.models import (
     Tag,
     TagGroup,
 )
-from tagging.strategy.pull import Choice, conflict_resolve
-from tagging.strategy.services import Outcome, items_delete, items_repush_failed, names_swap
+from tagging.strategy.pull_views import PullView
+from tagging.strategy.services import (
+    Choice,
+    Outcome,
+    conflict_resolve,
+    items_delete,
+    items_repush_failed,
+    names_swap,
+)
 from wecom.clients.errors import PlatformError
 
 DELETE_WARNING = _(
@@ -119,6 +126,20 @@ class StrategyFilter(admin.SimpleListFilter):
 
 class TagStrategyFilter(StrategyFilter):
     field_path = "group__strategy"
+
+
+class _AnnotatedColumns:
+    """Columns read from what the list's queryset annotates (``app_label``, ``n_tags``): the
+    app's name without loading the app (which decrypts its secret), counts without a query
+    per row."""
+
+    @admin.display(description=_("WeCom app"), ordering="app__name")
+    def app_name(self, obj: Any) -> str:
+        return obj.app_label
+
+    @admin.display(description=_("tags"), ordering="n_tags")
+    def tag_count(self, obj: Any) -> int:
+        return obj.n_tags
 
 
 class _ItemAdmin(ServiceBackedAdmin):
@@ -528,7 +549,7 @@ def pending_description(item: Any) -> str:
 
 
 @admin.register(Strategy)
-class StrategyAdmin(AuditedModelAdmin):
+class StrategyAdmin(_AnnotatedColumns, AuditedModelAdmin):
     """Strategies are managed in WeCom: read-only here, filled by pulls."""
 
     list_display = ("name", "app_name", "wecom_id", "parent", "level", "group_count", "tag_count",
@@ -550,10 +571,6 @@ class StrategyAdmin(AuditedModelAdmin):
             )
         )
 
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, strategy: Strategy) -> str:
-        return strategy.app_label  # type: ignore[attr-defined]
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -573,10 +590,6 @@ class StrategyAdmin(AuditedModelAdmin):
     @admin.display(description=_("tag groups"), ordering="n_groups")
     def group_count(self, strategy: Strategy) -> int:
         return strategy.n_groups  # type: ignore[attr-defined]
-
-    @admin.display(description=_("tags"), ordering="n_tags")
-    def tag_count(self, strategy: Strategy) -> int:
-        return strategy.n_tags  # type: ignore[attr-defined]
 
     @admin.action(description=_("Pull from WeCom"), permissions=["pull"])
     def pull_from_wecom(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse:
@@ -618,7 +631,7 @@ class StrategyAdmin(AuditedModelAdmin):
             ),
             path(
                 "pull/<str:app_id>/",
-                wrap(strategy_views.PullView.as_view(model_admin=self)),
+                wrap(PullView.as_view(model_admin=self)),
                 name="tagging_strategy_pull",
             ),
             *super().get_urls(),
@@ -626,7 +639,7 @@ class StrategyAdmin(AuditedModelAdmin):
 
 
 @admin.register(TagGroup)
-class TagGroupAdmin(_ItemAdmin):
+class TagGroupAdmin(_AnnotatedColumns, _ItemAdmin):
     add_form = TagGroupAddForm
     change_form = TagGroupChangeForm
     list_display = ("name", "strategy", "app_name", "order", "tag_count", "sync")
@@ -646,14 +659,6 @@ class TagGroupAdmin(_ItemAdmin):
         return (
             super().get_queryset(request).annotate(n_tags=Count("tags"), app_label=F("app__name"))
         )
-
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, group: TagGroup) -> str:
-        return group.app_label  # type: ignore[attr-defined]
-
-    @admin.display(description=_("tags"), ordering="n_tags")
-    def tag_count(self, group: TagGroup) -> int:
-        return group.n_tags  # type: ignore[attr-defined]
 
 
 @admin.register(Tag)
@@ -734,7 +739,7 @@ class StrategyPullForm(ServiceForm, forms.ModelForm):
 
 
 @admin.register(StrategyPull)
-class StrategyPullAdmin(ServiceBackedAdmin):
+class StrategyPullAdmin(_AnnotatedColumns, ServiceBackedAdmin):
     """Per WeCom app: the last pull and how often the schedule pulls (one row per app, made
     with the app). Editors change the interval; the service audits it and moves the schedule."""
 
@@ -794,10 +799,6 @@ class StrategyPullAdmin(ServiceBackedAdmin):
                 "default": interval_words(StrategyPull(every_minutes=None).effective_minutes),
             }
         return form_class
-
-    @admin.display(description=_("WeCom app"), ordering="app__name")
-    def app_name(self, pull: StrategyPull) -> str:
-        return pull.app_label  # type: ignore[attr-defined]
 
     @admin.display(description=_("automatic pull"))
     def interval(self, pull: StrategyPull) -> str:

@@ -4,8 +4,9 @@ Each recorded event asks for a job of this kind, unless one that has not started
 it. The job waits until the oldest event is a few seconds old (a person's burst of edits then
 makes one pull, not one per edit), claims every unclaimed event of the app, and pulls only what
 they name: the one group, or the strategy. Plan and apply are the full pull's
-(``tagging.strategy.pull``), so a delete is applied only when WeCom no longer has the item, and
-conflicts wait for a person. A lost event is caught by the scheduled full pull.
+(``tagging/strategy/pull_plan.py`` and ``pull_apply.py``), so a delete is applied only when
+WeCom no longer has the item, and conflicts wait for a person. A lost event is caught by the
+scheduled full pull.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def callback_scopes(app: WeComApp, events: Iterable[WeComCallbackEvent]) -> list
 
     Events without a strategy are about corporate tags, which the console does not keep.
     """
-    from tagging.strategy.pull import PullScope
+    from tagging.strategy.pull_plan import PullScope
 
     whole: set[int] = set()
     groups: set[tuple[int, str]] = set()
@@ -130,14 +131,11 @@ def _coalesce(app: WeComApp) -> None:
 
 
 def run_callback_pull_shard(run: ShardRun) -> None:
-    from console.jobs.services import job_fail
-    from tagging.strategy.pull import pull_and_apply_scoped
+    from tagging.strategy.jobs import pull_job_app, pull_job_fail
+    from tagging.strategy.pull_apply import pull_and_apply_scoped
 
-    if not run.keep_going():
-        return
-    app = WeComApp.objects.filter(pk=run.job.params.get("app_id")).first()
+    app = pull_job_app(run)
     if app is None:
-        job_fail(job=run.job, message=gettext("The WeCom app no longer exists."))
         return
     _coalesce(app)
     WeComCallbackEvent.objects.filter(
@@ -155,9 +153,7 @@ def run_callback_pull_shard(run: ShardRun) -> None:
             conflicts += result.conflicts_left
     except PlatformError as error:
         # The events stay claimed and unapplied: the scheduled full pull is the safety net.
-        with run.checkpoint(advance=1, failed=1):
-            pass
-        job_fail(job=run.job, message=error.explanation)
+        pull_job_fail(run, error)
         return
     now = timezone.now()
     WeComCallbackEvent.objects.filter(pk__in=[event.pk for event in events]).update(

@@ -1,14 +1,24 @@
-"""The scheduled pull of WeCom strategy tags, as a job of the shared job machinery.
+"""Pulls of WeCom strategy tags as jobs of the shared job machinery.
 
 The schedule (django-q2, per app every ``StrategyPull.every_minutes``, by default
-``STRATEGY_PULL_MINUTES``) starts a one-item job per app;
-the job page shows its progress and outcome. The job applies what has no conflict and leaves
-conflicts for a person (counted on the dashboard).
+``STRATEGY_PULL_MINUTES``) starts a one-item job per app that plans and applies at once: what
+has no conflict is applied, conflicts are left for a person (counted on the dashboard).
+``wecom_pull`` starts the same job (or, with ``--dry-run``, one that only plans) and follows it.
+
+A pull from the admin page is a job of two steps with a person between them: the job plans
+(fetching WeCom, with the bar moving on the page), keeps the plan in its shard and waits; the
+person reviews it on the page and applies it (:func:`strategy_pull_plan_approve`), and the job
+goes on to apply exactly that plan, or plans again if WeCom or the console changed meanwhile.
+Every pull so has its progress, its pause and its History as a job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,58 +27,220 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, ShardRun, register_job_kind
-from console.models import OPEN_JOB_STATUSES, Job
+from console.models import OPEN_JOB_STATUSES, Job, JobStatus
 from tagging.strategy.models import StrategyPull
+from tagging.strategy.pull_plan import Plan, PlanChanged, PlanPreview, pull_plan
+from tagging.strategy.services import Choice
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp
 
-PULL_KIND = "tagging.strategy.pull"
+PULL_KIND = "tagging.strategy_pull"  # stored in Job.kind: never renamed with the module
 SCHEDULE_TASK = "tagging.strategy.jobs.strategy_pull_scheduled"
 SCHEDULE_PREFIX = "tagging-strategy-pull-"
 
 
-def strategy_pull_job_create(*, app: WeComApp, actor: Actor) -> Job:
+class PullMode(StrEnum):
+    APPLY = "apply"  # plan and apply at once; conflicts wait (the schedule, wecom_pull)
+    PLAN = "plan"  # plan only (wecom_pull --dry-run)
+    REVIEW = "review"  # plan, wait for a person's review, apply what they approved (admin)
+
+
+PLAN_READY = _("The plan is ready: review it on the pull page, then apply it.")
+PLAN_CHANGED = _(
+    "WeCom or the console changed since the plan was shown: nothing was applied. "
+    "Here is the new plan."
+)
+
+
+def strategy_pull_job_create(
+    *,
+    app: WeComApp,
+    actor: Actor,
+    mode: PullMode = PullMode.APPLY,
+    changes_by: Actor | None = None,
+) -> Job:
+    """A pull job for the app. ``changes_by``: whom the History of what the pull changes
+    names (by default the platform, as this job); a reviewed pull names whoever applies it."""
     from console.jobs.services import job_create
 
+    steps = 2 if mode is PullMode.REVIEW else 1
+    params: dict[str, Any] = {"app_id": app.pk, "mode": mode.value}
+    if changes_by is not None:
+        params["changes_by"] = changes_by.as_params()
     return job_create(
         kind=PULL_KIND,
         title=gettext("Pull strategy tags of “%(app)s”") % {"app": app.name},
-        total=1,
-        shards=[(0, 1)],
-        params={"app_id": app.pk},
+        total=steps,
+        shards=[(0, steps)],
+        params=params,
         actor=actor,
         target=app,
     )
 
 
-def run_pull_shard(run: ShardRun) -> None:
-    from console.jobs.services import job_fail
-    from tagging.strategy.pull import pull_and_apply
+def strategy_pull_review_start(*, app: WeComApp, actor: Actor) -> Job:
+    """A pull from the admin page: planned by a job, then shown to ``actor`` for review. Their
+    earlier pulls of the app still waiting for a review are replaced (cancelled)."""
+    from console.jobs.services import job_cancel
 
+    for earlier in Job.objects.filter(
+        kind=PULL_KIND,
+        target_id=str(app.pk),
+        created_by=actor.user,
+        status=JobStatus.WAITING,
+        params__mode=PullMode.REVIEW.value,
+    ):
+        job_cancel(job=earlier, actor=actor)
+    return strategy_pull_job_create(app=app, actor=actor, mode=PullMode.REVIEW)
+
+
+def strategy_pull_plan_approve(
+    *, job: Job, fingerprint: str, choices: Mapping[str, Choice], actor: Actor
+) -> Job:
+    """``actor`` applies the plan the job showed them (``fingerprint``), settling its conflicts
+    as ``choices`` say: the job goes on, applying it as ``actor``. Raises ``JobStateError``
+    when the job does not wait for a review (applied already, cancelled, still planning)."""
+    from console.jobs.services import JobStateError, job_resume
+
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if not pull_waits_for_review(locked):
+            raise JobStateError(
+                gettext("“%(title)s” does not wait for a review: nothing was applied.")
+                % {"title": locked.title}
+            )
+        locked.params = {
+            **locked.params,
+            "approved": {
+                "fingerprint": fingerprint,
+                "choices": {key: choice.value for key, choice in choices.items()},
+                "actor": actor.as_params(),
+            },
+        }
+        locked.save(update_fields=["params"])
+        return job_resume(job=locked, actor=actor)
+
+
+def pull_waits_for_review(job: Job) -> bool:
+    """Whether the job planned a pull and waits for a person to apply it."""
+    return (
+        job.kind == PULL_KIND
+        and job.params.get("mode") == PullMode.REVIEW.value
+        and job.status == JobStatus.WAITING
+        and job.shards.filter(position=1).exists()
+    )
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """What a pull job keeps for the page and the command (in its shard's state)."""
+
+    plan: PlanPreview | None  # the plan it made, or applied
+    result: dict[str, Any] | None  # once applied, what applying did (ApplyResult's fields)
+    plan_changed: bool  # the approved plan was not applied: WeCom or the console moved on
+
+
+def pull_job_outcome(job: Job) -> PullOutcome:
+    state = job.shards.values_list("state", flat=True).first() or {}
+    return PullOutcome(
+        plan=PlanPreview.from_json(state["plan"]) if "plan" in state else None,
+        result=state.get("result"),
+        plan_changed=bool(state.get("changed")),
+    )
+
+
+def pull_job_app(run: ShardRun) -> WeComApp | None:
+    """The WeCom app a pull job's shard works on, if the shard is to go on now; the job fails
+    when the app was deleted meanwhile."""
     if not run.keep_going():
-        return
+        return None
     app = WeComApp.objects.filter(pk=run.job.params.get("app_id")).first()
     if app is None:
-        job_fail(job=run.job, message=_("The WeCom app no longer exists."))
+        run.fail_job(message=_("The WeCom app no longer exists."))
+    return app
+
+
+def pull_job_fail(run: ShardRun, error: PlatformError) -> None:
+    """WeCom did not answer the pull: the rest of the shard counts as failed, and the job stops
+    with WeCom's reason (resumable by hand; the next scheduled pull tries again anyway)."""
+    with run.checkpoint(advance=run.remaining, failed=1):
+        pass
+    run.fail_job(message="%(error)s", params={"error": error.note()})
+
+
+def run_pull_shard(run: ShardRun) -> None:
+    app = pull_job_app(run)
+    if app is None:
+        return
+    mode = PullMode(run.job.params.get("mode", PullMode.APPLY))
+    try:
+        if mode is PullMode.APPLY:
+            _pull_at_once(run, app)
+        elif run.position == 0:
+            _plan(run, app, review=mode is PullMode.REVIEW)
+        else:
+            _apply_approved(run, app)
+    except PlatformError as error:
+        pull_job_fail(run, error)
+
+
+def _pull_at_once(run: ShardRun, app: WeComApp) -> None:
+    from tagging.strategy.pull_apply import pull_and_apply
+
+    changes_by = run.job.params.get("changes_by")
+    plan, result = pull_and_apply(
+        app=app,
+        actor=Actor.from_params(changes_by)
+        if changes_by
+        else Actor.system(source=AuditSource.PLATFORM, detail=f"job {run.job.pk}"),
+        before_call=run.ensure_lease,
+    )
+    state = {"plan": plan.preview(with_fingerprint=False).as_json(), "result": asdict(result)}
+    with run.checkpoint(advance=1, done=1, state=state):
+        pass
+
+
+def _plan(run: ShardRun, app: WeComApp, *, review: bool) -> None:
+    plan = pull_plan(app, before_call=run.ensure_lease)
+    if review and not plan.empty:
+        _wait_for_review(run, plan, message=PLAN_READY)
+        return
+    # Nothing to review (or a dry run): the plan is all there is.
+    state = {"plan": plan.preview(with_fingerprint=review).as_json()}
+    with run.checkpoint(advance=run.remaining, done=run.remaining, state=state):
+        pass
+
+
+def _wait_for_review(run: ShardRun, plan: Plan, *, message: Any, changed: bool = False) -> None:
+    state = {"plan": plan.preview().as_json(), "changed": changed}
+    advance = 1 - run.position  # the plan step, unless this is the apply step planning again
+    with run.checkpoint(advance=advance, done=advance, state=state):
+        pass
+    run.pause_job(until=None, message=message)
+
+
+def _apply_approved(run: ShardRun, app: WeComApp) -> None:
+    from tagging.strategy.pull_apply import pull_apply
+
+    approved = run.job.params.get("approved")
+    if not approved:
+        # Resumed by hand, not from the plan page: there is nothing approved to apply yet.
+        _wait_for_review(run, pull_plan(app, before_call=run.ensure_lease), message=PLAN_READY)
         return
     try:
-        _plan, result = pull_and_apply(
+        result = pull_apply(
             app=app,
-            actor=Actor.system(source=AuditSource.PLATFORM, detail=f"job {run.job.pk}"),
+            fingerprint=approved["fingerprint"],
+            actor=Actor.from_params(approved["actor"]),
+            choices={key: Choice(value) for key, value in approved["choices"].items()},
             before_call=run.ensure_lease,
         )
-    except PlatformError as error:
-        with run.checkpoint(advance=1, failed=1):
-            pass
-        job_fail(job=run.job, message="%(error)s", params={"error": error.note()})
+    except PlanChanged as changed:
+        _wait_for_review(run, changed.plan, message=PLAN_CHANGED, changed=True)
         return
-    with run.checkpoint(advance=1, done=1):
-        Job.objects.filter(pk=run.job.pk).update(
-            status_message=gettext(
-                "Changes followed: %(applied)d; conflicts waiting for a person: %(conflicts)d."
-            )
-            % {"applied": result.applied, "conflicts": result.conflicts_left}
-        )
+    state = {**run.shard.state, "changed": False, "result": asdict(result)}
+    with run.checkpoint(advance=1, done=1, state=state):
+        pass
 
 
 def strategy_pull_scheduled(app_id: int) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
@@ -34,9 +35,16 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 from console.audit import Actor, AuditAction, audit_record
 from console.transactions import require_no_transaction
 from console.versioning import StaleEdit as StaleEdit, check_version
-from tagging.strategy.models import OrderedItem, Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.models import (
+    OrderedItem,
+    Strategy,
+    StrategyPull,
+    SyncState,
+    Tag,
+    TagGroup,
+)
 from wecom.clients.errors import PlatformAPIError, PlatformError, PlatformTransportError
-from wecom.clients.wecom import NewTag, StrategyTagGroup, WeComClient
+from wecom.clients.wecom import NewTag, StrategyTag, StrategyTagGroup, WeComClient
 from wecom.connections import client_for
 from wecom.models import WeComApp
 from wecom.rules import (
@@ -57,6 +65,7 @@ ORDER_GAP = 1024
 ERR_NOT_FOUND = 40068
 
 Item = TypeVar("Item", TagGroup, Tag)
+Created = TypeVar("Created", StrategyTagGroup, StrategyTag)
 
 
 # --- errors and outcomes ---------------------------------------------------------------------
@@ -121,7 +130,10 @@ def corp_tag_count(app: WeComApp) -> int:
     return Tag.objects.filter(app__corp_id=app.corp_id).count()
 
 
-def _field_errors(checks: Iterable[tuple[str, Callable[[], None]]]) -> None:
+Check = tuple[str, Callable[[], None]]  # the field a message goes beside, and the check
+
+
+def _field_errors(checks: Iterable[Check]) -> None:
     errors: dict[str, list[ValidationError]] = {}
     for field_name, check in checks:
         try:
@@ -142,44 +154,59 @@ def tag_group_validate(
 ) -> None:
     """A new group (``group`` None, with its ``tags``) or a changed one. Raises a
     ``ValidationError`` keyed by field: ``name``, ``order``, ``strategy``, ``tags``."""
-    checks: list[tuple[str, Callable[[], None]]] = [("name", lambda: validate_tag_name(name))]
-    checks.append(
-        (
-            "name",
-            lambda: validate_name_free(
-                name, taken=group_names_taken(strategy, exclude=group), what=_("Tag group")
-            ),
-        )
+    checks = _item_checks(
+        name,
+        order,
+        taken=lambda: group_names_taken(strategy, exclude=group),
+        what=_("Tag group"),
     )
-    if order is not None:
-        checks.append(("order", lambda: validate_order(order)))
     if group is None:
-        checks.append(
-            (
-                "strategy",
-                lambda: validate_first_level_strategy(is_first_level=strategy.is_first_level),
-            )
-        )
         checks.append(("tags", lambda: validate_group_not_empty(len(tags))))
         checks.append(("tags", lambda: validate_distinct_names([n for n, _o in tags])))
         for tag_name, tag_order in tags:
             checks.append(("tags", lambda n=tag_name: validate_tag_name(n)))
             if tag_order is not None:
                 checks.append(("tags", lambda o=tag_order: validate_order(o)))
-        checks.append(
-            (
-                "tags",
-                lambda: validate_corp_tag_limit(
-                    existing=corp_tag_count(strategy.app), adding=len(tags)
-                ),
-            )
-        )
+        checks += _new_item_checks(strategy, where="strategy", adding=len(tags), count="tags")
     _field_errors(_dedupe_checks(checks))
 
 
-def _dedupe_checks(
-    checks: list[tuple[str, Callable[[], None]]],
-) -> list[tuple[str, Callable[[], None]]]:
+def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | None = None) -> None:
+    """A new tag (``tag`` None) in ``group`` or a changed one; errors keyed ``name``/``order``."""
+    checks = _item_checks(
+        name, order, taken=lambda: tag_names_taken(group, exclude=tag), what=_("Tag")
+    )
+    if tag is None:
+        checks += _new_item_checks(group.strategy, where="group", adding=1, count="name")
+    _field_errors(_dedupe_checks(checks))
+
+
+def _item_checks(
+    name: str, order: int | None, *, taken: Callable[[], dict[str, str]], what: Any
+) -> list[Check]:
+    """What every tag or tag group's name and order must be."""
+    checks: list[Check] = [
+        ("name", lambda: validate_tag_name(name)),
+        ("name", lambda: validate_name_free(name, taken=taken(), what=what)),
+    ]
+    if order is not None:
+        checks.append(("order", lambda: validate_order(order)))
+    return checks
+
+
+def _new_item_checks(strategy: Strategy, *, where: str, adding: int, count: str) -> list[Check]:
+    """What a new item needs besides: a first-level strategy (the field ``where``), and room
+    for ``adding`` more tags in the corp (said beside ``count``)."""
+    return [
+        (where, lambda: validate_first_level_strategy(is_first_level=strategy.is_first_level)),
+        (
+            count,
+            lambda: validate_corp_tag_limit(existing=corp_tag_count(strategy.app), adding=adding),
+        ),
+    ]
+
+
+def _dedupe_checks(checks: list[Check]) -> list[Check]:
     """Only the first failing check per field speaks: one clear message beside each field."""
     failed: set[str] = set()
     result = []
@@ -196,35 +223,6 @@ def _dedupe_checks(
 
         result.append((field_name, guarded))
     return result
-
-
-def tag_validate(*, group: TagGroup, name: str, order: int | None, tag: Tag | None = None) -> None:
-    """A new tag (``tag`` None) in ``group`` or a changed one; errors keyed ``name``/``order``."""
-    checks: list[tuple[str, Callable[[], None]]] = [
-        ("name", lambda: validate_tag_name(name)),
-        (
-            "name",
-            lambda: validate_name_free(
-                name, taken=tag_names_taken(group, exclude=tag), what=_("Tag")
-            ),
-        ),
-    ]
-    if order is not None:
-        checks.append(("order", lambda: validate_order(order)))
-    if tag is None:
-        checks.append(
-            (
-                "group",
-                lambda: validate_first_level_strategy(is_first_level=group.strategy.is_first_level),
-            )
-        )
-        checks.append(
-            (
-                "name",
-                lambda: validate_corp_tag_limit(existing=corp_tag_count(group.app), adding=1),
-            )
-        )
-    _field_errors(_dedupe_checks(checks))
 
 
 def _locked(item: Item) -> Item:
@@ -355,43 +353,70 @@ def tag_group_create(
             order = _top_order(
                 TagGroup.objects.filter(strategy=strategy).values_list("order", flat=True)
             )
-    wanted = [
+    wanted: list[tuple[str, int]] = [
         (tag_name, tag_order if tag_order is not None else default)
         for (tag_name, tag_order), default in zip(tags, spaced_orders(len(tags)), strict=True)
     ]
     client = wecom_client(strategy.app)
+    answer, settled = _add_call(
+        lambda: _add_group(client, strategy, name=name, order=order, tags=wanted),
+        settle=lambda: _settle_group_add(
+            client, strategy=strategy, name=name, tag_names=[n for n, _o in wanted]
+        ),
+        refusal_on=strategy,
+        what=gettext("add tag group “%(name)s”") % {"name": name},
+        not_created=gettext(
+            "WeCom did not answer, and reading it back shows the group was not created. "
+            "Nothing was saved; try again."
+        ),
+        actor=actor,
+    )
+    with transaction.atomic():
+        return _save_created_group(strategy, answer, actor=actor, settled=settled)
+
+
+def _add_group(
+    client: WeComClient, strategy: Strategy, *, name: str, order: int, tags: list[tuple[str, int]]
+) -> StrategyTagGroup:
+    return client.strategy_tag_add(
+        strategy_id=strategy.wecom_id,
+        group_name=name,
+        group_order=order,
+        tags=[NewTag(name=tag_name, order=tag_order) for tag_name, tag_order in tags],
+    )
+
+
+def _add_tag(client: WeComClient, group: TagGroup, *, name: str, order: int) -> StrategyTag:
+    answer = client.strategy_tag_add(
+        strategy_id=group.strategy.wecom_id,
+        group_id=group.wecom_id,
+        tags=[NewTag(name=name, order=order)],
+    )
+    return next(tag for tag in answer.tags if tag.name == name)
+
+
+def _add_call(
+    call: Callable[[], Created],
+    *,
+    settle: Callable[[], Created | None],
+    refusal_on: Model,
+    what: str,
+    not_created: str,
+    actor: Actor,
+) -> tuple[Created, bool]:
+    """An add call, with no transaction open: what WeCom created, and whether that was
+    settled by reading WeCom back after a lost answer. A refusal is recorded in the History of
+    ``refusal_on`` (where the item would have gone) and raised with WeCom's reason."""
     try:
-        answer = client.strategy_tag_add(
-            strategy_id=strategy.wecom_id,
-            group_name=name,
-            group_order=order,
-            tags=[NewTag(name=tag_name, order=tag_order) for tag_name, tag_order in wanted],
-        )
-        settled = ""
+        return call(), False
     except PlatformError as error:
         if not _maybe_happened(error):
-            _record_refusal(
-                strategy,
-                actor=actor,
-                what=gettext("add tag group “%(name)s”") % {"name": name},
-                reason=error.explanation,
-            )
+            _record_refusal(refusal_on, actor=actor, what=what, reason=error.explanation)
             raise _refusal(error, field_name="name") from error
-        found = _settle_group_add(
-            client, strategy=strategy, name=name, tag_names=[n for n, _o in wanted]
-        )
+        found = settle()
         if found is None:
-            raise ValidationError(
-                gettext(
-                    "WeCom did not answer, and reading it back shows the group was not created. "
-                    "Nothing was saved; try again."
-                ),
-                code="not_created",
-            ) from error
-        answer = found
-        settled = "settled"
-    with transaction.atomic():
-        return _save_created_group(strategy, answer, actor=actor, settled=bool(settled))
+            raise ValidationError(not_created, code="not_created") from error
+        return found, True
 
 
 def _save_created_group(
@@ -423,27 +448,21 @@ def _save_created_group(
     )
     if created and created[0].pk is None:
         created = list(group.tags.all())
-    note = (
-        _("Created in WeCom (confirmed by reading WeCom back after a lost answer).")
-        if settled
-        else _("Created in WeCom.")
-    )
+    for item in [group, *created]:
+        _audit_created(item, actor=actor, settled=settled)
+    return group
+
+
+def _audit_created(item: OrderedItem, *, actor: Actor, settled: bool) -> None:
     audit_record(
         actor=actor,
-        obj=group,
+        obj=item,
         action=AuditAction.ADD,
-        changes={"name": (None, group.name), "order": (None, group.order)},
-        note=note,
+        changes={"name": (None, item.name), "order": (None, item.order)},
+        note=_("Created in WeCom (confirmed by reading WeCom back after a lost answer).")
+        if settled
+        else _("Created in WeCom."),
     )
-    for tag in created:
-        audit_record(
-            actor=actor,
-            obj=tag,
-            action=AuditAction.ADD,
-            changes={"name": (None, tag.name), "order": (None, tag.order)},
-            note=note,
-        )
-    return group
 
 
 def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = None) -> Tag:
@@ -456,59 +475,36 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
         if order is None:
             order = _top_order(Tag.objects.filter(group=group).values_list("order", flat=True))
     client = wecom_client(group.app)
-    settled = False
-    try:
-        answer = client.strategy_tag_add(
-            strategy_id=group.strategy.wecom_id,
-            group_id=group.wecom_id,
-            tags=[NewTag(name=name, order=order)],
-        )
-        created = next(tag for tag in answer.tags if tag.name == name)
-    except PlatformError as error:
-        if not _maybe_happened(error):
-            _record_refusal(
-                group,
-                actor=actor,
-                what=gettext("add tag “%(name)s”") % {"name": name},
-                reason=error.explanation,
-            )
-            raise _refusal(error, field_name="name") from error
-        found = [
-            tag
-            for remote in client.strategy_tag_list(group_ids=[group.wecom_id])
-            for tag in remote.tags
-            if tag.name == name
-        ]
-        if not found:
-            raise ValidationError(
-                gettext(
-                    "WeCom did not answer, and reading it back shows the tag was not created. "
-                    "Nothing was saved; try again."
-                ),
-                code="not_created",
-            ) from error
-        created = found[0]
-        settled = True
+    created, settled = _add_call(
+        lambda: _add_tag(client, group, name=name, order=order),
+        settle=lambda: next(
+            (
+                tag
+                for remote in client.strategy_tag_list(group_ids=[group.wecom_id])
+                for tag in remote.tags
+                if tag.name == name
+            ),
+            None,
+        ),
+        refusal_on=group,
+        what=gettext("add tag “%(name)s”") % {"name": name},
+        not_created=gettext(
+            "WeCom did not answer, and reading it back shows the tag was not created. "
+            "Nothing was saved; try again."
+        ),
+        actor=actor,
+    )
     with transaction.atomic():
-        now = timezone.now()
         tag = Tag.objects.create(
             app=group.app,
             group=group,
             wecom_id=created.id,
             name=created.name,
             order=created.order,
-            last_synced_at=now,
+            last_synced_at=timezone.now(),
             updated_by=actor.user,
         )
-        audit_record(
-            actor=actor,
-            obj=tag,
-            action=AuditAction.ADD,
-            changes={"name": (None, tag.name), "order": (None, tag.order)},
-            note=_("Created in WeCom (confirmed by reading WeCom back after a lost answer).")
-            if settled
-            else _("Created in WeCom."),
-        )
+        _audit_created(tag, actor=actor, settled=settled)
     return tag
 
 
@@ -553,7 +549,7 @@ def _edit(
     order: int | None,
     actor: Actor,
     expected_version: int | None = None,
-    validate: Callable[[Item], None] | None = None,
+    validate: bool = True,
     note: str = "",
 ) -> Item:
     """One edit call, on the write path: the intent (pending, with a new version) in a short
@@ -566,8 +562,8 @@ def _edit(
     with transaction.atomic():
         item = _locked(item)
         check_version(item, expected_version, {"name": name, "order": order})
-        if validate is not None:
-            validate(item)
+        if validate:
+            _validate_change(item, name=name or item.name, order=order)
         changes: dict[str, tuple[Any, Any]] = {}
         if name is not None and name != item.name:
             changes["name"] = (item.name, name)
@@ -649,16 +645,7 @@ def tag_group_update(
     expected_version: int | None = None,
 ) -> TagGroup:
     """Rename or re-order a tag group: one edit call."""
-    return _edit(
-        group,
-        name=name,
-        order=order,
-        actor=actor,
-        expected_version=expected_version,
-        validate=lambda locked: tag_group_validate(
-            strategy=locked.strategy, name=name or locked.name, order=order, tags=(), group=locked
-        ),
-    )
+    return _edit(group, name=name, order=order, actor=actor, expected_version=expected_version)
 
 
 def tag_update(
@@ -670,16 +657,16 @@ def tag_update(
     expected_version: int | None = None,
 ) -> Tag:
     """Rename or re-order a tag: one edit call."""
-    return _edit(
-        tag,
-        name=name,
-        order=order,
-        actor=actor,
-        expected_version=expected_version,
-        validate=lambda locked: tag_validate(
-            group=locked.group, name=name or locked.name, order=order, tag=locked
-        ),
-    )
+    return _edit(tag, name=name, order=order, actor=actor, expected_version=expected_version)
+
+
+def _validate_change(item: OrderedItem, *, name: str, order: int | None) -> None:
+    """The checks of a changed tag or tag group (the forms make the same ones)."""
+    if isinstance(item, Tag):
+        tag_validate(group=item.group, name=name, order=order, tag=item)
+    else:
+        assert isinstance(item, TagGroup)
+        tag_group_validate(strategy=item.strategy, name=name, order=order, tags=(), group=item)
 
 
 # --- moving: one call in the common case, re-spacing when two neighbours touch ---------------
@@ -731,7 +718,7 @@ def _move(
     new_order = order_between(above, below)
     if new_order is not None:
         try:
-            _edit(item, name=None, order=new_order, actor=actor)
+            _edit(item, name=None, order=new_order, actor=actor, validate=False)
         except ValidationError as error:
             return Outcome(failed=1, messages=[_messages(error)])
         return Outcome(done=1)
@@ -890,11 +877,7 @@ def _validate_pending(item: OrderedItem) -> None:
     name = item.pending_name or None
     if name is None or item.pending_delete:
         return
-    if isinstance(item, Tag):
-        tag_validate(group=item.group, name=name, order=None, tag=item)
-    else:
-        assert isinstance(item, TagGroup)
-        tag_group_validate(strategy=item.strategy, name=name, order=None, tags=(), group=item)
+    _validate_change(item, name=name, order=None)
 
 
 def _push_pending(item: OrderedItem, *, actor: Actor) -> None:
@@ -903,13 +886,7 @@ def _push_pending(item: OrderedItem, *, actor: Actor) -> None:
     if item.pending_delete:
         _delete_remote(item.app, [item])
         with transaction.atomic():
-            audit_record(
-                actor=actor,
-                obj=item,
-                action=AuditAction.DELETE,
-                changes={"name": (item.name, None)},
-                note=_("Deleted in WeCom."),
-            )
+            _audit_deleted(item, actor=actor, note=_("Deleted in WeCom."))
             type(item).objects.filter(pk=item.pk).delete()
         return
     name = item.pending_name or None
@@ -1164,37 +1141,29 @@ def _record_deleted(sent: Sequence[OrderedItem], group_pks: set[int], *, actor: 
     touched_groups = {item.group_id for item in sent if isinstance(item, Tag)}
     deleted = 0
     for item in sent:
-        audit_record(
-            actor=actor,
-            obj=item,
-            action=AuditAction.DELETE,
-            changes={"name": (item.name, None)},
-            note=_("Deleted in WeCom."),
-        )
+        _audit_deleted(item, actor=actor, note=_("Deleted in WeCom."))
         if isinstance(item, TagGroup):
             for tag in item.tags.all():
-                audit_record(
-                    actor=actor,
-                    obj=tag,
-                    action=AuditAction.DELETE,
-                    changes={"name": (tag.name, None)},
-                    note=_("Deleted in WeCom with its tag group."),
-                )
+                _audit_deleted(tag, actor=actor, note=_("Deleted in WeCom with its tag group."))
         item.delete()
         deleted += 1
     emptied = TagGroup.objects.filter(pk__in=touched_groups - group_pks).annotate(
         tag_count=Count("tags")
     )
     for group in emptied.filter(tag_count=0):
-        audit_record(
-            actor=actor,
-            obj=group,
-            action=AuditAction.DELETE,
-            changes={"name": (group.name, None)},
-            note=_("WeCom deleted the group with its last tag."),
-        )
+        _audit_deleted(group, actor=actor, note=_("WeCom deleted the group with its last tag."))
         group.delete()
     return deleted
+
+
+def _audit_deleted(item: OrderedItem, *, actor: Actor, note: str) -> None:
+    audit_record(
+        actor=actor,
+        obj=item,
+        action=AuditAction.DELETE,
+        changes={"name": (item.name, None)},
+        note=note,
+    )
 
 
 def tag_delete(*, tag: Tag, actor: Actor) -> Outcome:
@@ -1215,3 +1184,147 @@ def corp_tag_headroom(app: WeComApp) -> int:
 def next_group_order(strategy: Strategy) -> int:
     highest = TagGroup.objects.filter(strategy=strategy).aggregate(top=Max("order"))["top"]
     return _top_order([highest] if highest is not None else [])
+
+
+# --- what a pull leaves to the console: its record, and the conflicts it found -----------------
+
+
+class Choice(StrEnum):
+    """How a person settles a conflict (WeCom changed an item that has a local change)."""
+
+    WECOM = "wecom"
+    OURS = "ours"
+    LATER = "later"
+
+
+def strategy_pull_record(*, app: WeComApp, ok: bool, message: str) -> StrategyPull:
+    """The app's last pull: when, whether WeCom answered, and what it did."""
+    pull, _created = StrategyPull.objects.update_or_create(
+        app=app, defaults={"pulled_at": timezone.now(), "ok": ok, "message": message[:500]}
+    )
+    return pull
+
+
+def pull_failure_record(*, app: WeComApp, actor: Actor, error: PlatformError) -> None:
+    """A pull WeCom did not answer: on the app's pull row and in its History, with the reason."""
+    with transaction.atomic():
+        pull = strategy_pull_record(app=app, ok=False, message=error.explanation)
+        audit_record(
+            actor=actor,
+            obj=pull,
+            action=AuditAction.CHANGE,
+            note=_("Pull from WeCom failed: %(reason)s"),
+            note_params={"reason": error.explanation},
+        )
+
+
+def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> Outcome:
+    """Settle one conflict: take WeCom's values (drop the local change) or push ours.
+
+    On the write path: WeCom is read (and, for "push ours", written) with no transaction open;
+    each choice is recorded with its note, the failed ones with WeCom's reason."""
+    require_no_transaction("conflict_resolve")
+    gone = _is_gone(item)
+    if choice is Choice.WECOM:
+        with transaction.atomic():
+            if gone:
+                _audit_deleted(
+                    item, actor=actor, note=_("Conflict settled: WeCom's deletion taken.")
+                )
+                item.delete()
+            else:
+                _nothing_pending(item)
+                audit_record(
+                    actor=actor,
+                    obj=item,
+                    action=AuditAction.CHANGE,
+                    note=_("Conflict settled: WeCom's values taken, the local change dropped."),
+                )
+        return Outcome(done=1)
+    if gone:
+        return _recreate(item, actor=actor)
+    outcome = items_push(items=[item], actor=actor)
+    if outcome.ok:
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.CHANGE,
+                note=_("Conflict settled: the console's values pushed to WeCom."),
+            )
+    return outcome
+
+
+def _is_gone(item: TagGroup | Tag) -> bool:
+    client = wecom_client(item.app)
+    if isinstance(item, TagGroup):
+        return not client.strategy_tag_list(group_ids=[item.wecom_id])
+    return not client.strategy_tag_list(tag_ids=[item.wecom_id])
+
+
+def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
+    """Push ours for an item WeCom deleted: create it again with the local values (the add
+    call with no transaction open, then its outcome and History entry)."""
+    client = wecom_client(item.app)
+    name = item.pending_name or item.name
+    order = item.pending_order if item.pending_order is not None else item.order
+    tags = list(item.tags.all()) if isinstance(item, TagGroup) else []
+    try:
+        if isinstance(item, Tag):
+            created = _add_tag(client, item.group, name=name, order=order)
+        else:
+            answer = _add_group(
+                client,
+                item.strategy,
+                name=name,
+                order=order,
+                tags=[(t.name, t.order) for t in tags],
+            )
+    except PlatformError as error:
+        with transaction.atomic():
+            type(item).objects.filter(pk=item.pk).update(
+                sync_state=SyncState.FAILED, sync_message=error.explanation[:500]
+            )
+            audit_record(
+                actor=actor,
+                obj=item,
+                action=AuditAction.CHANGE,
+                note=_("Conflict not settled: WeCom refused to create it again: %(reason)s"),
+                note_params={"reason": error.explanation},
+            )
+        return Outcome(failed=1, messages=[error.explanation])
+    with transaction.atomic():
+        if isinstance(item, Tag):
+            Tag.objects.filter(pk=item.pk).update(
+                wecom_id=created.id, name=created.name, order=created.order
+            )
+        else:
+            TagGroup.objects.filter(pk=item.pk).update(
+                wecom_id=answer.group_id, name=answer.group_name, order=answer.order
+            )
+            by_name = {t.name: t.id for t in answer.tags}
+            for tag in tags:
+                if tag.name in by_name:
+                    Tag.objects.filter(pk=tag.pk).update(wecom_id=by_name[tag.name])
+        _nothing_pending(item)
+        audit_record(
+            actor=actor,
+            obj=item,
+            action=AuditAction.ADD,
+            changes={"name": (None, name)},
+            note=_("Conflict settled: created again in WeCom with the local values."),
+        )
+    return Outcome(done=1)
+
+
+def _nothing_pending(item: OrderedItem) -> None:
+    """A settled conflict: the item as WeCom has it, in step, with nothing waiting."""
+    type(item).objects.filter(pk=item.pk).update(
+        pending_name="",
+        pending_order=None,
+        pending_delete=False,
+        sync_state=SyncState.IN_SYNC,
+        sync_message="",
+        last_synced_at=timezone.now(),
+        version=item.version + 1,
+    )

@@ -1,4 +1,4 @@
-"""Pages of the strategy tag admin beyond the lists: the tree, the pull plan, drag-and-drop.
+"""Pages of the strategy tag admin beyond the lists: the tree and drag-and-drop.
 
 Views only arrange: reads come from ``selectors.py``, changes from the services.
 """
@@ -8,13 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.views import View
 from django.views.decorators.http import require_GET, require_POST
@@ -24,7 +22,6 @@ from console.ids import object_pk, object_pk_or_404
 from tagging.strategy.callbacks import callback_last_applied
 from tagging.strategy.jobs import pull_interval_text
 from tagging.strategy.models import Strategy, SyncState, TagGroup
-from tagging.strategy.pull import ApplyResult, Choice, PlanChanged, pull_apply, pull_plan
 from tagging.strategy.respacing import RespacingStarted, respacing_refuse_if_running
 from tagging.strategy.selectors import app_pull, group_tags, list_orders, strategy_tree
 from tagging.strategy.services import Outcome, tag_groups_reorder, tags_reorder
@@ -210,131 +207,3 @@ def _shown_orders(raw: str | None) -> dict[int, int] | None:
                 raise ValueError(raw_pk)
             shown[pk] = order
     return shown
-
-
-# --- pull: plan, then apply ------------------------------------------------------------------
-
-
-class PullView(View):
-    model_admin: Any = None
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not _can_edit(request):
-            raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)
-
-    def _render(self, request: HttpRequest, app: WeComApp, plan: Any) -> HttpResponse:
-        context = {
-            **self.model_admin.admin_site.each_context(request),
-            "opts": Strategy._meta,
-            "title": gettext("Pull from WeCom: %(app)s") % {"app": app.name},
-            "app": app,
-            "plan": plan,
-            "counts": plan.counts(),
-            "choices": [
-                (Choice.WECOM.value, gettext("take WeCom's")),
-                (Choice.OURS.value, gettext("push ours")),
-                (Choice.LATER.value, gettext("decide later")),
-            ],
-            "tree_url": reverse("admin:tagging_strategy_tree", args=[app.pk]),
-        }
-        return TemplateResponse(request, "admin/tagging/strategy/pull.html", context)
-
-    def get(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
-        try:
-            plan = pull_plan(app)
-        except PlatformError as error:
-            messages.error(
-                request,
-                gettext("WeCom could not be read: %(reason)s") % {"reason": error.explanation},
-            )
-            return HttpResponseRedirect(reverse("admin:tagging_strategy_changelist"))
-        return self._render(request, app, plan)
-
-    def post(self, request: HttpRequest, app_id: str) -> HttpResponse:
-        app = get_object_or_404(WeComApp, pk=object_pk_or_404(app_id))
-        choices = {}
-        for key, value in request.POST.items():
-            if key.startswith("choice-"):
-                try:
-                    choices[key.removeprefix("choice-")] = Choice(value)
-                except ValueError:
-                    continue
-        try:
-            result = pull_apply(
-                app=app,
-                fingerprint=request.POST.get("fingerprint", ""),
-                choices=choices,
-                actor=Actor.from_request(request, source=AuditSource.ADMIN),
-            )
-        except PlanChanged as changed:
-            messages.warning(
-                request,
-                gettext(
-                    "WeCom or the console changed since the plan was shown: nothing was applied. "
-                    "Here is the new plan."
-                ),
-            )
-            return self._render(request, app, changed.plan)
-        except PlatformError as error:
-            messages.error(
-                request,
-                gettext("WeCom could not be read: %(reason)s") % {"reason": error.explanation},
-            )
-            return HttpResponseRedirect(reverse("admin:tagging_strategy_pull", args=[app.pk]))
-        messages.success(request, applied_message(result))
-        if result.conflicts_left:
-            messages.warning(request, conflicts_waiting_message(app, result.conflicts_left))
-        for message in result.messages:
-            messages.error(request, message)
-        return HttpResponseRedirect(reverse("admin:tagging_strategy_tree", args=[app.pk]))
-
-
-def applied_message(result: ApplyResult) -> str:
-    """What applying did, naming only what happened."""
-    parts = [
-        ngettext(
-            "Plan applied: %(count)d change followed.",
-            "Plan applied: %(count)d changes followed.",
-            result.applied,
-        )
-        % {"count": result.applied}
-    ]
-    if result.resolved_wecom:
-        parts.append(
-            ngettext(
-                "%(count)d conflict settled with WeCom's values.",
-                "%(count)d conflicts settled with WeCom's values.",
-                result.resolved_wecom,
-            )
-            % {"count": result.resolved_wecom}
-        )
-    if result.resolved_ours:
-        parts.append(
-            ngettext(
-                "%(count)d conflict settled by pushing the console's values.",
-                "%(count)d conflicts settled by pushing the console's values.",
-                result.resolved_ours,
-            )
-            % {"count": result.resolved_ours}
-        )
-    return " ".join(parts)
-
-
-def conflicts_waiting_message(app: WeComApp, count: int) -> str:
-    """The conflicts left for later, with the lists where they are settled."""
-    query = f"?app__id__exact={app.pk}&sync_state__exact={SyncState.CONFLICT}"
-    return format_html(
-        '{} <a href="{}">{}</a> · <a href="{}">{}</a>',
-        ngettext(
-            "%(count)d conflict waits for a decision:",
-            "%(count)d conflicts wait for a decision:",
-            count,
-        )
-        % {"count": count},
-        reverse("admin:tagging_tag_changelist") + query,
-        gettext("tags in conflict"),
-        reverse("admin:tagging_taggroup_changelist") + query,
-        gettext("tag groups in conflict"),
-    )

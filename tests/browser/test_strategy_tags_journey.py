@@ -13,10 +13,10 @@ from playwright.sync_api import Page, expect
 
 from console.audit import Actor, AuditSource
 from tagging.strategy.models import SyncState, Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tagging.strategy.services import tag_update
 from tests.browser.conftest import login
-from tests.tagging.strategy.conftest import console_tree, wecom_tree
+from tests.tagging.strategy.conftest import console_tree, run_jobs, wecom_tree
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
 
@@ -145,6 +145,9 @@ def test_the_editor_pulls_changes_made_in_wecom_and_settles_conflicts(page, edit
     login(page, editor)
     page.goto("/admin/tagging/strategy/")
     page.get_by_role("link", name="从企业微信拉取：演示企业（沙盒）").click()
+    # The pull is a job: its bar shows until the worker has planned; then the plan.
+    expect(page.locator("[data-progress-url]")).to_be_visible()
+    run_jobs()
     changes = page.locator(".strategy-changes")
     expect(changes).to_contain_text("核心客户")
     expect(changes).to_contain_text("在企业微信中改名")
@@ -154,6 +157,8 @@ def test_the_editor_pulls_changes_made_in_wecom_and_settles_conflicts(page, edit
     page.locator("tr.strategy-conflict", has_text="黄金会员").get_by_label("采用企业微信的").check()
     page.locator("tr.strategy-conflict", has_text="白银会员").get_by_label("推送我们的").check()
     page.get_by_role("button", name="应用此计划").click()
+    expect(page.locator("[data-progress-url]")).to_be_visible()
+    run_jobs()
     expect(page.locator("ul.messagelist")).to_contain_text("计划已应用")
     expect(page.locator(".strategy-main")).to_contain_text("核心客户")
     expect(page.locator(".strategy-main")).not_to_contain_text("试用中")
@@ -167,9 +172,13 @@ def test_a_plan_changed_meanwhile_is_planned_again(page, editor, app, sandbox):
     state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"})
     login(page, editor)
     page.goto(f"/admin/tagging/strategy/pull/{app.pk}/")
+    expect(page.locator("[data-progress-url]")).to_be_visible()
+    run_jobs()
     expect(page.locator(".strategy-changes")).to_contain_text("核心客户")
     state.wecom.edit_strategy_tag(CORP, {"id": remote_id(sandbox, "普通客户"), "name": "一般客户"})
     page.get_by_role("button", name="应用此计划").click()
+    expect(page.locator("[data-progress-url]")).to_be_visible()
+    run_jobs()
     expect(page.locator("ul.messagelist")).to_contain_text("未应用任何内容")
     expect(page.locator(".strategy-changes")).to_contain_text("一般客户")
     assert Tag.objects.filter(name="重要客户").exists()

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from console.audit import Actor, AuditSource
 from console.models import Job
 from tagging.strategy.models import Strategy, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tagging.strategy.respacing import RESPACE_KIND
 from tests.browser.conftest import login
 from tests.tagging.bulk.test_bulk_jobs import drain

@@ -13,7 +13,7 @@ from chatbot.services import reply_create
 from console.audit import Actor, AuditSource
 from console.roles import MARKETING_EDITOR
 from tagging.strategy.models import Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tests.browser.conftest import login
 from tests.browser.test_strategy_tags_journey import drag, tag_chip
 from tests.chatbot.conftest import TEXT, make_bot

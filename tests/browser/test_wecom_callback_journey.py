@@ -14,7 +14,7 @@ from console.jobs.services import job_run_shard
 from console.models import Job
 from tagging.strategy.callbacks import CALLBACK_PULL_KIND
 from tagging.strategy.models import Tag
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tests.browser.conftest import login
 from tests.wecom_callbacks.conftest import CALLBACK_KEY, CALLBACK_TOKEN
 from wecom.models import WeComApp

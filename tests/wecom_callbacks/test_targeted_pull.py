@@ -13,7 +13,7 @@ from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tagging.strategy.callbacks import CALLBACK_PULL_KIND
 from tagging.strategy.models import SyncState, Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from tests.wecom_callbacks.conftest import CALLBACK_KEY, CALLBACK_TOKEN, CORP
 from wecom.models import WeComCallbackEvent, WeComCallbackStatus
@@ -204,7 +204,7 @@ def test_events_out_of_order_still_end_as_wecom_has_it(wired, sandbox):
 
 def test_events_coalesce_into_the_fewest_reads(wired):
     from tagging.strategy.callbacks import callback_scopes
-    from tagging.strategy.pull import PullScope
+    from tagging.strategy.pull_plan import PullScope
 
     tag = Tag.objects.filter(app=wired).select_related("group__strategy").first()
     strategy = tag.group.strategy.wecom_id

@@ -8,11 +8,14 @@
     python manage.py wecom_pull --app "主企业" --every default  # STRATEGY_PULL_MINUTES
 
 Changes without conflicts are applied; a conflict (WeCom changed an item that has a local change
-pending) waits for a person in the admin.
+pending) waits for a person in the admin. Each app's pull is a job (tagging/strategy/jobs.py),
+run by the background worker; the command follows it with a progress bar, then prints its plan.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,16 +26,25 @@ from django.utils.translation import gettext as _
 
 from console.audit import Actor
 from console.cli import terminal_language
+from console.models import JobStatus
+from tagging.bulk.cli import job_summary, quiet_queue_logs, wait_for
 from tagging.strategy.jobs import (
+    PullMode,
     pull_interval_text,
+    pull_job_outcome,
     strategy_pull_interval_set,
+    strategy_pull_job_create,
     strategy_pull_next_run,
     strategy_pull_schedules_ensure,
 )
 from tagging.strategy.models import StrategyPull
-from tagging.strategy.pull import plan_lines, pull_and_apply, pull_plan
-from wecom.clients.errors import PlatformError
+from tagging.strategy.pull_plan import KIND_LABELS, Action, PlanPreview
 from wecom.models import WeComApp
+
+# How often the command looks at the job: soon at first (a pull often takes a moment), then
+# less often.
+FIRST_LOOK_SECONDS = 0.1
+LOOK_SECONDS_MAX = 1.0
 
 
 class Command(BaseCommand):
@@ -64,29 +76,42 @@ class Command(BaseCommand):
         if options["every"] is not None:
             self._set_interval(apps, options["every"])
             return
+        quiet_queue_logs()
+        actor = Actor.command_line(command="wecom_pull")
+        mode = PullMode.PLAN if options["dry_run"] else PullMode.APPLY
+        jobs = [
+            (app, strategy_pull_job_create(app=app, actor=actor, mode=mode, changes_by=actor))
+            for app in apps
+        ]
         failed = False
-        for app in apps:
+        for app, job in jobs:
             self.stdout.write(_("WeCom app “%(name)s”:") % {"name": app.name})
-            try:
-                if options["dry_run"]:
-                    plan = pull_plan(app)
-                    self._print_plan(plan)
-                    self.stdout.write(_("Dry run: nothing was changed."))
-                    continue
-                plan, result = pull_and_apply(
-                    app=app, actor=Actor.command_line(command="wecom_pull")
-                )
-            except PlatformError as error:
+            self._look_after = FIRST_LOOK_SECONDS
+            job = wait_for(job, write=self._write, tty=self.stdout.isatty(), step=self.wait_step)
+            outcome = pull_job_outcome(job)
+            plan, result = outcome.plan, outcome.result
+            if job.status != JobStatus.DONE or plan is None:
                 failed = True
-                self.stderr.write(_("Pull failed: %(reason)s") % {"reason": error.explanation})
+                self.stderr.write(job_summary(job, job.progress()))
                 continue
             self._print_plan(plan)
+            if result is None:
+                self.stdout.write(_("Dry run: nothing was changed."))
+                continue
             self.stdout.write(
                 _("Changes applied: %(applied)d; conflicts waiting in the admin: %(conflicts)d.")
-                % {"applied": result.applied, "conflicts": result.conflicts_left}
+                % {"applied": result["applied"], "conflicts": result["conflicts_left"]}
             )
         if failed:
             raise CommandError(_("At least one pull failed."))
+
+    def _write(self, text: str) -> None:
+        self.stdout.write(text, ending="")
+        self.stdout.flush()
+
+    def wait_step(self) -> None:
+        time.sleep(self._look_after)
+        self._look_after = min(self._look_after * 2, LOOK_SECONDS_MAX)
 
     def _set_interval(self, apps: Any, every: str) -> None:
         if every.strip().lower() == "default":
@@ -120,7 +145,7 @@ class Command(BaseCommand):
                 }
             )
 
-    def _print_plan(self, plan: Any) -> None:
+    def _print_plan(self, plan: PlanPreview) -> None:
         if plan.first_import:
             self.stdout.write(_("First pull of this app: everything is imported."))
         lines = list(plan_lines(plan))
@@ -128,12 +153,40 @@ class Command(BaseCommand):
             self.stdout.write(_("The console and WeCom agree: nothing to do."))
         for line in lines:
             self.stdout.write(line)
-        counts = plan.counts()
         self.stdout.write(
             _(
                 "Plan: %(add)d added, %(rename)d renamed, %(reorder)d re-ordered, %(move)d "
                 "moved, %(delete)d deleted in WeCom; conflicts: %(conflict)d; local changes "
                 "pending: %(pending)d."
             )
-            % counts
+            % plan.counts
         )
+
+
+def plan_lines(plan: PlanPreview) -> Iterable[str]:
+    """The plan as lines of text."""
+    for change in plan.changes:
+        mark = "!" if change.conflict else ("+" if Action.ADD in change.actions else "~")
+        if Action.DELETE in change.actions:
+            mark = "!" if change.conflict else "-"
+        text = f" {mark} {change.kind_label} “{change.name}”"
+        if change.where:
+            text += f" ({change.where})"
+        text += f": {change.action_label}"
+        detail = change.describe()
+        if detail:
+            text += f" [{detail}]"
+        if change.conflict:
+            text += " " + _("— conflict with the local change: %(pending)s") % {
+                "pending": change.local_pending or "-"
+            }
+        yield text
+    for pending in plan.pending:
+        yield " * " + _("%(kind)s “%(name)s”: %(state)s (%(what)s)") % {
+            "kind": KIND_LABELS[pending.kind],
+            "name": pending.name,
+            "state": pending.state,
+            "what": pending.message,
+        }
+    if plan.more:
+        yield " " + _("… and %(count)d more.") % {"count": plan.more}

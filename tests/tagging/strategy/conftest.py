@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from console.audit import Actor, AuditSource
 from tagging.strategy.models import Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
 
@@ -68,3 +69,42 @@ def console_tree(app, strategy_wecom_id: int | None = None) -> dict[str, list]:
 
 def calls(sandbox, endpoint: str) -> int:
     return sandbox.calls("wecom", "/cgi-bin/externalcontact/" + endpoint)
+
+
+def run_jobs() -> None:
+    """What a background worker does: one slice of every open shard of every running job."""
+    from console.jobs.services import job_run_shard
+    from console.models import ACTIVE_JOB_STATUSES, JobShard, ShardStatus
+
+    for shard_id in JobShard.objects.filter(
+        job__status__in=ACTIVE_JOB_STATUSES,
+        status__in=(ShardStatus.PENDING, ShardStatus.RUNNING),
+    ).values_list("pk", flat=True):
+        job_run_shard(shard_id=shard_id, worker="test")
+
+
+@pytest.fixture
+def pull_worker(monkeypatch):
+    """``wecom_pull`` with the test as the worker: each wait step runs the open jobs."""
+    from tagging.management.commands.wecom_pull import Command
+
+    monkeypatch.setattr(Command, "wait_step", lambda self: run_jobs())
+
+
+def plan_page(client, app):
+    """The pull page as a person sees it: it starts a pull job, the worker plans, the page
+    (reloaded by its progress bar) shows the plan."""
+    started = client.get(reverse("admin:tagging_strategy_pull", args=[app.pk]))
+    assert started.status_code == 302, started
+    run_jobs()
+    return client.get(started.url)
+
+
+def apply_plan(client, app, page, **data):
+    """“Apply this plan” on ``page``: the job goes on, the worker applies, the page (reloaded
+    by its progress bar) says what applying did."""
+    form = {"job": page.context["job"].pk, "fingerprint": page.context["plan"].fingerprint}
+    following = client.post(reverse("admin:tagging_strategy_pull", args=[app.pk]), {**form, **data})
+    assert following.status_code == 302, following
+    run_jobs()
+    return client.get(following.url)

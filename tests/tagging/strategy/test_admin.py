@@ -8,7 +8,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
-from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
+from tests.tagging.strategy.conftest import (
+    apply_plan,
+    calls,
+    console_tree,
+    plan_page,
+    wecom_tree,
+)
 from wecom.sandbox import FaultRule
 
 
@@ -215,11 +221,9 @@ def test_pull_page_shows_the_plan_and_applies_it(editor_client, imported, sandbo
     outside(
         sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
     )
-    url = reverse("admin:tagging_strategy_pull", args=[imported.pk])
-    page = editor_client.get(url)
+    page = plan_page(editor_client, imported)
     assert "核心客户" in page.content.decode()
-    fingerprint = page.context["plan"].fingerprint
-    response = editor_client.post(url, {"fingerprint": fingerprint})
+    response = apply_plan(editor_client, imported, page)
     assert response.status_code == 302
     assert Tag.objects.filter(name="核心客户").exists()
 

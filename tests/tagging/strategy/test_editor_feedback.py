@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from tagging.strategy.jobs import strategy_pull_schedules_ensure
 from tagging.strategy.models import SyncState, Tag
+from tests.tagging.strategy.conftest import apply_plan, plan_page
 from tests.tagging.strategy.test_pull import outside, remote_id
 
 
@@ -19,7 +20,7 @@ def editor_client(client, editor, imported):
 
 def test_a_tag_deleted_in_wecom_says_which_group_it_was_in(editor_client, imported, sandbox):
     outside(sandbox, "del_strategy_tag", {"tag_id": [remote_id(sandbox, "试用中")]})
-    page = editor_client.get(reverse("admin:tagging_strategy_pull", args=[imported.pk]))
+    page = plan_page(editor_client, imported)
     (change,) = page.context["plan"].changes
     assert change.name == "试用中" and change.where == "意向产品"
     assert "<td>意向产品</td>" in page.content.decode()
@@ -37,9 +38,7 @@ def test_applying_names_only_what_happened_and_links_the_conflicts_left(
     outside(
         sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
     )
-    url = reverse("admin:tagging_strategy_pull", args=[imported.pk])
-    fingerprint = editor_client.get(url).context["plan"].fingerprint
-    response = editor_client.post(url, {"fingerprint": fingerprint})
+    response = apply_plan(editor_client, imported, plan_page(editor_client, imported))
     texts = [str(message) for message in get_messages(response.wsgi_request)]
     assert texts[0] == "计划已应用：已跟进 1 项更改。"
     assert not any("0 个" in text for text in texts)

@@ -13,14 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
-from tagging.strategy.pull import (
-    Choice,
-    PlanChanged,
-    pull_and_apply,
-    pull_apply,
-    pull_plan,
-)
+from tagging.strategy.pull_apply import pull_and_apply, pull_apply
+from tagging.strategy.pull_plan import PlanChanged, pull_plan
 from tagging.strategy.respacing import respacing_start
+from tagging.strategy.services import Choice
 from tests.tagging.bulk.test_bulk_jobs import drain
 from tests.tagging.strategy.conftest import console_tree, wecom_tree
 from wecom.sandbox import DEMO, FaultRule
@@ -233,7 +229,7 @@ def test_pull_query_count_does_not_grow_with_the_number_of_tags(
     assert counts[0] == counts[1], counts
 
 
-def test_wecom_pull_command_dry_run_then_apply(app, sandbox):
+def test_wecom_pull_command_dry_run_then_apply(app, sandbox, pull_worker):
     out = io.StringIO()
     call_command("wecom_pull", "--app", app.name, "--dry-run", stdout=out)
     text = out.getvalue()
@@ -247,7 +243,7 @@ def test_wecom_pull_command_dry_run_then_apply(app, sandbox):
     assert '"source": "cli"' in entry.change_message
 
 
-def test_wecom_pull_command_second_run_follows_wecom(app, sandbox):
+def test_wecom_pull_command_second_run_follows_wecom(app, sandbox, pull_worker):
     call_command("wecom_pull", stdout=io.StringIO())
     outside(
         sandbox, "edit_strategy_tag", {"id": remote_id(sandbox, "重要客户"), "name": "核心客户"}
@@ -273,7 +269,7 @@ def test_wecom_pull_command_unknown_app(app):
         call_command("wecom_pull", "--app", "没有这个", stdout=io.StringIO())
 
 
-def test_wecom_pull_command_reports_a_platform_failure(app, sandbox):
+def test_wecom_pull_command_reports_a_platform_failure(app, sandbox, pull_worker):
     from django.core.management import CommandError
 
     sandbox.faults.add(
@@ -298,14 +294,14 @@ def test_the_scheduled_pull_runs_as_a_job(app, sandbox, django_capture_on_commit
     with django_capture_on_commit_callbacks(execute=False):
         strategy_pull_scheduled(app.pk)
         strategy_pull_scheduled(app.pk)  # the worker is behind: no second pull piles up
-    job = Job.objects.get(kind="tagging.strategy.pull")
+    job = Job.objects.get(kind="tagging.strategy_pull")
     job_run_shard(shard_id=job.shards.get().pk, worker="test")
     job.refresh_from_db()
     assert job.status == JobStatus.DONE
     assert console_tree(app) == wecom_tree(sandbox)
     with django_capture_on_commit_callbacks(execute=False):
         strategy_pull_scheduled(app.pk)
-    assert Job.objects.filter(kind="tagging.strategy.pull").count() == 2, "the next one, later"
+    assert Job.objects.filter(kind="tagging.strategy_pull").count() == 2, "the next one, later"
 
 
 def test_a_long_pull_renews_its_lease_before_each_call(app, sandbox, settings):

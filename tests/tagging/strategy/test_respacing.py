@@ -12,7 +12,7 @@ from console.jobs.selectors import job_reason
 from console.jobs.services import job_resume
 from console.models import Job, JobStatus
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
-from tagging.strategy.pull import pull_and_apply
+from tagging.strategy.pull_apply import pull_and_apply
 from tagging.strategy.respacing import RESPACE_KIND
 from tagging.strategy.services import spaced_orders
 from tests.tagging.bulk.test_bulk_jobs import drain

@@ -14,8 +14,8 @@ from django.utils import translation
 from console.audit import AuditSource, audit_context
 from console.transactions import TransactionOpen, transaction_open
 from tagging.strategy.models import SyncState, Tag, TagGroup
-from tagging.strategy.pull import Choice, conflict_resolve, pull_and_apply
-from tagging.strategy.services import items_repush_failed, tag_update
+from tagging.strategy.pull_apply import pull_and_apply
+from tagging.strategy.services import Choice, conflict_resolve, items_repush_failed, tag_update
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from wecom.clients import transport
 from wecom.models import WeComApp

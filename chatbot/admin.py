@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from chatbot.answers import KIND_LABELS, answer_to_editor
 from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.publish_admin import ReplyPublishMixin
 from chatbot.selectors import (
     leftover_warning,
@@ -62,9 +62,9 @@ from wecom.models import ChatbotBot
 PUSH_AT_ONCE_LIMIT = 50
 
 _SYNC_ICONS = {
-    SyncState.IN_SYNC: "admin/img/icon-yes.svg",
-    SyncState.CHANGED: "admin/img/icon-alert.svg",
-    SyncState.FAILED: "admin/img/icon-no.svg",
+    ReplySyncState.IN_SYNC: "admin/img/icon-yes.svg",
+    ReplySyncState.CHANGED: "admin/img/icon-alert.svg",
+    ReplySyncState.FAILED: "admin/img/icon-no.svg",
 }
 
 
@@ -111,9 +111,13 @@ class SkillAdmin(ServiceSavedAdmin):
             .get_queryset(request)
             .annotate(
                 reply_total=Count("replies"),
-                in_sync_total=Count("replies", filter=Q(replies__sync_state=SyncState.IN_SYNC)),
-                changed_total=Count("replies", filter=Q(replies__sync_state=SyncState.CHANGED)),
-                failed_total=Count("replies", filter=Q(replies__sync_state=SyncState.FAILED)),
+                in_sync_total=Count(
+                    "replies", filter=Q(replies__sync_state=ReplySyncState.IN_SYNC)
+                ),
+                changed_total=Count(
+                    "replies", filter=Q(replies__sync_state=ReplySyncState.CHANGED)
+                ),
+                failed_total=Count("replies", filter=Q(replies__sync_state=ReplySyncState.FAILED)),
                 last_push=Max("replies__last_pushed_at"),
             )
         )
@@ -246,7 +250,7 @@ class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
     ) -> Any:
         bots = ChatbotBot.objects.annotate(
             changed=Count(
-                "skills__replies", filter=~Q(skills__replies__sync_state=SyncState.IN_SYNC)
+                "skills__replies", filter=~Q(skills__replies__sync_state=ReplySyncState.IN_SYNC)
             )
         ).order_by("name")
         context = {

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.answers import answer_from_content, answer_to_editor
-from chatbot.models import AutoReply, LiveState, SyncState
+from chatbot.models import AutoReply, LiveState, ReplySyncState
 from chatbot.publishing import replies_with_live_state
 from wecom import rules
 from wecom.clients import PlatformError
@@ -210,7 +210,7 @@ def compare_with_console(
 
 
 def _why_not_there(reply: AutoReply, env: str) -> str:
-    if reply.sync_state != SyncState.IN_SYNC:
+    if reply.sync_state != ReplySyncState.IN_SYNC:
         return gettext("It is not pushed yet.")
     if env == ENV_ONLINE and getattr(reply, "live_state", "") != LiveState.LIVE:
         return gettext("It is pushed but not live yet: publish the chatbot.")
@@ -218,7 +218,7 @@ def _why_not_there(reply: AutoReply, env: str) -> str:
 
 
 def _why_different(reply: AutoReply, env: str) -> str:
-    if reply.sync_state != SyncState.IN_SYNC:
+    if reply.sync_state != ReplySyncState.IN_SYNC:
         return gettext(
             "The bot answers with other content than the console's reply, which was changed "
             "and not pushed yet."

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils.translation import gettext
 
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def replies_to_push(*, bot_id: int) -> QuerySet[AutoReply]:
     """The bot's replies that are not in sync, in a stable order."""
     return (
         AutoReply.objects.filter(skill__bot_id=bot_id)
-        .exclude(sync_state=SyncState.IN_SYNC)
+        .exclude(sync_state=ReplySyncState.IN_SYNC)
         .order_by("pk")
     )
 

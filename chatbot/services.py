@@ -24,7 +24,7 @@ from chatbot.answers import (
     validate_questions,
 )
 from chatbot.crypto import CryptoError
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.selectors import (
     QuestionClash,
     leftover_warning,
@@ -102,7 +102,7 @@ def skill_rename(
     skill.version += 1
     skill.updated_by = actor.user
     skill.save(update_fields=["name", "updated_at", "version", "updated_by"])
-    skill.replies.update(sync_state=SyncState.CHANGED)
+    skill.replies.update(sync_state=ReplySyncState.CHANGED)
     audit_record(actor=actor, obj=skill, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return skill
 
@@ -195,7 +195,7 @@ def reply_create(
         questions=cleaned,
         content=answer.content(),
         managerid=managerid,
-        sync_state=SyncState.CHANGED,
+        sync_state=ReplySyncState.CHANGED,
         updated_by=actor.user,
     )
     audit_record(actor=actor, obj=reply, action=AuditAction.ADD)
@@ -279,7 +279,7 @@ def reply_update(
         return reply
     for name, value in new_values.items():
         setattr(reply, name, value)
-    reply.sync_state = SyncState.CHANGED
+    reply.sync_state = ReplySyncState.CHANGED
     reply.version += 1
     reply.updated_by = actor.user
     reply.save()
@@ -475,10 +475,10 @@ def push_record(*, reply: AutoReply, outcome: PushOutcome, actor: Actor) -> None
         current.last_pushed_at = now
         current.pushed_skillname = reply.skill.name
         current.pushed_title = reply.title
-        current.sync_state = SyncState.IN_SYNC if same else SyncState.CHANGED
+        current.sync_state = ReplySyncState.IN_SYNC if same else ReplySyncState.CHANGED
         fields += ["last_pushed_at", "pushed_skillname", "pushed_title"]
     else:
-        current.sync_state = SyncState.FAILED
+        current.sync_state = ReplySyncState.FAILED
     current.sync_message = outcome.message[:500]
     current.save(update_fields=fields)
     audit_record(

@@ -41,7 +41,7 @@ from chatbot.answers import (
     answer_from_content,
     validate_questions,
 )
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import reply_value_in_words, validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
 from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
@@ -440,7 +440,7 @@ def replies_import(
                     questions=row.questions,
                     content=row.content,
                     managerid=row.managerid,
-                    sync_state=SyncState.CHANGED,
+                    sync_state=ReplySyncState.CHANGED,
                     updated_by=actor.user,
                 )
             )
@@ -455,7 +455,7 @@ def replies_import(
             }
             for name in row.changed_fields:
                 setattr(reply, name, getattr(row, name))
-            reply.sync_state = SyncState.CHANGED
+            reply.sync_state = ReplySyncState.CHANGED
             # A form opened before the import is refused as after any other change.
             reply.version += 1
             reply.updated_by = actor.user

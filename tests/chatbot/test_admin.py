@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chatbot.answers import answer_from_content, answer_from_editor, answer_to_editor
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import reply_create, reply_push
 from tests.conftest import PASSWORD
 from wecom.sandbox import DEMO
@@ -62,7 +62,7 @@ def test_save_stores_the_answer_in_the_seeds_format_and_marks_it_changed(
     reply = AutoReply.objects.get()
     assert reply.questions == ["如何退货", "退货流程"]
     assert answer_to_editor(answer_from_content(reply.content)) == MULTI
-    assert reply.sync_state == SyncState.CHANGED
+    assert reply.sync_state == ReplySyncState.CHANGED
     assert sandbox.total_calls() == 0
 
 
@@ -82,7 +82,7 @@ def test_save_and_push_round_trips_every_type_through_the_sandbox(
     assert answer_to_editor(answer_from_content(sent)) == EVERY_TYPE[name]
     assert entry["questions"] == ["如何退货", "退货流程"]
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC
+    assert reply.sync_state == ReplySyncState.IN_SYNC
     page = editor_client.get(change_url(reply)).content.decode()
     assert "平台已接受" in page
 
@@ -110,7 +110,7 @@ def test_a_push_failure_is_a_sentence_and_the_reply_stays_saved(editor_client, s
     page = response.content.decode()
     assert "机器人尚未通过平台审核" in page or "1002" in page
     reply = AutoReply.objects.get()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
 
 
 def test_changing_the_question_of_a_pushed_reply_asks_first(editor_client, skill, sandbox, actor):
@@ -229,7 +229,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
     response = editor_client.post(url, {"name": "物流配送", "leftover_confirmed": "on"})
     assert response.status_code == 302
     reply.refresh_from_db()
-    assert reply.skill.name == "物流配送" and reply.sync_state == SyncState.CHANGED
+    assert reply.skill.name == "物流配送" and reply.sync_state == ReplySyncState.CHANGED
     listing = editor_client.get("/admin/chatbot/skill/").content.decode()
     assert "物流配送" in listing
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from chatbot.answers import answer_from_content, answer_from_editor, answer_to_editor
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import (
     LeftoverNotConfirmed,
     reply_create,
@@ -52,7 +52,7 @@ def test_what_the_sandbox_decrypts_equals_what_was_edited(sandbox, skill, actor,
     assert recorded.xml["skillname"] == "售后服务"
     assert "\\u" not in content  # UTF-8 JSON, not escaped
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC
+    assert reply.sync_state == ReplySyncState.IN_SYNC
     assert reply.last_pushed_at is not None
     assert (reply.pushed_skillname, reply.pushed_title) == ("售后服务", f"问题 {name} ]]> 🎉")
 
@@ -103,7 +103,7 @@ def test_platform_errors_are_sentences_and_leave_the_reply_not_in_sync(
     assert f"(Error code {errcode}.)" in outcome.message
     assert "errcode" not in outcome.message and "{" not in outcome.message
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
     assert reply.sync_message == outcome.message
     assert reply.last_pushed_at is None
     entry = LogEntry.objects.filter(object_id=str(reply.pk)).latest("pk")
@@ -140,7 +140,7 @@ def test_a_transport_failure_is_a_sentence(sandbox, skill, actor):
     assert not outcome.ok and outcome.reason_code == "transport"
     assert outcome.message and "Traceback" not in outcome.message
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
 
 
 def test_the_same_similar_question_in_two_replies_is_not_pushed(sandbox, skill, actor):
@@ -179,10 +179,10 @@ def test_editing_marks_changed_and_an_unchanged_save_does_not(sandbox, skill, ac
     entries = LogEntry.objects.count()
     reply_update(reply=reply, title="q", questions=["a"], answer=reply.answer, actor=actor)
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC and LogEntry.objects.count() == entries
+    assert reply.sync_state == ReplySyncState.IN_SYNC and LogEntry.objects.count() == entries
     reply_update(reply=reply, title="q", questions=["a", "b"], answer=reply.answer, actor=actor)
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.CHANGED
+    assert reply.sync_state == ReplySyncState.CHANGED
     assert "similar questions" in LogEntry.objects.latest("pk").change_message
 
 

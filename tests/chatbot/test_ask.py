@@ -14,11 +14,12 @@ from django.utils import translation
 from chatbot.answers import answer_from_editor
 from chatbot.asking import bot_ask
 from chatbot.publishing import bot_publish
-from chatbot.services import bot_client, reply_create, reply_push, reply_update
+from chatbot.services import reply_create, reply_push, reply_update
 from chatbot.signature import SignatureError, signature_make, signature_read
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from tests.conftest import PASSWORD
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
 
@@ -153,7 +154,7 @@ def test_a_reply_the_console_does_not_know_and_a_misrouted_question_are_warned(
 ):
     expected = make_reply(skill, actor)  # has “如何退货”, never pushed
     other = make_reply(skill, actor, title="怎么换货", questions=())
-    client = bot_client(fresh(skill.bot))
+    client = client_for(fresh(skill.bot))
     # On the platform, “如何退货” is a question of the other reply (pushed elsewhere).
     client.set_autoreply(
         managerid=DEMO.bot_manager_id,

@@ -21,12 +21,13 @@ from chatbot.publishing import (
     bots_not_live_counts,
     reply_live_state,
 )
-from chatbot.services import bot_client, reply_create, reply_push, reply_update
+from chatbot.services import reply_create, reply_push, reply_update
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tests.conftest import PASSWORD
 from wecom.clients import PlatformError
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
 
@@ -153,7 +154,7 @@ def test_a_stuck_publish_ends_as_a_failed_job_saying_where_it_stuck(
 
 def test_a_publish_already_running_is_followed_not_started_again(ticking, skill, actor):
     reply = pushed_reply(skill, actor)
-    client = bot_client(ChatbotBot.objects.get(pk=skill.bot_id))
+    client = client_for(ChatbotBot.objects.get(pk=skill.bot_id))
     client.publish(managerid=DEMO.bot_manager_id)  # started elsewhere (the platform's pages)
     assert ticking.state.bot_publish_count(DEMO.bot_appid) == 1
     job = bot_publish(bot=skill.bot, actor=actor)
@@ -192,7 +193,7 @@ def test_an_unreadable_progress_answer_is_a_sentence(sandbox, demo_bot, body):
         FaultRule(platform="chatbot", endpoint="/openapi/publish_progress", body=body)
     )
     with pytest.raises(PlatformError) as caught:
-        bot_client(ChatbotBot.objects.get(pk=demo_bot.pk)).publish_progress(
+        client_for(ChatbotBot.objects.get(pk=demo_bot.pk)).publish_progress(
             managerid=DEMO.bot_manager_id
         )
     assert "{" not in caught.value.explanation and "<" not in caught.value.explanation

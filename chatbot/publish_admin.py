@@ -35,6 +35,7 @@ from chatbot.publishing import (
 from console.admin import AuditedModelAdmin
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
+from console.service_admin import refusal_text
 from wecom.models import ChatbotBot
 
 PUBLISH_PERMISSION = "chatbot.publish_bot"
@@ -146,7 +147,7 @@ class ReplyPublishMixin:
                     )
                 results.append(data)
         except ValidationError as error:
-            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+            return JsonResponse({"error": refusal_text(error)}, status=400)
         return JsonResponse({"results": results})
 
     def check_view(self, request: HttpRequest) -> HttpResponse:
@@ -168,7 +169,7 @@ class ReplyPublishMixin:
             )
         except ValidationError as error:
             self.message_user(  # type: ignore[attr-defined]
-                request, " ".join(error.messages), level=messages.ERROR
+                request, refusal_text(error), level=messages.ERROR
             )
             return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
         return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
@@ -198,7 +199,7 @@ class ReplyPublishMixin:
                 )
             except ValidationError as error:
                 self.message_user(  # type: ignore[attr-defined]
-                    request, " ".join(error.messages), level=messages.ERROR
+                    request, refusal_text(error), level=messages.ERROR
                 )
                 return HttpResponseRedirect(request.path + f"?bot={bot.pk}")
             return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))

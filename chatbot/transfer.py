@@ -537,9 +537,9 @@ def _csv_answer_columns(content: Any) -> dict[str, str]:
     return {"answer_type": kind, "content_json": json.dumps(content, ensure_ascii=False)}
 
 
-def export_csv(*, bot: ChatbotBot) -> str:
-    """One row per reply, through the console's CSV writer (BOM; a cell that would start a
-    formula gets a leading ', which the import takes off again)."""
+def export_rows(*, bot: ChatbotBot) -> list[list[str]]:
+    """One row per reply under :data:`CSV_COLUMNS`, for the console's CSV writer (BOM; a cell
+    that would start a formula gets a leading ', which the import takes off again)."""
     rows = []
     for record in export_records(bot=bot):
         values = {
@@ -550,7 +550,11 @@ def export_csv(*, bot: ChatbotBot) -> str:
             **_csv_answer_columns(record["content"]),
         }
         rows.append([values.get(column, "") for column in CSV_COLUMNS])
-    return csv_text(CSV_COLUMNS, rows)
+    return rows
+
+
+def export_csv(*, bot: ChatbotBot) -> str:
+    return csv_text(CSV_COLUMNS, export_rows(bot=bot))
 
 
 # ---- the file between preview and confirmation --------------------------------------------------

@@ -27,12 +27,13 @@ from django.utils.translation import gettext_lazy as _
 
 from chatbot.models import AutoReply, BotPublish, LiveState
 from chatbot.publishing import (
+    PUBLISH_KIND,
     bot_publish,
     bots_not_live_counts,
-    open_publish_job,
     replies_with_live_state,
 )
-from console.admin import AuditedModelAdmin
+from chatbot.selectors import bot_open_job
+from console.admin import AuditedModelAdmin, ReadOnlyAdminMixin
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
 from console.service_admin import refusal_text
@@ -208,7 +209,7 @@ class ReplyPublishMixin:
             "title": _("Publish %(bot)s") % {"bot": bot.name},
             "bot": bot,
             "not_live": bots_not_live_counts().get(bot.pk, 0),
-            "open_job": open_publish_job(bot),
+            "open_job": bot_open_job(bot=bot, kind=PUBLISH_KIND),
             "last_publish": BotPublish.objects.filter(bot=bot).first(),
             "opts": AutoReply._meta,
         }
@@ -216,7 +217,7 @@ class ReplyPublishMixin:
 
 
 @admin.register(BotPublish)
-class BotPublishAdmin(AuditedModelAdmin):
+class BotPublishAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     """Every publish, as it went: read-only."""
 
     list_display = (
@@ -240,12 +241,3 @@ class BotPublishAdmin(AuditedModelAdmin):
         "finished_at",
         "created_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -494,16 +494,11 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
     ValidationError when every reply is in sync.
     """
     from chatbot.jobs import KIND, SHARD_SIZE
-    from chatbot.selectors import replies_to_push
+    from chatbot.selectors import bot_open_job, replies_to_push
     from console.jobs.services import job_create, shard_ranges
-    from console.models import OPEN_JOB_STATUSES, Job
 
     with transaction.atomic():
-        open_job = (
-            Job.objects.filter(kind=KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-            .order_by("-pk")
-            .first()
-        )
+        open_job = bot_open_job(bot=bot, kind=KIND)
         if open_job is not None:
             return open_job
         ids = list(replies_to_push(bot_id=bot.pk).values_list("pk", flat=True))

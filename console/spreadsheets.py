@@ -129,6 +129,15 @@ def _unreadable() -> SpreadsheetRefused:
     return _refused(gettext("The Excel file cannot be read. Save it again as .xlsx or .csv."))
 
 
+def _declarations_refused() -> SpreadsheetRefused:
+    return _refused(
+        gettext(
+            "The Excel file holds a document type declaration or entities, which Excel never "
+            "writes; it is refused. Save it again from Excel as .xlsx or .csv."
+        )
+    )
+
+
 def _entry_count(stream: IO[bytes]) -> int:
     """The number of files the zip's end record declares, read before zipfile builds an
     object for each (a 50 MB zip can declare a million)."""
@@ -474,12 +483,7 @@ def _parse(
             yield
         parser.close()
     except DefusedXmlException:
-        raise _refused(
-            gettext(
-                "The Excel file holds a document type declaration or entities, which Excel "
-                "never writes; it is refused. Save it again from Excel as .xlsx or .csv."
-            )
-        ) from None
+        raise _declarations_refused() from None
     except (SAXException, ExpatError, zipfile.BadZipFile, zlib.error, EOFError, OSError):
         raise _unreadable() from None
     yield
@@ -492,12 +496,7 @@ def _part(archive: zipfile.ZipFile, name: str, limits: XlsxLimits) -> Any:
     try:
         return xml_fromstring(archive.read(info), forbid_dtd=True)
     except DefusedXmlException:
-        raise _refused(
-            gettext(
-                "The Excel file holds a document type declaration or entities, which Excel "
-                "never writes; it is refused. Save it again from Excel as .xlsx or .csv."
-            )
-        ) from None
+        raise _declarations_refused() from None
 
 
 def _first_sheet_and_strings(

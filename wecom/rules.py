@@ -313,8 +313,8 @@ def validate_chatbot_text(
         )
 
 
-def validate_web_url(value: object, *, label: str, required: bool = True) -> None:
-    """A link or picture address: http:// or https:// only (never javascript:, data:, …)."""
+def _given_text(value: object, *, label: str, required: bool) -> str | None:
+    """``value`` as text to check further, or None for an optional field left empty."""
     if not isinstance(value, str):
         raise ValidationError(
             _("%(field)s must be text."), code="text_type", params={"field": label}
@@ -324,6 +324,14 @@ def validate_web_url(value: object, *, label: str, required: bool = True) -> Non
             raise ValidationError(
                 _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
             )
+        return None
+    return value
+
+
+def validate_web_url(value: object, *, label: str, required: bool = True) -> None:
+    """A link or picture address: http:// or https:// only (never javascript:, data:, …)."""
+    value = _given_text(value, label=label, required=required)
+    if value is None:
         return
     if len(value) > URL_MAX_LENGTH:
         raise ValidationError(
@@ -353,15 +361,8 @@ def validate_mini_program_appid(value: object, *, label: str) -> None:
 
 def validate_media_id(value: object, *, label: str, required: bool = True) -> None:
     """An Official Account material id: letters, digits, “-” and “_”."""
-    if not isinstance(value, str):
-        raise ValidationError(
-            _("%(field)s must be text."), code="text_type", params={"field": label}
-        )
-    if not value:
-        if required:
-            raise ValidationError(
-                _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
-            )
+    value = _given_text(value, label=label, required=required)
+    if value is None:
         return
     if len(value) > MEDIA_ID_MAX_LENGTH or not _MEDIA_ID.match(value):
         raise ValidationError(

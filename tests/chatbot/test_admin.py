@@ -16,7 +16,7 @@ from chatbot.services import reply_create, reply_push
 from tests.conftest import PASSWORD
 from wecom.sandbox import DEMO
 
-from .conftest import EVERY_TYPE, MULTI
+from .conftest import EVERY_TYPE, MULTI, saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -114,13 +114,7 @@ def test_a_push_failure_is_a_sentence_and_the_reply_stays_saved(editor_client, s
 
 
 def test_changing_the_question_of_a_pushed_reply_asks_first(editor_client, skill, sandbox, actor):
-    reply = reply_create(
-        skill=skill,
-        title="旧问题",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, title="旧问题")
     reply_push(reply=reply, actor=actor)
     data = form_data(skill, title="新问题", questions="", answer=EVERY_TYPE["text"], _continue="1")
     response = editor_client.post(change_url(reply), data)
@@ -135,13 +129,7 @@ def test_changing_the_question_of_a_pushed_reply_asks_first(editor_client, skill
 def test_deleting_a_pushed_reply_says_what_stays_before_confirming(
     editor_client, skill, sandbox, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     delete = reverse("admin:chatbot_autoreply_delete", args=[reply.pk])
     page = editor_client.get(delete).content.decode()
@@ -215,13 +203,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
     assert (
         LogEntry.objects.filter(object_id=str(skill.pk), content_type__model="skill").count() == 1
     )
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     url = f"/admin/chatbot/skill/{skill.pk}/change/"
     response = editor_client.post(url, {"name": "物流配送"})
@@ -237,13 +219,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
 def test_the_history_of_a_reply_tells_who_pushed_what_and_the_result(
     editor_client, skill, sandbox, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     page = editor_client.get(
         reverse("admin:chatbot_autoreply_history", args=[reply.pk])
@@ -252,25 +228,13 @@ def test_the_history_of_a_reply_tells_who_pushed_what_and_the_result(
 
 
 def test_the_dashboard_says_how_many_replies_wait_for_a_push(editor_client, skill, actor):
-    reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    saved_reply(skill, actor)
     page = editor_client.get("/admin/").content.decode()
     assert "对话机器人技能" in page and "1 条已修改，尚未推送。" in page
 
 
 def test_the_auditor_reads_a_skill_with_pushed_replies(client, auditor, skill, sandbox, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     client.login(username=auditor.username, password=PASSWORD)
     response = client.get(f"/admin/chatbot/skill/{skill.pk}/change/")

@@ -14,7 +14,7 @@ from django.utils import translation
 from chatbot.answers import answer_from_editor
 from chatbot.asking import bot_ask
 from chatbot.publishing import bot_publish
-from chatbot.services import reply_create, reply_push, reply_update
+from chatbot.services import reply_push, reply_update
 from chatbot.signature import SignatureError, signature_make, signature_read
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
@@ -22,6 +22,8 @@ from tests.conftest import PASSWORD
 from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
+
+from .conftest import saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -56,13 +58,7 @@ def publish(bot, actor) -> None:
 
 
 def make_reply(skill, actor, title="怎么退货", questions=("如何退货",), content=OLD):
-    return reply_create(
-        skill=skill,
-        title=title,
-        questions=list(questions),
-        answer=answer_from_editor(content),
-        actor=actor,
-    )
+    return saved_reply(skill, actor, title=title, questions=questions, content=content)
 
 
 # ---- the signature ---------------------------------------------------------------------------

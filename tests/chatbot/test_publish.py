@@ -21,7 +21,7 @@ from chatbot.publishing import (
     bots_not_live_counts,
     reply_live_state,
 )
-from chatbot.services import reply_create, reply_push, reply_update
+from chatbot.services import reply_push, reply_update
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
@@ -31,7 +31,7 @@ from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
 
-from .conftest import EVERY_TYPE
+from .conftest import saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -69,13 +69,7 @@ def _run_all(job: Job) -> None:
 
 
 def pushed_reply(skill, actor, content=OLD):
-    reply = reply_create(
-        skill=skill,
-        title="怎么退货",
-        questions=["如何退货"],
-        answer=answer_from_editor(content),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, title="怎么退货", questions=["如何退货"], content=content)
     assert reply_push(reply=reply, actor=actor).ok
     return reply
 
@@ -226,13 +220,7 @@ def test_reply_list_filters_by_live_state_and_offers_the_publish_page(
     client, editor, ticking, skill, actor
 ):
     reply = pushed_reply(skill, actor)
-    reply_create(
-        skill=skill,
-        title="不推送的",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    saved_reply(skill, actor, title="不推送的")
     client.login(username=editor.username, password=PASSWORD)
     url = reverse("admin:chatbot_autoreply_changelist")
     page = client.get(url, {"live_state": "pushed"})

@@ -61,7 +61,8 @@ def has_forbidden_character(value: str, *, multiline: bool = False) -> bool:
     The one rule: tag names, chatbot labels and texts (forms and services) and the platform
     clients all ask it. ``multiline`` lets newline and tab through (an answer's text).
     """
-    if value.isprintable():  # no category C (or Z but the space) at all: the common case, fast
+    flat = value.replace("\n", "").replace("\t", "") if multiline else value
+    if flat.isprintable():  # no category C (or Z but the space) at all: the common case, fast
         return False
     allowed = _ALLOWED_MULTILINE if multiline else _ALLOWED
     return any(

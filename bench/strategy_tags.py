@@ -123,9 +123,9 @@ def seed_tree_corp(state: object) -> None:
 
 
 def fetch_alone(app: object) -> None:
-    from tagging.strategy.services import wecom_client
+    from wecom.connections import client_for
 
-    client = wecom_client(app)  # type: ignore[arg-type]
+    client = client_for(app)  # type: ignore[call-overload]
     for strategy_id in client.strategy_ids():
         client.strategy_get(strategy_id)
     client.strategy_tag_list()

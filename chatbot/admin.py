@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from chatbot.answers import KIND_LABELS, answer_to_editor
 from chatbot.forms import AutoReplyForm, ImportForm, SkillForm
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.publish_admin import ReplyPublishMixin
 from chatbot.selectors import (
     leftover_warning,
@@ -43,9 +43,10 @@ from chatbot.services import (
     skill_delete,
 )
 from chatbot.transfer import (
+    CSV_COLUMNS,
     MAX_IMPORT_BYTES,
-    export_csv,
     export_json,
+    export_rows,
     import_draft_keep,
     import_draft_take,
     import_plan,
@@ -55,16 +56,17 @@ from chatbot.transfer import (
 from console.audit import Actor, AuditSource
 from console.csp import allow_for_this_page
 from console.ids import object_pk_or_404
-from console.service_admin import ServiceBackedAdmin
+from console.service_admin import ServiceBackedAdmin, refusal_text
+from console.spreadsheets import csv_download
 from tagging.bulk.audience import UploadSizeLimit, upload_size_refusal
 from wecom.models import ChatbotBot
 
 PUSH_AT_ONCE_LIMIT = 50
 
 _SYNC_ICONS = {
-    SyncState.IN_SYNC: "admin/img/icon-yes.svg",
-    SyncState.CHANGED: "admin/img/icon-alert.svg",
-    SyncState.FAILED: "admin/img/icon-no.svg",
+    ReplySyncState.IN_SYNC: "admin/img/icon-yes.svg",
+    ReplySyncState.CHANGED: "admin/img/icon-alert.svg",
+    ReplySyncState.FAILED: "admin/img/icon-no.svg",
 }
 
 
@@ -111,9 +113,13 @@ class SkillAdmin(ServiceSavedAdmin):
             .get_queryset(request)
             .annotate(
                 reply_total=Count("replies"),
-                in_sync_total=Count("replies", filter=Q(replies__sync_state=SyncState.IN_SYNC)),
-                changed_total=Count("replies", filter=Q(replies__sync_state=SyncState.CHANGED)),
-                failed_total=Count("replies", filter=Q(replies__sync_state=SyncState.FAILED)),
+                in_sync_total=Count(
+                    "replies", filter=Q(replies__sync_state=ReplySyncState.IN_SYNC)
+                ),
+                changed_total=Count(
+                    "replies", filter=Q(replies__sync_state=ReplySyncState.CHANGED)
+                ),
+                failed_total=Count("replies", filter=Q(replies__sync_state=ReplySyncState.FAILED)),
                 last_push=Max("replies__last_pushed_at"),
             )
         )
@@ -246,7 +252,7 @@ class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
     ) -> Any:
         bots = ChatbotBot.objects.annotate(
             changed=Count(
-                "skills__replies", filter=~Q(skills__replies__sync_state=SyncState.IN_SYNC)
+                "skills__replies", filter=~Q(skills__replies__sync_state=ReplySyncState.IN_SYNC)
             )
         ).order_by("name")
         context = {
@@ -272,7 +278,7 @@ class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
         try:
             job = replies_push_changed(bot=bot, actor=_actor(request))
         except ValidationError as error:
-            self.message_user(request, " ".join(error.messages), level=messages.INFO)
+            self.message_user(request, refusal_text(error), level=messages.INFO)
             return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
         return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
 
@@ -280,15 +286,13 @@ class AutoReplyAdmin(ReplyPublishMixin, ServiceSavedAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         bot = self._bot_from(request, request.GET)
-        as_csv = request.GET.get("format") == "csv"
-        body = export_csv(bot=bot) if as_csv else export_json(bot=bot)
+        filename = f"replies-{bot.pk}-{timezone.localtime().strftime('%Y%m%d-%H%M')}"
+        if request.GET.get("format") == "csv":
+            return csv_download(CSV_COLUMNS, export_rows(bot=bot), filename=f"{filename}.csv")
         response = HttpResponse(
-            body,
-            content_type="text/csv; charset=utf-8" if as_csv else "application/json; charset=utf-8",
+            export_json(bot=bot), content_type="application/json; charset=utf-8"
         )
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        filename = f"replies-{bot.pk}-{stamp}.{'csv' if as_csv else 'json'}"
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
         return response
 
     def import_with_upload_limit(self, request: HttpRequest) -> HttpResponse:

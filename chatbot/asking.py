@@ -15,11 +15,12 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.answers import answer_from_content, answer_to_editor
-from chatbot.models import AutoReply, LiveState, SyncState
+from chatbot.models import AutoReply, LiveState, ReplySyncState
 from chatbot.publishing import replies_with_live_state
 from wecom import rules
 from wecom.clients import PlatformError
 from wecom.clients.chatbot import ENV_DEBUG, ENV_ONLINE, ENVIRONMENTS, BotAnswer
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 
 QUERY_MAX_LENGTH = 200
@@ -107,16 +108,11 @@ def bot_ask(*, bot: ChatbotBot, query: str, env: str, userid: str) -> AskOutcome
     Raises ValidationError for a question that cannot be sent; platform failures come back as
     an outcome with the sentence in ``error``.
     """
-    from chatbot.services import PushOutcome, bot_client
-
     query = validate_query(query)
     if env not in ENVIRONMENTS:
         raise ValidationError(gettext("Choose debug or online."), code="env")
-    client = bot_client(bot)
-    if isinstance(client, PushOutcome):
-        return AskOutcome(env=env, ok=False, error=client.message)
     try:
-        answer = client.ask(query=query, env=env, userid=userid)
+        answer = client_for(bot).ask(query=query, env=env, userid=userid)
     except PlatformError as error:
         return AskOutcome(env=env, ok=False, error=error.explanation)
     return compare_with_console(bot=bot, query=query, env=env, answer=answer)
@@ -210,7 +206,7 @@ def compare_with_console(
 
 
 def _why_not_there(reply: AutoReply, env: str) -> str:
-    if reply.sync_state != SyncState.IN_SYNC:
+    if reply.sync_state != ReplySyncState.IN_SYNC:
         return gettext("It is not pushed yet.")
     if env == ENV_ONLINE and getattr(reply, "live_state", "") != LiveState.LIVE:
         return gettext("It is pushed but not live yet: publish the chatbot.")
@@ -218,7 +214,7 @@ def _why_not_there(reply: AutoReply, env: str) -> str:
 
 
 def _why_different(reply: AutoReply, env: str) -> str:
-    if reply.sync_state != SyncState.IN_SYNC:
+    if reply.sync_state != ReplySyncState.IN_SYNC:
         return gettext(
             "The bot answers with other content than the console's reply, which was changed "
             "and not pushed yet."

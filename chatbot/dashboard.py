@@ -8,7 +8,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.translation import gettext as _, ngettext
 
-from chatbot.models import AutoReply, SyncState
+from chatbot.models import AutoReply, ReplySyncState
 from console.dashboard import Panel, register_panel
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ def chatbot_panel(user: AbstractBaseUser) -> Panel | None:
         return None
     counts = dict(AutoReply.objects.values_list("sync_state").annotate(n=Count("id")).order_by())
     total = sum(counts.values())
-    changed = counts.get(SyncState.CHANGED, 0)
-    failed = counts.get(SyncState.FAILED, 0)
+    changed = counts.get(ReplySyncState.CHANGED, 0)
+    failed = counts.get(ReplySyncState.FAILED, 0)
     url = reverse("admin:chatbot_autoreply_changelist")
     lines = [
         ngettext(
@@ -30,7 +30,7 @@ def chatbot_panel(user: AbstractBaseUser) -> Panel | None:
             "%(count)d auto-replies, %(in_sync)d in sync.",
             total,
         )
-        % {"count": total, "in_sync": counts.get(SyncState.IN_SYNC, 0)}
+        % {"count": total, "in_sync": counts.get(ReplySyncState.IN_SYNC, 0)}
     ]
     links = [(url, _("Auto-replies"))]
     status = "ok"

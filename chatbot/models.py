@@ -22,7 +22,10 @@ from wecom.rules import MANAGER_ID_MAX_LENGTH, QUESTION_MAX_LENGTH, SKILL_NAME_M
 from wecom.validators import validate_manager_id
 
 
-class SyncState(models.TextChoices):
+class ReplySyncState(models.TextChoices):
+    """Where an auto-reply stands against the dialogue platform (a strategy tag has its own
+    ``tagging.strategy.models.SyncState``, with other values)."""
+
     CHANGED = "changed", _("changed, not pushed")
     IN_SYNC = "in_sync", _("in sync")
     FAILED = "failed", _("push failed")
@@ -63,7 +66,10 @@ class AutoReply(Versioned, models.Model):
         help_text=_("Empty: the chatbot's default manager ID."),
     )
     sync_state = models.CharField(
-        _("sync state"), max_length=16, choices=SyncState.choices, default=SyncState.CHANGED
+        _("sync state"),
+        max_length=16,
+        choices=ReplySyncState.choices,
+        default=ReplySyncState.CHANGED,
     )
     sync_message = models.CharField(_("last push result"), max_length=500, blank=True)
     last_pushed_at = models.DateTimeField(_("last pushed"), null=True, blank=True)

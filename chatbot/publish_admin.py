@@ -27,14 +27,16 @@ from django.utils.translation import gettext_lazy as _
 
 from chatbot.models import AutoReply, BotPublish, LiveState
 from chatbot.publishing import (
+    PUBLISH_KIND,
     bot_publish,
     bots_not_live_counts,
-    open_publish_job,
     replies_with_live_state,
 )
-from console.admin import AuditedModelAdmin
+from chatbot.selectors import bot_open_job
+from console.admin import AuditedModelAdmin, ReadOnlyAdminMixin
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
+from console.service_admin import refusal_text
 from wecom.models import ChatbotBot
 
 PUBLISH_PERMISSION = "chatbot.publish_bot"
@@ -146,7 +148,7 @@ class ReplyPublishMixin:
                     )
                 results.append(data)
         except ValidationError as error:
-            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+            return JsonResponse({"error": refusal_text(error)}, status=400)
         return JsonResponse({"results": results})
 
     def check_view(self, request: HttpRequest) -> HttpResponse:
@@ -168,7 +170,7 @@ class ReplyPublishMixin:
             )
         except ValidationError as error:
             self.message_user(  # type: ignore[attr-defined]
-                request, " ".join(error.messages), level=messages.ERROR
+                request, refusal_text(error), level=messages.ERROR
             )
             return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
         return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
@@ -198,7 +200,7 @@ class ReplyPublishMixin:
                 )
             except ValidationError as error:
                 self.message_user(  # type: ignore[attr-defined]
-                    request, " ".join(error.messages), level=messages.ERROR
+                    request, refusal_text(error), level=messages.ERROR
                 )
                 return HttpResponseRedirect(request.path + f"?bot={bot.pk}")
             return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
@@ -207,7 +209,7 @@ class ReplyPublishMixin:
             "title": _("Publish %(bot)s") % {"bot": bot.name},
             "bot": bot,
             "not_live": bots_not_live_counts().get(bot.pk, 0),
-            "open_job": open_publish_job(bot),
+            "open_job": bot_open_job(bot=bot, kind=PUBLISH_KIND),
             "last_publish": BotPublish.objects.filter(bot=bot).first(),
             "opts": AutoReply._meta,
         }
@@ -215,7 +217,7 @@ class ReplyPublishMixin:
 
 
 @admin.register(BotPublish)
-class BotPublishAdmin(AuditedModelAdmin):
+class BotPublishAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     """Every publish, as it went: read-only."""
 
     list_display = (
@@ -239,12 +241,3 @@ class BotPublishAdmin(AuditedModelAdmin):
         "finished_at",
         "created_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

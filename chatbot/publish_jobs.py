@@ -28,6 +28,7 @@ from console.jobs import JobKind, ShardRun, register_job_kind
 from console.models import Job
 from wecom.clients import PlatformError
 from wecom.clients.chatbot import PUBLISH_FAILED, PUBLISH_SUCCEEDED, PUBLISH_SYNCING
+from wecom.connections import client_for
 
 
 def _job_actor(job: Job) -> Actor:
@@ -45,7 +46,6 @@ def _stop(run: ShardRun, publish: BotPublish | None, message: str, actor: Actor)
 
 
 def run_publish_shard(run: ShardRun) -> None:
-    from chatbot.services import PushOutcome, bot_client
     from wecom.models import ChatbotBot
 
     job = run.job
@@ -55,9 +55,10 @@ def run_publish_shard(run: ShardRun) -> None:
     if bot is None:
         _stop(run, publish, gettext("The chatbot was deleted; nothing was published."), actor)
         return
-    client = bot_client(bot)
-    if isinstance(client, PushOutcome):
-        _stop(run, publish, client.message, actor)
+    try:
+        client = client_for(bot)
+    except PlatformError as error:
+        _stop(run, publish, error.explanation, actor)
         return
     managerid = bot.default_manager_id
     if publish is None:

@@ -16,7 +16,8 @@ from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, S
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, SyncState
+from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, ReplySyncState
+from chatbot.selectors import bot_open_job
 from console.audit import Actor, AuditAction, audit_record
 from wecom.models import ChatbotBot
 
@@ -45,7 +46,7 @@ def replies_with_live_state(queryset: QuerySet[AutoReply]) -> QuerySet[AutoReply
     start of the bot's last publish that succeeded) on each reply. One query."""
     return queryset.annotate(published_at=_last_publish_start("skill__bot")).annotate(
         live_state=Case(
-            When(~Q(sync_state=SyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
+            When(~Q(sync_state=ReplySyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
             When(
                 published_at__isnull=False,
                 last_pushed_at__lte=F("published_at"),
@@ -79,16 +80,6 @@ def bots_not_live_counts() -> dict[int, int]:
     return dict(rows)
 
 
-def open_publish_job(bot: ChatbotBot) -> Job | None:
-    from console.models import OPEN_JOB_STATUSES, Job
-
-    return (
-        Job.objects.filter(kind=PUBLISH_KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-        .order_by("-pk")
-        .first()
-    )
-
-
 # ---- writes ---------------------------------------------------------------------------------
 
 
@@ -112,7 +103,7 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
     with transaction.atomic():
         # The bot row is the lock that keeps two editors from submitting two jobs at once.
         ChatbotBot.objects.select_for_update().filter(pk=bot.pk).first()
-        job = open_publish_job(bot)
+        job = bot_open_job(bot=bot, kind=PUBLISH_KIND)
         if job is not None:
             return job
         return job_create(

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils.translation import gettext
 
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
+from console.models import OPEN_JOB_STATUSES, Job
+from wecom.models import ChatbotBot
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def replies_to_push(*, bot_id: int) -> QuerySet[AutoReply]:
     """The bot's replies that are not in sync, in a stable order."""
     return (
         AutoReply.objects.filter(skill__bot_id=bot_id)
-        .exclude(sync_state=SyncState.IN_SYNC)
+        .exclude(sync_state=ReplySyncState.IN_SYNC)
         .order_by("pk")
     )
 
@@ -99,3 +101,12 @@ def skill_pushed_reply_count(skill: Skill) -> int:
     """Replies of the skill that are on the platform under its name: renaming or deleting the
     skill leaves them there (the platform has no delete call)."""
     return skill.replies.exclude(pushed_title="").count()
+
+
+def bot_open_job(*, bot: ChatbotBot, kind: str) -> Job | None:
+    """The bot's latest job of ``kind`` that has not ended: a second one is not started."""
+    return (
+        Job.objects.filter(kind=kind, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
+        .order_by("-pk")
+        .first()
+    )

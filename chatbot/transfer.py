@@ -41,7 +41,7 @@ from chatbot.answers import (
     answer_from_content,
     validate_questions,
 )
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import reply_value_in_words, validate_skill_name
 from console.audit import Actor, AuditAction, audit_record_many
 from console.bounded_json import JsonRefused, JsonSyntaxRefused, json_loads_bounded
@@ -440,7 +440,7 @@ def replies_import(
                     questions=row.questions,
                     content=row.content,
                     managerid=row.managerid,
-                    sync_state=SyncState.CHANGED,
+                    sync_state=ReplySyncState.CHANGED,
                     updated_by=actor.user,
                 )
             )
@@ -455,7 +455,7 @@ def replies_import(
             }
             for name in row.changed_fields:
                 setattr(reply, name, getattr(row, name))
-            reply.sync_state = SyncState.CHANGED
+            reply.sync_state = ReplySyncState.CHANGED
             # A form opened before the import is refused as after any other change.
             reply.version += 1
             reply.updated_by = actor.user
@@ -537,9 +537,9 @@ def _csv_answer_columns(content: Any) -> dict[str, str]:
     return {"answer_type": kind, "content_json": json.dumps(content, ensure_ascii=False)}
 
 
-def export_csv(*, bot: ChatbotBot) -> str:
-    """One row per reply, through the console's CSV writer (BOM; a cell that would start a
-    formula gets a leading ', which the import takes off again)."""
+def export_rows(*, bot: ChatbotBot) -> list[list[str]]:
+    """One row per reply under :data:`CSV_COLUMNS`, for the console's CSV writer (BOM; a cell
+    that would start a formula gets a leading ', which the import takes off again)."""
     rows = []
     for record in export_records(bot=bot):
         values = {
@@ -550,7 +550,11 @@ def export_csv(*, bot: ChatbotBot) -> str:
             **_csv_answer_columns(record["content"]),
         }
         rows.append([values.get(column, "") for column in CSV_COLUMNS])
-    return csv_text(CSV_COLUMNS, rows)
+    return rows
+
+
+def export_csv(*, bot: ChatbotBot) -> str:
+    return csv_text(CSV_COLUMNS, export_rows(bot=bot))
 
 
 # ---- the file between preview and confirmation --------------------------------------------------

@@ -91,12 +91,26 @@ class AuditedAdminMixin:
         )
 
 
+class ReadOnlyAdminMixin:
+    """The admin of records only the console writes (History, publish runs): read, never
+    added, changed or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class AuditedModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     pass
 
 
 @admin.register(LogEntry)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every change in one read-only list, for auditors."""
 
     list_display = ("action_time", "user", "action_label", "object_link", "summary", "where")
@@ -109,15 +123,6 @@ class AuditLogAdmin(admin.ModelAdmin):
     date_hierarchy = "action_time"
     list_select_related = ("user", "content_type")
     list_per_page = 50
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("Action"), ordering="action_flag")
     def action_label(self, entry: LogEntry) -> str:

@@ -28,6 +28,14 @@ from console.audit import Actor, AuditSource
 from console.versioning import StaleEdit, VersionedFormMixin
 
 
+def refusal_text(error: Exception) -> str:
+    """A refusal as the sentence to show: a ``ValidationError``'s messages, or the exception's
+    own text (a platform error's ``str()`` is its explanation)."""
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error)
+
+
 class ServiceRefused(Exception):
     def __init__(self, error: ValidationError) -> None:
         super().__init__(error)

@@ -1,7 +1,8 @@
 """Spreadsheets in and out: the one CSV writer, and an XLSX reader with limits.
 
 Writing. Every CSV the console writes (a job's failed items, a list's refused lines, the chatbot
-export, any report) goes through :func:`csv_lines`: UTF-8 with a byte-order mark (Excel reads
+export, any report) goes through :func:`csv_lines` (a download through :func:`csv_download`,
+which streams it): UTF-8 with a byte-order mark (Excel reads
 Chinese correctly only with it) and every text cell that a spreadsheet would run as a formula
 neutralised (OWASP's rule: a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return gets a leading ``'``). :func:`cell_restore` undoes it exactly, for imports of such files.
@@ -34,6 +35,7 @@ from xml.sax import SAXException
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as xml_fromstring
 from defusedxml.expatreader import DefusedExpatParser
+from django.http import StreamingHttpResponse
 from django.utils.translation import gettext
 
 # ---- writing ------------------------------------------------------------------------------------
@@ -78,6 +80,18 @@ def csv_text(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> str:
     return "".join(csv_lines(header, rows))
 
 
+def csv_download(
+    header: Iterable[Any], rows: Iterable[Iterable[Any]], *, filename: str
+) -> StreamingHttpResponse:
+    """A CSV file the browser saves as ``filename``, streamed line by line (rows may be a
+    database iterator: nothing is held in memory)."""
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 # ---- reading XLSX -------------------------------------------------------------------------------
 
 
@@ -113,6 +127,15 @@ def _refused(message: str, **params: Any) -> SpreadsheetRefused:
 
 def _unreadable() -> SpreadsheetRefused:
     return _refused(gettext("The Excel file cannot be read. Save it again as .xlsx or .csv."))
+
+
+def _declarations_refused() -> SpreadsheetRefused:
+    return _refused(
+        gettext(
+            "The Excel file holds a document type declaration or entities, which Excel never "
+            "writes; it is refused. Save it again from Excel as .xlsx or .csv."
+        )
+    )
 
 
 def _entry_count(stream: IO[bytes]) -> int:
@@ -460,12 +483,7 @@ def _parse(
             yield
         parser.close()
     except DefusedXmlException:
-        raise _refused(
-            gettext(
-                "The Excel file holds a document type declaration or entities, which Excel "
-                "never writes; it is refused. Save it again from Excel as .xlsx or .csv."
-            )
-        ) from None
+        raise _declarations_refused() from None
     except (SAXException, ExpatError, zipfile.BadZipFile, zlib.error, EOFError, OSError):
         raise _unreadable() from None
     yield
@@ -478,12 +496,7 @@ def _part(archive: zipfile.ZipFile, name: str, limits: XlsxLimits) -> Any:
     try:
         return xml_fromstring(archive.read(info), forbid_dtd=True)
     except DefusedXmlException:
-        raise _refused(
-            gettext(
-                "The Excel file holds a document type declaration or entities, which Excel "
-                "never writes; it is refused. Save it again from Excel as .xlsx or .csv."
-            )
-        ) from None
+        raise _declarations_refused() from None
 
 
 def _first_sheet_and_strings(

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.db import DatabaseCache
 
 from console.roles import AUDITOR, CREDENTIAL_ADMIN, MARKETING_EDITOR, Role
@@ -34,6 +35,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:  # tests/browser/conftest.py marks the browser journeys
         if item.nodeid.startswith(SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
+
+
+def shared_cache_across_threads(settings, location: str) -> BaseCache:
+    """The shared cache, emptied, and reachable from the other threads of this process (the
+    sandbox's, a job's workers).
+
+    On SQLite the shared cache is a table in the test database, which other threads cannot see
+    inside the test's transaction: a local-memory cache stands in (one process is all these
+    tests run in); tests/test_shared_cache_database.py covers the table. On the PostgreSQL +
+    Redis run it stays Redis, shared for real.
+    """
+    if isinstance(caches["shared"], DatabaseCache):
+        settings.CACHES = {
+            **settings.CACHES,
+            "shared": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": location,
+            },
+        }
+    caches["shared"].clear()
+    return caches["shared"]
 
 
 @pytest.fixture(autouse=True)

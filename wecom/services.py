@@ -10,11 +10,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 
-from chatbot.crypto import CryptoError
 from console.audit import Actor, AuditAction, audit_record
-from console.encryption import CredentialDecryptError
 from console.transactions import require_no_transaction
 from console.versioning import version_bump
 from wecom.clients import PlatformError
@@ -172,18 +170,6 @@ def credential_test_connection(*, credential: PlatformCredential, actor: Actor) 
         client_for(credential).verify_connection()
     except PlatformError as error:
         check = ConnectionCheck(ok=False, message=error.explanation)
-    except CredentialDecryptError:
-        check = ConnectionCheck(
-            ok=False,
-            message=gettext(
-                "A stored secret cannot be decrypted: CREDENTIALS_KEY is not the key it was "
-                "saved with. Enter the secret again, or restore the old key."
-            ),
-        )
-    except CryptoError:
-        check = ConnectionCheck(
-            ok=False, message=gettext("The stored EncodingAESKey is not valid. Enter it again.")
-        )
     else:
         check = ConnectionCheck(ok=True, message=str(_SUCCESS[type(credential)]))
     _record_check(credential=credential, check=check, actor=actor)

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from chatbot.crypto import CryptoError, validate_encoding_aes_key
+from wecom.rules import has_forbidden_character
 
 # Corp ids are "ww" + 16 hex digits; corps registered before WeCom's rename kept "wx".
 _CORP_ID = re.compile(r"^w[wx][0-9a-f]{16}$")
@@ -99,12 +100,11 @@ NAME_CONTROL = _(
     "A name cannot hold line breaks, tabs, terminal escape codes, unusual spaces or other "
     "invisible characters."
 )
-# Control and format characters (bidirectional overrides among them), separators, surrogates,
-# private-use and unassigned code points: they make look-alike names, rewrite terminals and
-# logs, or cannot be stored.
-_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"}
-# ...except the plain and the ideographic space, and the zero-width joiner that composes emoji.
-_ALLOWED_FORMAT = {" ", "\u3000", "\u200d"}
+# Besides what no text sent to a platform may hold (wecom.rules), a name printed in lists,
+# terminals and logs holds no line or paragraph separator and no space but the plain and the
+# ideographic one: the others make look-alike names.
+_SEPARATORS = {"Zl", "Zp", "Zs"}
+_SPACES = {" ", "\u3000"}
 
 
 def clean_display_name(value: Any) -> str:
@@ -116,8 +116,8 @@ def validate_display_name(value: str) -> None:
     """A name shown in lists, pickers, history and terminals: printable and not blank."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(NAME_BLANK, code="blank")
-    if any(
-        unicodedata.category(char) in _INVISIBLE and char not in _ALLOWED_FORMAT for char in value
+    if has_forbidden_character(value) or any(
+        unicodedata.category(char) in _SEPARATORS and char not in _SPACES for char in value
     ):
         raise ValidationError(NAME_CONTROL, code="control")
 

@@ -26,7 +26,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
 from console.models import Job
-from console.spreadsheets import csv_lines
+from console.service_admin import refusal_text
+from console.spreadsheets import csv_download
 from tagging.bulk.audience import (
     TOO_LARGE,
     AudienceError,
@@ -45,12 +46,6 @@ from tagging.bulk.models import BulkAudience
 from tagging.bulk.retention import audience_expiry
 from tagging.bulk.services import bulk_job_retry_failed, bulk_job_start
 from wecom.clients import PlatformError
-
-
-def _error_text(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return " ".join(error.messages)
-    return str(error)
 
 
 @admin.register(BulkAudience)
@@ -130,7 +125,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
             try:
                 audience = self._audience(request, form)
             except (AudienceError, PlatformError, ValidationError) as error:
-                form.add_error(None, _error_text(error))
+                form.add_error(None, refusal_text(error))
             else:
                 query = urlencode(form.target_data())
                 url = reverse("admin:tagging_bulk_start", args=[audience.pk])
@@ -195,7 +190,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                         actor=Actor.from_request(request, source=AuditSource.ADMIN),
                     )
                 except ValidationError as error:
-                    form.add_error(None, _error_text(error))
+                    form.add_error(None, refusal_text(error))
                 else:
                     self.message_user(
                         request, gettext("The job has started: “%(title)s”.") % {"title": job}
@@ -222,13 +217,11 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         audience = self._audience_or_404(request, object_id)
-        header = [gettext("line"), gettext("value"), gettext("reason")]
-        response = StreamingHttpResponse(
-            csv_lines(header, audience_refusal_rows(audience=audience)),
-            content_type="text/csv; charset=utf-8",
+        return csv_download(
+            [gettext("line"), gettext("value"), gettext("reason")],
+            audience_refusal_rows(audience=audience),
+            filename=f"refused-{audience.pk}.csv",
         )
-        response["Content-Disposition"] = f'attachment; filename="refused-{audience.pk}.csv"'
-        return response
 
     # --- retry failed only ---------------------------------------------------------------------
 
@@ -244,7 +237,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                     job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
                 )
             except (ValidationError, AudienceError) as error:
-                self.message_user(request, _error_text(error), level=messages.ERROR)
+                self.message_user(request, refusal_text(error), level=messages.ERROR)
                 return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
             return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
         return TemplateResponse(

@@ -30,8 +30,6 @@ from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_openids
 from tagging.bulk.models import BulkAudience
 from wecom.clients import (
-    ChatbotClient,
-    OfficialAccountClient,
     PlatformError,
     PlatformTransportError,
 )
@@ -79,13 +77,11 @@ def sender_for(spec: BulkSpec) -> Callable[[Sequence[str]], None]:
 
     if spec.platform == WECHAT:
         client = client_for(OfficialAccount.objects.get(pk=spec.account_id))
-        assert isinstance(client, OfficialAccountClient)
         tag_id = int(spec.tag_id or 0)
         if spec.operation == UNTAG:
             return lambda openids: client.batch_untag(tag_id=tag_id, openids=openids)
         return lambda openids: client.batch_tag(tag_id=tag_id, openids=openids)
     bot = client_for(ChatbotBot.objects.get(pk=spec.bot_id))
-    assert isinstance(bot, ChatbotClient)
     return lambda openids: bot.label_batchset(
         appid=spec.appid,
         category=spec.category,

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 
 from console.audit import Actor, AuditSource
-from console.service_admin import ServiceBackedAdmin, ServiceForm
+from console.service_admin import ServiceBackedAdmin, ServiceForm, refusal_text
 from console.versioning import StaleEdit
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import (
@@ -109,10 +109,7 @@ class OfficialAccountTagAdmin(ServiceBackedAdmin):
             try:
                 oa_tag_delete(tag=tag, actor=Actor.from_request(request, source=AuditSource.ADMIN))
             except (ValidationError, PlatformError) as error:
-                text = (
-                    " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-                )
-                self.message_user(request, text, level=messages.ERROR)
+                self.message_user(request, refusal_text(error), level=messages.ERROR)
                 return HttpResponseRedirect(
                     reverse("admin:tagging_officialaccounttag_change", args=[tag.pk])
                 )
@@ -123,7 +120,7 @@ class OfficialAccountTagAdmin(ServiceBackedAdmin):
         try:
             validate_oa_tag_deletable(tag_id=tag.tag_id, follower_count=tag.follower_count)
         except ValidationError as error:
-            self.message_user(request, " ".join(error.messages), level=messages.ERROR)
+            self.message_user(request, refusal_text(error), level=messages.ERROR)
             return HttpResponseRedirect(
                 reverse("admin:tagging_officialaccounttag_change", args=[tag.pk])
             )

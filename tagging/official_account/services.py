@@ -22,7 +22,7 @@ from console.audit import Actor, AuditAction, audit_record
 from console.transactions import require_no_transaction
 from console.versioning import check_version
 from tagging.official_account.models import OfficialAccountTag
-from wecom.clients import OfficialAccountClient, PlatformError
+from wecom.clients import PlatformError
 from wecom.connections import client_for
 from wecom.models import OfficialAccount
 from wecom.rules import (
@@ -40,16 +40,10 @@ class TagPullResult:
     removed: int
 
 
-def _client(account: OfficialAccount) -> OfficialAccountClient:
-    client = client_for(account)
-    assert isinstance(client, OfficialAccountClient)
-    return client
-
-
 def oa_tags_pull(*, account: OfficialAccount, actor: Actor) -> TagPullResult:
     """Bring the account's tags and follower counts into the console, as the platform has them."""
     require_no_transaction("oa_tags_pull")
-    remote = {tag.id: tag for tag in _client(account).tags()}
+    remote = {tag.id: tag for tag in client_for(account).tags()}
     now = timezone.now()
     added = changed = removed = 0
     with transaction.atomic():
@@ -118,7 +112,7 @@ def oa_tag_create(*, account: OfficialAccount, name: str, actor: Actor) -> Offic
     require_no_transaction("oa_tag_create")
     _validate_name(name)
     _check_unique_name(account, name)
-    created = _client(account).tag_create(name=name)
+    created = client_for(account).tag_create(name=name)
     with transaction.atomic():
         tag = OfficialAccountTag.objects.create(
             account=account,
@@ -176,7 +170,7 @@ def oa_tag_rename(
         old, before_version = tag.name, tag.version
         OfficialAccountTag.objects.filter(pk=tag.pk).update(version=F("version") + 1)
     try:
-        _client(tag.account).tag_update(tag_id=tag.tag_id, name=name)
+        client_for(tag.account).tag_update(tag_id=tag.tag_id, name=name)
     except PlatformError as error:
         OfficialAccountTag.objects.filter(pk=tag.pk, version=before_version + 1).update(
             version=before_version
@@ -198,7 +192,7 @@ def oa_tag_delete(*, tag: OfficialAccountTag, actor: Actor) -> None:
     require_no_transaction("oa_tag_delete")
     validate_oa_tag_deletable(tag_id=tag.tag_id, follower_count=tag.follower_count)
     try:
-        _client(tag.account).tag_delete(tag_id=tag.tag_id)
+        client_for(tag.account).tag_delete(tag_id=tag.tag_id)
     except PlatformError as error:
         _record_refusal(
             tag, actor=actor, note=_("Not deleted: the platform refused: %(reason)s"), error=error

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from tests.browser.conftest import RESULTS, login
 from tests.browser.test_strategy_tags_journey import drag
 from tests.chatbot.conftest import make_bot
@@ -88,7 +88,7 @@ def test_an_editor_builds_pushes_and_breaks_a_combined_answer(page, editor, sand
     expect(messages(page)).to_contain_text("平台已接受")
     expect(page.locator(".field-sync_status")).to_contain_text("已同步")
     reply = AutoReply.objects.get()
-    assert reply.sync_state == SyncState.IN_SYNC
+    assert reply.sync_state == ReplySyncState.IN_SYNC
     sent = sandbox.state.chatbot.skills(DEMO.bot_appid)[("售后服务", "怎么退货？")]
     content = json.loads(sent["content"])
     assert [
@@ -107,7 +107,7 @@ def test_an_editor_builds_pushes_and_breaks_a_combined_answer(page, editor, sand
     page.get_by_role("button", name="保存并推送").click()
     expect(messages(page)).to_contain_text("机器人的 TOKEN 无效")
     expect(page.locator(".field-sync_status")).to_contain_text("推送失败")
-    assert AutoReply.objects.get().sync_state == SyncState.FAILED
+    assert AutoReply.objects.get().sync_state == ReplySyncState.FAILED
     shot(page, "token-broken")
     assert page.evaluate("window.pwned") is None
 
@@ -191,7 +191,7 @@ def test_an_editor_imports_a_csv_reads_the_report_and_pushes_all_changed(
         job_run_shard(shard_id=shard.pk, worker="browser-test")
     expect(page.locator("body")).to_contain_text("已完成：全部 2 条成功。", timeout=15_000)
     shot(page, "push-job")
-    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {ReplySyncState.IN_SYNC}
 
 
 def test_parts_of_a_combined_answer_are_reordered_by_dragging(page, editor):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
-from chatbot.models import Skill
+from chatbot.answers import answer_from_editor
+from chatbot.models import AutoReply, Skill
+from chatbot.services import reply_create
 from console.audit import Actor, AuditSource
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO
@@ -109,3 +114,22 @@ def fast_platform(settings):
     settings.PLATFORM_BACKOFF_BASE = 0.0
     settings.PLATFORM_CONNECT_TIMEOUT = 2.0
     settings.PLATFORM_READ_TIMEOUT = 2.0
+
+
+def saved_reply(
+    skill: Skill,
+    actor: Actor,
+    *,
+    title: str = "q",
+    questions: Sequence[str] = (),
+    content: dict[str, Any] = TEXT,
+) -> AutoReply:
+    """A reply saved through the service, as the editor saves it (``content`` in the editor's
+    format: one of the answers above)."""
+    return reply_create(
+        skill=skill,
+        title=title,
+        questions=list(questions),
+        answer=answer_from_editor(content),
+        actor=actor,
+    )

@@ -11,12 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chatbot.answers import answer_from_content, answer_from_editor, answer_to_editor
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import reply_create, reply_push
 from tests.conftest import PASSWORD
 from wecom.sandbox import DEMO
 
-from .conftest import EVERY_TYPE, MULTI
+from .conftest import EVERY_TYPE, MULTI, saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -62,7 +62,7 @@ def test_save_stores_the_answer_in_the_seeds_format_and_marks_it_changed(
     reply = AutoReply.objects.get()
     assert reply.questions == ["如何退货", "退货流程"]
     assert answer_to_editor(answer_from_content(reply.content)) == MULTI
-    assert reply.sync_state == SyncState.CHANGED
+    assert reply.sync_state == ReplySyncState.CHANGED
     assert sandbox.total_calls() == 0
 
 
@@ -82,7 +82,7 @@ def test_save_and_push_round_trips_every_type_through_the_sandbox(
     assert answer_to_editor(answer_from_content(sent)) == EVERY_TYPE[name]
     assert entry["questions"] == ["如何退货", "退货流程"]
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC
+    assert reply.sync_state == ReplySyncState.IN_SYNC
     page = editor_client.get(change_url(reply)).content.decode()
     assert "平台已接受" in page
 
@@ -110,17 +110,11 @@ def test_a_push_failure_is_a_sentence_and_the_reply_stays_saved(editor_client, s
     page = response.content.decode()
     assert "机器人尚未通过平台审核" in page or "1002" in page
     reply = AutoReply.objects.get()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
 
 
 def test_changing_the_question_of_a_pushed_reply_asks_first(editor_client, skill, sandbox, actor):
-    reply = reply_create(
-        skill=skill,
-        title="旧问题",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, title="旧问题")
     reply_push(reply=reply, actor=actor)
     data = form_data(skill, title="新问题", questions="", answer=EVERY_TYPE["text"], _continue="1")
     response = editor_client.post(change_url(reply), data)
@@ -135,13 +129,7 @@ def test_changing_the_question_of_a_pushed_reply_asks_first(editor_client, skill
 def test_deleting_a_pushed_reply_says_what_stays_before_confirming(
     editor_client, skill, sandbox, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     delete = reverse("admin:chatbot_autoreply_delete", args=[reply.pk])
     page = editor_client.get(delete).content.decode()
@@ -215,13 +203,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
     assert (
         LogEntry.objects.filter(object_id=str(skill.pk), content_type__model="skill").count() == 1
     )
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     url = f"/admin/chatbot/skill/{skill.pk}/change/"
     response = editor_client.post(url, {"name": "物流配送"})
@@ -229,7 +211,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
     response = editor_client.post(url, {"name": "物流配送", "leftover_confirmed": "on"})
     assert response.status_code == 302
     reply.refresh_from_db()
-    assert reply.skill.name == "物流配送" and reply.sync_state == SyncState.CHANGED
+    assert reply.skill.name == "物流配送" and reply.sync_state == ReplySyncState.CHANGED
     listing = editor_client.get("/admin/chatbot/skill/").content.decode()
     assert "物流配送" in listing
 
@@ -237,13 +219,7 @@ def test_skills_are_created_and_renamed_through_the_services_with_one_history_en
 def test_the_history_of_a_reply_tells_who_pushed_what_and_the_result(
     editor_client, skill, sandbox, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     page = editor_client.get(
         reverse("admin:chatbot_autoreply_history", args=[reply.pk])
@@ -252,25 +228,13 @@ def test_the_history_of_a_reply_tells_who_pushed_what_and_the_result(
 
 
 def test_the_dashboard_says_how_many_replies_wait_for_a_push(editor_client, skill, actor):
-    reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    saved_reply(skill, actor)
     page = editor_client.get("/admin/").content.decode()
     assert "对话机器人技能" in page and "1 条已修改，尚未推送。" in page
 
 
 def test_the_auditor_reads_a_skill_with_pushed_replies(client, auditor, skill, sandbox, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     reply_push(reply=reply, actor=actor)
     client.login(username=auditor.username, password=PASSWORD)
     response = client.get(f"/admin/chatbot/skill/{skill.pk}/change/")

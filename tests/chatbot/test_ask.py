@@ -14,13 +14,16 @@ from django.utils import translation
 from chatbot.answers import answer_from_editor
 from chatbot.asking import bot_ask
 from chatbot.publishing import bot_publish
-from chatbot.services import bot_client, reply_create, reply_push, reply_update
+from chatbot.services import reply_push, reply_update
 from chatbot.signature import SignatureError, signature_make, signature_read
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from tests.conftest import PASSWORD
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
+
+from .conftest import saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -55,13 +58,7 @@ def publish(bot, actor) -> None:
 
 
 def make_reply(skill, actor, title="怎么退货", questions=("如何退货",), content=OLD):
-    return reply_create(
-        skill=skill,
-        title=title,
-        questions=list(questions),
-        answer=answer_from_editor(content),
-        actor=actor,
-    )
+    return saved_reply(skill, actor, title=title, questions=questions, content=content)
 
 
 # ---- the signature ---------------------------------------------------------------------------
@@ -153,7 +150,7 @@ def test_a_reply_the_console_does_not_know_and_a_misrouted_question_are_warned(
 ):
     expected = make_reply(skill, actor)  # has “如何退货”, never pushed
     other = make_reply(skill, actor, title="怎么换货", questions=())
-    client = bot_client(fresh(skill.bot))
+    client = client_for(fresh(skill.bot))
     # On the platform, “如何退货” is a question of the other reply (pushed elsewhere).
     client.set_autoreply(
         managerid=DEMO.bot_manager_id,

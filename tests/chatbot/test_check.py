@@ -14,11 +14,12 @@ from django.utils import translation
 
 from chatbot.answers import answer_from_editor
 from chatbot.checking import CHECK_KIND, MISROUTED, NO_MATCH, OTHER_CONTENT, bot_check
-from chatbot.services import bot_client, reply_create, reply_push
+from chatbot.services import reply_create, reply_push
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tests.conftest import PASSWORD
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
 
@@ -53,7 +54,7 @@ def routed(sandbox, skill, actor):
     reply(skill, actor, "怎么换货", ["换货流程"], "换货答案")
     reply(skill, actor, "几点营业", [], "九点", push=False)
     reply(skill, actor, "运费多少", [], "十元")
-    client = bot_client(ChatbotBot.objects.get(pk=skill.bot_id))
+    client = client_for(ChatbotBot.objects.get(pk=skill.bot_id))
     managerid = DEMO.bot_manager_id
     client.set_autoreply(
         managerid=managerid,

@@ -15,10 +15,12 @@ from django.utils import translation
 from chatbot.answers import AnswerError, answer_from_content, answer_from_editor
 from chatbot.crypto import WXBizMsgCrypt
 from chatbot.models import AutoReply
-from chatbot.services import reply_create, reply_push
+from chatbot.services import reply_push
 from chatbot.transfer import import_plan
 from tests.conftest import PASSWORD
 from wecom.sandbox import DEMO
+
+from .conftest import saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -59,12 +61,12 @@ ACCEPTED_EVERYWHERE = {
 
 
 def test_hostile_but_valid_content_travels_intact_and_the_xml_stays_whole(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
+    reply = saved_reply(
+        skill,
+        actor,
         title="标准 ]]> <script>alert(1)</script> 🎉",
         questions=["相似 ]]> 🎉", "<![CDATA[x]]>"],
-        answer=answer_from_editor(ACCEPTED_EVERYWHERE),
-        actor=actor,
+        content=ACCEPTED_EVERYWHERE,
     )
     assert reply_push(reply=reply, actor=actor).ok
     recorded = [r for r in sandbox.requests if r.endpoint == "/openapi/setautoreply"][-1]
@@ -163,12 +165,12 @@ def test_hostile_imports_are_refused_row_by_row(demo_bot):
 
 
 def test_pages_escape_what_was_typed(client, editor, skill, actor):
-    reply = reply_create(
-        skill=skill,
+    reply = saved_reply(
+        skill,
+        actor,
         title="<script>alert(1)</script>",
         questions=["<img src=x onerror=alert(1)>"],
-        answer=answer_from_editor(ACCEPTED_EVERYWHERE),
-        actor=actor,
+        content=ACCEPTED_EVERYWHERE,
     )
     client.login(username=editor.username, password=PASSWORD)
     for url in (

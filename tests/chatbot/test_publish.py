@@ -21,16 +21,17 @@ from chatbot.publishing import (
     bots_not_live_counts,
     reply_live_state,
 )
-from chatbot.services import bot_client, reply_create, reply_push, reply_update
+from chatbot.services import reply_push, reply_update
 from console.jobs import StopReason
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tests.conftest import PASSWORD
 from wecom.clients import PlatformError
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 from wecom.sandbox import DEMO, FaultRule
 
-from .conftest import EVERY_TYPE
+from .conftest import saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -68,13 +69,7 @@ def _run_all(job: Job) -> None:
 
 
 def pushed_reply(skill, actor, content=OLD):
-    reply = reply_create(
-        skill=skill,
-        title="怎么退货",
-        questions=["如何退货"],
-        answer=answer_from_editor(content),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, title="怎么退货", questions=["如何退货"], content=content)
     assert reply_push(reply=reply, actor=actor).ok
     return reply
 
@@ -153,7 +148,7 @@ def test_a_stuck_publish_ends_as_a_failed_job_saying_where_it_stuck(
 
 def test_a_publish_already_running_is_followed_not_started_again(ticking, skill, actor):
     reply = pushed_reply(skill, actor)
-    client = bot_client(ChatbotBot.objects.get(pk=skill.bot_id))
+    client = client_for(ChatbotBot.objects.get(pk=skill.bot_id))
     client.publish(managerid=DEMO.bot_manager_id)  # started elsewhere (the platform's pages)
     assert ticking.state.chatbot.publish_count(DEMO.bot_appid) == 1
     job = bot_publish(bot=skill.bot, actor=actor)
@@ -192,7 +187,7 @@ def test_an_unreadable_progress_answer_is_a_sentence(sandbox, demo_bot, body):
         FaultRule(platform="chatbot", endpoint="/openapi/publish_progress", body=body)
     )
     with pytest.raises(PlatformError) as caught:
-        bot_client(ChatbotBot.objects.get(pk=demo_bot.pk)).publish_progress(
+        client_for(ChatbotBot.objects.get(pk=demo_bot.pk)).publish_progress(
             managerid=DEMO.bot_manager_id
         )
     assert "{" not in caught.value.explanation and "<" not in caught.value.explanation
@@ -225,13 +220,7 @@ def test_reply_list_filters_by_live_state_and_offers_the_publish_page(
     client, editor, ticking, skill, actor
 ):
     reply = pushed_reply(skill, actor)
-    reply_create(
-        skill=skill,
-        title="不推送的",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    saved_reply(skill, actor, title="不推送的")
     client.login(username=editor.username, password=PASSWORD)
     url = reverse("admin:chatbot_autoreply_changelist")
     page = client.get(url, {"live_state": "pushed"})

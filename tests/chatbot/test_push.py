@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from chatbot.answers import answer_from_content, answer_from_editor, answer_to_editor
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import (
     LeftoverNotConfirmed,
     reply_create,
@@ -21,7 +21,7 @@ from chatbot.services import (
 )
 from wecom.sandbox import DEMO, FaultRule
 
-from .conftest import EVERY_TYPE
+from .conftest import EVERY_TYPE, saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
@@ -33,12 +33,12 @@ def sandbox_entry(sandbox, skill: str, title: str) -> dict:
 @pytest.mark.parametrize("name", sorted(EVERY_TYPE))
 def test_what_the_sandbox_decrypts_equals_what_was_edited(sandbox, skill, actor, name):
     edited = EVERY_TYPE[name]
-    reply = reply_create(
-        skill=skill,
+    reply = saved_reply(
+        skill,
+        actor,
         title=f"问题 {name} ]]> 🎉",
         questions=["相似问法一", "相似问法二 <script>"],
-        answer=answer_from_editor(edited),
-        actor=actor,
+        content=edited,
     )
     outcome = reply_push(reply=reply, actor=actor)
     assert outcome.ok, outcome.message
@@ -52,32 +52,20 @@ def test_what_the_sandbox_decrypts_equals_what_was_edited(sandbox, skill, actor,
     assert recorded.xml["skillname"] == "售后服务"
     assert "\\u" not in content  # UTF-8 JSON, not escaped
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC
+    assert reply.sync_state == ReplySyncState.IN_SYNC
     assert reply.last_pushed_at is not None
     assert (reply.pushed_skillname, reply.pushed_title) == ("售后服务", f"问题 {name} ]]> 🎉")
 
 
 def test_one_call_per_push(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     sandbox.reset_stats()
     reply_push(reply=reply, actor=actor)
     assert sandbox.stats() == {"chatbot /openapi/setautoreply": 1}
 
 
 def test_a_rich_answer_is_accepted_with_the_advice_to_check_the_test_window(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["news"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, content=EVERY_TYPE["news"])
     with translation.override("en"):
         outcome = reply_push(reply=reply, actor=actor)
     assert outcome.ok and "test window" in outcome.message
@@ -87,13 +75,7 @@ def test_a_rich_answer_is_accepted_with_the_advice_to_check_the_test_window(sand
 def test_platform_errors_are_sentences_and_leave_the_reply_not_in_sync(
     sandbox, skill, actor, errcode
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     sandbox.faults.add(
         FaultRule(platform="chatbot", endpoint="/openapi/setautoreply", errcode=errcode)
     )
@@ -103,7 +85,7 @@ def test_platform_errors_are_sentences_and_leave_the_reply_not_in_sync(
     assert f"(Error code {errcode}.)" in outcome.message
     assert "errcode" not in outcome.message and "{" not in outcome.message
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
     assert reply.sync_message == outcome.message
     assert reply.last_pushed_at is None
     entry = LogEntry.objects.filter(object_id=str(reply.pk)).latest("pk")
@@ -114,13 +96,7 @@ def test_a_wrong_token_is_explained(sandbox, skill, actor):
     bot = skill.bot
     bot.token = "WrongToken0123456789"
     bot.save()
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     with translation.override("en"):
         outcome = reply_push(reply=reply, actor=actor)
     assert outcome.message.startswith("The bot's TOKEN is not valid")
@@ -128,37 +104,19 @@ def test_a_wrong_token_is_explained(sandbox, skill, actor):
 
 
 def test_a_transport_failure_is_a_sentence(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
     sandbox.faults.add(FaultRule(platform="chatbot", endpoint="/openapi/setautoreply", drop=True))
     outcome = reply_push(reply=reply, actor=actor)
     assert not outcome.ok and outcome.reason_code == "transport"
     assert outcome.message and "Traceback" not in outcome.message
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.FAILED
+    assert reply.sync_state == ReplySyncState.FAILED
 
 
 def test_the_same_similar_question_in_two_replies_is_not_pushed(sandbox, skill, actor):
-    first = reply_create(
-        skill=skill,
-        title="怎么退货",
-        questions=["退货流程"],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    first = saved_reply(skill, actor, title="怎么退货", questions=["退货流程"])
     other_skill = Skill.objects.create(bot=skill.bot, name="物流")
-    reply_create(
-        skill=other_skill,
-        title="退货运费",
-        questions=["退货流程"],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    saved_reply(other_skill, actor, title="退货运费", questions=["退货流程"])
     sandbox.reset_stats()
     with translation.override("en"):
         outcome = reply_push(reply=first, actor=actor)
@@ -167,35 +125,23 @@ def test_the_same_similar_question_in_two_replies_is_not_pushed(sandbox, skill, 
 
 
 def test_editing_marks_changed_and_an_unchanged_save_does_not(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=["a"],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, questions=["a"])
     reply_push(reply=reply, actor=actor)
     reply.refresh_from_db()
     entries = LogEntry.objects.count()
     reply_update(reply=reply, title="q", questions=["a"], answer=reply.answer, actor=actor)
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.IN_SYNC and LogEntry.objects.count() == entries
+    assert reply.sync_state == ReplySyncState.IN_SYNC and LogEntry.objects.count() == entries
     reply_update(reply=reply, title="q", questions=["a", "b"], answer=reply.answer, actor=actor)
     reply.refresh_from_db()
-    assert reply.sync_state == SyncState.CHANGED
+    assert reply.sync_state == ReplySyncState.CHANGED
     assert "similar questions" in LogEntry.objects.latest("pk").change_message
 
 
 def test_changing_the_question_of_a_pushed_reply_needs_the_leftover_confirmed(
     sandbox, skill, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="旧问题",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, title="旧问题")
     reply_push(reply=reply, actor=actor)
     with translation.override("en"), pytest.raises(LeftoverNotConfirmed) as caught:
         reply_update(reply=reply, title="新问题", questions=[], answer=reply.answer, actor=actor)
@@ -216,20 +162,8 @@ def test_changing_the_question_of_a_pushed_reply_needs_the_leftover_confirmed(
 
 
 def test_deleting_a_pushed_reply_needs_the_leftover_confirmed(sandbox, skill, actor):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
-    unpushed = reply_create(
-        skill=skill,
-        title="q2",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["text"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor)
+    unpushed = saved_reply(skill, actor, title="q2")
     reply_delete(reply=unpushed, actor=actor)  # never pushed: nothing to warn about
     reply_push(reply=reply, actor=actor)
     reply.refresh_from_db()
@@ -250,13 +184,7 @@ def test_a_duplicate_standard_question_in_a_skill_is_refused(skill, actor):
 def test_rich_answers_are_sent_with_the_seeds_key_order_whatever_the_database_keeps(
     sandbox, skill, actor
 ):
-    reply = reply_create(
-        skill=skill,
-        title="q",
-        questions=[],
-        answer=answer_from_editor(EVERY_TYPE["multimsg"]),
-        actor=actor,
-    )
+    reply = saved_reply(skill, actor, content=EVERY_TYPE["multimsg"])
     # What PostgreSQL's jsonb does to an object's keys (shorter first).
     mini = reply.content["multimsg"][2]["miniprogrampage"]
     shuffled = dict(sorted(mini.items(), key=lambda item: (len(item[0]), item[0])))

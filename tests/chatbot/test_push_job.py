@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from chatbot.answers import answer_from_editor
 from chatbot.jobs import KIND
-from chatbot.models import AutoReply, SyncState
+from chatbot.models import AutoReply, ReplySyncState
 from chatbot.services import replies_push_changed, reply_create
 from console.jobs import StopReason
 from console.jobs.selectors import job_reason
@@ -52,7 +52,7 @@ def test_push_all_changed_pushes_every_reply_not_in_sync_with_progress(
     sandbox, skill, actor, django_capture_on_commit_callbacks
 ):
     replies = make_replies(skill, actor, 12)
-    AutoReply.objects.filter(pk=replies[0].pk).update(sync_state=SyncState.IN_SYNC)
+    AutoReply.objects.filter(pk=replies[0].pk).update(sync_state=ReplySyncState.IN_SYNC)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         job = replies_push_changed(bot=skill.bot, actor=actor)
     assert job.kind == KIND and job.total == 11 and len(queued) == 1
@@ -64,7 +64,7 @@ def test_push_all_changed_pushes_every_reply_not_in_sync_with_progress(
     assert job.status == JobStatus.DONE
     assert job.progress().done == 11 and job.progress().failed == 0
     assert sandbox.stats() == {"chatbot /openapi/setautoreply": 11}
-    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {ReplySyncState.IN_SYNC}
     with pytest.raises(ValidationError):
         replies_push_changed(bot=skill.bot, actor=actor)
 
@@ -80,7 +80,7 @@ def test_failed_replies_are_counted_and_explained_on_the_job(sandbox, skill, act
     assert job.status == JobStatus.DONE and job.progress().failed == 4
     failure = JobItemFailure.objects.filter(job=job).first()
     assert failure.reason_code == "1008" and "1008" in failure.reason
-    assert AutoReply.objects.get(pk=replies[0].pk).sync_state == SyncState.FAILED
+    assert AutoReply.objects.get(pk=replies[0].pk).sync_state == ReplySyncState.FAILED
 
 
 def test_a_broken_token_stops_the_job_at_the_first_reply(sandbox, skill, actor):
@@ -120,7 +120,7 @@ def test_skills_push_wait_exits_0_only_when_every_reply_was_accepted(sandbox, sk
     call_command("skills", "push", "--bot", skill.bot.name, "--wait", stdout=out)
     assert "Nothing to push" in out.getvalue()
 
-    AutoReply.objects.update(sync_state=SyncState.CHANGED)
+    AutoReply.objects.update(sync_state=ReplySyncState.CHANGED)
     sandbox.faults.add(
         FaultRule(platform="chatbot", endpoint="/openapi/setautoreply", errcode=1008)
     )
@@ -189,7 +189,7 @@ def test_a_batch_sent_again_after_a_lost_lease_is_recorded_once(sandbox, skill, 
     for reply in replies:
         pushes = LogEntry.objects.filter(object_id=str(reply.pk), change_message__contains="Pushed")
         assert pushes.count() == 1, [entry.change_message for entry in pushes]
-    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {ReplySyncState.IN_SYNC}
 
 
 def test_an_unreachable_platform_puts_the_push_on_hold_not_the_replies_in_failure(
@@ -213,4 +213,4 @@ def test_an_unreachable_platform_puts_the_push_on_hold_not_the_replies_in_failur
     run_all(job)
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.progress().done == 3
-    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.IN_SYNC}
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {ReplySyncState.IN_SYNC}

@@ -5,29 +5,23 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import LogEntry
 
-from chatbot.answers import answer_from_editor
 from chatbot.models import AutoReply, Skill
 from chatbot.services import (
     LeftoverNotConfirmed,
-    reply_create,
     reply_push,
     skill_delete,
     skill_rename,
 )
 
-from .conftest import EVERY_TYPE
+from .conftest import EVERY_TYPE, saved_reply
 
 pytestmark = pytest.mark.usefixtures("fast_platform")
 
 
 @pytest.fixture
 def pushed(sandbox, skill, actor) -> AutoReply:
-    reply = reply_create(
-        skill=skill,
-        title="怎么退货？",
-        questions=["退货流程"],
-        answer=answer_from_editor(EVERY_TYPE["text_menu"]),
-        actor=actor,
+    reply = saved_reply(
+        skill, actor, title="怎么退货？", questions=["退货流程"], content=EVERY_TYPE["text_menu"]
     )
     assert reply_push(reply=reply, actor=actor).ok
     reply.refresh_from_db()

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from chatbot.answers import answer_from_editor
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.services import reply_create
 from chatbot.transfer import (
     ImportFileError,
@@ -154,14 +154,14 @@ def test_an_import_saves_accepted_rows_in_one_transaction_and_marks_them_changed
 ):
     replies_import(bot=demo_bot, records=[row(1)], actor=actor)
     long_ago = timezone.now() - timedelta(days=3)
-    AutoReply.objects.update(sync_state=SyncState.IN_SYNC, updated_at=long_ago)
+    AutoReply.objects.update(sync_state=ReplySyncState.IN_SYNC, updated_at=long_ago)
     records = [row(1, questions=["新问法"]), row(2), row(3, skillname="新技能"), row(4, title="")]
     with CaptureQueriesContext(connection) as captured:
         plan = replies_import(bot=demo_bot, records=records, actor=actor)
     assert plan.counts == {"created": 2, "changed": 1, "unchanged": 0, "refused": 1}
     sql = [q["sql"] for q in captured.captured_queries]
     assert sum(1 for s in sql if s.startswith("SAVEPOINT") or s == "BEGIN") <= 1
-    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {SyncState.CHANGED}
+    assert set(AutoReply.objects.values_list("sync_state", flat=True)) == {ReplySyncState.CHANGED}
     assert AutoReply.objects.get(title="问题 1").updated_at > long_ago, "the change time moves"
     assert Skill.objects.filter(name="新技能").exists()
     entry = LogEntry.objects.filter(object_repr="问题 1").latest("pk")

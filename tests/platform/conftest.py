@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.core.cache.backends.db import DatabaseCache
 
+from tests.conftest import shared_cache_across_threads
 from wecom.clients import ChatbotClient, OfficialAccountClient, WeComClient
 from wecom.clients.transport import Clock, RetryPolicy, Timeouts
 from wecom.sandbox import DEMO
@@ -36,25 +36,8 @@ class RecordingClock(Clock):
 
 @pytest.fixture(autouse=True)
 def shared_cache(settings):
-    """The shared cache the clients use, reachable from several threads.
-
-    On SQLite the shared cache is a table in the test database, which other threads cannot see
-    inside the test's transaction: there these tests use a local-memory cache (one process is
-    all they run in); tests/platform/test_database_cache.py covers the table. On the
-    PostgreSQL + Redis run it stays Redis, shared for real.
-    """
-    from django.core.cache import caches
-
-    if isinstance(caches["shared"], DatabaseCache):
-        settings.CACHES = {
-            **settings.CACHES,
-            "shared": {
-                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                "LOCATION": "platform-tests",
-            },
-        }
-    caches["shared"].clear()
-    yield caches["shared"]
+    """The shared cache the clients use, reachable from several threads."""
+    return shared_cache_across_threads(settings, "platform-tests")
 
 
 @pytest.fixture

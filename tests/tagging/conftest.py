@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache.backends.db import DatabaseCache
 
 from console.audit import Actor, AuditSource
+from tests.conftest import shared_cache_across_threads
 from wecom.models import ChatbotBot, OfficialAccount
 from wecom.sandbox import DEMO
 
@@ -13,20 +13,10 @@ from wecom.sandbox import DEMO
 @pytest.fixture(autouse=True)
 def quick_platform(settings):
     """Retries without long pauses, and (on SQLite) a shared cache other threads can see."""
-    from django.core.cache import caches
-
     settings.PLATFORM_BACKOFF_BASE = 0.01
     settings.PLATFORM_BACKOFF_CAP = 0.05
     settings.PLATFORM_READ_TIMEOUT = 5.0
-    if isinstance(caches["shared"], DatabaseCache):
-        settings.CACHES = {
-            **settings.CACHES,
-            "shared": {
-                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                "LOCATION": "tagging-tests",
-            },
-        }
-    caches["shared"].clear()
+    shared_cache_across_threads(settings, "tagging-tests")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from wecom.clients.chatbot import ChatbotClient
 from wecom.clients.errors import (
     PlatformAPIError,
+    PlatformCredentialError,
     PlatformError,
     PlatformInputError,
     PlatformTransportError,
@@ -14,6 +15,7 @@ __all__ = [
     "ChatbotClient",
     "OfficialAccountClient",
     "PlatformAPIError",
+    "PlatformCredentialError",
     "PlatformError",
     "PlatformInputError",
     "PlatformTransportError",

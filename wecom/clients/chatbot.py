@@ -9,7 +9,6 @@ similar questions inside one ``<list>``) encrypted with WXBizMsgCrypt and posted
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
@@ -25,6 +24,7 @@ from wecom.clients.transport import (
     TransportOptions,
     credential_key,
 )
+from wecom.rules import has_forbidden_character
 
 LABEL_BATCHSET = Endpoint("/openapi/label/batchset", authed=False)
 SET_AUTOREPLY = Endpoint("/openapi/setautoreply", authed=False)
@@ -43,8 +43,8 @@ PUBLISH_SYNCING = 0
 PUBLISH_SUCCEEDED = 1
 PUBLISH_FAILED = 2
 
-# XML 1.0 has no way to carry these, not even in CDATA; tab, newline and return are fine.
-_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# The answer's text is the one field of lines (newline and tab pass the character rule there).
+_MULTILINE_FIELDS = frozenset({"content"})
 _CONTROL_CHARACTER = _(
     "The text of “%(field)s” contains a control character that cannot be sent. Remove it "
     "(it often comes with text pasted from other programs)."
@@ -83,7 +83,8 @@ def build_xml(
 
 
 def _element(name: str, value: str, *, endpoint: Endpoint) -> str:
-    if _NOT_IN_XML.search(value):
+    # What forms and services refuse (wecom/rules.py), refused again here for every other caller.
+    if has_forbidden_character(value, multiline=name in _MULTILINE_FIELDS):
         raise PlatformInputError(
             platform=CHATBOT,
             endpoint=endpoint.path,

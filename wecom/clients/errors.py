@@ -4,7 +4,8 @@
 platform's ``errcode`` and ``errmsg`` and a translated sentence for people (``explanation``).
 Subclasses only say where the failure happened: the platform answered with an error
 (:class:`PlatformAPIError`), the call never got a usable answer (:class:`PlatformTransportError`),
-or the console refused to send what it was given (:class:`PlatformInputError`).
+the console refused to send what it was given (:class:`PlatformInputError`), or the stored
+credential could not be used to build a client (:class:`PlatformCredentialError`).
 
 Each errcode's meaning and handling (retry? token problem? daily quota?) is written once, in
 :data:`ERRCODES`.
@@ -332,3 +333,11 @@ class PlatformTransportError(PlatformError):
 
 class PlatformInputError(PlatformError):
     """The console refused to send a request the platform would reject or misread."""
+
+
+class PlatformCredentialError(PlatformError):
+    """The stored credential cannot be used (a secret no configured key decrypts, an invalid
+    EncodingAESKey): no client was built, nothing was sent."""
+
+    def __init__(self, *, platform: str, explanation: Promise) -> None:
+        super().__init__(platform=platform, endpoint="", explanation=explanation)

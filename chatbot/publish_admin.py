@@ -25,11 +25,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from chatbot.jobs import bot_open_job
 from chatbot.models import AutoReply, BotPublish, LiveState
 from chatbot.publishing import (
+    PUBLISH_KIND,
     bot_publish,
     bots_not_live_counts,
-    open_publish_job,
     replies_with_live_state,
 )
 from console.admin import AuditedModelAdmin
@@ -207,7 +208,7 @@ class ReplyPublishMixin:
             "title": _("Publish %(bot)s") % {"bot": bot.name},
             "bot": bot,
             "not_live": bots_not_live_counts().get(bot.pk, 0),
-            "open_job": open_publish_job(bot),
+            "open_job": bot_open_job(kind=PUBLISH_KIND, bot=bot),
             "last_publish": BotPublish.objects.filter(bot=bot).first(),
             "opts": AutoReply._meta,
         }

@@ -79,16 +79,6 @@ def bots_not_live_counts() -> dict[int, int]:
     return dict(rows)
 
 
-def open_publish_job(bot: ChatbotBot) -> Job | None:
-    from console.models import OPEN_JOB_STATUSES, Job
-
-    return (
-        Job.objects.filter(kind=PUBLISH_KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-        .order_by("-pk")
-        .first()
-    )
-
-
 # ---- writes ---------------------------------------------------------------------------------
 
 
@@ -98,6 +88,7 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
     An open publish job of the bot is returned instead of a second one. Raises
     ValidationError when the bot has no default manager ID (the platform needs one).
     """
+    from chatbot.jobs import bot_job_submit
     from console.jobs.services import job_create
 
     if not bot.default_manager_id:
@@ -109,13 +100,10 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
             % {"bot": bot.name},
             code="managerid",
         )
-    with transaction.atomic():
-        # The bot row is the lock that keeps two editors from submitting two jobs at once.
-        ChatbotBot.objects.select_for_update().filter(pk=bot.pk).first()
-        job = open_publish_job(bot)
-        if job is not None:
-            return job
-        return job_create(
+    return bot_job_submit(
+        kind=PUBLISH_KIND,
+        bot=bot,
+        create=lambda: job_create(
             kind=PUBLISH_KIND,
             title=gettext("Publish %(bot)s") % {"bot": bot.name},
             total=PUBLISH_TOTAL,
@@ -123,7 +111,8 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
             params={"bot_id": bot.pk},
             actor=actor,
             target=bot,
-        )
+        ),
+    )
 
 
 @transaction.atomic

@@ -501,19 +501,11 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
     A push job of the bot that is still open is returned instead of a second one. Raises
     ValidationError when every reply is in sync.
     """
-    from chatbot.jobs import KIND, SHARD_SIZE
+    from chatbot.jobs import KIND, SHARD_SIZE, bot_job_submit
     from chatbot.selectors import replies_to_push
     from console.jobs.services import job_create, shard_ranges
-    from console.models import OPEN_JOB_STATUSES, Job
 
-    with transaction.atomic():
-        open_job = (
-            Job.objects.filter(kind=KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-            .order_by("-pk")
-            .first()
-        )
-        if open_job is not None:
-            return open_job
+    def create() -> Job:
         ids = list(replies_to_push(bot_id=bot.pk).values_list("pk", flat=True))
         if not ids:
             raise ValidationError(
@@ -534,3 +526,5 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
             actor=actor,
             target=bot,
         )
+
+    return bot_job_submit(kind=KIND, bot=bot, create=create)

@@ -101,12 +101,17 @@ def longest_call_seconds() -> float:
 class ShardRun:
     """What a job kind's ``run_shard`` works with: the job, the shard, and the lease."""
 
-    def __init__(self, *, job: Job, shard: JobShard, owner: str) -> None:
+    def __init__(
+        self, *, job: Job, shard: JobShard, owner: str, slice_ends: float | None = None
+    ) -> None:
         self.job = job
         self.shard = shard
         self.owner = owner
         self.stop_reason: StopReason | None = None
-        self._slice_ends = time.monotonic() + settings.JOBS_SLICE_SECONDS
+        # A task that goes on with the job's next shard passes the end of its own slice.
+        self._slice_ends = (
+            slice_ends if slice_ends is not None else time.monotonic() + settings.JOBS_SLICE_SECONDS
+        )
         self._lease_until = time.monotonic() + lease_seconds()
         self._pending_lease_until = self._lease_until
         self._status_checked = time.monotonic()
@@ -235,30 +240,8 @@ class ShardRun:
         done += unsaved_done
         failed += unsaved_failed
         with transaction.atomic():
-            if state is None:
-                updated = _advance(
-                    shard_id=self.shard.pk,
-                    owner=self.owner,
-                    advance=advance,
-                    done=done,
-                    failed=failed,
-                    expires=self._new_expiry(),
-                    durable=durable,
-                )
-            else:
-                if not durable:
-                    _relax_commit()
-                updated = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
-                    position=F("position") + advance,
-                    done=F("done") + done,
-                    failed=F("failed") + failed,
-                    lease_expires_at=self._new_expiry(),
-                    state=state,
-                )
-            if not updated:
-                self._lose_lease()
+            self._write(advance, done, failed, durable=durable, state=state)
             yield
-        self._lease_confirmed()
         self._saved(advance, done, failed)
         if state is not None:
             self.shard.state = state
@@ -313,21 +296,39 @@ class ShardRun:
         advance, done, failed = self._unsaved
         if not (advance or done or failed):
             return
-        updated = _advance(
-            shard_id=self.shard.pk,
-            owner=self.owner,
-            advance=advance,
-            done=done,
-            failed=failed,
-            expires=self._new_expiry(),
-            durable=self._unsaved_durable,
-        )
-        if not updated:
-            self._lose_lease()
-        self._lease_confirmed()
+        self._write(advance, done, failed, durable=self._unsaved_durable)
         self._saved(advance, done, failed)
 
+    def _write(
+        self, advance: int, done: int, failed: int, *, durable: bool, state: dict | None = None
+    ) -> None:
+        """The checkpoint's update, fenced on the lease. Raises :class:`LeaseLost`."""
+        if state is None:
+            updated = _advance(
+                shard_id=self.shard.pk,
+                owner=self.owner,
+                advance=advance,
+                done=done,
+                failed=failed,
+                expires=self._new_expiry(),
+                durable=durable,
+            )
+        else:
+            if not durable:
+                _relax_commit()
+            updated = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
+                position=F("position") + advance,
+                done=F("done") + done,
+                failed=F("failed") + failed,
+                lease_expires_at=self._new_expiry(),
+                state=state,
+            )
+        if not updated:
+            self._lose_lease()
+
     def _saved(self, advance: int, done: int, failed: int) -> None:
+        """What was written is now the shard's, and the lease it renewed is believed."""
+        self._lease_confirmed()
         self.shard.position += advance
         self.shard.done += done
         self.shard.failed += failed

@@ -502,3 +502,38 @@ def test_each_status_change_records_the_true_old_status(actor):
         (labels[JobStatus.PAUSED], labels[JobStatus.FAILED]),  # not "Running → Failed"
         (labels[JobStatus.FAILED], labels[JobStatus.RUNNING]),  # resumed where it stopped
     ]
+
+
+def test_a_task_goes_on_with_the_jobs_next_free_shard_within_its_slice(actor, settings):
+    from console.jobs.tasks import run_shard
+
+    settings.JOBS_CHAIN_SHARDS = True
+    job = make_job(actor, total=30)  # three shards
+    first, second, third = job.shards.order_by("index")
+    # Another worker holds the second shard: the task skips it.
+    assert shard_claim(shard_id=second.pk, owner=new_owner("other"))
+
+    assert run_shard(first.pk) == "shard-done, shard-done"
+
+    statuses = dict(job.shards.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: ShardStatus.DONE,
+        second.pk: ShardStatus.RUNNING,
+        third.pk: ShardStatus.DONE,
+    }
+    assert run_shard(third.pk) == "not claimed", "its own task finds it done and ends"
+
+
+def test_a_task_chains_no_shard_when_chaining_is_off_or_its_slice_is_over(actor, settings):
+    from console.jobs.tasks import run_shard
+
+    job = make_job(actor, total=30)
+    first, second, third = job.shards.order_by("index")
+    settings.JOBS_CHAIN_SHARDS = False
+    assert run_shard(first.pk) == "shard-done"
+
+    settings.JOBS_CHAIN_SHARDS = True
+    settings.JOBS_SLICE_SECONDS = 0
+    assert run_shard(second.pk) == "slice-over"
+    third.refresh_from_db()
+    assert third.status == ShardStatus.PENDING and third.position == third.start

@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.functional import Promise
 
@@ -432,12 +432,11 @@ def _advance(
         return cursor.rowcount
 
 
-def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
-    """Take the shard's lease if it is free or expired and its job may run."""
+def _claim(shards: QuerySet[JobShard], owner: str) -> int:
+    """Take the lease of ``shards`` that are open, free (or expired) and whose job may run."""
     now = timezone.now()
-    claimed = (
-        JobShard.objects.filter(
-            pk=shard_id,
+    return (
+        shards.filter(
             status__in=(ShardStatus.PENDING, ShardStatus.RUNNING),
             job__status__in=ACTIVE_JOB_STATUSES,
         )
@@ -448,9 +447,33 @@ def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
             status=ShardStatus.RUNNING,
         )
     )
-    if not claimed:
+
+
+def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
+    """Take the shard's lease if it is free or expired and its job may run."""
+    if not _claim(JobShard.objects.filter(pk=shard_id), owner):
         return None
     return JobShard.objects.select_related("job").get(pk=shard_id)
+
+
+def shard_claim_next(*, job_id: int, owner: str) -> JobShard | None:
+    """Take the lease of the job's first open shard that nobody holds, if the job may run.
+
+    One statement picks and takes it: two workers picking the same shard at once both run
+    the update, and only one of them finds it still free.
+    """
+    now = timezone.now()
+    first_free = (
+        JobShard.objects.filter(
+            job_id=job_id, status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)
+        )
+        .filter(Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("index")
+        .values("pk")[:1]
+    )
+    if not _claim(JobShard.objects.filter(pk=Subquery(first_free)), owner):
+        return None
+    return JobShard.objects.select_related("job").get(job_id=job_id, lease_owner=owner)
 
 
 def shard_release(*, shard: JobShard, owner: str, **changes: Any) -> bool:

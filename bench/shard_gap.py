@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -70,7 +71,7 @@ def gaps(calls: list[tuple[float, float, str]], positions: dict[str, int]) -> di
     """Median gaps (ms): at a shard boundary, between two calls of one shard, and the excess."""
     ordered = sorted(calls)
     boundary, within = [], []
-    for (_b1, end, first), (began, _e2, second) in zip(ordered, ordered[1:], strict=False):
+    for (_b1, end, first), (began, _e2, second) in itertools.pairwise(ordered):
         same = positions[first] // SHARD_SIZE == positions[second] // SHARD_SIZE
         (within if same else boundary).append((began - end) * 1000)
     return {

@@ -1,9 +1,10 @@
 """Following a job from a terminal: the one "wait for a job" of every command.
 
-``jobs wait``, ``tag_users --wait``, ``skills push|publish|check`` and ``wecom_pull`` follow a
-job with :class:`JobFollower`: a progress bar on a terminal (a plain line every 10 s
-otherwise), what it waits for besides the job (a worker to start it, a platform outage to pass,
-a worker that is absent or stuck), a database restart ridden out, and an optional time limit.
+``jobs wait``, ``tag_users --wait`` and ``skills push|publish|check`` (``wecom_pull`` too, once
+its pulls are jobs) follow a job with :class:`JobFollower`: a progress bar on a terminal (a
+plain line every 10 s otherwise), what it waits for besides the job (a worker to start it, a
+platform outage to pass, a worker that is absent or stuck), a database restart ridden out, and
+an optional time limit.
 
 How often it looks (:class:`Pacing`): at once, then 50 ms later, twice as long each time
 nothing changed, up to a second. While the job moves it looks again when the job should be

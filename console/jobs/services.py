@@ -28,6 +28,7 @@ from console.jobs.runner import (
     shard_claim,
     shard_claim_next,
     shard_release,
+    shard_release_at_slice_end,
 )
 from console.models import (
     ACTIVE_JOB_STATUSES,
@@ -395,8 +396,9 @@ def job_run_shards(*, shard_id: int) -> list[SliceOutcome]:
     owner = new_owner()
     shard = _through_blips(lambda: shard_claim(shard_id=shard_id, owner=owner))
     outcomes: list[SliceOutcome] = []
+    kept: dict[str, Any] = {}
     while shard is not None:
-        outcomes.append(_run_claimed(shard=shard, owner=owner, slice_ends=slice_ends))
+        outcomes.append(_run_claimed(shard=shard, owner=owner, slice_ends=slice_ends, kept=kept))
         if not (
             settings.JOBS_CHAIN_SHARDS
             and outcomes[-1].stop_reason is StopReason.SHARD_DONE
@@ -421,8 +423,11 @@ def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
     )
 
 
-def _run_claimed(*, shard: JobShard, owner: str, slice_ends: float) -> SliceOutcome:
-    """Work on a shard whose lease ``owner`` holds, until ``slice_ends`` (``time.monotonic()``).
+def _run_claimed(
+    *, shard: JobShard, owner: str, slice_ends: float, kept: dict[str, Any] | None = None
+) -> SliceOutcome:
+    """Work on a shard whose lease ``owner`` holds, until ``slice_ends`` (``time.monotonic()``);
+    ``kept``: what the kind made for the job's shards before, in this task (``ShardRun.reuse``).
 
     A database or cache blip (a restart, a dropped connection) does not end the slice: the
     worker, still holding its lease, waits up to ``JOBS_BLIP_SECONDS`` for the server and
@@ -430,7 +435,7 @@ def _run_claimed(*, shard: JobShard, owner: str, slice_ends: float) -> SliceOutc
     """
     job = shard.job
     _through_blips(lambda: job_start(job=job))
-    run = ShardRun(job=job, shard=shard, owner=owner, slice_ends=slice_ends)
+    run = ShardRun(job=job, shard=shard, owner=owner, slice_ends=slice_ends, kept=kept)
     with run.fenced():
         while True:
             try:
@@ -596,12 +601,10 @@ OUTAGE_MESSAGE = _("The platform cannot be reached for now. Last error: %(error)
 def _end_slice(run: ShardRun) -> SliceOutcome:
     shard = run.shard
     if shard.position >= shard.end:
-        if shard_release(
-            shard=shard, owner=run.owner, status=ShardStatus.DONE, errors=0, outages=0
-        ):
+        if shard_release_at_slice_end(shard=shard, owner=run.owner, done=True):
             _job_finish_if_complete(run.job)
         return SliceOutcome(claimed=True, stop_reason=StopReason.SHARD_DONE)
-    if not shard_release(shard=shard, owner=run.owner, errors=0, outages=0):
+    if not shard_release_at_slice_end(shard=shard, owner=run.owner, done=False):
         return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
     if run.stop_reason in (StopReason.SLICE_OVER, None):
         # Another slice of the same shard: through the queue, so other jobs get their turn.

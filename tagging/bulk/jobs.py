@@ -243,7 +243,8 @@ def run_bulk_shard(run: ShardRun) -> None:
     """
     spec = BulkSpec.from_params(run.job.params)
     try:
-        send = sender_for(spec)
+        # The job's next shard in the same task keeps the client and its open connection.
+        send = run.reuse("sender", lambda: sender_for(spec))
     except ObjectDoesNotExist:
         # The account or bot was deleted after the job was started: no batch can pass.
         run.fail_job(message=_("The Official Account or chatbot of this job was deleted."))

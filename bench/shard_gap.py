@@ -115,7 +115,7 @@ def main() -> None:
 
         database_url = _postgres_database(args.database + "_shard_gap")
 
-    from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
+    from wecom.sandbox import SandboxServer, SandboxState, seed_demo
 
     clock = CallClock()
     clock.install()
@@ -134,32 +134,17 @@ def main() -> None:
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",
     }
-    os.environ.update(env)
-    import django
+    from tests.tagging.bulk.chaos import tag_of_a_new_database
 
-    django.setup()
-    from django.core.management import call_command
+    tag, actor = tag_of_a_new_database(
+        env, state, command="gap", tag_name="间隙", rate_limit=1_000_000
+    )
     from django.db import connection, transaction
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-    from console.audit import Actor
     from console.models import Job, JobStatus
     from tagging.bulk.audience import audience_from_openids
     from tagging.bulk.services import bulk_job_start
-    from tagging.official_account.models import OfficialAccountTag
-    from tagging.official_account.services import oa_tags_pull
-    from wecom.models import OfficialAccount
     from wecom.sandbox.demo import demo_openid
-
-    actor = Actor.command_line(command="bench")
-    account = OfficialAccount.objects.create(
-        name="gap", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=1_000_000
-    )
-    account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "间隙")
-    oa_tags_pull(account=account, actor=actor)
-    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
 
     def one_run(chained: bool, number: int) -> dict[str, float]:
         count = args.shards * SHARD_SIZE

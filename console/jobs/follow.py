@@ -118,6 +118,7 @@ class JobFollower:
         self.plain_every = plain_every
         # How many times it looked at the job: what the tests count instead of sleeping.
         self.looks = 0
+        self._last_plain, self._last_line, self._last_said = 0.0, "", ""
 
     @classmethod
     def to(cls, out: OutputWrapper, job: Job, **options: object) -> JobFollower:
@@ -139,9 +140,7 @@ class JobFollower:
         pacing = Pacing()
         seen: tuple[object, ...] | None = None
         moving_since: tuple[float, int] | None = None
-        last_plain = 0.0
-        last_line = ""
-        last_said = ""
+        self._last_plain, self._last_line, self._last_said = 0.0, "", ""
         database_down = False
         while True:
             now = time.monotonic()
@@ -171,30 +170,15 @@ class JobFollower:
                 continue
             if database_down:
                 database_down = False
-                last_said = ""
+                self._last_said = ""
             if moving_since is None and job.status == JobStatus.RUNNING:
                 moving_since = (now, progress.processed)
             rate = None
             if moving_since is not None and now - moving_since[0] > 1:
                 rate = (progress.processed - moving_since[1]) / (now - moving_since[0]) or None
             settled = self._settled(job)
-            said = job_status_sentence(job, progress) if job.status != JobStatus.RUNNING else ""
-            said = " ".join(part for part in (said, extra) if part)
-            line = progress_line(progress, rate)
-            if self.tty:
-                shown = f"{line} {said}" if said else line
-                self.write("\r" + shown.ljust(len(last_line)))
-                last_line = shown
-            else:
-                if settled or now - last_plain >= self.plain_every:
-                    self.write(line + "\n")
-                    last_plain = now
-                if said and said != last_said and not settled:
-                    self.write(said + "\n")
-            last_said = said
+            self._show(job, progress, rate=rate, extra=extra, settled=settled, now=now)
             if settled:
-                if self.tty:
-                    self.write("\n")
                 return job
             if worked:
                 continue
@@ -202,6 +186,33 @@ class JobFollower:
             changed, seen = state != seen, state
             seconds_left = progress.remaining / rate if rate else None
             self._pause_until(pacing.after(changed=changed, seconds_left=seconds_left), started)
+
+    def _show(
+        self,
+        job: Job,
+        progress: JobProgress,
+        *,
+        rate: float | None,
+        extra: str,
+        settled: bool,
+        now: float,
+    ) -> None:
+        """The bar, redrawn in place on a terminal; otherwise a line every ``plain_every``
+        seconds and at the end, and each new sentence (the status, what it waits for)."""
+        said = job_status_sentence(job, progress) if job.status != JobStatus.RUNNING else ""
+        said = " ".join(part for part in (said, extra) if part)
+        line = progress_line(progress, rate)
+        if self.tty:
+            shown = f"{line} {said}" if said else line
+            self.write("\r" + shown.ljust(len(self._last_line)) + ("\n" if settled else ""))
+            self._last_line = shown
+        else:
+            if settled or now - self._last_plain >= self.plain_every:
+                self.write(line + "\n")
+                self._last_plain = now
+            if said and said != self._last_said and not settled:
+                self.write(said + "\n")
+        self._last_said = said
 
     def _pause_until(self, seconds: float, started: float) -> None:
         if self.timeout is not None:

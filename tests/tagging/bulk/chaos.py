@@ -144,6 +144,35 @@ class Workers:
             self.processes[index] = None
 
 
+def tag_of_a_new_database(
+    env: dict[str, str], state: Any, *, command: str, tag_name: str, rate_limit: int
+) -> tuple[Any, Any]:
+    """Django set up on ``env``'s new database (migrated), the sandbox's demo Official Account
+    as a credential, and a new tag of it pulled in: (the tag, the command-line actor)."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    from console.audit import Actor
+    from tagging.official_account.models import OfficialAccountTag
+    from tagging.official_account.services import oa_tags_pull
+    from wecom.models import OfficialAccount
+    from wecom.sandbox import DEMO
+
+    actor = Actor.command_line(command=command)
+    account = OfficialAccount.objects.create(
+        name=command, appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=rate_limit
+    )
+    account = OfficialAccount.objects.get(pk=account.pk)
+    tag_id = state.add_oa_tag(DEMO.oa_appid, tag_name)
+    oa_tags_pull(account=account, actor=actor)
+    return OfficialAccountTag.objects.get(account=account, tag_id=tag_id), actor
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--openids", type=int, default=6000)
@@ -184,35 +213,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "CACHE_KEY_PREFIX": f"chaos-{run_id}",
         "PYTHONPATH": str(ROOT),
     }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
+    tag, actor = tag_of_a_new_database(
+        env, state, command="chaos", tag_name="混沌测试", rate_limit=10_000
+    )
+    tag_id = tag.tag_id
 
     from django.db import connection, transaction
 
-    from console.audit import Actor
     from console.jobs.services import jobs_watchdog
     from console.models import Job, JobItemFailure, JobStatus
     from tagging.bulk.audience import audience_from_openids
     from tagging.bulk.services import bulk_job_start
-    from tagging.official_account.models import OfficialAccountTag
-    from tagging.official_account.services import oa_tags_pull
-    from wecom.models import OfficialAccount
     from wecom.sandbox.demo import demo_openid
 
-    actor = Actor.command_line(command="chaos")
-    account = OfficialAccount.objects.create(
-        name="chaos", appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
-    )
-    account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = state.add_oa_tag(DEMO.oa_appid, "混沌测试")
-    oa_tags_pull(account=account, actor=actor)
-    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
     valid = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + args.openids)]
     bad = [demo_openid("oZZZZZ", n) for n in range(args.bad)]
     openids = list(valid)

@@ -186,9 +186,10 @@ class Command(BaseCommand):
         if not wait:
             self.stdout.write(
                 _(
-                    "The background worker pushes them; follow the job in the admin (jobs) or run "
-                    "this command with --wait."
+                    "The background worker pushes them; follow the job in the admin (jobs), with "
+                    "“python manage.py jobs wait %(id)s”, or run this command with --wait."
                 )
+                % {"id": job.pk}
             )
             return
         job = self._follow(job)
@@ -217,9 +218,10 @@ class Command(BaseCommand):
         if not wait:
             self.stdout.write(
                 _(
-                    "The background worker publishes it; follow the job in the admin (jobs) or "
-                    "run this command with --wait."
+                    "The background worker publishes it; follow the job in the admin (jobs), "
+                    "with “python manage.py jobs wait %(id)s”, or run this command with --wait."
                 )
+                % {"id": job.pk}
             )
             return
         job = self._follow(job)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from chatbot.asking import compare_with_console, console_replies
+from chatbot.jobs import bot_job_submit, job_bot_client
 from chatbot.models import AutoReply
-from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.audit import Actor
+from console.jobs import JobKind, ShardRun
 from console.models import JobItemFailure
 from wecom.clients import PlatformError
 from wecom.clients.chatbot import ENVIRONMENTS
@@ -49,19 +49,11 @@ def check_questions(bot: ChatbotBot) -> list[tuple[int, str]]:
 def bot_check(*, bot: ChatbotBot, env: str, actor: Actor) -> Job:
     """Submit the regression run of ``bot`` in ``env``; an open one is returned instead."""
     from console.jobs.services import job_create, shard_ranges
-    from console.models import OPEN_JOB_STATUSES, Job
 
     if env not in ENVIRONMENTS:
         raise ValidationError(gettext("Choose debug or online."), code="env")
-    with transaction.atomic():
-        ChatbotBot.objects.select_for_update().filter(pk=bot.pk).first()
-        open_job = (
-            Job.objects.filter(kind=CHECK_KIND, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-            .order_by("-pk")
-            .first()
-        )
-        if open_job is not None:
-            return open_job
+
+    def create() -> Job:
         items = check_questions(bot)
         if not items:
             raise ValidationError(
@@ -83,19 +75,16 @@ def bot_check(*, bot: ChatbotBot, env: str, actor: Actor) -> Job:
             target=bot,
         )
 
+    return bot_job_submit(kind=CHECK_KIND, bot=bot, create=create)
+
 
 def run_check_shard(run: ShardRun) -> None:
-    from chatbot.services import PushOutcome, bot_client
-
     job = run.job
-    bot = ChatbotBot.objects.filter(pk=job.params.get("bot_id")).first()
-    if bot is None:
-        run.fail_job(message=gettext("The chatbot was deleted; the check stopped."))
+    found = job_bot_client(job, deleted=gettext("The chatbot was deleted; the check stopped."))
+    if not isinstance(found, tuple):
+        run.fail_job(message=found)
         return
-    client = bot_client(bot)
-    if isinstance(client, PushOutcome):
-        run.fail_job(message=client.message)
-        return
+    bot, client = found
     env = job.params["env"]
     items = job.params.get("items", [])
     userid = f"console-check-{job.pk}"
@@ -163,19 +152,9 @@ def check_job_actions(job: Job, user: object) -> list[tuple[str, str]]:
     return [(f"{url}?skill__bot__id__exact={params.get('bot_id', '')}", str(_("All replies")))]
 
 
-def check_actor(job: Job) -> Actor:
-    return Actor(
-        user=job.created_by,
-        source=AuditSource.JOB,
-        detail=gettext("job #%(id)s") % {"id": job.pk},
-    )
-
-
-register_job_kind(
-    JobKind(
-        name=CHECK_KIND,
-        label=_("Check every question of a chatbot"),
-        run_shard=run_check_shard,
-        actions=check_job_actions,  # type: ignore[arg-type]
-    )
+CHECK_JOB = JobKind(
+    name=CHECK_KIND,
+    label=_("Check every question of a chatbot"),
+    run_shard=run_check_shard,
+    actions=check_job_actions,  # type: ignore[arg-type]
 )

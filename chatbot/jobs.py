@@ -4,18 +4,30 @@ The job's items are the ids of the replies that were not in sync when it was sub
 ``params["reply_ids"]``; a shard's positions index that list. Each reply is one
 ``setautoreply`` call through :func:`chatbot.services.reply_push`, which records the result on
 the reply; the checkpoint counts it and keeps failures (with the sentence) for the job's page.
+
+Also what the chatbot's three kinds (push, publish, check) share: one open job per bot and kind,
+the bot and its client as a shard finds them, and who their changes are recorded as.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django.db import transaction
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.models import AutoReply
 from chatbot.selectors import question_clashes
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
-from console.models import JobItemFailure
+from console.jobs import JobKind, PlatformUnavailable, ShardRun
+from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure
+from wecom.models import ChatbotBot
+
+if TYPE_CHECKING:
+    from wecom.clients import ChatbotClient
 
 KIND = "chatbot.push_changed"
 BATCH = 20
@@ -26,25 +38,61 @@ OUTAGE_CODES = frozenset({"transport", "-1"})
 BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
 
 
-def run_push_shard(run: ShardRun) -> None:
-    from chatbot.services import PushOutcome, bot_client, push_record, reply_send
-    from wecom.models import ChatbotBot
+def bot_open_job(*, kind: str, bot: ChatbotBot) -> Job | None:
+    """The bot's latest job of ``kind`` that is still open, if any."""
+    return (
+        Job.objects.filter(kind=kind, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
+        .order_by("-pk")
+        .first()
+    )
 
-    job = run.job
-    ids: list[int] = list(job.params.get("reply_ids", []))
-    bot = ChatbotBot.objects.filter(pk=job.params["bot_id"]).first()
+
+def bot_job_submit(*, kind: str, bot: ChatbotBot, create: Callable[[], Job]) -> Job:
+    """The bot's open job of ``kind``, or the one ``create`` makes when there is none.
+
+    Under the bot row's lock, so that two editors submitting at once get one job.
+    """
+    with transaction.atomic():
+        ChatbotBot.objects.select_for_update().filter(pk=bot.pk).first()
+        return bot_open_job(kind=kind, bot=bot) or create()
+
+
+def job_bot_client(
+    job: Job, *, deleted: str | Promise
+) -> tuple[ChatbotBot, ChatbotClient] | str | Promise:
+    """The job's bot and a client for it; or, when there is none, the sentence the job stops
+    with: ``deleted`` for a deleted bot, or why its stored secrets cannot be used."""
+    from chatbot.services import PushOutcome, bot_client
+
+    bot = ChatbotBot.objects.filter(pk=job.params.get("bot_id")).first()
     if bot is None:
-        run.fail_job(message=_("The chatbot was deleted; nothing more was pushed."))
-        return
+        return deleted
     client = bot_client(bot)
     if isinstance(client, PushOutcome):
-        run.fail_job(message=client.message)
-        return
-    actor = Actor(
+        return client.message
+    return bot, client
+
+
+def job_actor(job: Job) -> Actor:
+    """Who a chatbot job's changes are recorded as: its submitter, through the job."""
+    return Actor(
         user=job.created_by,
         source=AuditSource.JOB,
         detail=gettext("job #%(id)s") % {"id": job.pk},
     )
+
+
+def run_push_shard(run: ShardRun) -> None:
+    from chatbot.services import PushOutcome, push_record, reply_send
+
+    job = run.job
+    ids: list[int] = list(job.params.get("reply_ids", []))
+    found = job_bot_client(job, deleted=_("The chatbot was deleted; nothing more was pushed."))
+    if not isinstance(found, tuple):
+        run.fail_job(message=found)
+        return
+    bot, client = found
+    actor = job_actor(job)
     while run.keep_going():
         start = run.position
         batch = ids[start : min(start + BATCH, run.end)]
@@ -116,11 +164,9 @@ def push_job_actions(job: object, user: object) -> list[tuple[str, str]]:
     ]
 
 
-register_job_kind(
-    JobKind(
-        name=KIND,
-        label=_("Push changed chatbot replies"),
-        run_shard=run_push_shard,
-        actions=push_job_actions,  # type: ignore[arg-type]
-    )
+PUSH_JOB = JobKind(
+    name=KIND,
+    label=_("Push changed chatbot replies"),
+    run_shard=run_push_shard,
+    actions=push_job_actions,  # type: ignore[arg-type]
 )

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _
 
+from chatbot.jobs import job_actor, job_bot_client
 from chatbot.models import BotPublish
 from chatbot.publishing import (
     PUBLISH_KIND,
@@ -23,20 +24,11 @@ from chatbot.publishing import (
     publish_finish,
     publish_progress_record,
 )
-from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.audit import Actor
+from console.jobs import JobKind, ShardRun
 from console.models import Job
 from wecom.clients import PlatformError
 from wecom.clients.chatbot import PUBLISH_FAILED, PUBLISH_SUCCEEDED, PUBLISH_SYNCING
-from wecom.connections import client_for
-
-
-def _job_actor(job: Job) -> Actor:
-    return Actor(
-        user=job.created_by,
-        source=AuditSource.JOB,
-        detail=gettext("job #%(id)s") % {"id": job.pk},
-    )
 
 
 def _stop(run: ShardRun, publish: BotPublish | None, message: str, actor: Actor) -> None:
@@ -46,20 +38,14 @@ def _stop(run: ShardRun, publish: BotPublish | None, message: str, actor: Actor)
 
 
 def run_publish_shard(run: ShardRun) -> None:
-    from wecom.models import ChatbotBot
-
     job = run.job
-    actor = _job_actor(job)
-    bot = ChatbotBot.objects.filter(pk=job.params.get("bot_id")).first()
+    actor = job_actor(job)
     publish = BotPublish.objects.filter(job=job).order_by("-pk").first()
-    if bot is None:
-        _stop(run, publish, gettext("The chatbot was deleted; nothing was published."), actor)
+    found = job_bot_client(job, deleted=gettext("The chatbot was deleted; nothing was published."))
+    if not isinstance(found, tuple):
+        _stop(run, publish, str(found), actor)
         return
-    try:
-        client = client_for(bot)
-    except PlatformError as error:
-        _stop(run, publish, error.explanation, actor)
-        return
+    bot, client = found
     managerid = bot.default_manager_id
     if publish is None:
         try:
@@ -165,13 +151,11 @@ def publish_job_context(job: Job) -> dict[str, object]:
     return {"publish": BotPublish.objects.filter(job=job).order_by("-pk").first()}
 
 
-register_job_kind(
-    JobKind(
-        name=PUBLISH_KIND,
-        label=_("Publish a chatbot"),
-        run_shard=run_publish_shard,
-        detail_template="admin/chatbot/publish_job_detail.html",
-        detail_context=publish_job_context,
-        actions=publish_job_actions,  # type: ignore[arg-type]
-    )
+PUBLISH_JOB = JobKind(
+    name=PUBLISH_KIND,
+    label=_("Publish a chatbot"),
+    run_shard=run_publish_shard,
+    detail_template="admin/chatbot/publish_job_detail.html",
+    detail_context=publish_job_context,
+    actions=publish_job_actions,  # type: ignore[arg-type]
 )

@@ -16,8 +16,7 @@ from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, S
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, ReplySyncState
-from chatbot.selectors import bot_open_job
+from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, SyncState
 from console.audit import Actor, AuditAction, audit_record
 from wecom.models import ChatbotBot
 
@@ -46,7 +45,7 @@ def replies_with_live_state(queryset: QuerySet[AutoReply]) -> QuerySet[AutoReply
     start of the bot's last publish that succeeded) on each reply. One query."""
     return queryset.annotate(published_at=_last_publish_start("skill__bot")).annotate(
         live_state=Case(
-            When(~Q(sync_state=ReplySyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
+            When(~Q(sync_state=SyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
             When(
                 published_at__isnull=False,
                 last_pushed_at__lte=F("published_at"),
@@ -89,6 +88,7 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
     An open publish job of the bot is returned instead of a second one. Raises
     ValidationError when the bot has no default manager ID (the platform needs one).
     """
+    from chatbot.jobs import bot_job_submit
     from console.jobs.services import job_create
 
     if not bot.default_manager_id:
@@ -100,13 +100,10 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
             % {"bot": bot.name},
             code="managerid",
         )
-    with transaction.atomic():
-        # The bot row is the lock that keeps two editors from submitting two jobs at once.
-        ChatbotBot.objects.select_for_update().filter(pk=bot.pk).first()
-        job = bot_open_job(bot=bot, kind=PUBLISH_KIND)
-        if job is not None:
-            return job
-        return job_create(
+    return bot_job_submit(
+        kind=PUBLISH_KIND,
+        bot=bot,
+        create=lambda: job_create(
             kind=PUBLISH_KIND,
             title=gettext("Publish %(bot)s") % {"bot": bot.name},
             total=PUBLISH_TOTAL,
@@ -114,7 +111,8 @@ def bot_publish(*, bot: ChatbotBot, actor: Actor) -> Job:
             params={"bot_id": bot.pk},
             actor=actor,
             target=bot,
-        )
+        ),
+    )
 
 
 @transaction.atomic

@@ -23,7 +23,8 @@ from chatbot.answers import (
     validate_answer,
     validate_questions,
 )
-from chatbot.models import AutoReply, ReplySyncState, Skill
+from chatbot.crypto import CryptoError
+from chatbot.models import AutoReply, Skill, SyncState
 from chatbot.selectors import (
     QuestionClash,
     leftover_warning,
@@ -31,10 +32,11 @@ from chatbot.selectors import (
     skill_pushed_reply_count,
 )
 from console.audit import Actor, AuditAction, audit_record
+from console.encryption import CredentialDecryptError
 from console.transactions import require_no_transaction
 from console.versioning import check_version
 from wecom import rules
-from wecom.clients import ChatbotClient, PlatformCredentialError, PlatformError
+from wecom.clients import ChatbotClient, PlatformError
 from wecom.connections import client_for
 from wecom.models import ChatbotBot
 
@@ -100,7 +102,7 @@ def skill_rename(
     skill.version += 1
     skill.updated_by = actor.user
     skill.save(update_fields=["name", "updated_at", "version", "updated_by"])
-    skill.replies.update(sync_state=ReplySyncState.CHANGED)
+    skill.replies.update(sync_state=SyncState.CHANGED)
     audit_record(actor=actor, obj=skill, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return skill
 
@@ -193,7 +195,7 @@ def reply_create(
         questions=cleaned,
         content=answer.content(),
         managerid=managerid,
-        sync_state=ReplySyncState.CHANGED,
+        sync_state=SyncState.CHANGED,
         updated_by=actor.user,
     )
     audit_record(actor=actor, obj=reply, action=AuditAction.ADD)
@@ -277,7 +279,7 @@ def reply_update(
         return reply
     for name, value in new_values.items():
         setattr(reply, name, value)
-    reply.sync_state = ReplySyncState.CHANGED
+    reply.sync_state = SyncState.CHANGED
     reply.version += 1
     reply.updated_by = actor.user
     reply.save()
@@ -367,21 +369,6 @@ def _refusal(reply: AutoReply, clashes: list[QuestionClash] | None) -> PushOutco
     return None
 
 
-def _not_sent(reply_id: int, error: PlatformError) -> PushOutcome:
-    if isinstance(error, PlatformCredentialError):
-        # The bot's stored secrets: every reply would fail alike until a credential admin acts.
-        return PushOutcome(
-            reply_id=reply_id, ok=False, message=error.explanation, reason_code="credential"
-        )
-    return PushOutcome(
-        reply_id=reply_id,
-        ok=False,
-        message=error.explanation,
-        reason_code=str(error.errcode) if error.errcode is not None else "transport",
-        retryable=error.retryable or error.errcode is None,
-    )
-
-
 def _send(reply: AutoReply, client: ChatbotClient) -> PushOutcome:
     try:
         client.set_autoreply(
@@ -394,18 +381,32 @@ def _send(reply: AutoReply, client: ChatbotClient) -> PushOutcome:
             questions=list(reply.questions),
         )
     except PlatformError as error:
-        return _not_sent(reply.pk, error)
+        code = str(error.errcode) if error.errcode is not None else "transport"
+        return PushOutcome(
+            reply_id=reply.pk,
+            ok=False,
+            message=error.explanation,
+            reason_code=code,
+            retryable=error.retryable or error.errcode is None,
+        )
     if isinstance(reply.answer, TextAnswer):
         return PushOutcome(reply_id=reply.pk, ok=True, message=gettext("The platform accepted it."))
     return PushOutcome(reply_id=reply.pk, ok=True, message=str(_RICH_NOTE))
 
 
 def bot_client(bot: ChatbotBot) -> ChatbotClient | PushOutcome:
-    """For the push and check jobs: the bot's client, or why there is none as an outcome."""
     try:
-        return client_for(bot)
-    except PlatformCredentialError as error:
-        return _not_sent(0, error)
+        return client_for(bot)  # type: ignore[return-value]
+    except CredentialDecryptError:
+        message = gettext(
+            "The chatbot's stored secrets cannot be decrypted (CREDENTIALS_KEY changed). Ask a "
+            "credential admin to enter them again."
+        )
+    except CryptoError:
+        message = gettext(
+            "The chatbot's EncodingAESKey is not valid. Ask a credential admin to enter it again."
+        )
+    return PushOutcome(reply_id=0, ok=False, message=message, reason_code="credential")
 
 
 def reply_push(
@@ -438,10 +439,17 @@ def reply_send(
     reply = AutoReply.objects.select_related("skill__bot").get(pk=reply.pk)
     outcome = _refusal(reply, clashes)
     if outcome is None:
-        try:
-            outcome = _send(reply, client or client_for(reply.skill.bot))
-        except PlatformCredentialError as error:
-            outcome = _not_sent(reply.pk, error)
+        if client is None:
+            made = bot_client(reply.skill.bot)
+            if isinstance(made, PushOutcome):
+                outcome = PushOutcome(
+                    reply_id=reply.pk, ok=False, message=made.message, reason_code="credential"
+                )
+            else:
+                client = made
+        if outcome is None:
+            assert client is not None
+            outcome = _send(reply, client)
     return reply, outcome
 
 
@@ -467,10 +475,10 @@ def push_record(*, reply: AutoReply, outcome: PushOutcome, actor: Actor) -> None
         current.last_pushed_at = now
         current.pushed_skillname = reply.skill.name
         current.pushed_title = reply.title
-        current.sync_state = ReplySyncState.IN_SYNC if same else ReplySyncState.CHANGED
+        current.sync_state = SyncState.IN_SYNC if same else SyncState.CHANGED
         fields += ["last_pushed_at", "pushed_skillname", "pushed_title"]
     else:
-        current.sync_state = ReplySyncState.FAILED
+        current.sync_state = SyncState.FAILED
     current.sync_message = outcome.message[:500]
     current.save(update_fields=fields)
     audit_record(
@@ -493,14 +501,11 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
     A push job of the bot that is still open is returned instead of a second one. Raises
     ValidationError when every reply is in sync.
     """
-    from chatbot.jobs import KIND, SHARD_SIZE
-    from chatbot.selectors import bot_open_job, replies_to_push
+    from chatbot.jobs import KIND, SHARD_SIZE, bot_job_submit
+    from chatbot.selectors import replies_to_push
     from console.jobs.services import job_create, shard_ranges
 
-    with transaction.atomic():
-        open_job = bot_open_job(bot=bot, kind=KIND)
-        if open_job is not None:
-            return open_job
+    def create() -> Job:
         ids = list(replies_to_push(bot_id=bot.pk).values_list("pk", flat=True))
         if not ids:
             raise ValidationError(
@@ -521,3 +526,5 @@ def replies_push_changed(*, bot: ChatbotBot, actor: Actor) -> Job:
             actor=actor,
             target=bot,
         )
+
+    return bot_job_submit(kind=KIND, bot=bot, create=create)

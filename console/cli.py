@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from django.utils import translation
@@ -19,3 +20,8 @@ def terminal_language() -> str:
 def activate_terminal_language() -> None:
     """Speak the operator's language: messages of a command follow the terminal's locale."""
     translation.activate(terminal_language())
+
+
+def quiet_queue_logs() -> None:
+    """No django-q INFO lines ("Enqueued …") among a command's own output."""
+    logging.getLogger("django-q").setLevel(logging.WARNING)

@@ -302,6 +302,9 @@ PLATFORM_TOKEN_REFRESH_MARGIN = env.int("PLATFORM_TOKEN_REFRESH_MARGIN", default
 JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=60)
 # One task works on a shard for at most this long, then hands it back to the queue.
 JOBS_SLICE_SECONDS = env.int("JOBS_SLICE_SECONDS", default=120)
+# A task whose shard is done goes on with the job's next free shard within the same slice,
+# without a trip through the queue (false: every shard through the queue).
+JOBS_CHAIN_SHARDS = env.bool("JOBS_CHAIN_SHARDS", default=True)
 # How often a running shard looks whether its job was paused or cancelled.
 JOBS_STATUS_CHECK_SECONDS = env.float("JOBS_STATUS_CHECK_SECONDS", default=1.0)
 # Idempotent batches (bulk tagging) finished within this many seconds of each other share one

@@ -22,13 +22,16 @@ class TaggingConfig(AppConfig):
     verbose_name = _("Customer tags")
 
     def ready(self) -> None:
-        from tagging.strategy import (  # noqa: F401  (panel, job kinds)
-            callbacks,
-            dashboard,
-            jobs,
-            respacing,
-        )
+        from console.jobs import register_job_kind
+        from tagging.bulk.jobs import BULK_JOB
+        from tagging.strategy import dashboard  # noqa: F401  (registers the panel)
+        from tagging.strategy.callbacks import CALLBACK_PULL_JOB
+        from tagging.strategy.jobs import PULL_JOB
+        from tagging.strategy.respacing import RESPACE_JOB
         from wecom.models import WeComApp
+
+        for kind in (PULL_JOB, CALLBACK_PULL_JOB, RESPACE_JOB, BULK_JOB):
+            register_job_kind(kind)
 
         post_migrate.connect(_ensure_pull_schedules, sender=self)
         post_migrate.connect(_ensure_purge_schedule, sender=self)
@@ -38,7 +41,3 @@ class TaggingConfig(AppConfig):
         post_delete.connect(
             _ensure_pull_schedules, sender=WeComApp, dispatch_uid="tagging-pull-schedules-delete"
         )
-
-        from tagging.bulk import jobs as bulk_jobs
-
-        bulk_jobs.register()

@@ -74,6 +74,19 @@ def _fresh_caches():
 
 
 @pytest.fixture
+def job_kinds(monkeypatch) -> Callable[..., None]:
+    """Register job kinds of a test's own for that test only: they are taken out of the
+    registry afterwards, so no other test sees them."""
+    from console.jobs import JobKind, registry
+
+    def register(*kinds: JobKind) -> None:
+        for kind in kinds:
+            monkeypatch.setitem(registry._KINDS, kind.name, kind)
+
+    return register
+
+
+@pytest.fixture
 def make_user(db) -> Callable[..., User]:
     def make(username: str, *, role: Role | None = None, superuser: bool = False) -> User:
         if superuser:

@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 from django_q.brokers import get_broker
 
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, LeaseLost, ShardRun, StopReason, register_job_kind
+from console.jobs import JobKind, LeaseLost, ShardRun, StopReason
 from console.jobs.runner import new_owner, shard_claim
 from console.jobs.selectors import job_reason
 from console.jobs.services import (
@@ -72,9 +72,13 @@ def run_crashing(run: ShardRun) -> None:
     raise RuntimeError("a bug")
 
 
-register_job_kind(JobKind(name="tests.counting", label="Counting", run_shard=run_counting))
-register_job_kind(JobKind(name="tests.pausing", label="Pausing", run_shard=run_pausing_itself))
-register_job_kind(JobKind(name="tests.crashing", label="Crashing", run_shard=run_crashing))
+@pytest.fixture(autouse=True)
+def _test_kinds(job_kinds) -> None:
+    job_kinds(
+        JobKind(name="tests.counting", label="Counting", run_shard=run_counting),
+        JobKind(name="tests.pausing", label="Pausing", run_shard=run_pausing_itself),
+        JobKind(name="tests.crashing", label="Crashing", run_shard=run_crashing),
+    )
 
 
 @pytest.fixture
@@ -196,7 +200,7 @@ def test_a_slice_that_runs_out_hands_the_shard_back_to_the_queue(
 
 
 def test_pause_stops_running_shards_and_resume_goes_on_where_they_stopped(
-    actor, settings, django_capture_on_commit_callbacks
+    actor, settings, django_capture_on_commit_callbacks, job_kinds
 ):
     settings.JOBS_STATUS_CHECK_SECONDS = 0
     job = make_job(actor, total=10)
@@ -206,7 +210,7 @@ def test_pause_stops_running_shards_and_resume_goes_on_where_they_stopped(
         if run.position == BATCH:
             job_pause(job=run.job, actor=actor)
 
-    register_job_kind(
+    job_kinds(
         JobKind(
             name="tests.pause-once",
             label="Pause once",
@@ -498,3 +502,38 @@ def test_each_status_change_records_the_true_old_status(actor):
         (labels[JobStatus.PAUSED], labels[JobStatus.FAILED]),  # not "Running → Failed"
         (labels[JobStatus.FAILED], labels[JobStatus.RUNNING]),  # resumed where it stopped
     ]
+
+
+def test_a_task_goes_on_with_the_jobs_next_free_shard_within_its_slice(actor, settings):
+    from console.jobs.tasks import run_shard
+
+    settings.JOBS_CHAIN_SHARDS = True
+    job = make_job(actor, total=30)  # three shards
+    first, second, third = job.shards.order_by("index")
+    # Another worker holds the second shard: the task skips it.
+    assert shard_claim(shard_id=second.pk, owner=new_owner("other"))
+
+    assert run_shard(first.pk) == "shard-done, shard-done"
+
+    statuses = dict(job.shards.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: ShardStatus.DONE,
+        second.pk: ShardStatus.RUNNING,
+        third.pk: ShardStatus.DONE,
+    }
+    assert run_shard(third.pk) == "not claimed", "its own task finds it done and ends"
+
+
+def test_a_task_chains_no_shard_when_chaining_is_off_or_its_slice_is_over(actor, settings):
+    from console.jobs.tasks import run_shard
+
+    job = make_job(actor, total=30)
+    first, second, third = job.shards.order_by("index")
+    settings.JOBS_CHAIN_SHARDS = False
+    assert run_shard(first.pk) == "shard-done"
+
+    settings.JOBS_CHAIN_SHARDS = True
+    settings.JOBS_SLICE_SECONDS = 0
+    assert run_shard(second.pk) == "slice-over"
+    third.refresh_from_db()
+    assert third.status == ShardStatus.PENDING and third.position == third.start

@@ -18,13 +18,18 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from console.audit import Actor
 from console.ids import object_pk_or_404
 from console.jobs.registry import UnknownJobKind, job_kind, job_kind_label, job_kinds
-from console.jobs.selectors import job_failure_rows, job_progress_payload, job_status_sentence
+from console.jobs.selectors import (
+    job_failure_header,
+    job_failure_rows,
+    job_progress_payload,
+    job_status_sentence,
+)
 from console.jobs.services import JobStateError, job_cancel, job_pause, job_resume
 from console.models import (
     ACTIVE_JOB_STATUSES,
@@ -197,9 +202,9 @@ class JobAdmin(admin.ModelAdmin):
 
     def failures_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         job = self._job_or_404(request, object_id)
-        header = [gettext("item"), gettext("code"), gettext("reason"), gettext("can be retried")]
         response = StreamingHttpResponse(
-            csv_lines(header, job_failure_rows(job)), content_type="text/csv; charset=utf-8"
+            csv_lines(job_failure_header(), job_failure_rows(job)),
+            content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failures.csv"'
         return response

@@ -1,4 +1,15 @@
-"""Job kinds: what each kind of background work does with a shard, and what its page adds."""
+"""Job kinds: what each kind of background work does with a shard, and what its page adds.
+
+One registration style: a kind's module defines its :class:`JobKind` as a constant and never
+registers it on import; the ``AppConfig.ready()`` of the app that owns it registers it::
+
+    class ChatbotConfig(AppConfig):
+        def ready(self) -> None:
+            register_job_kind(PUSH_JOB)
+
+Tests add kinds of their own for one test with the ``job_kinds`` fixture (tests/conftest.py),
+which takes them out again afterwards.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import Promise
 
 if TYPE_CHECKING:
@@ -40,6 +52,11 @@ class UnknownJobKind(LookupError):
 
 
 def register_job_kind(kind: JobKind) -> JobKind:
+    """Make ``kind`` known to the workers and the pages; from its app's ``ready()``."""
+    known = _KINDS.get(kind.name)
+    if known is not None and known != kind:
+        # Two kinds under one name: jobs of the first would silently run as the second.
+        raise ImproperlyConfigured(f"job kind {kind.name!r} is registered twice")
     _KINDS[kind.name] = kind
     return kind
 

@@ -26,21 +26,22 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.functional import Promise
 
 from console.models import ACTIVE_JOB_STATUSES, Job, JobShard, ShardStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -101,12 +102,25 @@ def longest_call_seconds() -> float:
 class ShardRun:
     """What a job kind's ``run_shard`` works with: the job, the shard, and the lease."""
 
-    def __init__(self, *, job: Job, shard: JobShard, owner: str) -> None:
+    def __init__(
+        self,
+        *,
+        job: Job,
+        shard: JobShard,
+        owner: str,
+        slice_ends: float | None = None,
+        kept: dict[str, Any] | None = None,
+    ) -> None:
         self.job = job
         self.shard = shard
         self.owner = owner
         self.stop_reason: StopReason | None = None
-        self._slice_ends = time.monotonic() + settings.JOBS_SLICE_SECONDS
+        # What the kind made for an earlier shard of the same job in this task (reuse()).
+        self._kept = {} if kept is None else kept
+        # A task that goes on with the job's next shard passes the end of its own slice.
+        self._slice_ends = (
+            slice_ends if slice_ends is not None else time.monotonic() + settings.JOBS_SLICE_SECONDS
+        )
         self._lease_until = time.monotonic() + lease_seconds()
         self._pending_lease_until = self._lease_until
         self._status_checked = time.monotonic()
@@ -114,6 +128,15 @@ class ShardRun:
         self._unsaved = (0, 0, 0)
         self._unsaved_durable = False
         self._saved_at = time.monotonic()
+
+    def reuse(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, once per task: a task that goes on with the job's next shard
+        (``console.jobs.services.job_run_shards``) gives the kind back what it made for the
+        previous one under ``key`` (a platform client with its open connection), for at most
+        the rest of one slice."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
 
     # --- where the shard stands --------------------------------------------------------------
 
@@ -235,30 +258,8 @@ class ShardRun:
         done += unsaved_done
         failed += unsaved_failed
         with transaction.atomic():
-            if state is None:
-                updated = _advance(
-                    shard_id=self.shard.pk,
-                    owner=self.owner,
-                    advance=advance,
-                    done=done,
-                    failed=failed,
-                    expires=self._new_expiry(),
-                    durable=durable,
-                )
-            else:
-                if not durable:
-                    _relax_commit()
-                updated = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
-                    position=F("position") + advance,
-                    done=F("done") + done,
-                    failed=F("failed") + failed,
-                    lease_expires_at=self._new_expiry(),
-                    state=state,
-                )
-            if not updated:
-                self._lose_lease()
+            self._write(advance, done, failed, durable=durable, state=state)
             yield
-        self._lease_confirmed()
         self._saved(advance, done, failed)
         if state is not None:
             self.shard.state = state
@@ -313,21 +314,39 @@ class ShardRun:
         advance, done, failed = self._unsaved
         if not (advance or done or failed):
             return
-        updated = _advance(
-            shard_id=self.shard.pk,
-            owner=self.owner,
-            advance=advance,
-            done=done,
-            failed=failed,
-            expires=self._new_expiry(),
-            durable=self._unsaved_durable,
-        )
-        if not updated:
-            self._lose_lease()
-        self._lease_confirmed()
+        self._write(advance, done, failed, durable=self._unsaved_durable)
         self._saved(advance, done, failed)
 
+    def _write(
+        self, advance: int, done: int, failed: int, *, durable: bool, state: dict | None = None
+    ) -> None:
+        """The checkpoint's update, fenced on the lease. Raises :class:`LeaseLost`."""
+        if state is None:
+            updated = _advance(
+                shard_id=self.shard.pk,
+                owner=self.owner,
+                advance=advance,
+                done=done,
+                failed=failed,
+                expires=self._new_expiry(),
+                durable=durable,
+            )
+        else:
+            if not durable:
+                _relax_commit()
+            updated = JobShard.objects.filter(pk=self.shard.pk, lease_owner=self.owner).update(
+                position=F("position") + advance,
+                done=F("done") + done,
+                failed=F("failed") + failed,
+                lease_expires_at=self._new_expiry(),
+                state=state,
+            )
+        if not updated:
+            self._lose_lease()
+
     def _saved(self, advance: int, done: int, failed: int) -> None:
+        """What was written is now the shard's, and the lease it renewed is believed."""
+        self._lease_confirmed()
         self.shard.position += advance
         self.shard.done += done
         self.shard.failed += failed
@@ -374,6 +393,14 @@ def _relax_commit() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def _relaxed(durable: bool) -> str:
+    """What makes one UPDATE's own commit skip the wait for the disk (PostgreSQL): SET LOCAL as
+    part of the statement itself, so that it stays one round trip."""
+    if durable or connection.vendor != "postgresql":
+        return ""
+    return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+
+
 _ADVANCE_SQL: dict[tuple[str, bool], str] = {}
 
 
@@ -385,15 +412,10 @@ def _advance_sql(durable: bool) -> str:
         quote = connection.ops.quote_name
         table = quote(JobShard._meta.db_table)
         position, done, failed = quote("position"), quote("done"), quote("failed")
-        relaxed = ""
-        if not durable and connection.vendor == "postgresql":
-            # SET LOCAL as part of the statement itself: it holds for the statement's own
-            # implicit transaction, so the checkpoint stays one round trip.
-            relaxed = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
         sql = (
             f"UPDATE {table} SET {position} = {position} + %s, "  # noqa: S608
             f"{done} = {done} + %s, {failed} = {failed} + %s, "
-            f"{quote('lease_expires_at')} = %s{relaxed} "
+            f"{quote('lease_expires_at')} = %s{_relaxed(durable)} "
             f"WHERE {table}.{quote('id')} = %s AND {table}.{quote('lease_owner')} = %s"
         )
         _ADVANCE_SQL[key] = sql
@@ -431,12 +453,11 @@ def _advance(
         return cursor.rowcount
 
 
-def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
-    """Take the shard's lease if it is free or expired and its job may run."""
+def _claim(shards: QuerySet[JobShard], owner: str) -> int:
+    """Take the lease of ``shards`` that are open, free (or expired) and whose job may run."""
     now = timezone.now()
-    claimed = (
-        JobShard.objects.filter(
-            pk=shard_id,
+    return (
+        shards.filter(
             status__in=(ShardStatus.PENDING, ShardStatus.RUNNING),
             job__status__in=ACTIVE_JOB_STATUSES,
         )
@@ -447,9 +468,33 @@ def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
             status=ShardStatus.RUNNING,
         )
     )
-    if not claimed:
+
+
+def shard_claim(*, shard_id: int, owner: str) -> JobShard | None:
+    """Take the shard's lease if it is free or expired and its job may run."""
+    if not _claim(JobShard.objects.filter(pk=shard_id), owner):
         return None
     return JobShard.objects.select_related("job").get(pk=shard_id)
+
+
+def shard_claim_next(*, job_id: int, owner: str) -> JobShard | None:
+    """Take the lease of the job's first open shard that nobody holds, if the job may run.
+
+    One statement picks and takes it: two workers picking the same shard at once both run
+    the update, and only one of them finds it still free.
+    """
+    now = timezone.now()
+    first_free = (
+        JobShard.objects.filter(
+            job_id=job_id, status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)
+        )
+        .filter(Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("index")
+        .values("pk")[:1]
+    )
+    if not _claim(JobShard.objects.filter(pk=Subquery(first_free)), owner):
+        return None
+    return JobShard.objects.select_related("job").get(job_id=job_id, lease_owner=owner)
 
 
 def shard_release(*, shard: JobShard, owner: str, **changes: Any) -> bool:
@@ -458,6 +503,38 @@ def shard_release(*, shard: JobShard, owner: str, **changes: Any) -> bool:
             lease_owner="", lease_expires_at=None, **changes
         )
     )
+
+
+_END_SQL: dict[tuple[str, bool], str] = {}
+
+
+def shard_release_at_slice_end(*, shard: JobShard, owner: str, done: bool) -> bool:
+    """Give the lease up at the end of a slice, marking the shard done when ``done``; one
+    statement, fenced on the owner, with its error and outage counts cleared.
+
+    Its commit does not wait for the disk (PostgreSQL): what the slice did, its checkpoints
+    wrote already, and the next durable commit (the next shard's claim, the job's finish)
+    flushes this one too. A crash of the database server that loses it leaves what a worker's
+    crash leaves: the shard held until its lease expires, or at its end and not marked done,
+    which its next slice does at once (``jobs_watchdog``). Two round trips and a WAL flush
+    fewer between two shards than a durable update in a transaction of its own.
+    """
+    key = (connection.vendor, done)
+    sql = _END_SQL.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        table = quote(JobShard._meta.db_table)
+        status = f", {quote('status')} = '{ShardStatus.DONE.value}'" if done else ""
+        sql = (
+            f"UPDATE {table} SET {quote('lease_owner')} = '', "  # noqa: S608
+            f"{quote('lease_expires_at')} = NULL, {quote('errors')} = 0, "
+            f"{quote('outages')} = 0{status}{_relaxed(durable=False)} "
+            f"WHERE {table}.{quote('id')} = %s AND {table}.{quote('lease_owner')} = %s"
+        )
+        _END_SQL[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [shard.pk, owner])
+        return cursor.rowcount == 1
 
 
 def new_owner(worker: str | None = None) -> str:

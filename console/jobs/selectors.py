@@ -119,6 +119,11 @@ def jobs_open() -> QuerySet[Job]:
     return Job.objects.filter(status__in=OPEN_JOB_STATUSES).select_related("created_by")
 
 
+def job_failure_header() -> list[str]:
+    """The columns of :func:`job_failure_rows`, in the reader's language."""
+    return [_("item"), _("code"), _("reason"), _("can be retried")]
+
+
 def job_failure_rows(job: Job) -> Iterator[tuple[str, str, str, str]]:
     """Every failed item of the job, streamed: item, code, reason, whether it can be retried."""
     failures = JobItemFailure.objects.filter(job=job).order_by("pk")

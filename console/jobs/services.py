@@ -26,7 +26,9 @@ from console.jobs.runner import (
     StopReason,
     new_owner,
     shard_claim,
+    shard_claim_next,
     shard_release,
+    shard_release_at_slice_end,
 )
 from console.models import (
     ACTIVE_JOB_STATUSES,
@@ -174,7 +176,27 @@ def _transition(
     return locked
 
 
-def _refresh(job: Job) -> Job:
+def _change_by_hand(
+    *,
+    job: Job,
+    actor: Actor,
+    to: JobStatus,
+    allowed_from: tuple[str, ...],
+    note: str | Promise,
+    refusal: str | Promise,
+    **fields: object,
+) -> Job:
+    """A person's change of the job's status (raises :class:`JobStateError` with ``refusal``
+    when the status found does not allow it); the job as it is afterwards."""
+    _transition(
+        job_id=job.pk,
+        to=to,
+        allowed_from=allowed_from,
+        actor=actor,
+        note=note,
+        refusal=refusal,
+        **fields,
+    )
     job.refresh_from_db()
     return job
 
@@ -196,26 +218,25 @@ def job_start(*, job: Job) -> None:
 
 
 def job_pause(*, job: Job, actor: Actor) -> Job:
-    _transition(
-        job_id=job.pk,
+    return _change_by_hand(
+        job=job,
+        actor=actor,
         to=JobStatus.PAUSED,
         allowed_from=ACTIVE_JOB_STATUSES,
-        actor=actor,
         note=_("Paused."),
         refusal=_("“%(title)s” is %(status)s and cannot be paused."),
     )
-    return _refresh(job)
 
 
 def job_resume(*, job: Job, actor: Actor) -> Job:
     """Go on where the job stopped: after a pause, a wait, or a failure (nothing is redone)."""
     started = JobStatus.RUNNING if job.started_at else JobStatus.QUEUED
     with transaction.atomic():
-        resumed = _transition(
-            job_id=job.pk,
+        resumed = _change_by_hand(
+            job=job,
+            actor=actor,
             to=started,
             allowed_from=(JobStatus.PAUSED, JobStatus.WAITING, JobStatus.FAILED),
-            actor=actor,
             note=_("Resumed."),
             refusal=_("“%(title)s” is %(status)s and cannot be resumed."),
             resume_at=None,
@@ -223,7 +244,6 @@ def job_resume(*, job: Job, actor: Actor) -> Job:
             status_params={},
             finished_at=None,
         )
-        assert resumed is not None
         # A failed job's unfinished shards were set aside with it: they go on from their
         # checkpoints, with their error counts cleared.
         reopened = JobShard.objects.filter(
@@ -239,21 +259,20 @@ def job_resume(*, job: Job, actor: Actor) -> Job:
                 lease_expires_at=None,
             )
             _enqueue_shards(JobShard.objects.filter(pk__in=ids))
-    return _refresh(job)
+    return resumed
 
 
 def job_cancel(*, job: Job, actor: Actor) -> Job:
     # A worker still running a batch keeps its lease, so that batch is still counted.
-    _transition(
-        job_id=job.pk,
+    return _change_by_hand(
+        job=job,
+        actor=actor,
         to=JobStatus.CANCELLED,
         allowed_from=OPEN_JOB_STATUSES,
-        actor=actor,
         note=_("Cancelled: the items not yet processed will not be."),
         refusal=_("“%(title)s” is %(status)s and cannot be cancelled."),
         finished_at=timezone.now(),
     )
-    return _refresh(job)
 
 
 def job_wait(
@@ -268,35 +287,54 @@ def job_wait(
     ``message`` is stored untranslated (a ``gettext_lazy`` sentence, with ``params``) and
     translated for each reader.
     """
-    params = _storable(params)
-    changed = _transition(
-        job_id=job.pk,
+    _stop_with_reason(
+        job=job,
         to=JobStatus.WAITING,
         allowed_from=ACTIVE_JOB_STATUSES,
-        actor=Actor.system(),
         note=_("On hold: %(reason)s"),
-        note_params={"reason": _reason_for_history(message, params)},
+        message=message,
+        params=params,
         resume_at=until,
-        status_message=msgid(message),
-        status_params=params,
     )
-    if changed:
-        job.refresh_from_db()
 
 
 def job_fail(*, job: Job, message: str | Promise, params: dict[str, Any] | None = None) -> None:
     """Stop the job for good, with the reason as a sentence; it can still be resumed by hand."""
+    _stop_with_reason(
+        job=job,
+        to=JobStatus.FAILED,
+        allowed_from=OPEN_JOB_STATUSES,
+        note=_("Stopped: %(reason)s"),
+        message=message,
+        params=params,
+        finished_at=timezone.now(),
+    )
+
+
+def _stop_with_reason(
+    *,
+    job: Job,
+    to: JobStatus,
+    allowed_from: tuple[str, ...],
+    note: str | Promise,
+    message: str | Promise,
+    params: dict[str, Any] | None,
+    **fields: object,
+) -> None:
+    """The job's own change of status, saying why: the reason stored untranslated for the
+    job's page, and in the History's note. Nothing happens when someone's pause or cancel got
+    there first."""
     params = _storable(params)
     changed = _transition(
         job_id=job.pk,
-        to=JobStatus.FAILED,
-        allowed_from=OPEN_JOB_STATUSES,
+        to=to,
+        allowed_from=allowed_from,
         actor=Actor.system(),
-        note=_("Stopped: %(reason)s"),
+        note=note,
         note_params={"reason": _reason_for_history(message, params)},
         status_message=msgid(message),
         status_params=params,
-        finished_at=timezone.now(),
+        **fields,
     )
     if changed:
         job.refresh_from_db()
@@ -344,20 +382,61 @@ class SliceOutcome:
     error: str = ""
 
 
+def job_run_shards(*, shard_id: int) -> list[SliceOutcome]:
+    """What a task does: one slice of work from ``shard_id`` on.
+
+    When the shard is done before the slice is over, the task goes on with the next shard of
+    the same job that nobody holds, under the same slice (``JOBS_CHAIN_SHARDS``): the task
+    queued for that shard then finds it taken and ends at once. Between two shards that saves
+    the queue's round trip (the next task's pick-up, its result row): a boundary cost a median
+    of 38 ms through the queue and 15 ms chained on SQLite, 32 and 24 ms on PostgreSQL + Redis,
+    on a busy machine (bench/shard_gap.py). It is as fair as before: a task still holds its
+    worker for at most one slice, and work of other jobs, queued behind, gets its turn then.
+    """
+    slice_ends = time.monotonic() + settings.JOBS_SLICE_SECONDS
+    owner = new_owner()
+    shard = _through_blips(lambda: shard_claim(shard_id=shard_id, owner=owner))
+    outcomes: list[SliceOutcome] = []
+    kept: dict[str, Any] = {}
+    while shard is not None:
+        outcomes.append(_run_claimed(shard=shard, owner=owner, slice_ends=slice_ends, kept=kept))
+        if not (
+            settings.JOBS_CHAIN_SHARDS
+            and outcomes[-1].stop_reason is StopReason.SHARD_DONE
+            and time.monotonic() < slice_ends
+        ):
+            break
+        owner = new_owner()
+        shard = _through_blips(
+            lambda job_id=shard.job_id, owner=owner: shard_claim_next(job_id=job_id, owner=owner)
+        )
+    return outcomes or [SliceOutcome(claimed=False)]
+
+
 def job_run_shard(*, shard_id: int, worker: str | None = None) -> SliceOutcome:
-    """Work on one shard for one slice of time, under its lease; what a task calls.
+    """Work on one shard for one slice of time, under its lease."""
+    owner = new_owner(worker)
+    shard = _through_blips(lambda: shard_claim(shard_id=shard_id, owner=owner))
+    if shard is None:
+        return SliceOutcome(claimed=False)
+    return _run_claimed(
+        shard=shard, owner=owner, slice_ends=time.monotonic() + settings.JOBS_SLICE_SECONDS
+    )
+
+
+def _run_claimed(
+    *, shard: JobShard, owner: str, slice_ends: float, kept: dict[str, Any] | None = None
+) -> SliceOutcome:
+    """Work on a shard whose lease ``owner`` holds, until ``slice_ends`` (``time.monotonic()``);
+    ``kept``: what the kind made for the job's shards before, in this task (``ShardRun.reuse``).
 
     A database or cache blip (a restart, a dropped connection) does not end the slice: the
     worker, still holding its lease, waits up to ``JOBS_BLIP_SECONDS`` for the server and
     goes on from its last checkpoint (:func:`_through_blips`).
     """
-    owner = new_owner(worker)
-    shard = _through_blips(lambda: shard_claim(shard_id=shard_id, owner=owner))
-    if shard is None:
-        return SliceOutcome(claimed=False)
     job = shard.job
     _through_blips(lambda: job_start(job=job))
-    run = ShardRun(job=job, shard=shard, owner=owner)
+    run = ShardRun(job=job, shard=shard, owner=owner, slice_ends=slice_ends, kept=kept)
     with run.fenced():
         while True:
             try:
@@ -523,12 +602,10 @@ OUTAGE_MESSAGE = _("The platform cannot be reached for now. Last error: %(error)
 def _end_slice(run: ShardRun) -> SliceOutcome:
     shard = run.shard
     if shard.position >= shard.end:
-        if shard_release(
-            shard=shard, owner=run.owner, status=ShardStatus.DONE, errors=0, outages=0
-        ):
+        if shard_release_at_slice_end(shard=shard, owner=run.owner, done=True):
             _job_finish_if_complete(run.job)
         return SliceOutcome(claimed=True, stop_reason=StopReason.SHARD_DONE)
-    if not shard_release(shard=shard, owner=run.owner, errors=0, outages=0):
+    if not shard_release_at_slice_end(shard=shard, owner=run.owner, done=False):
         return SliceOutcome(claimed=True, stop_reason=StopReason.LEASE_LOST)
     if run.stop_reason in (StopReason.SLICE_OVER, None):
         # Another slice of the same shard: through the queue, so other jobs get their turn.

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
 
-from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
+from console.jobs import JobKind, PlatformUnavailable, ShardRun
 from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_openids
 from tagging.bulk.models import BulkAudience
@@ -239,7 +239,8 @@ def run_bulk_shard(run: ShardRun) -> None:
     """
     spec = BulkSpec.from_params(run.job.params)
     try:
-        send = sender_for(spec)
+        # The job's next shard in the same task keeps the client and its open connection.
+        send = run.reuse("sender", lambda: sender_for(spec))
     except ObjectDoesNotExist:
         # The account or bot was deleted after the job was started: no batch can pass.
         run.fail_job(message=_("The Official Account or chatbot of this job was deleted."))
@@ -294,14 +295,11 @@ def bulk_job_detail_context(job: Job) -> dict[str, Any]:
     return {"audience": job_audience(job), "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS}
 
 
-def register() -> None:
-    register_job_kind(
-        JobKind(
-            name=KIND,
-            label=_("Bulk user tagging"),
-            run_shard=run_bulk_shard,
-            detail_template="admin/tagging/bulk_job_detail.html",
-            detail_context=bulk_job_detail_context,
-            actions=bulk_job_actions,
-        )
-    )
+BULK_JOB = JobKind(
+    name=KIND,
+    label=_("Bulk user tagging"),
+    run_shard=run_bulk_shard,
+    detail_template="admin/tagging/bulk_job_detail.html",
+    detail_context=bulk_job_detail_context,
+    actions=bulk_job_actions,
+)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, ShardRun
 from console.models import OPEN_JOB_STATUSES, Job, ShardStatus
 from tagging.strategy.models import Tag
 from wecom.clients.errors import PlatformError
@@ -170,10 +170,8 @@ def run_callback_pull_shard(run: ShardRun) -> None:
         )
 
 
-register_job_kind(
-    JobKind(
-        name=CALLBACK_PULL_KIND,
-        label=_("WeCom callback pull"),
-        run_shard=run_callback_pull_shard,
-    )
+CALLBACK_PULL_JOB = JobKind(
+    name=CALLBACK_PULL_KIND,
+    label=_("WeCom callback pull"),
+    run_shard=run_callback_pull_shard,
 )

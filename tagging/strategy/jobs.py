@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, ShardRun, register_job_kind
+from console.jobs import JobKind, ShardRun
 from console.models import OPEN_JOB_STATUSES, Job, JobStatus
 from tagging.strategy.models import StrategyPull
 from tagging.strategy.pull_plan import Plan, PlanChanged, PlanPreview, pull_plan
@@ -380,4 +380,4 @@ def strategy_pull_interval_set(
     return locked
 
 
-register_job_kind(JobKind(name=PULL_KIND, label=_("Strategy tag pull"), run_shard=run_pull_shard))
+PULL_JOB = JobKind(name=PULL_KIND, label=_("Strategy tag pull"), run_shard=run_pull_shard)

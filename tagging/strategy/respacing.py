@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor, AuditSource
-from console.jobs import JobKind, PlatformUnavailable, ShardRun, register_job_kind
+from console.jobs import JobKind, PlatformUnavailable, ShardRun
 from console.models import OPEN_JOB_STATUSES, Job
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
 from tagging.strategy.services import Item, Outcome, items_push, spaced_orders
@@ -185,11 +185,9 @@ def respacing_job_actions(job: Job, user: Any) -> list[tuple[str, str]]:
     return [(url + query, gettext("Open the tag tree"))]
 
 
-register_job_kind(
-    JobKind(
-        name=RESPACE_KIND,
-        label=_("New orders for a strategy tag list"),
-        run_shard=run_respace_shard,
-        actions=respacing_job_actions,
-    )
+RESPACE_JOB = JobKind(
+    name=RESPACE_KIND,
+    label=_("New orders for a strategy tag list"),
+    run_shard=run_respace_shard,
+    actions=respacing_job_actions,
 )

@@ -10,17 +10,18 @@
 ``{"skillname", "title", "questions", "content", "managerid"}`` and prints the row-by-row report;
 refused rows are skipped and make the command exit with status 1. ``push`` submits the
 background job that pushes every reply not in sync; with ``--wait`` it follows (and works on)
-that job until it ends, and exits 0 only if every reply was accepted. ``publish`` submits the
-job that publishes the bot (debug to online); with ``--wait`` it follows it, printing the
-percentage, and exits 0 only if the publish succeeded. ``check`` asks the bot every standard
-and similar question (the regression run, worked on here) and prints what it found; it exits 1
-when a question is answered by another reply (or one the console does not know), 0 otherwise.
+that job until it ends, and exits 0 only if every reply was accepted (2 if it is on hold).
+``publish`` submits the job that publishes the bot (debug to online); with ``--wait`` it
+follows (and works on) it with the progress bar, and exits 0 only if the publish succeeded.
+``check`` asks the bot every standard and similar question (the regression run, worked on
+here) and prints what it found; it exits 1 when a question is answered by another reply (or
+one the console does not know), 0 otherwise. Following is the one of every command
+(console/jobs/follow.py), working on the job's shards here as a worker would.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,11 @@ from chatbot.transfer import (
     replies_import,
 )
 from console.audit import Actor
-from console.cli import terminal_language
-from console.jobs.selectors import job_reason
+from console.cli import quiet_queue_logs, terminal_language
+from console.jobs.follow import JobFollower
+from console.jobs.selectors import job_reason, job_status_sentence
+from console.models import Job, JobStatus
 from wecom.models import ChatbotBot
-
-# How often `push --wait` looks at the job when a worker is running it.
-POLL_SECONDS = 1.0
 
 
 class Command(BaseCommand):
@@ -87,6 +87,7 @@ class Command(BaseCommand):
         checking.add_argument("--env", choices=("debug", "online"), required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        quiet_queue_logs()
         with translation.override(terminal_language()):
             bot = ChatbotBot.objects.filter(name=options["bot"]).first()
             if bot is None:
@@ -164,47 +165,11 @@ class Command(BaseCommand):
                 returncode=1,
             )
 
-    def _follow(
-        self,
-        job: Any,
-        *,
-        stop_on_hold: bool,
-        quiet: bool = False,
-        running_sentence: Any = None,
-    ) -> None:
-        """Follow a job to its end, working on its shards here too: the same shards, leases and
-        checkpoints as a worker (a shard a worker holds is simply not claimed). One loop for
-        push, publish and check; a job on hold ends the command (exit 2) when ``stop_on_hold``."""
-        from console.jobs.selectors import job_status_sentence
-        from console.jobs.services import job_run_shard
-        from console.models import JobStatus
-
-        last = ""
-        while True:
-            job.refresh_from_db()
-            if job.is_final:
-                return
-            worked = False
-            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                for shard in job.shards.exclude(status="done").order_by("index"):
-                    worked = job_run_shard(shard_id=shard.pk, worker="cli").claimed or worked
-                job.refresh_from_db()
-            if running_sentence is not None and job.status == JobStatus.RUNNING:
-                sentence = running_sentence(job)
-            else:
-                sentence = job_status_sentence(job, job.progress())
-            if not quiet and sentence != last:
-                self.stdout.write(sentence)
-                last = sentence
-            if stop_on_hold and job.status in (JobStatus.PAUSED, JobStatus.WAITING):
-                raise CommandError(sentence, returncode=2)
-            if not worked:
-                time.sleep(POLL_SECONDS)
+    def _follow(self, job: Job) -> Job:
+        """Follow the job to its end, working on its shards here too."""
+        return JobFollower.to(self.stdout, job, work_here=True).follow()
 
     def _push(self, bot: ChatbotBot, *, wait: bool) -> None:
-        from console.jobs.selectors import job_status_sentence
-        from console.models import JobStatus
-
         try:
             job = replies_push_changed(bot=bot, actor=self._actor("push"))
         except ValidationError as error:
@@ -221,14 +186,18 @@ class Command(BaseCommand):
         if not wait:
             self.stdout.write(
                 _(
-                    "The background worker pushes them; follow the job in the admin (jobs) or run "
-                    "this command with --wait."
+                    "The background worker pushes them; follow the job in the admin (jobs), with "
+                    "“python manage.py jobs wait %(id)s”, or run this command with --wait."
                 )
+                % {"id": job.pk}
             )
             return
-        self._follow(job, stop_on_hold=True)
+        job = self._follow(job)
         progress = job.progress()
-        self.stdout.write(job_status_sentence(job, progress))
+        sentence = job_status_sentence(job, progress)
+        if job.status in (JobStatus.PAUSED, JobStatus.WAITING):
+            raise CommandError(sentence, returncode=2)
+        self.stdout.write(sentence)
         if job.status != JobStatus.DONE or progress.failed:
             for failure in job.failures.order_by("pk")[:20]:
                 self.stdout.write(f"    {failure.item}: {failure.reason}")
@@ -240,8 +209,6 @@ class Command(BaseCommand):
 
     def _publish(self, bot: ChatbotBot, *, wait: bool) -> None:
         from chatbot.publishing import bot_publish
-        from console.jobs.selectors import job_status_sentence
-        from console.models import JobStatus
 
         try:
             job = bot_publish(bot=bot, actor=self._actor("publish"))
@@ -251,33 +218,26 @@ class Command(BaseCommand):
         if not wait:
             self.stdout.write(
                 _(
-                    "The background worker publishes it; follow the job in the admin (jobs) or "
-                    "run this command with --wait."
+                    "The background worker publishes it; follow the job in the admin (jobs), "
+                    "with “python manage.py jobs wait %(id)s”, or run this command with --wait."
                 )
+                % {"id": job.pk}
             )
             return
-        self._follow(
-            job,
-            stop_on_hold=False,
-            running_sentence=lambda job: (
-                _("Publishing: %(percent)s%%.") % {"percent": job.progress().done}
-            ),
-        )
+        job = self._follow(job)
         self.stdout.write(job_status_sentence(job, job.progress()))
         if job.status != JobStatus.DONE:
             raise CommandError(job_reason(job) or job.get_status_display(), returncode=1)
 
     def _check(self, bot: ChatbotBot, *, env: str) -> None:
         from chatbot.checking import MISROUTED, UNKNOWN_REPLY, bot_check
-        from console.jobs.selectors import job_status_sentence
-        from console.models import JobStatus
 
         try:
             job = bot_check(bot=bot, env=env, actor=self._actor("check"))
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(_("Job #%(id)s: %(title)s.") % {"id": job.pk, "title": job.title})
-        self._follow(job, stop_on_hold=True, quiet=True)
+        job = self._follow(job)
         for failure in job.failures.order_by("pk"):
             self.stdout.write(f"    {failure.item}: {failure.reason}")
         self.stdout.write(job_status_sentence(job, job.progress()))

@@ -3,29 +3,31 @@
     python manage.py tag_users --oa "品牌公众号" --tagid 134 --file list.csv [--column openid]
     python manage.py tag_users --bot "客服机器人" --category 完件 --label 完成 --desc "…" \\
         [--appid wx…] --file list.xlsx [--batch-size 50] [--wait [--timeout SECONDS]]
+    python manage.py tag_users --purge-expired   # what the daily schedule does
 
-With --wait it follows the job and exits with status 0 only if every accepted OpenID succeeded.
+With --wait it follows the job (console/jobs/follow.py, as ``jobs wait`` does) and exits with
+status 0 only if every accepted OpenID succeeded. ``--purge-expired`` deletes the lists older
+than BULK_AUDIENCE_KEEP_DAYS that no open job reads. The job's other controls: ``jobs``.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, ngettext
 
 from console.audit import Actor
-from console.cli import terminal_language
-from console.models import JobStatus
+from console.cli import quiet_queue_logs, terminal_language
+from console.jobs.follow import job_wait_in_command
 from tagging.bulk.audience import AudienceError, audience_from_file
-from tagging.bulk.cli import WaitTimedOut, job_summary, quiet_queue_logs, wait_for
 from tagging.bulk.jobs import TAG, UNTAG
+from tagging.bulk.retention import audience_purge_expired
 from tagging.bulk.services import BotLabel, bulk_job_start
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull
@@ -42,13 +44,18 @@ class Command(BaseCommand):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--oa", metavar="NAME", help="Official Account credential name")
         target.add_argument("--bot", metavar="NAME", help="chatbot credential name")
+        target.add_argument(
+            "--purge-expired",
+            action="store_true",
+            help="delete the lists older than BULK_AUDIENCE_KEEP_DAYS that no open job reads",
+        )
         parser.add_argument("--tagid", type=int, help="Official Account tag id")
         parser.add_argument("--category")
         parser.add_argument("--label")
         parser.add_argument("--desc")
         parser.add_argument("--appid", default="", help="AppID the OpenIDs belong to")
         parser.add_argument("--untag", action="store_true", help="remove the tag instead")
-        parser.add_argument("--file", required=True, type=Path)
+        parser.add_argument("--file", type=Path)
         parser.add_argument("--column", default="", help="header of the OpenID column")
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument(
@@ -65,7 +72,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         quiet_queue_logs()
         with translation.override(terminal_language()):
-            self._handle(options)
+            if options["purge_expired"]:
+                self._purge_expired()
+            else:
+                self._handle(options)
 
     def _target(self, options: dict[str, Any]) -> Any:
         actor = Actor.command_line(command="tag_users")
@@ -113,7 +123,9 @@ class Command(BaseCommand):
 
     def _handle(self, options: dict[str, Any]) -> None:
         target = self._target(options)
-        path: Path = options["file"]
+        path: Path | None = options["file"]
+        if path is None:
+            raise CommandError(_("--oa and --bot need --file."))
         if not path.is_file():
             raise CommandError(_("There is no file %(path)s.") % {"path": path})
         actor = Actor.command_line(command="tag_users")
@@ -160,34 +172,22 @@ class Command(BaseCommand):
                 "url": reverse("admin:console_job_change", args=[job.pk]),
             }
         )
-        if not options["wait"]:
-            return
-        try:
-            job = wait_for(
-                job,
-                write=self._write,
-                tty=self.stdout.isatty(),
-                step=self.wait_step,
-                timeout=options["timeout"],
-            )
-        except WaitTimedOut:
-            job.refresh_from_db()
-            self.stdout.write(
-                _("Stopped waiting after %(seconds)s seconds; the job goes on: %(state)s")
-                % {
-                    "seconds": f"{options['timeout']:g}",
-                    "state": job_summary(job, job.progress()),
-                }
-            )
-            sys.exit(2)
-        progress = job.progress()
-        self.stdout.write(job_summary(job, progress))
-        if not (job.status == JobStatus.DONE and progress.failed == 0):
-            sys.exit(1)
+        if options["wait"]:
+            job_wait_in_command(self.stdout, job, timeout=options["timeout"])
 
-    def _write(self, text: str) -> None:
-        self.stdout.write(text, ending="")
-        self.stdout.flush()
-
-    def wait_step(self) -> None:
-        time.sleep(1.0)
+    def _purge_expired(self) -> None:
+        report = audience_purge_expired(
+            actor=Actor.command_line(command="tag_users --purge-expired")
+        )
+        self.stdout.write(
+            ngettext(
+                "Deleted %(count)s list older than %(days)s days (OpenIDs: %(members)s).",
+                "Deleted %(count)s lists older than %(days)s days (OpenIDs: %(members)s).",
+                report.audiences,
+            )
+            % {
+                "count": report.audiences,
+                "days": settings.BULK_AUDIENCE_KEEP_DAYS,
+                "members": report.members,
+            }
+        )

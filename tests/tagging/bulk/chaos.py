@@ -139,6 +139,25 @@ class BulkRun:
         }
 
 
+def demo_tag_pulled(state: Any, *, name: str, tag_name: str, rate_limit: int) -> tuple[Any, Any]:
+    """The sandbox's demo Official Account as the credential ``name``, and a new tag of it,
+    ``tag_name``, made on the platform and pulled in: (the tag, the command-line actor)."""
+    from console.audit import Actor
+    from tagging.official_account.models import OfficialAccountTag
+    from tagging.official_account.services import oa_tags_pull
+    from wecom.models import OfficialAccount
+    from wecom.sandbox import DEMO
+
+    actor = Actor.command_line(command=name)
+    account = OfficialAccount.objects.create(
+        name=name, appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=rate_limit
+    )
+    account = OfficialAccount.objects.get(pk=account.pk)
+    tag_id = state.official_account.add_tag(DEMO.oa_appid, tag_name)
+    oa_tags_pull(account=account, actor=actor)
+    return OfficialAccountTag.objects.get(account=account, tag_id=tag_id), actor
+
+
 def bulk_run_start(
     sandbox: SandboxServer,
     *,
@@ -154,23 +173,11 @@ def bulk_run_start(
     The platform's call counters start from zero here."""
     from django.db import connection, transaction
 
-    from console.audit import Actor
     from tagging.bulk.audience import audience_from_openids
     from tagging.bulk.services import bulk_job_start
-    from tagging.official_account.models import OfficialAccountTag
-    from tagging.official_account.services import oa_tags_pull
-    from wecom.models import OfficialAccount
-    from wecom.sandbox import DEMO
     from wecom.sandbox.demo import demo_openid
 
-    actor = Actor.command_line(command=name)
-    account = OfficialAccount.objects.create(
-        name=name, appid=DEMO.oa_appid, secret=DEMO.oa_secret, rate_limit=10_000
-    )
-    account = OfficialAccount.objects.get(pk=account.pk)
-    tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, tag_name)
-    oa_tags_pull(account=account, actor=actor)
-    tag = OfficialAccountTag.objects.get(account=account, tag_id=tag_id)
+    tag, actor = demo_tag_pulled(sandbox.state, name=name, tag_name=tag_name, rate_limit=10_000)
     valid_openids = [demo_openid(PREFIX, n) for n in range(100_000, 100_000 + valid)]
     bad_openids = [demo_openid("oZZZZZ", n) for n in range(bad)]
     openids = mix(valid_openids, bad_openids)
@@ -179,7 +186,7 @@ def bulk_run_start(
         job = bulk_job_start(audience=audience, target=tag, batch_size=batch_size, actor=actor)
     connection.close()
     sandbox.reset_stats()
-    return BulkRun(job=job, tag_id=tag_id, valid=valid_openids, bad=bad_openids)
+    return BulkRun(job=job, tag_id=tag.tag_id, valid=valid_openids, bad=bad_openids)
 
 
 class Workers:

@@ -1,4 +1,4 @@
-"""The operators' commands: tag_users and tag_jobs."""
+"""The operators' commands: tag_users, and jobs on bulk jobs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from console.jobs.follow import JobFollower
 from console.models import Job, JobItemFailure, JobStatus
-from tagging.management.commands.tag_users import Command as TagUsers
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull
 from tests.tagging.bulk.test_bulk_jobs import drain, oid, stranger
@@ -29,11 +29,11 @@ def tag(sandbox, account, actor) -> OfficialAccountTag:
 def drained_wait(monkeypatch):
     """`--wait` with the test as the worker: each wait step runs the job's shards."""
 
-    def step(self) -> None:
+    def step(self, seconds: float) -> None:
         for job in Job.objects.filter(status__in=("queued", "running")):
             drain(job)
 
-    monkeypatch.setattr(TagUsers, "wait_step", step)
+    monkeypatch.setattr(JobFollower, "pause", step)
 
 
 def run(*args: str) -> str:
@@ -146,35 +146,37 @@ def test_tag_users_refuses_bad_input_with_a_sentence(tmp_path, account, tag, bot
     assert not Job.objects.exists()
 
 
-def test_tag_jobs_list_show_pause_resume_cancel_failures(tmp_path, account, tag, drained_wait):
+def test_jobs_on_a_bulk_job_list_show_pause_resume_cancel_failures(
+    tmp_path, account, tag, drained_wait
+):
     path = tmp_path / "list.txt"
     path.write_text(f"{oid(1)}\n{stranger(1)}\n{oid(2)}\n")
     run("tag_users", "--oa", account.name, "--tagid", str(tag.tag_id), "--file", str(path))
     job = Job.objects.get()
 
-    assert str(job.pk) in run("tag_jobs", "list")
-    assert job.title in run("tag_jobs", "show", str(job.pk))
-    run("tag_jobs", "pause", str(job.pk))
+    assert str(job.pk) in run("jobs", "list")
+    assert job.title in run("jobs", "show", str(job.pk))
+    run("jobs", "pause", str(job.pk))
     job.refresh_from_db()
     assert job.status == JobStatus.PAUSED
     with pytest.raises(CommandError):
-        run("tag_jobs", "pause", str(job.pk))
-    run("tag_jobs", "resume", str(job.pk))
+        run("jobs", "pause", str(job.pk))
+    run("jobs", "resume", str(job.pk))
     drain(job)
-    failures = run("tag_jobs", "failures", str(job.pk))
+    failures = run("jobs", "failures", str(job.pk))
     assert stranger(1) in failures and "49003" in failures
     with pytest.raises(CommandError):
-        run("tag_jobs", "cancel", str(job.pk))
+        run("jobs", "cancel", str(job.pk))
     with pytest.raises(CommandError):
-        run("tag_jobs", "show", "999999")
+        run("jobs", "show", "999999")
 
 
-def test_tag_jobs_cancel(tmp_path, account, tag):
+def test_jobs_on_a_bulk_job_cancel(tmp_path, account, tag):
     path = tmp_path / "list.txt"
     path.write_text(oid(1))
     run("tag_users", "--oa", account.name, "--tagid", str(tag.tag_id), "--file", str(path))
     job = Job.objects.get()
-    run("tag_jobs", "cancel", str(job.pk))
+    run("jobs", "cancel", str(job.pk))
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
 
@@ -191,13 +193,13 @@ def test_tag_users_wait_rides_out_a_database_restart_and_says_so(
             raise OperationalError("the database system is shutting down")
         return execute(sql, params, many, context)
 
-    def step(self) -> None:
+    def step(self, seconds: float) -> None:
         steps["count"] += 1
         if steps["count"] >= 4:
             for job in Job.objects.filter(status__in=("queued", "running")):
                 drain(job)
 
-    monkeypatch.setattr(TagUsers, "wait_step", step)
+    monkeypatch.setattr(JobFollower, "pause", step)
     path = tmp_path / "list.txt"
     path.write_text("\n".join(oid(n) for n in range(10)))
     with connection.execute_wrapper(database_restarting):
@@ -213,7 +215,7 @@ def test_tag_users_wait_rides_out_a_database_restart_and_says_so(
 def test_tag_users_wait_says_what_it_waits_for_and_gives_up_after_its_timeout(
     tmp_path, account, tag, monkeypatch
 ):
-    monkeypatch.setattr(TagUsers, "wait_step", lambda self: None)
+    monkeypatch.setattr(JobFollower, "pause", lambda self, seconds: None)
     path = tmp_path / "list.txt"
     path.write_text(oid(1))
     with pytest.raises(SystemExit) as exit_info:
@@ -225,7 +227,7 @@ def test_tag_users_wait_says_what_it_waits_for_and_gives_up_after_its_timeout(
 
 
 def test_tag_users_wait_output_names_the_missing_worker(tmp_path, account, tag, monkeypatch):
-    monkeypatch.setattr(TagUsers, "wait_step", lambda self: None)
+    monkeypatch.setattr(JobFollower, "pause", lambda self, seconds: None)
     path = tmp_path / "list.txt"
     path.write_text(oid(1))
     out = io.StringIO()
@@ -252,21 +254,23 @@ def test_tag_users_prints_no_queue_log_lines(
     assert not [record for record in caplog.records if record.name == "django-q"]
 
 
-def test_tag_jobs_show_prints_times_in_the_console_time_zone(tmp_path, account, tag, settings):
+def test_jobs_on_a_bulk_job_show_prints_times_in_the_console_time_zone(
+    tmp_path, account, tag, settings
+):
     from django.utils import timezone
 
     path = tmp_path / "list.txt"
     path.write_text(oid(1))
     run("tag_users", "--oa", account.name, "--tagid", str(tag.tag_id), "--file", str(path))
     job = Job.objects.get()
-    output = run("tag_jobs", "show", str(job.pk))
+    output = run("jobs", "show", str(job.pk))
     local = timezone.localtime(job.created_at).strftime("%Y-%m-%d %H:%M:%S")
     assert local in output, output
     assert not re.search(r"\d\.\d{6}", output) and "+00:00" not in output, output
 
 
 @pytest.mark.django_db(transaction=True)
-def test_tag_jobs_cancel_prints_the_count_after_the_batch_in_flight(
+def test_jobs_on_a_bulk_job_cancel_prints_the_count_after_the_batch_in_flight(
     tmp_path, account, tag, settings
 ):
     import threading
@@ -293,7 +297,7 @@ def test_tag_jobs_cancel_prints_the_count_after_the_batch_in_flight(
     timer = threading.Timer(0.5, worker_finishes_its_batch)
     timer.start()
     try:
-        output = run("tag_jobs", "cancel", str(job.pk))
+        output = run("jobs", "cancel", str(job.pk))
     finally:
         timer.join()
     assert output.strip() == "Cancelled at 4 of 4.", output

@@ -133,7 +133,7 @@ def test_the_daily_schedule_exists_and_the_cli_purges(tag, editor, settings, mon
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
 
-    call_command("tag_jobs", "purge-audiences", stdout=out)
+    call_command("tag_users", "--purge-expired", stdout=out)
 
     assert out.getvalue().strip() == "已删除 1 份超过 30 天的名单（3 个 OpenID）。"
     assert not BulkAudience.objects.exists()

@@ -20,10 +20,12 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_lazy as _
 
 from chatbot.models import AutoReply
-from chatbot.selectors import question_clashes
+from chatbot.selectors import bot_open_job, question_clashes
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, PlatformUnavailable, ShardRun
-from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure
+from console.models import Job, JobItemFailure
+from wecom.clients import PlatformError
+from wecom.connections import client_for
 from wecom.models import ChatbotBot
 
 if TYPE_CHECKING:
@@ -36,15 +38,6 @@ SHARD_SIZE = 200
 OUTAGE_CODES = frozenset({"transport", "-1"})
 # Errors about the bot itself: every other reply would fail the same way.
 BOT_LEVEL_CODES = frozenset({"1001", "1002", "1005", "credential"})
-
-
-def bot_open_job(*, kind: str, bot: ChatbotBot) -> Job | None:
-    """The bot's latest job of ``kind`` that is still open, if any."""
-    return (
-        Job.objects.filter(kind=kind, params__bot_id=bot.pk, status__in=OPEN_JOB_STATUSES)
-        .order_by("-pk")
-        .first()
-    )
 
 
 def bot_job_submit(*, kind: str, bot: ChatbotBot, create: Callable[[], Job]) -> Job:
@@ -62,15 +55,13 @@ def job_bot_client(
 ) -> tuple[ChatbotBot, ChatbotClient] | str | Promise:
     """The job's bot and a client for it; or, when there is none, the sentence the job stops
     with: ``deleted`` for a deleted bot, or why its stored secrets cannot be used."""
-    from chatbot.services import PushOutcome, bot_client
-
     bot = ChatbotBot.objects.filter(pk=job.params.get("bot_id")).first()
     if bot is None:
         return deleted
-    client = bot_client(bot)
-    if isinstance(client, PushOutcome):
-        return client.message
-    return bot, client
+    try:
+        return bot, client_for(bot)
+    except PlatformError as error:
+        return error.explanation
 
 
 def job_actor(job: Job) -> Actor:

@@ -25,7 +25,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from chatbot.jobs import bot_open_job
 from chatbot.models import AutoReply, BotPublish, LiveState
 from chatbot.publishing import (
     PUBLISH_KIND,
@@ -33,9 +32,11 @@ from chatbot.publishing import (
     bots_not_live_counts,
     replies_with_live_state,
 )
-from console.admin import AuditedModelAdmin
+from chatbot.selectors import bot_open_job
+from console.admin import AuditedModelAdmin, ReadOnlyAdminMixin
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
+from console.service_admin import refusal_text
 from wecom.models import ChatbotBot
 
 PUBLISH_PERMISSION = "chatbot.publish_bot"
@@ -147,7 +148,7 @@ class ReplyPublishMixin:
                     )
                 results.append(data)
         except ValidationError as error:
-            return JsonResponse({"error": " ".join(error.messages)}, status=400)
+            return JsonResponse({"error": refusal_text(error)}, status=400)
         return JsonResponse({"results": results})
 
     def check_view(self, request: HttpRequest) -> HttpResponse:
@@ -169,7 +170,7 @@ class ReplyPublishMixin:
             )
         except ValidationError as error:
             self.message_user(  # type: ignore[attr-defined]
-                request, " ".join(error.messages), level=messages.ERROR
+                request, refusal_text(error), level=messages.ERROR
             )
             return HttpResponseRedirect(reverse("admin:chatbot_autoreply_changelist"))
         return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
@@ -199,7 +200,7 @@ class ReplyPublishMixin:
                 )
             except ValidationError as error:
                 self.message_user(  # type: ignore[attr-defined]
-                    request, " ".join(error.messages), level=messages.ERROR
+                    request, refusal_text(error), level=messages.ERROR
                 )
                 return HttpResponseRedirect(request.path + f"?bot={bot.pk}")
             return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
@@ -216,7 +217,7 @@ class ReplyPublishMixin:
 
 
 @admin.register(BotPublish)
-class BotPublishAdmin(AuditedModelAdmin):
+class BotPublishAdmin(ReadOnlyAdminMixin, AuditedModelAdmin):
     """Every publish, as it went: read-only."""
 
     list_display = (
@@ -240,12 +241,3 @@ class BotPublishAdmin(AuditedModelAdmin):
         "finished_at",
         "created_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

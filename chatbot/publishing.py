@@ -16,7 +16,7 @@ from django.db.models import Case, CharField, Count, F, OuterRef, Q, QuerySet, S
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, SyncState
+from chatbot.models import AutoReply, BotPublish, LiveState, PublishStatus, ReplySyncState
 from console.audit import Actor, AuditAction, audit_record
 from wecom.models import ChatbotBot
 
@@ -45,7 +45,7 @@ def replies_with_live_state(queryset: QuerySet[AutoReply]) -> QuerySet[AutoReply
     start of the bot's last publish that succeeded) on each reply. One query."""
     return queryset.annotate(published_at=_last_publish_start("skill__bot")).annotate(
         live_state=Case(
-            When(~Q(sync_state=SyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
+            When(~Q(sync_state=ReplySyncState.IN_SYNC), then=Value(LiveState.CHANGED.value)),
             When(
                 published_at__isnull=False,
                 last_pushed_at__lte=F("published_at"),

@@ -23,8 +23,7 @@ from chatbot.answers import (
     validate_answer,
     validate_questions,
 )
-from chatbot.crypto import CryptoError
-from chatbot.models import AutoReply, Skill, SyncState
+from chatbot.models import AutoReply, ReplySyncState, Skill
 from chatbot.selectors import (
     QuestionClash,
     leftover_warning,
@@ -32,11 +31,10 @@ from chatbot.selectors import (
     skill_pushed_reply_count,
 )
 from console.audit import Actor, AuditAction, audit_record
-from console.encryption import CredentialDecryptError
 from console.transactions import require_no_transaction
 from console.versioning import check_version
 from wecom import rules
-from wecom.clients import ChatbotClient, PlatformError
+from wecom.clients import ChatbotClient, PlatformCredentialError, PlatformError
 from wecom.connections import client_for
 from wecom.models import ChatbotBot
 
@@ -102,7 +100,7 @@ def skill_rename(
     skill.version += 1
     skill.updated_by = actor.user
     skill.save(update_fields=["name", "updated_at", "version", "updated_by"])
-    skill.replies.update(sync_state=SyncState.CHANGED)
+    skill.replies.update(sync_state=ReplySyncState.CHANGED)
     audit_record(actor=actor, obj=skill, action=AuditAction.CHANGE, changes={"name": (old, name)})
     return skill
 
@@ -195,7 +193,7 @@ def reply_create(
         questions=cleaned,
         content=answer.content(),
         managerid=managerid,
-        sync_state=SyncState.CHANGED,
+        sync_state=ReplySyncState.CHANGED,
         updated_by=actor.user,
     )
     audit_record(actor=actor, obj=reply, action=AuditAction.ADD)
@@ -279,7 +277,7 @@ def reply_update(
         return reply
     for name, value in new_values.items():
         setattr(reply, name, value)
-    reply.sync_state = SyncState.CHANGED
+    reply.sync_state = ReplySyncState.CHANGED
     reply.version += 1
     reply.updated_by = actor.user
     reply.save()
@@ -369,6 +367,21 @@ def _refusal(reply: AutoReply, clashes: list[QuestionClash] | None) -> PushOutco
     return None
 
 
+def _not_sent(reply_id: int, error: PlatformError) -> PushOutcome:
+    if isinstance(error, PlatformCredentialError):
+        # The bot's stored secrets: every reply would fail alike until a credential admin acts.
+        return PushOutcome(
+            reply_id=reply_id, ok=False, message=error.explanation, reason_code="credential"
+        )
+    return PushOutcome(
+        reply_id=reply_id,
+        ok=False,
+        message=error.explanation,
+        reason_code=str(error.errcode) if error.errcode is not None else "transport",
+        retryable=error.retryable or error.errcode is None,
+    )
+
+
 def _send(reply: AutoReply, client: ChatbotClient) -> PushOutcome:
     try:
         client.set_autoreply(
@@ -381,32 +394,10 @@ def _send(reply: AutoReply, client: ChatbotClient) -> PushOutcome:
             questions=list(reply.questions),
         )
     except PlatformError as error:
-        code = str(error.errcode) if error.errcode is not None else "transport"
-        return PushOutcome(
-            reply_id=reply.pk,
-            ok=False,
-            message=error.explanation,
-            reason_code=code,
-            retryable=error.retryable or error.errcode is None,
-        )
+        return _not_sent(reply.pk, error)
     if isinstance(reply.answer, TextAnswer):
         return PushOutcome(reply_id=reply.pk, ok=True, message=gettext("The platform accepted it."))
     return PushOutcome(reply_id=reply.pk, ok=True, message=str(_RICH_NOTE))
-
-
-def bot_client(bot: ChatbotBot) -> ChatbotClient | PushOutcome:
-    try:
-        return client_for(bot)  # type: ignore[return-value]
-    except CredentialDecryptError:
-        message = gettext(
-            "The chatbot's stored secrets cannot be decrypted (CREDENTIALS_KEY changed). Ask a "
-            "credential admin to enter them again."
-        )
-    except CryptoError:
-        message = gettext(
-            "The chatbot's EncodingAESKey is not valid. Ask a credential admin to enter it again."
-        )
-    return PushOutcome(reply_id=0, ok=False, message=message, reason_code="credential")
 
 
 def reply_push(
@@ -439,17 +430,10 @@ def reply_send(
     reply = AutoReply.objects.select_related("skill__bot").get(pk=reply.pk)
     outcome = _refusal(reply, clashes)
     if outcome is None:
-        if client is None:
-            made = bot_client(reply.skill.bot)
-            if isinstance(made, PushOutcome):
-                outcome = PushOutcome(
-                    reply_id=reply.pk, ok=False, message=made.message, reason_code="credential"
-                )
-            else:
-                client = made
-        if outcome is None:
-            assert client is not None
-            outcome = _send(reply, client)
+        try:
+            outcome = _send(reply, client or client_for(reply.skill.bot))
+        except PlatformCredentialError as error:
+            outcome = _not_sent(reply.pk, error)
     return reply, outcome
 
 
@@ -475,10 +459,10 @@ def push_record(*, reply: AutoReply, outcome: PushOutcome, actor: Actor) -> None
         current.last_pushed_at = now
         current.pushed_skillname = reply.skill.name
         current.pushed_title = reply.title
-        current.sync_state = SyncState.IN_SYNC if same else SyncState.CHANGED
+        current.sync_state = ReplySyncState.IN_SYNC if same else ReplySyncState.CHANGED
         fields += ["last_pushed_at", "pushed_skillname", "pushed_title"]
     else:
-        current.sync_state = SyncState.FAILED
+        current.sync_state = ReplySyncState.FAILED
     current.sync_message = outcome.message[:500]
     current.save(update_fields=fields)
     audit_record(

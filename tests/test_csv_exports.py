@@ -143,7 +143,7 @@ def command_output(*args: str) -> str:
 
 
 def job_failures_command(user: User) -> str:
-    return command_output("tag_jobs", "failures", str(failed_job(user).pk))
+    return command_output("jobs", "failures", str(failed_job(user).pk))
 
 
 def chatbot_export_command(user: User) -> str:
@@ -155,7 +155,7 @@ EXPORTS: dict[str, Callable[[User], str]] = {
     "admin:console_job_failures": job_failures_page,
     "admin:tagging_bulk_refused": refused_lines_page,
     "admin:chatbot_autoreply_export": chatbot_export_page,
-    "tag_jobs failures": job_failures_command,
+    "jobs failures": job_failures_command,
     "skills export --format csv": chatbot_export_command,
 }
 

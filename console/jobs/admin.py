@@ -38,7 +38,7 @@ from console.models import (
     JobProgress,
     JobStatus,
 )
-from console.spreadsheets import csv_lines
+from console.spreadsheets import csv_download
 
 
 class JobKindFilter(admin.SimpleListFilter):
@@ -202,9 +202,6 @@ class JobAdmin(admin.ModelAdmin):
 
     def failures_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         job = self._job_or_404(request, object_id)
-        response = StreamingHttpResponse(
-            csv_lines(job_failure_header(), job_failure_rows(job)),
-            content_type="text/csv; charset=utf-8",
+        return csv_download(
+            job_failure_header(), job_failure_rows(job), filename=f"job-{job.pk}-failures.csv"
         )
-        response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failures.csv"'
-        return response

@@ -27,10 +27,10 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
-from console.admin import AuditedModelAdmin
+from console.admin import AuditedModelAdmin, ReadOnlyAdminMixin
 from console.audit import Actor, AuditSource
 from console.ids import object_pk
-from console.service_admin import ServiceBackedAdmin, ServiceForm
+from console.service_admin import ServiceBackedAdmin, ServiceForm, refusal_text
 from tagging.strategy import views as strategy_views
 from tagging.strategy.forms import TagAddForm, TagChangeForm, TagGroupAddForm, TagGroupChangeForm
 from tagging.strategy.jobs import interval_words, pull_interval_text
@@ -407,7 +407,7 @@ class _ItemAdmin(ServiceBackedAdmin):
             try:
                 outcome = conflict_resolve(item=item, choice=choice, actor=actor)
             except (PlatformError, ValidationError) as error:
-                self.message_user(request, _error_text(error), messages.ERROR)
+                self.message_user(request, refusal_text(error), messages.ERROR)
                 continue
             done += outcome.done
             for message in outcome.messages:
@@ -471,7 +471,7 @@ class _ItemAdmin(ServiceBackedAdmin):
                 actor=Actor.from_request(request, source=AuditSource.LIST_ACTION),
             )
         except ValidationError as error:
-            self.message_user(request, _error_text(error), messages.ERROR)
+            self.message_user(request, refusal_text(error), messages.ERROR)
             return None
         self.message_user(request, gettext("Names swapped."), messages.SUCCESS)
         return None
@@ -527,12 +527,6 @@ def deleted_sentence(outcome: Outcome) -> str:
     }
 
 
-def _error_text(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return " ".join(error.messages)
-    return str(error)
-
-
 def pending_description(item: Any) -> str:
     parts = []
     if item.pending_delete:
@@ -549,7 +543,7 @@ def pending_description(item: Any) -> str:
 
 
 @admin.register(Strategy)
-class StrategyAdmin(_AnnotatedColumns, AuditedModelAdmin):
+class StrategyAdmin(ReadOnlyAdminMixin, _AnnotatedColumns, AuditedModelAdmin):
     """Strategies are managed in WeCom: read-only here, filled by pulls."""
 
     list_display = ("name", "app_name", "wecom_id", "parent", "level", "group_count", "tag_count",
@@ -570,15 +564,6 @@ class StrategyAdmin(_AnnotatedColumns, AuditedModelAdmin):
                 app_label=F("app__name"),
             )
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_pull_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("tagging.change_tag")

@@ -25,8 +25,8 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from console.transactions import require_no_transaction
 from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
-from tagging.strategy.services import wecom_client
 from wecom.clients.wecom import Strategy as WeComStrategy
+from wecom.connections import client_for
 from wecom.models import WeComApp
 
 # --- what WeCom has ------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def strategy_pull_fetch(
     """
     require_no_transaction("strategy_pull_fetch")
     before_call = before_call or (lambda: None)
-    client = wecom_client(app)
+    client = client_for(app)
     strategies = []
     before_call()
     for strategy_id in client.strategy_ids():
@@ -100,7 +100,7 @@ def strategy_pull_fetch_scoped(
     """Only what ``scope`` names: the strategy (one call) and its groups, or the one group (one
     call), instead of every strategy and tag of the corp."""
     before_call = before_call or (lambda: None)
-    client = wecom_client(app)
+    client = client_for(app)
     before_call()
     strategies = [_remote_strategy(client.strategy_get(scope.strategy_wecom_id))]
     before_call()

@@ -97,12 +97,6 @@ def _maybe_happened(error: PlatformError) -> bool:
     return isinstance(error, PlatformTransportError)
 
 
-def wecom_client(app: WeComApp) -> WeComClient:
-    client = client_for(app)
-    assert isinstance(client, WeComClient)
-    return client
-
-
 def admin_url(item: Model) -> str:
     meta = item._meta
     return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[item.pk])
@@ -357,7 +351,7 @@ def tag_group_create(
         (tag_name, tag_order if tag_order is not None else default)
         for (tag_name, tag_order), default in zip(tags, spaced_orders(len(tags)), strict=True)
     ]
-    client = wecom_client(strategy.app)
+    client = client_for(strategy.app)
     answer, settled = _add_call(
         lambda: _add_group(client, strategy, name=name, order=order, tags=wanted),
         settle=lambda: _settle_group_add(
@@ -474,7 +468,7 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
         tag_validate(group=group, name=name, order=order)
         if order is None:
             order = _top_order(Tag.objects.filter(group=group).values_list("order", flat=True))
-    client = wecom_client(group.app)
+    client = client_for(group.app)
     created, settled = _add_call(
         lambda: _add_tag(client, group, name=name, order=order),
         settle=lambda: next(
@@ -510,7 +504,7 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
 
 def _read_back(item: OrderedItem) -> tuple[str, int] | None:
     """The item's name and order as WeCom has them now, or None if WeCom no longer has it."""
-    client = wecom_client(item.app)
+    client = client_for(item.app)
     if isinstance(item, TagGroup):
         for remote in client.strategy_tag_list(group_ids=[item.wecom_id]):
             return remote.group_name, remote.order
@@ -526,7 +520,7 @@ def _send_edit(item: OrderedItem, *, name: str | None, order: int | None) -> boo
     """One edit call, no transaction open. True if WeCom has the change (answered, or read back
     after an answer that never came); raises the ``PlatformError`` of a refusal."""
     try:
-        wecom_client(item.app).strategy_tag_edit(id=item.wecom_id, name=name, order=order)
+        client_for(item.app).strategy_tag_edit(id=item.wecom_id, name=name, order=order)
         return False
     except PlatformError as error:
         if not _maybe_happened(error):
@@ -953,7 +947,7 @@ def names_swap(*, first: Item, second: Item, actor: Actor) -> Outcome:
     first_name, second_name = first.name, second.name
     temporary = _temporary_name(first_name)
     steps = [(first, temporary), (second, first_name), (first, second_name)]
-    client = wecom_client(first.app)
+    client = client_for(first.app)
     made: list[tuple[OrderedItem, str, str]] = []  # (item, old remote name, new remote name)
     remote_names = {first.pk: first_name, second.pk: second_name}
     try:
@@ -1037,7 +1031,7 @@ def _delete_remote(app: WeComApp, items: Sequence[OrderedItem]) -> None:
     """
     tag_ids = [item.wecom_id for item in items if isinstance(item, Tag)]
     group_ids = [item.wecom_id for item in items if isinstance(item, TagGroup)]
-    client = wecom_client(app)
+    client = client_for(app)
     try:
         client.strategy_tag_delete(tag_ids=tag_ids, group_ids=group_ids)
         return
@@ -1256,7 +1250,7 @@ def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> O
 
 
 def _is_gone(item: TagGroup | Tag) -> bool:
-    client = wecom_client(item.app)
+    client = client_for(item.app)
     if isinstance(item, TagGroup):
         return not client.strategy_tag_list(group_ids=[item.wecom_id])
     return not client.strategy_tag_list(tag_ids=[item.wecom_id])
@@ -1265,7 +1259,7 @@ def _is_gone(item: TagGroup | Tag) -> bool:
 def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
     """Push ours for an item WeCom deleted: create it again with the local values (the add
     call with no transaction open, then its outcome and History entry)."""
-    client = wecom_client(item.app)
+    client = client_for(item.app)
     name = item.pending_name or item.name
     order = item.pending_order if item.pending_order is not None else item.order
     tags = list(item.tags.all()) if isinstance(item, TagGroup) else []

@@ -14,7 +14,6 @@ run by the background worker; the command follows it with a progress bar, then p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,9 +24,10 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from console.audit import Actor
-from console.cli import terminal_language
+from console.cli import quiet_queue_logs, terminal_language
+from console.jobs.follow import JobFollower
+from console.jobs.selectors import job_status_sentence
 from console.models import JobStatus
-from tagging.bulk.cli import job_summary, quiet_queue_logs, wait_for
 from tagging.strategy.jobs import (
     PullMode,
     pull_interval_text,
@@ -40,11 +40,6 @@ from tagging.strategy.jobs import (
 from tagging.strategy.models import StrategyPull
 from tagging.strategy.pull_plan import KIND_LABELS, Action, PlanPreview
 from wecom.models import WeComApp
-
-# How often the command looks at the job: soon at first (a pull often takes a moment), then
-# less often.
-FIRST_LOOK_SECONDS = 0.1
-LOOK_SECONDS_MAX = 1.0
 
 
 class Command(BaseCommand):
@@ -86,13 +81,12 @@ class Command(BaseCommand):
         failed = False
         for app, job in jobs:
             self.stdout.write(_("WeCom app “%(name)s”:") % {"name": app.name})
-            self._look_after = FIRST_LOOK_SECONDS
-            job = wait_for(job, write=self._write, tty=self.stdout.isatty(), step=self.wait_step)
+            job = JobFollower.to(self.stdout, job).follow()
             outcome = pull_job_outcome(job)
             plan, result = outcome.plan, outcome.result
             if job.status != JobStatus.DONE or plan is None:
                 failed = True
-                self.stderr.write(job_summary(job, job.progress()))
+                self.stderr.write(job_status_sentence(job, job.progress()))
                 continue
             self._print_plan(plan)
             if result is None:
@@ -104,14 +98,6 @@ class Command(BaseCommand):
             )
         if failed:
             raise CommandError(_("At least one pull failed."))
-
-    def _write(self, text: str) -> None:
-        self.stdout.write(text, ending="")
-        self.stdout.flush()
-
-    def wait_step(self) -> None:
-        time.sleep(self._look_after)
-        self._look_after = min(self._look_after * 2, LOOK_SECONDS_MAX)
 
     def _set_interval(self, apps: Any, every: str) -> None:
         if every.strip().lower() == "default":

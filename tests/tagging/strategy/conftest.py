@@ -85,10 +85,10 @@ def run_jobs() -> None:
 
 @pytest.fixture
 def pull_worker(monkeypatch):
-    """``wecom_pull`` with the test as the worker: each wait step runs the open jobs."""
-    from tagging.management.commands.wecom_pull import Command
+    """``wecom_pull`` with the test as the worker: each pause of its wait runs the open jobs."""
+    from console.jobs.follow import JobFollower
 
-    monkeypatch.setattr(Command, "wait_step", lambda self: run_jobs())
+    monkeypatch.setattr(JobFollower, "pause", lambda self, seconds: run_jobs())
 
 
 def plan_page(client, app):

@@ -121,16 +121,16 @@ def test_another_pull_by_the_same_editor_replaces_the_one_waiting(editor_client,
 
 
 def test_wecom_pull_waits_for_its_job_and_prints_its_progress(app, sandbox, monkeypatch):
-    from tagging.management.commands.wecom_pull import Command
+    from console.jobs.follow import JobFollower
 
     looks = []
 
-    def worker_late(self) -> None:
+    def worker_late(self, seconds: float) -> None:
         looks.append(Job.objects.get(kind=PULL_KIND).status)
         if len(looks) > 2:  # the worker starts only after the command has waited a while
             run_jobs()
 
-    monkeypatch.setattr(Command, "wait_step", worker_late)
+    monkeypatch.setattr(JobFollower, "pause", worker_late)
     out = io.StringIO()
     with translation.override("en"):
         call_command("wecom_pull", "--app", app.name, stdout=out)

@@ -17,11 +17,6 @@
 
   var JOB_POLL_MS = 1000;
 
-  function csrfToken() {
-    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
-
   function say(text, failed) {
     var status = document.getElementById("strategy-status");
     if (!status) return;
@@ -191,14 +186,8 @@
     body.set("ids", idsOf(list).join(","));
     body.set("shown", shownOrders(list));
     list.setAttribute("aria-busy", "true");
-    fetch(moveUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
-      body: body
-    }).then(function (response) {
-      return response.json();
-    }).then(function (answer) {
+    window.consoleKit.requestJSON(moveUrl, { method: "POST", body: body }).then(function (reply) {
+      var answer = reply.body;
       list.removeAttribute("aria-busy");
       say(answer.message, !answer.ok);
       if (answer.order) {
@@ -258,15 +247,12 @@
     var url = bar.getAttribute("data-job-url");
     function poll() {
       if (!document.body.contains(bar)) return; // redrawn meanwhile: its successor follows
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
+      window.consoleKit.requestJSON(url)
+        .then(function (reply) {
           // A job this page may not follow, or one that is gone: asking again will not help.
-          if (response.status >= 400 && response.status < 500) return null;
-          if (!response.ok) throw new Error(String(response.status));
-          return response.json();
-        })
-        .then(function (job) {
-          if (!job) return;
+          if (reply.status >= 400 && reply.status < 500) return;
+          if (!reply.ok) throw new Error(String(reply.status));
+          var job = reply.body;
           var progress = bar.querySelector("progress");
           if (progress) progress.value = job.percent;
           bar.querySelector("[data-job-count]").textContent = job.processed + " / " + job.total;
@@ -327,9 +313,5 @@
     document.documentElement.setAttribute("data-strategy-tree-ready", "1");
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.consoleKit.ready(init);
 })();

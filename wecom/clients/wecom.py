@@ -1,6 +1,9 @@
-"""WeCom server API: access token, customer strategies (规则组) and their tags.
+"""WeCom server API: access token, customer strategies (规则组) and their tags, and the corp's
+corporate tags (企业客户标签).
 
-Seed 003 and PLATFORM.md section 2 are the specification.
+Seed 003 and PLATFORM.md section 2 are the specification. Strategy tags and corporate tags are
+one tag library on two sets of endpoints (a strategy tag call names its strategy): one
+implementation, picked by ``TagEndpoints``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,26 @@ TAG_LIST = Endpoint("/cgi-bin/externalcontact/get_strategy_tag_list")
 TAG_ADD = Endpoint("/cgi-bin/externalcontact/add_strategy_tag", idempotent=False)
 TAG_EDIT = Endpoint("/cgi-bin/externalcontact/edit_strategy_tag")
 TAG_DELETE = Endpoint("/cgi-bin/externalcontact/del_strategy_tag", idempotent=False)
+CORP_TAG_LIST = Endpoint("/cgi-bin/externalcontact/get_corp_tag_list")
+CORP_TAG_ADD = Endpoint("/cgi-bin/externalcontact/add_corp_tag", idempotent=False)
+CORP_TAG_EDIT = Endpoint("/cgi-bin/externalcontact/edit_corp_tag")
+CORP_TAG_DELETE = Endpoint("/cgi-bin/externalcontact/del_corp_tag", idempotent=False)
+
+
+@dataclass(frozen=True)
+class TagEndpoints:
+    """The four endpoints of one tag library."""
+
+    list: Endpoint
+    add: Endpoint
+    edit: Endpoint
+    delete: Endpoint
+
+
+STRATEGY_TAGS = TagEndpoints(list=TAG_LIST, add=TAG_ADD, edit=TAG_EDIT, delete=TAG_DELETE)
+CORP_TAGS = TagEndpoints(
+    list=CORP_TAG_LIST, add=CORP_TAG_ADD, edit=CORP_TAG_EDIT, delete=CORP_TAG_DELETE
+)
 
 STRATEGY_PAGE_LIMIT = 1000
 
@@ -69,12 +92,20 @@ class StrategyTag:
 
 @dataclass(frozen=True)
 class StrategyTagGroup:
+    """A tag group of either library: ``strategy_id`` is None for a corporate tag group (and
+    where an answer does not say)."""
+
     group_id: str
     group_name: str
     order: int
     create_time: int
     strategy_id: int | None
     tags: list[StrategyTag]
+
+
+# The same shapes name corporate tags too.
+WeComTag = StrategyTag
+WeComTagGroup = StrategyTagGroup
 
 
 @dataclass(frozen=True)
@@ -185,16 +216,7 @@ class WeComClient(TokenAuthenticatedClient):
         body: dict[str, Any] = {}
         if strategy_id is not None:
             body["strategy_id"] = strategy_id
-        if group_ids:
-            # With both filters the platform ignores tag_id; sending it would only mislead.
-            body["group_id"] = list(group_ids)
-        elif tag_ids:
-            body["tag_id"] = list(tag_ids)
-        return self._call(
-            TAG_LIST,
-            body=body,
-            read=lambda answer: [_group_from(group) for group in answer.get("tag_group") or []],
-        )
+        return self._tag_list(STRATEGY_TAGS, body, tag_ids=tag_ids, group_ids=group_ids)
 
     def strategy_tag_add(
         self,
@@ -207,62 +229,152 @@ class WeComClient(TokenAuthenticatedClient):
     ) -> StrategyTagGroup:
         """Add tags to an existing group (``group_id``) or to the group named ``group_name``,
         which is created unless the strategy has a group of that name already."""
-        if not tags:
-            raise PlatformInputError(
-                platform=WECOM, endpoint=TAG_ADD.path, explanation=_EMPTY_GROUP
-            )
-        body: dict[str, Any] = {"strategy_id": strategy_id}
-        if group_id:
-            body["group_id"] = group_id
-        else:
-            self._check(validate_tag_name, group_name, TAG_ADD)
-            body["group_name"] = group_name
-            if group_order is not None:
-                self._check(validate_order, group_order, TAG_ADD)
-                body["order"] = group_order
-        wire_tags = []
-        for tag in tags:
-            self._check(validate_tag_name, tag.name, TAG_ADD)
-            item: dict[str, Any] = {"name": tag.name}
-            if tag.order is not None:
-                self._check(validate_order, tag.order, TAG_ADD)
-                item["order"] = tag.order
-            wire_tags.append(item)
-        body["tag"] = wire_tags
-        return self._call(
-            TAG_ADD,
-            body=body,
-            read=lambda answer: _group_from({"strategy_id": strategy_id, **answer["tag_group"]}),
+        return self._tag_add(
+            STRATEGY_TAGS,
+            {"strategy_id": strategy_id},
+            tags=tags,
+            group_id=group_id,
+            group_name=group_name,
+            group_order=group_order,
         )
 
     def strategy_tag_edit(
         self, *, id: str, name: str | None = None, order: int | None = None
     ) -> None:
         """Rename or reorder a tag or a tag group (``id`` is either's id)."""
-        body: dict[str, Any] = {"id": id}
-        if name is not None:
-            self._check(validate_tag_name, name, TAG_EDIT)
-            body["name"] = name
-        if order is not None:
-            self._check(validate_order, order, TAG_EDIT)
-            body["order"] = order
-        if len(body) == 1:
-            raise PlatformInputError(
-                platform=WECOM, endpoint=TAG_EDIT.path, explanation=_NOTHING_TO_CHANGE
-            )
-        self._call(TAG_EDIT, body=body)
+        self._tag_edit(STRATEGY_TAGS, id=id, name=name, order=order)
 
     def strategy_tag_delete(
         self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()
     ) -> None:
         """Delete tags and whole groups; a group left without tags disappears with them."""
+        self._tag_delete(STRATEGY_TAGS, tag_ids=tag_ids, group_ids=group_ids)
+
+    # -- corporate tags (企业客户标签): the same library without strategies ---------------------
+
+    def corp_tag_list(
+        self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()
+    ) -> list[StrategyTagGroup]:
+        return self._tag_list(CORP_TAGS, {}, tag_ids=tag_ids, group_ids=group_ids)
+
+    def corp_tag_add(
+        self,
+        *,
+        tags: Sequence[NewTag],
+        group_id: str | None = None,
+        group_name: str | None = None,
+        group_order: int | None = None,
+    ) -> StrategyTagGroup:
+        """Add corporate tags to an existing group (``group_id``) or to the group named
+        ``group_name``, created unless the corp has a corporate group of that name."""
+        return self._tag_add(
+            CORP_TAGS,
+            {},
+            tags=tags,
+            group_id=group_id,
+            group_name=group_name,
+            group_order=group_order,
+        )
+
+    def corp_tag_edit(self, *, id: str, name: str | None = None, order: int | None = None) -> None:
+        """Rename or reorder a corporate tag or group; WeCom lets an app change only those it
+        created (301002 otherwise)."""
+        self._tag_edit(CORP_TAGS, id=id, name=name, order=order)
+
+    def corp_tag_delete(
+        self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()
+    ) -> None:
+        """Delete corporate tags and whole groups; only those the app created (301002)."""
+        self._tag_delete(CORP_TAGS, tag_ids=tag_ids, group_ids=group_ids)
+
+    # -- one implementation for both libraries --------------------------------------------------
+
+    def _tag_list(
+        self,
+        endpoints: TagEndpoints,
+        body: dict[str, Any],
+        *,
+        tag_ids: Sequence[str],
+        group_ids: Sequence[str],
+    ) -> list[StrategyTagGroup]:
+        if group_ids:
+            # With both filters the platform ignores tag_id; sending it would only mislead.
+            body["group_id"] = list(group_ids)
+        elif tag_ids:
+            body["tag_id"] = list(tag_ids)
+        return self._call(
+            endpoints.list,
+            body=body,
+            read=lambda answer: [_group_from(group) for group in answer.get("tag_group") or []],
+        )
+
+    def _tag_add(
+        self,
+        endpoints: TagEndpoints,
+        body: dict[str, Any],
+        *,
+        tags: Sequence[NewTag],
+        group_id: str | None,
+        group_name: str | None,
+        group_order: int | None,
+    ) -> StrategyTagGroup:
+        endpoint = endpoints.add
+        if not tags:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=endpoint.path, explanation=_EMPTY_GROUP
+            )
+        if group_id:
+            body["group_id"] = group_id
+        else:
+            self._check(validate_tag_name, group_name, endpoint)
+            body["group_name"] = group_name
+            if group_order is not None:
+                self._check(validate_order, group_order, endpoint)
+                body["order"] = group_order
+        wire_tags = []
+        for tag in tags:
+            self._check(validate_tag_name, tag.name, endpoint)
+            item: dict[str, Any] = {"name": tag.name}
+            if tag.order is not None:
+                self._check(validate_order, tag.order, endpoint)
+                item["order"] = tag.order
+            wire_tags.append(item)
+        body["tag"] = wire_tags
+        strategy_id = body.get("strategy_id")
+        return self._call(
+            endpoint,
+            body=body,
+            read=lambda answer: _group_from({**answer["tag_group"], "strategy_id": strategy_id}),
+        )
+
+    def _tag_edit(
+        self, endpoints: TagEndpoints, *, id: str, name: str | None, order: int | None
+    ) -> None:
+        endpoint = endpoints.edit
+        body: dict[str, Any] = {"id": id}
+        if name is not None:
+            self._check(validate_tag_name, name, endpoint)
+            body["name"] = name
+        if order is not None:
+            self._check(validate_order, order, endpoint)
+            body["order"] = order
+        if len(body) == 1:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=endpoint.path, explanation=_NOTHING_TO_CHANGE
+            )
+        self._call(endpoint, body=body)
+
+    def _tag_delete(
+        self, endpoints: TagEndpoints, *, tag_ids: Sequence[str], group_ids: Sequence[str]
+    ) -> None:
+        endpoint = endpoints.delete
         if not tag_ids and not group_ids:
             raise PlatformInputError(
-                platform=WECOM, endpoint=TAG_DELETE.path, explanation=_NOTHING_TO_DELETE
+                platform=WECOM, endpoint=endpoint.path, explanation=_NOTHING_TO_DELETE
             )
         body: dict[str, Any] = {}
         if tag_ids:
             body["tag_id"] = list(tag_ids)
         if group_ids:
             body["group_id"] = list(group_ids)
-        self._call(TAG_DELETE, body=body)
+        self._call(endpoint, body=body)

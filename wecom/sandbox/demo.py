@@ -65,6 +65,13 @@ _GROUPS = (
     (2, "兴趣偏好", 60, [("数码", 0), ("运动户外", 0)]),
 )
 
+_CORP_GROUPS = (
+    # (group name, group order, [(tag name, order)], made by the demo app (else in WeCom's admin))
+    ("客户来源", 50, [("官网咨询", 30), ("展会", 20), ("老客户介绍", 10)], True),
+    ("客户行业", 40, [("零售", 0), ("制造", 0), ("教育", 0), ("金融", 0)], True),
+    ("服务阶段", 10, [("售前", 2), ("售中", 1), ("售后", 0)], False),
+)
+
 _OA_TAGS = (
     # (name, follower numbers)
     ("高价值客户", range(0, 5)),
@@ -89,7 +96,14 @@ def seed_demo(state: SandboxState) -> None:
         )
     for strategy_id, group_name, order, tags in _GROUPS:
         wecom.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
-    wecom.set_corp_tag_count(d.wecom_corp_id, 36)
+    for group_name, order, tags, by_app in _CORP_GROUPS:
+        wecom.add_corp_group(
+            d.wecom_corp_id,
+            group_name,
+            order=order,
+            tags=tags,
+            app_secret=d.wecom_secret if by_app else None,
+        )
 
     account.add_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
     for name, numbers in _OA_TAGS:

@@ -98,6 +98,19 @@ def _wecom(action: Callable[[WeComPlatform, str, dict[str, Any]], dict[str, Any]
     return handle
 
 
+def _wecom_app(
+    action: Callable[[WeComPlatform, str, dict[str, Any], str], dict[str, Any]],
+) -> Handler:
+    """A WeCom endpoint that needs to know which app calls (corporate tags: who created what)."""
+
+    def handle(sandbox: SandboxServer, call: Call) -> dict[str, Any]:
+        wecom = sandbox.state.wecom
+        corp_id, app = wecom.auth_app(call.query.get("access_token"), customer_contact=True)
+        return action(wecom, corp_id, call.json_object(), app)
+
+    return handle
+
+
 def _wechat(
     action: Callable[[OfficialAccountPlatform, str, dict[str, Any]], dict[str, Any]],
 ) -> Handler:
@@ -181,6 +194,16 @@ ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
             "POST",
             _wecom(WeComPlatform.del_strategy_tag),
         ),
+        "/cgi-bin/externalcontact/get_corp_tag_list": (
+            "POST",
+            _wecom_app(WeComPlatform.get_corp_tag_list),
+        ),
+        "/cgi-bin/externalcontact/add_corp_tag": ("POST", _wecom_app(WeComPlatform.add_corp_tag)),
+        "/cgi-bin/externalcontact/edit_corp_tag": (
+            "POST",
+            _wecom_app(WeComPlatform.edit_corp_tag),
+        ),
+        "/cgi-bin/externalcontact/del_corp_tag": ("POST", _wecom_app(WeComPlatform.del_corp_tag)),
     },
     WECHAT: {
         "/cgi-bin/stable_token": ("POST", _oa_stable_token),

@@ -114,6 +114,8 @@ def _counts(rows: QuerySet[Any], key: str, query: str, **extra: Count) -> dict[i
 def _strategies(app: WeComApp, query: str) -> list[Strategy]:
     """The app's strategies with their counts (and matches), in three queries."""
     strategies = list(Strategy.objects.filter(app=app).order_by("wecom_id"))
+    # The corporate root (企业标签) after the strategies: a page opens on a strategy as before.
+    strategies.sort(key=lambda strategy: strategy.is_corporate)
     # Counts per strategy by two grouped queries over the app's rows, not joins per strategy.
     groups = _counts(TagGroup.objects.filter(app=app), "strategy_id", query)
     tags = _counts(

@@ -12,7 +12,7 @@ from django.utils import translation
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tagging.strategy.callbacks import CALLBACK_PULL_KIND
-from tagging.strategy.models import SyncState, Tag, TagGroup
+from tagging.strategy.models import CORPORATE_WECOM_ID, SyncState, Tag, TagGroup
 from tagging.strategy.pull_apply import pull_and_apply
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from tests.wecom_callbacks.conftest import CALLBACK_KEY, CALLBACK_TOKEN, CORP
@@ -224,8 +224,10 @@ def test_events_coalesce_into_the_fewest_reads(wired):
         wired,
         [event("update", "tag_group", group), event("create", "tag", "etNEW")],
     ) == [PullScope(strategy)]
-    # Corporate tags (no strategy) are not the console's.
-    assert callback_scopes(wired, [event("update", "tag", "etX", None)]) == []
+    # Corporate tags (no strategy): the corporate library, read as a strategy is.
+    assert callback_scopes(wired, [event("update", "tag", "etX", None)]) == [
+        PullScope(CORPORATE_WECOM_ID)
+    ]
 
 
 def test_a_refusal_is_final_and_a_server_error_is_retried(wired, sandbox):

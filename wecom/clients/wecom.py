@@ -378,3 +378,56 @@ class WeComClient(TokenAuthenticatedClient):
         if group_ids:
             body["group_id"] = list(group_ids)
         self._call(endpoint, body=body)
+
+    def tag_library(self, *, corporate: bool) -> TagLibrary:
+        """The strategy tags' or the corporate tags' calls, with one signature for both."""
+        return TagLibrary(self, corporate=corporate)
+
+
+class TagLibrary:
+    """One tag library of the client's corp: services call the same four methods for strategy
+    tags and corporate tags (``strategy_id`` is ignored for corporate tags)."""
+
+    def __init__(self, client: WeComClient, *, corporate: bool) -> None:
+        self.client = client
+        self.corporate = corporate
+
+    def list(
+        self,
+        *,
+        strategy_id: int | None = None,
+        tag_ids: Sequence[str] = (),
+        group_ids: Sequence[str] = (),
+    ) -> list[StrategyTagGroup]:
+        if self.corporate:
+            return self.client.corp_tag_list(tag_ids=tag_ids, group_ids=group_ids)
+        return self.client.strategy_tag_list(
+            strategy_id=strategy_id, tag_ids=tag_ids, group_ids=group_ids
+        )
+
+    def add(
+        self,
+        *,
+        strategy_id: int | None,
+        tags: Sequence[NewTag],
+        group_id: str | None = None,
+        group_name: str | None = None,
+        group_order: int | None = None,
+    ) -> StrategyTagGroup:
+        body: dict[str, Any] = {} if self.corporate else {"strategy_id": strategy_id}
+        return self.client._tag_add(
+            CORP_TAGS if self.corporate else STRATEGY_TAGS,
+            body,
+            tags=tags,
+            group_id=group_id,
+            group_name=group_name,
+            group_order=group_order,
+        )
+
+    def edit(self, *, id: str, name: str | None = None, order: int | None = None) -> None:
+        endpoints = CORP_TAGS if self.corporate else STRATEGY_TAGS
+        self.client._tag_edit(endpoints, id=id, name=name, order=order)
+
+    def delete(self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> None:
+        endpoints = CORP_TAGS if self.corporate else STRATEGY_TAGS
+        self.client._tag_delete(endpoints, tag_ids=tag_ids, group_ids=group_ids)

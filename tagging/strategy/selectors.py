@@ -20,6 +20,8 @@ from console.jobs.selectors import jobs_with_progress
 from console.models import OPEN_JOB_STATUSES, Job, JobProgress
 from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy.respacing import RESPACE_KIND
+from tagging.strategy.services import corp_tag_count
+from wecom.rules import CORP_TAG_LIMIT
 from wecom.models import WeComApp
 
 # Tags drawn with the page: a group is drawn open while the tags of the groups above it and
@@ -76,6 +78,20 @@ class StrategyTree:
     groups: list[GroupNode]
     query: str = ""
     respacings: list[Respacing] = field(default_factory=list)
+    # The corporate tag library (企业标签), drawn beside the strategies; None before a pull.
+    corporate: Strategy | None = None
+    # Tags of the corp, both kinds (WeCom's 10,000 counts them together).
+    tags_used: int = 0
+    tags_limit: int = CORP_TAG_LIMIT
+
+    @property
+    def tags_used_text(self) -> str:
+        return f"{self.tags_used:,}"
+
+    @property
+    def tags_limit_text(self) -> str:
+        # "10,000" as WeCom's documents write it, in every language of the console.
+        return f"{self.tags_limit:,}"
 
     @property
     def searching(self) -> bool:
@@ -154,8 +170,13 @@ def _select(strategies: list[Strategy], strategy_id: int | None, query: str) -> 
 
 
 def _nav(strategies: list[Strategy]) -> list[StrategyNode]:
-    """First-level strategies in WeCom's order, each with its children."""
-    nodes = {s.pk: StrategyNode(strategy=s) for s in strategies if not s.parent_id}
+    """First-level strategies in WeCom's order, each with its children (not the corporate
+    root: the page draws it apart)."""
+    nodes = {
+        s.pk: StrategyNode(strategy=s)
+        for s in strategies
+        if not s.parent_id and not s.is_corporate
+    }
     orphans = []
     for strategy in strategies:
         if strategy.parent_id:
@@ -244,8 +265,9 @@ def strategy_tree(
     keep_open: Collection[int] = (),
 ) -> StrategyTree:
     """The app's strategies with counts, and one strategy's groups, the tags of those drawn
-    open and its re-spacings; with ``query``, filtered to names containing it. Six queries,
-    whatever the number of groups and tags (five when no group is drawn open)."""
+    open and its re-spacings, and the corp's tags counted against WeCom's limit; with
+    ``query``, filtered to names containing it. Seven queries, whatever the number of groups
+    and tags (six when no group is drawn open)."""
     strategies = _strategies(app, query)
     selected = _select(strategies, strategy_id, query)
     groups: list[GroupNode] = []
@@ -262,6 +284,8 @@ def strategy_tree(
         groups=groups,
         query=query,
         respacings=respacings,
+        corporate=next((s for s in strategies if s.is_corporate), None),
+        tags_used=corp_tag_count(app),
     )
 
 

@@ -21,8 +21,8 @@ from console.models import OPEN_JOB_STATUSES, Job, JobProgress
 from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy.respacing import RESPACE_KIND
 from tagging.strategy.services import corp_tag_count
-from wecom.rules import CORP_TAG_LIMIT
 from wecom.models import WeComApp
+from wecom.rules import CORP_TAG_LIMIT
 
 # Tags drawn with the page: a group is drawn open while the tags of the groups above it and
 # its own fit in this (about 45 KB of HTML); the others show their count and open on a click.
@@ -173,9 +173,7 @@ def _nav(strategies: list[Strategy]) -> list[StrategyNode]:
     """First-level strategies in WeCom's order, each with its children (not the corporate
     root: the page draws it apart)."""
     nodes = {
-        s.pk: StrategyNode(strategy=s)
-        for s in strategies
-        if not s.parent_id and not s.is_corporate
+        s.pk: StrategyNode(strategy=s) for s in strategies if not s.parent_id and not s.is_corporate
     }
     orphans = []
     for strategy in strategies:

@@ -189,12 +189,13 @@ def validate_first_level_strategy(*, is_first_level: bool) -> None:
 
 
 def validate_corp_tag_limit(*, existing: int, adding: int, limit: int = CORP_TAG_LIMIT) -> None:
-    """Corp tags plus strategy tags: at most ``limit`` per corp, as far as the console knows."""
+    """Corporate tags plus strategy tags: at most ``limit`` per corp, as far as the console
+    knows (``existing``: both kinds, ``tagging.strategy.services.corp_tag_count``)."""
     if existing + adding > limit:
         raise ValidationError(
             _(
-                "The corp may have at most %(limit)d tags; it has %(existing)d and this adds "
-                "%(adding)d. Delete some tags first."
+                "The corp may have at most %(limit)d tags, strategy tags and corporate tags "
+                "together; it has %(existing)d and this adds %(adding)d. Delete some tags first."
             ),
             code="corp_tag_limit",
             params={"limit": limit, "existing": existing, "adding": adding},

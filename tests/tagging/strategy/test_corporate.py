@@ -224,8 +224,11 @@ def test_the_limit_counts_both_kinds_before_any_call(imported, sandbox, actor, w
     sandbox.reset_stats()
     with pytest.raises(ValidationError) as caught:
         tag_group_create(strategy=parent, name="超额", tags=[("a", None), ("b", None)], actor=actor)
-    assert "at most 10000 tags" in caught.value.message_dict["tags"][0]
+    message = caught.value.message_dict["tags"][0]
+    assert "at most 10000 tags, strategy tags and corporate tags together" in message
     assert sandbox.total_calls() == 0
+    with translation.override("zh-hans"):
+        assert "规则组标签与企业标签合计" in str(caught.value.message_dict["tags"][0])
 
 
 def test_two_apps_of_one_corp_count_each_tag_once(imported, actor):

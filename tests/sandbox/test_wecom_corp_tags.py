@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from wecom.sandbox import DEMO
-from wecom.sandbox.state import SandboxState
+from wecom.sandbox import DEMO, PlatformError, SandboxState, seed_demo
 
 ET_ID = re.compile(r"et[A-Za-z0-9_-]{22}")
 OTHER_SECRET = "other-app-secret-0123456789abcdefghijklmnop"
@@ -224,3 +224,81 @@ def test_old_state_files_count_becomes_filler_tags():
         }
     )
     assert state.wecom.corp_tag_count("ww1") == 1500
+
+
+# ---- fuzz: any sequence of calls by two apps and the admin keeps WeCom's rules -------------------
+
+NAMES = st.sampled_from(["甲", "乙", "丙", "丁", "x" * 30, "x" * 31, " ", ""])
+ORDERS = st.one_of(st.integers(min_value=-1, max_value=2**32), st.none())
+CALLERS = st.sampled_from([DEMO.wecom_secret, OTHER_SECRET, None])  # None: WeCom's admin
+
+
+@st.composite
+def corp_calls(draw):
+    kind = draw(st.sampled_from(["add", "add_to", "edit", "del_tag", "del_group"]))
+    pick = draw(st.integers(min_value=0, max_value=50))
+    body: dict = {}
+    if kind == "add":
+        body = {"group_name": draw(NAMES), "tag": [{"name": draw(NAMES)} for _ in range(2)]}
+        if (order := draw(ORDERS)) is not None:
+            body["order"] = order
+    elif kind == "add_to":
+        body = {"tag": [{"name": draw(NAMES)}]}
+    elif kind == "edit":
+        body = {"name": draw(NAMES)} if draw(st.booleans()) else {"order": draw(ORDERS) or 0}
+    return kind, pick, body, draw(CALLERS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=st.lists(corp_calls(), max_size=25))
+def test_any_sequence_of_calls_keeps_the_corporate_rules(calls):
+    state = SandboxState(seed=1)
+    seed_demo(state)
+    wecom = state.wecom
+    corp_id = DEMO.wecom_corp_id
+    wecom.add_app(corp_id, OTHER_SECRET)
+    for kind, pick, body, caller in calls:
+        groups = wecom.get_corp_tag_list(corp_id, {})["tag_group"]
+        tags = [t for g in groups for t in g["tag"]]
+        items = groups + tags
+        if kind == "add_to":
+            body = {**body, "group_id": groups[pick % len(groups)]["group_id"]} if groups else body
+        elif kind == "edit" and items:
+            item = items[pick % len(items)]
+            body = {**body, "id": item.get("group_id") or item["id"]}
+        elif kind == "del_tag" and tags:
+            body = {"tag_id": [tags[pick % len(tags)]["id"]]}
+        elif kind == "del_group" and groups:
+            body = {"group_id": [groups[pick % len(groups)]["group_id"]]}
+        method = {
+            "add": wecom.add_corp_tag,
+            "add_to": wecom.add_corp_tag,
+            "edit": wecom.edit_corp_tag,
+            "del_tag": wecom.del_corp_tag,
+            "del_group": wecom.del_corp_tag,
+        }[kind]
+        before = wecom.get_corp_tag_list(corp_id, {})
+        creators = {}
+        for group in wecom._corps[corp_id]["corp_groups"].values():
+            creators[group["group_id"]] = group["creator"]
+            creators.update({tag_id: tag["creator"] for tag_id, tag in group["tags"].items()})
+        targets = [body.get("id"), *body.get("tag_id", []), *body.get("group_id", [])]
+        foreign = kind != "add" and kind != "add_to" and caller is not None
+        foreign = foreign and any(t in creators and creators[t] != caller for t in targets)
+        try:
+            method(corp_id, body, app=caller)
+            assert not foreign, "an app changed a tag it did not create"
+        except PlatformError as error:
+            assert error.errcode in (40058, 40068, 40071, 301002), error
+            assert error.errcode != 301002 or foreign
+            assert wecom.get_corp_tag_list(corp_id, {}) == before, "a refusal changes nothing"
+        after = wecom.get_corp_tag_list(corp_id, {})["tag_group"]
+        names = [g["group_name"] for g in after]
+        assert len(names) == len(set(names)), "group names are unique"
+        for group in after:
+            assert group["tag"], "no empty group"
+            tag_names = [t["name"] for t in group["tag"]]
+            assert len(tag_names) == len(set(tag_names)), "tag names are unique in a group"
+            assert all(0 < len(n) <= 30 and n.strip() for n in [group["group_name"], *tag_names])
+            assert all(wecom.tag_exists(corp_id, t["id"]) for t in group["tag"])
+        assert wecom.corp_tag_count(corp_id) == sum(len(g["tag"]) for g in after)

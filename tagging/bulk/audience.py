@@ -543,6 +543,51 @@ def audience_from_openids(
         return _fill(audience, ((number, openid) for number, openid in enumerate(openids, 1)))
 
 
+# The OpenIDs a job passed to the platform: in a shard's processed range [start, position) and
+# not among the job's failed items; numbered again from 0 in their old order. One statement,
+# whatever the size of the list.
+_MEMBERS_OF_SUCCESSES = (
+    "INSERT INTO {members} ({audience}, {position}, {openid}) "
+    "SELECT %s, ROW_NUMBER() OVER (ORDER BY m.{position}) - 1, m.{openid} "
+    "FROM {members} m JOIN {shards} s ON s.{job} = %s "
+    "AND m.{position} >= s.{start} AND m.{position} < s.{shard_position} "
+    # NOT IN an uncorrelated list: both databases build it once (a hash or a temporary
+    # b-tree), where a correlated NOT EXISTS scanned the job's failures for every member.
+    "WHERE m.{audience} = %s AND m.{openid} NOT IN ("
+    "SELECT f.{item} FROM {failures} f WHERE f.{job} = %s)"
+)
+
+
+def audience_of_job_successes(
+    *, job_id: int, audience_id: int, label: str, user: AbstractBaseUser
+) -> BulkAudience:
+    """An audience of the OpenIDs that job ``job_id`` (over ``audience_id``) changed, for
+    undoing it. Its caller holds the transaction."""
+    from console.models import JobItemFailure, JobShard
+
+    audience = BulkAudience.objects.create(
+        source=AudienceSource.UNDO, source_label=label[:255], created_by=user
+    )
+    quote = connection.ops.quote_name
+    sql = _MEMBERS_OF_SUCCESSES.format(
+        members=quote(BulkAudienceMember._meta.db_table),
+        shards=quote(JobShard._meta.db_table),
+        failures=quote(JobItemFailure._meta.db_table),
+        audience=quote("audience_id"),
+        position=quote("position"),
+        openid=quote("openid"),
+        job=quote("job_id"),
+        start=quote("start"),
+        shard_position=quote("position"),
+        item=quote("item"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [audience.pk, job_id, audience_id, job_id])
+        audience.accepted = audience.lines = cursor.rowcount
+    audience.save(update_fields=["accepted", "lines"])
+    return audience
+
+
 # ---- reading it back ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tagging', '0005_versions_for_official_account_tags_and_pull_intervals'),
+        ('tagging', '0006_audience_source_undo'),
     ]
 
     operations = [

@@ -1,9 +1,11 @@
 """Models of the tagging app.
 
 Part 1, WeCom strategy tags (issue 6): strategies (规则组) → tag groups → tags, mirrored from
-WeCom per app credential. ``name`` and ``order`` always hold what WeCom has (as of the last
-push or pull); a local edit that has not reached WeCom yet waits in ``pending_*`` with the item's
-sync state saying why. The services in ``tagging/strategy/services.py`` are the only writers.
+WeCom per app credential; the corporate tags (企业客户标签, issue 21) are the groups and tags of
+one more strategy row per app, of kind corporate. ``name`` and ``order`` always hold what WeCom
+has (as of the last push or pull); a local edit that has not reached WeCom yet waits in
+``pending_*`` with the item's sync state saying why. The services in
+``tagging/strategy/services.py`` are the only writers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""WeCom strategy tags: every change the console makes, pushed to WeCom and audited.
+"""WeCom strategy tags and corporate tags: every change the console makes, pushed to WeCom and
+audited.
+
+Corporate tags (企业客户标签) are the groups and tags of the app's corporate root (a
+``Strategy`` of kind corporate, :func:`corporate_root`); every service here serves both, and
+:func:`tag_library` picks the WeCom endpoints of the item's library.
 
 Every service here follows the write path (docs/write-path.md): the intent (the wanted values
 as pending, a new version) in a short transaction, the WeCom call with no transaction open

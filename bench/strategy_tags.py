@@ -9,7 +9,8 @@ SQLite database, or the database of ``--database URL``):
 What is compared, side by side in interleaved rounds (the machine is shared and noisy):
 
     pull      fetch alone: the WeCom client's calls a pull makes (strategy list, each strategy,
-              then all groups and tags in one call, parsed by the client) - the baseline;
+              then all groups and tags in one call and the corporate tags in one more, parsed by
+              the client) - the baseline;
               steady: ``pull_and_apply`` when the console is in step (fetch, plan, apply nothing);
               import: ``pull_and_apply`` into an empty console (bulk inserts and 10,520 history
               entries); goal: pull and reconcile <= 1.5 x fetch alone.
@@ -129,6 +130,7 @@ def fetch_alone(app: object) -> None:
     for strategy_id in client.strategy_ids():
         client.strategy_get(strategy_id)
     client.strategy_tag_list()
+    client.corp_tag_list()  # a pull reads the corporate tags too
 
 
 def timed(function: Callable[[], object]) -> tuple[float, int]:

@@ -211,7 +211,7 @@ def bench_tree(rounds: int, user: object, state: object) -> None:
     app = WeComApp.objects.create(name="tree", corp_id=TREE_CORP, secret=SECRET, rate_limit=1e6)
     app.refresh_from_db()
     pull_and_apply(app=app, actor=Actor(user=user, source=AuditSource.CLI))  # type: ignore[arg-type]
-    strategy = Strategy.objects.get(app=app)
+    strategy = Strategy.objects.get(app=app, wecom_id=1)  # not the corporate root
     assert Tag.objects.filter(group__strategy=strategy).count() == TREE_GROUPS * TAGS_PER_GROUP
     base = serve_http()
     client = Client()

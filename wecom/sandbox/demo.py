@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from .state import SandboxState
 
-__all__ = ["DEMO", "DemoCredentials", "demo_openid", "seed_demo"]
+__all__ = [
+    "DEMO",
+    "DEMO_CUSTOMER_COUNT",
+    "DEMO_MEMBERS",
+    "DemoCredentials",
+    "demo_external_userid",
+    "demo_openid",
+    "seed_demo",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,35 @@ _GROUPS = (
     (2, "兴趣偏好", 60, [("数码", 0), ("运动户外", 0)]),
 )
 
+# WeCom members with customer contact: (userid, name, strategies whose range holds them).
+# sunqi is in no strategy's range: strategy tags on its customers are refused.
+DEMO_MEMBERS = (
+    ("zhangsan", "张三", (1, 2)),
+    ("lisi", "李四", (1,)),
+    ("wangwu", "王五", (1, 3)),
+    ("zhaoliu", "赵六", (2,)),
+    ("sunqi", "孙七", ()),
+)
+DEMO_CUSTOMER_COUNT = 3000
+
+
+def demo_external_userid(n: int) -> str:
+    """A well-formed 32-character external_userid (``wm…``), the same for the same n."""
+    digest = hashlib.sha256(f"wecom-customer:{n}".encode()).digest()
+    return "wm" + base64.urlsafe_b64encode(digest).decode()[:30]
+
+
+def _demo_followers(n: int) -> list[str]:
+    """Customer n's members: one each in turn, a second on every 7th, a third on every 50th."""
+    userids = [m[0] for m in DEMO_MEMBERS]
+    chosen = [userids[n % len(userids)]]
+    if n % 7 == 0:
+        chosen.append(userids[(n + 1) % len(userids)])
+    if n % 50 == 0:
+        chosen.append(userids[(n + 2) % len(userids)])
+    return chosen
+
+
 _OA_TAGS = (
     # (name, follower numbers)
     ("高价值客户", range(0, 5)),
@@ -90,6 +127,16 @@ def seed_demo(state: SandboxState) -> None:
     for strategy_id, group_name, order, tags in _GROUPS:
         wecom.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
     wecom.set_corp_tag_count(d.wecom_corp_id, 36)
+    customers = state.customers
+    for userid, name, strategies in DEMO_MEMBERS:
+        customers.add_member(d.wecom_corp_id, userid, name=name, strategies=strategies)
+    for n in range(DEMO_CUSTOMER_COUNT):
+        customers.add_customer(
+            d.wecom_corp_id,
+            demo_external_userid(n),
+            name=f"客户{n:04d}",
+            followers=_demo_followers(n),
+        )
 
     account.add_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
     for name, numbers in _OA_TAGS:

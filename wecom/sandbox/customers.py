@@ -189,10 +189,12 @@ class CustomersPlatform:
     # ---- reads for tests
 
     def tags_of(self, corp_id: str, userid: str, external_userid: str) -> list[str]:
-        """The tag ids ``userid`` has put on the customer, in the order they were added."""
+        """The tag ids ``userid`` has put on the customer, in the order they were added (none
+        when the member does not follow the customer)."""
         with self._shared.lock:
             customer = self._corp(corp_id)["customers"][external_userid]
-            return list(customer["follows"][userid]["tags"])
+            follow = customer["follows"].get(userid)
+            return list(follow["tags"]) if follow is not None else []
 
     def followers(self, corp_id: str, external_userid: str) -> list[str]:
         with self._shared.lock:

@@ -296,3 +296,32 @@ def test_tags_are_checked_before_a_job_starts(app, audience_from_csv, actor, san
             customers_job_start(audience=audience, add=["134"], actor=actor)
         with pytest.raises(ValidationError, match="both added and removed"):
             customers_job_start(audience=audience, add=["etA1"], remove=["etA1"], actor=actor)
+
+
+def test_pause_resume_and_cancel_from_the_shared_controls(
+    sandbox, app, audience_from_csv, actor, strategy_tags, settings
+):
+    from console.jobs.services import job_cancel, job_pause, job_resume
+
+    settings.BULK_SHARD_SIZE = 10
+    tag = strategy_tags[1][0]
+    pairs = first_follower_pairs(sandbox, range(1, 40))
+    audience = audience_from_csv(["userid,external_userid", *[f"{u},{e}" for u, e in pairs]])
+    job = customers_job_start(audience=audience, add=[tag], actor=actor)
+    first = job.shards.order_by("index").first()
+    job_run_shard(shard_id=first.pk, worker="test")
+    job = job_pause(job=job, actor=actor)
+    sandbox.reset_stats()
+    for shard in job.shards.all():
+        job_run_shard(shard_id=shard.pk, worker="test")
+    assert sandbox.calls("wecom", MARK_TAG) == 0, "a paused job sends nothing"
+    job = drain(job_resume(job=job, actor=actor))
+    assert job.status == JobStatus.DONE
+    assert tagged(sandbox, pairs, tag) == set(pairs)
+
+    other = customers_job_start(audience=audience, remove=[tag], actor=actor)
+    other = job_cancel(job=other, actor=actor)
+    sandbox.reset_stats()
+    drain(other)
+    assert sandbox.calls("wecom", MARK_TAG) == 0
+    assert other.status == JobStatus.CANCELLED

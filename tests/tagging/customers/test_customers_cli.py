@@ -11,7 +11,7 @@ from django.utils import translation
 
 from console.jobs.follow import JobFollower
 from console.models import Job, JobItemFailure, JobStatus
-from tests.tagging.customers.conftest import CORP, MARK_TAG, drain
+from tests.tagging.customers.conftest import CORP, calls, drain
 from wecom.sandbox.demo import demo_external_userid
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,7 @@ def test_tag_users_wecom_adds_and_removes_and_waits(
     job = Job.objects.get()
     assert job.status == JobStatus.DONE
     assert all(customers.tags_of(CORP, "lisi", e) == [first] for e in lisis)
-    assert sandbox.calls("wecom", MARK_TAG) == 4
+    assert calls(sandbox) == 4
 
 
 def test_tag_users_wecom_exits_1_when_a_pair_failed(

@@ -18,7 +18,7 @@ from console.models import JobShard, JobStatus
 from tagging.bulk.jobs import next_quota_reset
 from tagging.customers.audience import customer_audience_from_members
 from tagging.customers.services import customers_job_retry_failed, customers_job_start
-from tests.tagging.customers.conftest import CORP, MARK_TAG, drain
+from tests.tagging.customers.conftest import CORP, MARK_TAG, calls, drain
 from wecom.sandbox import FaultRule
 from wecom.sandbox.demo import demo_external_userid
 
@@ -81,7 +81,7 @@ def test_a_job_with_faults_tags_exactly_the_valid_pairs(
         valid
     )
     # One call per pair, plus the six answered "busy" and sent again.
-    assert sandbox.calls("wecom", MARK_TAG) == len(valid) + 2 + 6
+    assert calls(sandbox) == len(valid) + 2 + 6
     with translation.override("zh-hans"):
         failures = {row[0]: row for row in job_failure_rows(job)}
     assert set(failures) == {f"lisi/{refused_customer}", f"sunqi/{outside}"}
@@ -159,7 +159,7 @@ def test_retry_failed_only_sends_the_pairs_that_may_pass_now(
     assert retry.parent_id == job.pk
     assert retry.total == 3, "only the retryable failures"
     assert retry.progress().done == 3
-    assert sandbox.calls("wecom", MARK_TAG) == 3
+    assert calls(sandbox) == 3
     assert tagged(sandbox, [("sunqi", e) for e in outside], tag) == {("sunqi", e) for e in outside}
     with pytest.raises(ValidationError):
         customers_job_retry_failed(job=retry, actor=actor)
@@ -251,14 +251,14 @@ def test_each_pair_is_in_flight_at_most_once_across_a_rerun_shard(
     import tagging.customers.jobs as customer_jobs
 
     real_sender_for = customer_jobs.sender_for
-    calls = itertools.count(1)
+    numbers = itertools.count(1)
 
     def dying_sender_for(spec):
         send = real_sender_for(spec)
 
         def sending(items):
             send(items)
-            if next(calls) == 6:
+            if next(numbers) == 6:
                 raise WorkerKilled
 
         return sending
@@ -270,18 +270,18 @@ def test_each_pair_is_in_flight_at_most_once_across_a_rerun_shard(
         job_run_shard(shard_id=shard.pk, worker="doomed")
     shard.refresh_from_db()
     assert (shard.position, shard.done) == (0, 0)
-    assert sandbox.calls("wecom", MARK_TAG) == 6
+    assert calls(sandbox) == 6
 
     # The lease still holds: another worker gets nothing to send.
     job_run_shard(shard_id=shard.pk, worker="second")
-    assert sandbox.calls("wecom", MARK_TAG) == 6
+    assert calls(sandbox) == 6
 
     JobShard.objects.filter(pk=shard.pk).update(lease_expires_at=timezone.now())
     job = drain(job)
 
     assert job.status == JobStatus.DONE
     assert (job.progress().done, job.progress().failed) == (len(pairs), 0)
-    assert sandbox.calls("wecom", MARK_TAG) == 6 + len(pairs)
+    assert calls(sandbox) == 6 + len(pairs)
     assert overlaps == []
     assert tagged(sandbox, pairs, tag) == set(pairs)
 
@@ -314,7 +314,7 @@ def test_pause_resume_and_cancel_from_the_shared_controls(
     sandbox.reset_stats()
     for shard in job.shards.all():
         job_run_shard(shard_id=shard.pk, worker="test")
-    assert sandbox.calls("wecom", MARK_TAG) == 0, "a paused job sends nothing"
+    assert calls(sandbox) == 0, "a paused job sends nothing"
     job = drain(job_resume(job=job, actor=actor))
     assert job.status == JobStatus.DONE
     assert tagged(sandbox, pairs, tag) == set(pairs)
@@ -323,5 +323,5 @@ def test_pause_resume_and_cancel_from_the_shared_controls(
     other = job_cancel(job=other, actor=actor)
     sandbox.reset_stats()
     drain(other)
-    assert sandbox.calls("wecom", MARK_TAG) == 0
+    assert calls(sandbox) == 0
     assert other.status == JobStatus.CANCELLED

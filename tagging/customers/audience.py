@@ -57,7 +57,7 @@ _NOT_FOLLOWED = _("No member of this app follows this customer in WeCom.")
 
 def pairs_limit() -> int:
     """Pairs one audience may hold: the list is deduplicated in memory while it is read."""
-    return int(getattr(settings, "CUSTOMER_AUDIENCE_MAX_PAIRS", 500_000))
+    return int(settings.CUSTOMER_AUDIENCE_MAX_PAIRS)
 
 
 def pair_item(userid: str, external_userid: str) -> str:

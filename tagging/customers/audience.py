@@ -53,6 +53,14 @@ REFUSALS_KEPT = 100_000
 SEPARATOR = "/"
 
 _NOT_FOLLOWED = _("No member of this app follows this customer in WeCom.")
+_NOT_A_CONTACT = _(
+    "WeCom lists no member “%(userid)s” with customer contact (a typo, someone who left, or "
+    "customer contact not enabled for them)."
+)
+_NO_SUCH_MEMBERS = _(
+    "WeCom lists no member with customer contact under these userids: %(userids)s. Check them "
+    "in WeCom's admin."
+)
 
 
 def pairs_limit() -> int:
@@ -81,7 +89,8 @@ _MEMBER_HEADERS = {"userid", "user_id", "member", "成员", "成员id", "员工"
 class _Reading:
     """What a list holds, before it is written: pairs in order, refusals, counts."""
 
-    pairs: dict[str, None] = field(default_factory=dict)  # pair items, in first-seen order
+    # pair items -> the line they were first seen on (0: not from a file), in first-seen order
+    pairs: dict[str, int] = field(default_factory=dict)
     refusals: list[tuple[int, str, str]] = field(default_factory=list)
     lines: int = 0
     blanks: int = 0
@@ -96,7 +105,7 @@ class _Reading:
         if len(self.refusals) < REFUSALS_KEPT:
             self.refusals.append((line, value[:200], str(reason)[:300]))
 
-    def add_pair(self, userid: str, external_userid: str) -> None:
+    def add_pair(self, userid: str, external_userid: str, line: int = 0) -> None:
         item = pair_item(userid, external_userid)
         if item in self.pairs:
             self.duplicates += 1
@@ -109,7 +118,7 @@ class _Reading:
                 ),
                 {"limit": f"{pairs_limit():,}"},
             )
-        self.pairs[item] = None
+        self.pairs[item] = line
 
 
 def _sentence(validator: Any, value: str) -> str:
@@ -174,17 +183,25 @@ def read_rows(rows: Iterable[Row], reading: _Reading) -> None:
         if not is_member_userid(userid):
             reading.refuse(line, userid, _sentence(validate_member_userid, userid))
             continue
-        reading.add_pair(userid, external_userid)
+        reading.add_pair(userid, external_userid, line)
 
 
-def _assign_followers(app: WeComApp, reading: _Reading) -> None:
-    """Lines without a member: one pair per member following the customer (platform calls,
-    with no transaction open)."""
+def _check_members(app: WeComApp, reading: _Reading) -> None:
+    """With WeCom (platform calls, no transaction open): pairs of a member WeCom does not list
+    with customer contact are refused here, not sent to fail one by one; lines without a
+    member become one pair per member following the customer."""
+    client = client_for(app)
+    contacts = client.follow_users()
+    known = set(contacts)
+    for item, line in list(reading.pairs.items()):
+        userid, external_userid = pair_from_item(item)
+        if userid not in known:
+            del reading.pairs[item]
+            reading.refuse(line, userid, _NOT_A_CONTACT % {"userid": userid})
     if not reading.unassigned:
         return
-    client = client_for(app)
     followers: dict[str, list[str]] = {}
-    for page in client.customers_by_members(client.follow_users()):
+    for page in client.customers_by_members(contacts):
         for follow in page.follows:
             if follow.external_userid in reading.unassigned:
                 followers.setdefault(follow.external_userid, []).append(follow.userid)
@@ -195,7 +212,7 @@ def _assign_followers(app: WeComApp, reading: _Reading) -> None:
                 reading.refuse(line, external_userid, _NOT_FOLLOWED)
             continue
         for userid in members:
-            reading.add_pair(userid, external_userid)
+            reading.add_pair(userid, external_userid, lines[0])
     reading.unassigned = {}
 
 
@@ -276,7 +293,7 @@ def customer_audience_from_file(
             read_rows(rows, reading)
         except UnicodeDecodeError:
             continue  # not UTF-8: Chinese Excel saves CSV as GB18030
-        _assign_followers(app, reading)
+        _check_members(app, reading)
         return _write(
             app=app, source=CustomerAudienceSource.FILE, label=name, reading=reading, user=user
         )
@@ -291,6 +308,10 @@ def customer_audience_from_members(
     """Every customer of the chosen members, one pair per (member, customer)."""
     reading = _Reading()
     client = client_for(app)
+    unknown = sorted(set(userids) - set(client.follow_users()))
+    if unknown:
+        # batch/get_by_user would refuse the whole call without naming them.
+        raise AudienceError(_NO_SUCH_MEMBERS, {"userids": "、".join(unknown)})
     for page in client.customers_by_members(userids):
         for follow in page.follows:
             reading.lines += 1

@@ -338,3 +338,25 @@ def test_a_list_over_the_pair_limit_is_refused_in_words(app, audience_from_csv, 
     with translation.override("en"):
         assert "more than 3 (member, customer) pairs" in str(caught.value)
     assert not CustomerAudience.objects.exists()
+
+
+def test_members_wecom_does_not_list_are_refused_before_any_call(
+    sandbox, app, audience_from_csv, editor
+):
+    from tagging.bulk.audience import AudienceError
+
+    sandbox.state.customers.add_member(CORP, "nocontact", customer_contact=False)
+    ext = demo_external_userid(1)
+    sandbox.reset_stats()
+    audience = audience_from_csv(
+        ["userid,external_userid", f"lisi,{ext}", f"ghost,{ext}", f"nocontact,{ext}"]
+    )
+    assert (audience.accepted, audience.refused) == (1, 2)
+    refusals = {r.value: (r.line, r.reason) for r in audience.refusals.all()}
+    assert refusals["ghost"][0] == 3 and "ghost" in refusals["ghost"][1]
+    assert refusals["nocontact"][0] == 4
+    assert calls(sandbox) == 0
+    with pytest.raises(AudienceError) as caught:
+        customer_audience_from_members(app=app, userids=["lisi", "ghost"], user=editor)
+    with translation.override("en"):
+        assert "ghost" in str(caught.value) and "lisi" not in str(caught.value)

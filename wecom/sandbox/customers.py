@@ -204,6 +204,11 @@ class CustomersPlatform:
         with self._shared.lock:
             return list(self._corp(corp_id)["by_member"][userid])
 
+    def has_members(self, corp_id: str) -> bool:
+        with self._shared.lock:
+            corp = self._corps.get(corp_id)
+            return bool(corp and corp["members"])
+
     def members(self, corp_id: str) -> list[str]:
         with self._shared.lock:
             return list(self._corp(corp_id)["members"])

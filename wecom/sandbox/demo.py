@@ -20,6 +20,7 @@ __all__ = [
     "demo_external_userid",
     "demo_openid",
     "seed_demo",
+    "seed_demo_customers",
 ]
 
 
@@ -127,20 +128,33 @@ def seed_demo(state: SandboxState) -> None:
     for strategy_id, group_name, order, tags in _GROUPS:
         wecom.add_strategy_group(d.wecom_corp_id, strategy_id, group_name, order=order, tags=tags)
     wecom.set_corp_tag_count(d.wecom_corp_id, 36)
-    customers = state.customers
-    for userid, name, strategies in DEMO_MEMBERS:
-        customers.add_member(d.wecom_corp_id, userid, name=name, strategies=strategies)
-    for n in range(DEMO_CUSTOMER_COUNT):
-        customers.add_customer(
-            d.wecom_corp_id,
-            demo_external_userid(n),
-            name=f"客户{n:04d}",
-            followers=_demo_followers(n),
-        )
+    seed_demo_customers(state)
 
     account.add_account(d.oa_appid, d.oa_secret, openid_prefix=d.oa_openid_prefix)
+
     for name, numbers in _OA_TAGS:
         tag_id = account.add_tag(d.oa_appid, name)
         account.tag_users(d.oa_appid, tag_id, [demo_openid(d.oa_openid_prefix, n) for n in numbers])
 
     state.chatbot.add_bot(d.bot_appid, d.bot_token, d.bot_encoding_aes_key)
+
+
+def seed_demo_customers(state: SandboxState) -> None:
+    """The demo corp's members and customers; also added to a state file saved before the
+    sandbox had customers (``sandbox --demo`` with ``--state``)."""
+    customers = state.customers
+    if customers.has_members(DEMO.wecom_corp_id):
+        return
+    try:
+        state.wecom.strategy_tag_count(DEMO.wecom_corp_id)
+    except ValueError:
+        return  # a state without the demo corp
+    for userid, name, strategies in DEMO_MEMBERS:
+        customers.add_member(DEMO.wecom_corp_id, userid, name=name, strategies=strategies)
+    for n in range(DEMO_CUSTOMER_COUNT):
+        customers.add_customer(
+            DEMO.wecom_corp_id,
+            demo_external_userid(n),
+            name=f"客户{n:04d}",
+            followers=_demo_followers(n),
+        )

@@ -353,6 +353,9 @@ BULK_45159_RETRY_SECONDS = env.float("BULK_45159_RETRY_SECONDS", default=10.0)
 # Days an uploaded or pasted list (its OpenIDs) is kept; a daily schedule deletes older ones that
 # no open job reads. Jobs keep their counts and failed OpenIDs.
 BULK_AUDIENCE_KEEP_DAYS = env.int("BULK_AUDIENCE_KEEP_DAYS", default=30)
+# (member, customer) pairs one WeCom customer list may hold: a list is deduplicated in memory
+# while it is read (tagging/customers/audience.py).
+CUSTOMER_AUDIENCE_MAX_PAIRS = env.int("CUSTOMER_AUDIENCE_MAX_PAIRS", default=500_000)
 
 # --- Logging -----------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, Unpack
 
 from django.utils.translation import gettext_lazy as _
 
-from wecom.clients.errors import WECOM, PlatformInputError
+from wecom.clients.errors import WECOM, PlatformAPIError, PlatformInputError
 from wecom.clients.tokens import FetchedToken, read_token
 from wecom.clients.transport import (
     Endpoint,
@@ -23,7 +23,15 @@ from wecom.clients.transport import (
     credential_key,
     text_field,
 )
-from wecom.rules import validate_order, validate_tag_name
+from wecom.rules import (
+    WECOM_BY_USER_MEMBERS_MAX,
+    WECOM_BY_USER_PAGE_MAX,
+    validate_external_userid,
+    validate_member_userid,
+    validate_order,
+    validate_tag_name,
+    validate_wecom_tag_ids,
+)
 
 GET_TOKEN = Endpoint("/cgi-bin/gettoken", method="GET", authed=False)
 STRATEGY_LIST = Endpoint("/cgi-bin/externalcontact/customer_strategy/list")
@@ -57,9 +65,21 @@ CORP_TAGS = TagEndpoints(
 
 STRATEGY_PAGE_LIMIT = 1000
 
+# Customers (PLATFORM.md 2, "Corporate tags and tagging customers").
+FOLLOW_USERS = Endpoint("/cgi-bin/externalcontact/get_follow_user_list", method="GET")
+MEMBER_CUSTOMERS = Endpoint("/cgi-bin/externalcontact/list", method="GET")
+CUSTOMERS_BY_USER = Endpoint("/cgi-bin/externalcontact/batch/get_by_user")
+# Adding a tag the customer holds, or removing one it lacks, changes nothing: safe to resend.
+MARK_TAG = Endpoint("/cgi-bin/externalcontact/mark_tag")
+# WeCom's answer to ``list`` for a member without customers (not an empty list).
+NO_CUSTOMERS_ERRCODE = 84061
+
 _EMPTY_GROUP = _("A tag group cannot be empty: add at least one tag.")
 _NOTHING_TO_CHANGE = _("Nothing to change: give a new name or a new order.")
 _NOTHING_TO_DELETE = _("Nothing to delete: give at least one tag or tag group.")
+_NOTHING_TO_MARK = _("Nothing to change: give at least one tag to add or to remove.")
+_ADD_AND_REMOVE = _("A tag cannot be both added and removed in the same change: %(tags)s.")
+_TOO_MANY_MEMBERS = _("At most %(limit)d members per call; %(count)d were given.")
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,37 @@ WeComTagGroup = StrategyTagGroup
 class NewTag:
     name: str
     order: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerFollow:
+    """One (customer, member) of ``batch/get_by_user``: the member's own tags on that customer."""
+
+    external_userid: str
+    name: str
+    userid: str
+    tag_ids: list[str]
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    follows: list[CustomerFollow]
+    next_cursor: str | None
+
+
+def _customer_page(answer: dict[str, Any]) -> CustomerPage:
+    follows = []
+    for item in answer.get("external_contact_list") or []:
+        contact, follow = item["external_contact"], item["follow_info"]
+        follows.append(
+            CustomerFollow(
+                external_userid=text_field(contact, "external_userid"),
+                name=str(contact.get("name", "")),
+                userid=text_field(follow, "userid"),
+                tag_ids=[str(t) for t in follow.get("tag_id") or []],
+            )
+        )
+    return CustomerPage(follows=follows, next_cursor=answer.get("next_cursor") or None)
 
 
 def _strategy_page(answer: dict[str, Any]) -> StrategyPage:
@@ -378,6 +429,89 @@ class WeComClient(TokenAuthenticatedClient):
         if group_ids:
             body["group_id"] = list(group_ids)
         self._call(endpoint, body=body)
+
+    # -- customers (members, their customers, tags on customers) -------------------------------
+
+    def follow_users(self) -> list[str]:
+        """The userids of the members with customer contact enabled."""
+        return self._call(
+            FOLLOW_USERS, read=lambda answer: [str(u) for u in answer.get("follow_user") or []]
+        )
+
+    def member_customers(self, userid: str) -> list[str]:
+        """One member's customers (external_userids); a member without any has none."""
+        self._check(validate_member_userid, userid, MEMBER_CUSTOMERS)
+        try:
+            return self._call(
+                MEMBER_CUSTOMERS,
+                params={"userid": userid},
+                read=lambda answer: [str(e) for e in answer.get("external_userid") or []],
+            )
+        except PlatformAPIError as error:
+            if error.errcode == NO_CUSTOMERS_ERRCODE:
+                return []
+            raise
+
+    def customers_page(
+        self, userids: Sequence[str], *, cursor: str = "", limit: int = WECOM_BY_USER_PAGE_MAX
+    ) -> CustomerPage:
+        """One page of ``batch/get_by_user``: (customer, member) pairs of up to 100 members."""
+        if not 1 <= len(userids) <= WECOM_BY_USER_MEMBERS_MAX:
+            raise PlatformInputError(
+                platform=WECOM,
+                endpoint=CUSTOMERS_BY_USER.path,
+                explanation=_TOO_MANY_MEMBERS,
+                explanation_params={"limit": WECOM_BY_USER_MEMBERS_MAX, "count": len(userids)},
+            )
+        for userid in userids:
+            self._check(validate_member_userid, userid, CUSTOMERS_BY_USER)
+        body = {"userid_list": list(userids), "cursor": cursor, "limit": limit}
+        return self._call(CUSTOMERS_BY_USER, body=body, read=_customer_page)
+
+    def customers_by_members(self, userids: Sequence[str]) -> Iterator[CustomerPage]:
+        """Every (customer, member) pair of ``userids``, page by page: 100 members per call
+        sequence, each followed to its last page."""
+        unique = list(dict.fromkeys(userids))
+        for start in range(0, len(unique), WECOM_BY_USER_MEMBERS_MAX):
+            chunk = unique[start : start + WECOM_BY_USER_MEMBERS_MAX]
+            cursor = ""
+            while True:
+                page = self.customers_page(chunk, cursor=cursor)
+                yield page
+                if not page.next_cursor:
+                    break
+                cursor = page.next_cursor
+
+    def customer_tag_mark(
+        self,
+        userid: str,
+        external_userid: str,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> None:
+        """Add and/or remove tags (corporate or strategy) that the member ``userid`` holds on
+        one customer: WeCom tags a customer per member, one customer per call."""
+        self._check(validate_member_userid, userid, MARK_TAG)
+        self._check(validate_external_userid, external_userid, MARK_TAG)
+        self._check(validate_wecom_tag_ids, [*add, *remove], MARK_TAG)
+        if not add and not remove:
+            raise PlatformInputError(
+                platform=WECOM, endpoint=MARK_TAG.path, explanation=_NOTHING_TO_MARK
+            )
+        both = sorted(set(add) & set(remove))
+        if both:
+            raise PlatformInputError(
+                platform=WECOM,
+                endpoint=MARK_TAG.path,
+                explanation=_ADD_AND_REMOVE,
+                explanation_params={"tags": ", ".join(both)},
+            )
+        body: dict[str, Any] = {"userid": userid, "external_userid": external_userid}
+        if add:
+            body["add_tag"] = list(add)
+        if remove:
+            body["remove_tag"] = list(remove)
+        self._call(MARK_TAG, body=body)
 
     def tag_library(self, *, corporate: bool) -> TagLibrary:
         """The strategy tags' or the corporate tags' calls, with one signature for both."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.crypto import CryptoError, WXBizMsgCrypt
 
 from .chatbot import ChatbotPlatform, parse_chatbot_xml
+from .customers import CustomersPlatform
 from .official_account import OfficialAccountPlatform
 from .shared import CHATBOT, WECHAT, WECOM, PlatformError
 from .state import SandboxState
@@ -232,6 +233,46 @@ ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
         "/openapi/aibot": ("POST", _chatbot_aibot),
     },
 }
+
+
+# ---- WeCom customers (customers.py): GET endpoints read the query, the others a JSON body.
+
+
+def _customers(
+    action: Callable[[CustomersPlatform, str, dict[str, Any]], dict[str, Any]],
+    *,
+    query: bool = False,
+) -> Handler:
+    def handle(sandbox: SandboxServer, call: Call) -> dict[str, Any]:
+        corp_id = sandbox.state.wecom.auth(call.query.get("access_token"), customer_contact=True)
+        customers = sandbox.state.customers
+        return action(customers, corp_id, call.query if query else call.json_object())
+
+    return handle
+
+
+ROUTES[WECOM].update(
+    {
+        "/cgi-bin/externalcontact/get_follow_user_list": (
+            "GET",
+            _customers(CustomersPlatform.get_follow_user_list, query=True),
+        ),
+        "/cgi-bin/externalcontact/list": (
+            "GET",
+            _customers(CustomersPlatform.member_list, query=True),
+        ),
+        "/cgi-bin/externalcontact/batch/get_by_user": (
+            "POST",
+            _customers(CustomersPlatform.batch_get_by_user),
+        ),
+        # Looked up at each call, as batchtagging: a test may wrap mark_tag to watch what is in
+        # flight.
+        "/cgi-bin/externalcontact/mark_tag": (
+            "POST",
+            _customers(lambda customers, corp_id, body: customers.mark_tag(corp_id, body)),
+        ),
+    }
+)
 
 # The chatbot's endpoints end in /TOKEN.
 CHATBOT_ENDPOINTS = tuple(ROUTES[CHATBOT])

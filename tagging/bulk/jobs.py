@@ -26,6 +26,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.jobs import JobKind, PlatformUnavailable, ShardRun
+from console.jobs.undo import job_undo_of
 from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_openids
 from tagging.bulk.models import BulkAudience
@@ -302,8 +303,6 @@ def job_audience(job: Job) -> BulkAudience | None:
 
 
 def bulk_job_detail_context(job: Job) -> dict[str, Any]:
-    from tagging.bulk.services import bulk_job_undo_of
-
     spec = BulkSpec.from_params(job.params)
     return {
         "audience": job_audience(job),
@@ -311,7 +310,7 @@ def bulk_job_detail_context(job: Job) -> dict[str, Any]:
         # Chatbot labels have no unset call: the page says why "undo" is not offered.
         "undo_impossible": job.is_final and spec.platform == CHATBOT,
         "undoes": Job.objects.filter(pk=spec.undoes).first() if spec.undoes else None,
-        "undone_by": bulk_job_undo_of(job=job) if job.is_final else None,
+        "undone_by": job_undo_of(job=job) if job.is_final else None,
     }
 
 

@@ -12,7 +12,8 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor
 from console.jobs.services import job_create, shard_ranges
-from console.models import Job, JobItemFailure, JobStatus
+from console.jobs.undo import job_undo_refusal
+from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_from_openids, audience_of_job_successes
 from tagging.bulk.jobs import KIND, TAG, UNTAG, BulkSpec
 from tagging.bulk.models import BulkAudience
@@ -204,38 +205,17 @@ REVERSE = {TAG: UNTAG, UNTAG: TAG}
 
 def bulk_job_undo_refusal(*, job: Job) -> str | None:
     """Why ``job`` cannot be undone now, as a sentence; None when it can."""
-    if job.kind != KIND or not job.is_final:
-        return gettext("Only a bulk job that has ended can be undone.")
+    if job.kind != KIND:
+        return gettext("Only a job that has ended can be undone.")
     spec = BulkSpec.from_params(job.params)
     if spec.platform == CHATBOT:
         return gettext(
             "A chatbot label cannot be undone: the dialogue platform has no call that removes a "
             "label from users."
         )
-    if not job.shards.filter(done__gt=0).exists():
-        return gettext("Nothing to undo: this job changed no OpenID.")
-    if not BulkAudience.objects.filter(pk=spec.audience_id).exists():
-        return gettext(
-            "This job's list was deleted after %(days)s days, so what it changed is no longer "
-            "known."
-        ) % {"days": settings.BULK_AUDIENCE_KEEP_DAYS}
-    undo = bulk_job_undo_of(job=job)
-    if undo is not None:
-        return gettext("This job is already being undone or was undone by job #%(id)s.") % {
-            "id": undo.pk
-        }
-    return None
-
-
-def bulk_job_undo_of(*, job: Job) -> Job | None:
-    """The job that undoes ``job`` (unless it was cancelled before doing anything)."""
-    for child in Job.objects.filter(parent=job, kind=KIND).order_by("-pk"):
-        if BulkSpec.from_params(child.params).undoes != job.pk:
-            continue
-        if child.status == JobStatus.CANCELLED and not child.shards.filter(done__gt=0).exists():
-            continue
-        return child
-    return None
+    return job_undo_refusal(
+        job=job, list_kept=BulkAudience.objects.filter(pk=spec.audience_id).exists()
+    )
 
 
 def bulk_job_undo(*, job: Job, actor: Actor) -> Job:
@@ -257,7 +237,7 @@ def bulk_job_undo(*, job: Job, actor: Actor) -> Job:
         )
         if not audience.accepted:
             raise ValidationError(
-                gettext("Nothing to undo: this job changed no OpenID."), code="nothing_to_undo"
+                gettext("Nothing to undo: this job changed nothing."), code="nothing_to_undo"
             )
         return bulk_job_start(
             audience=audience,

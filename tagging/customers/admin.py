@@ -44,7 +44,12 @@ from tagging.customers.audience import (
 from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm
 from tagging.customers.jobs import KIND
 from tagging.customers.models import CustomerAudience
-from tagging.customers.services import customers_job_retry_failed, customers_job_start
+from tagging.customers.services import (
+    customers_job_retry_failed,
+    customers_job_start,
+    customers_job_undo,
+    customers_job_undo_refusal,
+)
 from tagging.strategy.models import Tag
 from wecom.clients import PlatformError
 
@@ -85,6 +90,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 name="tagging_customers_refused",
             ),
             path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_customers_retry"),
+            path("undo/<str:job_id>/", wrap(self.undo_view), name="tagging_customers_undo"),
             *super().get_urls(),
         ]
 
@@ -247,5 +253,36 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 title=gettext("Retry the failed pairs of “%(job)s”") % {"job": job},
                 job=job,
                 retryable=retryable,
+            ),
+        )
+
+    # --- undo ------------------------------------------------------------------------------------
+
+    def undo_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
+        back = HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+        if request.method == "POST":
+            try:
+                new_job = customers_job_undo(
+                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
+                )
+            except (ValidationError, AudienceError) as error:
+                self.message_user(request, refusal_text(error), level=messages.ERROR)
+                return back
+            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
+        refusal = customers_job_undo_refusal(job=job)
+        if refusal is not None:
+            self.message_user(request, refusal, level=messages.ERROR)
+            return back
+        return TemplateResponse(
+            request,
+            "admin/tagging/customers_undo.html",
+            self._context(
+                request,
+                title=gettext("Undo “%(job)s”") % {"job": job},
+                job=job,
+                changed=job.progress().done,
             ),
         )

@@ -326,16 +326,20 @@ def customer_audience_from_members(
 
 
 def customer_audience_from_pairs(
-    *, app: WeComApp, items: Iterable[str], label: str, user: AbstractBaseUser
+    *,
+    app: WeComApp,
+    items: Iterable[str],
+    label: str,
+    user: AbstractBaseUser,
+    source: str = CustomerAudienceSource.RETRY,
 ) -> CustomerAudience:
-    """An audience of pairs the console has already (the failed ones of a job)."""
+    """An audience of pairs the console has already (the failed ones of a job, or those a job
+    changed)."""
     reading = _Reading()
     for item in items:
         reading.lines += 1
         reading.add_pair(*pair_from_item(item))
-    return _write(
-        app=app, source=CustomerAudienceSource.RETRY, label=label, reading=reading, user=user
-    )
+    return _write(app=app, source=source, label=label, reading=reading, user=user)
 
 
 # ---- reading it back ----------------------------------------------------------------------------

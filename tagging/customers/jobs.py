@@ -24,6 +24,7 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.jobs import JobKind, ShardRun
+from console.jobs.undo import job_undo_of
 from console.models import Job
 from tagging.bulk.jobs import _checkpoint, _send_batch, _Stop
 from tagging.customers.audience import audience_pairs, pair_from_item, pair_item
@@ -44,13 +45,15 @@ class CustomerSpec:
     app_id: int
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
+    # The job this one undoes (its reverse, over the pairs that job changed).
+    undoes: int | None = None
 
     # What the bulk kind's sender asks of a spec.
     platform = WECOM
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> CustomerSpec:
-        known = ("audience_id", "app_id", "add", "remove")
+        known = ("audience_id", "app_id", "add", "remove", "undoes")
         return cls(**{key: value for key, value in params.items() if key in known})
 
     def to_params(self) -> dict[str, Any]:
@@ -59,6 +62,7 @@ class CustomerSpec:
             "app_id": self.app_id,
             "add": list(self.add),
             "remove": list(self.remove),
+            "undoes": self.undoes,
         }
 
 
@@ -116,6 +120,14 @@ def customers_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, s
         actions.append(
             (reverse("admin:tagging_customers_retry", args=[job.pk]), gettext("Retry failed only"))
         )
+    from tagging.customers.services import customers_job_undo_refusal
+
+    if (
+        job.is_final
+        and user.has_perm("tagging.add_customeraudience")
+        and customers_job_undo_refusal(job=job) is None
+    ):
+        actions.append((reverse("admin:tagging_customers_undo", args=[job.pk]), gettext("Undo")))
     audience = job_audience(job)
     if audience is not None and user.has_perm("tagging.view_customeraudience"):
         actions.append(
@@ -137,7 +149,12 @@ def job_audience(job: Job) -> CustomerAudience | None:
 
 
 def customers_job_detail_context(job: Job) -> dict[str, Any]:
-    return {"audience": job_audience(job)}
+    undoes = CustomerSpec.from_params(job.params).undoes
+    return {
+        "audience": job_audience(job),
+        "undoes": Job.objects.filter(pk=undoes).first() if undoes else None,
+        "undone_by": job_undo_of(job=job) if job.is_final else None,
+    }
 
 
 CUSTOMERS_JOB = JobKind(

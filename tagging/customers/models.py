@@ -17,6 +17,7 @@ class CustomerAudienceSource(models.TextChoices):
     FILE = "file", _("uploaded file")
     MEMBERS = "members", _("customers of members")
     RETRY = "retry", _("failed pairs of a job")
+    UNDO = "undo", _("pairs a job changed")
 
 
 class CustomerAudience(models.Model):

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name='CustomerAudience',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('file', 'uploaded file'), ('members', 'customers of members'), ('retry', 'failed pairs of a job')], max_length=8, verbose_name='source')),
+                ('source', models.CharField(choices=[('file', 'uploaded file'), ('members', 'customers of members'), ('retry', 'failed pairs of a job'), ('undo', 'pairs a job changed')], max_length=8, verbose_name='source')),
                 ('source_label', models.CharField(blank=True, max_length=255, verbose_name='from')),
                 ('lines', models.PositiveIntegerField(default=0, verbose_name='lines read')),
                 ('accepted', models.PositiveIntegerField(default=0, verbose_name='pairs (calls)')),

@@ -14,7 +14,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
     HttpRequest,
     HttpResponse,
+    HttpResponseNotAllowed,
     HttpResponseRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404
@@ -41,8 +43,8 @@ from tagging.customers.audience import (
     customer_audience_preview,
     customer_refusal_rows,
 )
-from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm
-from tagging.customers.jobs import KIND
+from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm, TagSearchForm
+from tagging.customers.jobs import KIND, labelled_tags
 from tagging.customers.models import CustomerAudience
 from tagging.customers.services import (
     customers_job_retry_failed,
@@ -50,8 +52,9 @@ from tagging.customers.services import (
     customers_job_undo,
     customers_job_undo_refusal,
 )
-from tagging.strategy.models import Tag
+from tagging.strategy.selectors import TagLabel, pickable_tags, tag_labels
 from wecom.clients import PlatformError
+from wecom.models import WeComApp
 
 
 @admin.register(CustomerAudience)
@@ -83,6 +86,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 wrap(csrf_exempt(self.add_with_upload_limit)),
                 name="tagging_customeraudience_add",
             ),
+            path("tags/", wrap(self.tags_view), name="tagging_customeraudience_tags"),
             path("<str:object_id>/start/", wrap(self.start_view), name="tagging_customers_start"),
             path(
                 "<str:object_id>/refused.csv",
@@ -141,6 +145,36 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
             ),
         )
 
+    def tags_view(self, request: HttpRequest) -> HttpResponse:
+        """The tag picker's search: the chosen app's tags that exist in WeCom whose name holds
+        ``q`` (at most ``PICKER_LIMIT``), or the names of the tags ``ids`` (pasted ids)."""
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        if not (self.has_add_permission(request) and request.user.has_perm("tagging.view_tag")):
+            return JsonResponse(
+                {"error": gettext("You may not start WeCom customer-tagging jobs.")}, status=403
+            )
+        search = TagSearchForm(request.GET)
+        if not search.is_valid():
+            return JsonResponse({"error": search.refusal()}, status=400)
+        # Only the id: the credential's secret is neither needed nor decrypted here.
+        app = WeComApp.objects.filter(pk=search.cleaned_data["app"]).only("pk").first()
+        if app is None:
+            return JsonResponse(
+                {"error": gettext("This WeCom app does not exist (any more).")}, status=404
+            )
+        ids = search.cleaned_data["ids"]
+        if ids:
+            known = tag_labels(app.pk, ids)
+            return JsonResponse(
+                {
+                    "results": [known[tag_id].as_json() for tag_id in ids if tag_id in known],
+                    "unknown": [tag_id for tag_id in ids if tag_id not in known],
+                }
+            )
+        found, more = pickable_tags(app, query=search.cleaned_data["q"].strip())
+        return JsonResponse({"results": [label.as_json() for label in found], "more": more})
+
     def _audience(self, request: HttpRequest, form: CustomerJobForm) -> CustomerAudience:
         data = form.cleaned_data
         if data["source"] == FILE:
@@ -194,18 +228,13 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                         request, gettext("The job has started: “%(title)s”.") % {"title": job}
                     )
                     return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
-        tags: dict[str, list[tuple[str, str]]] = {}
+        tags: dict[str, list[tuple[str, TagLabel | None]]] = {}
         if form is not None and form.is_valid():
-            wanted = [*form.cleaned_data["add"], *form.cleaned_data["remove"]]
-            names = dict(
-                Tag.objects.filter(app=audience.app, wecom_id__in=wanted).values_list(
-                    "wecom_id", "name"
-                )
+            tags = labelled_tags(
+                audience.app_id,
+                add=form.cleaned_data["add"],
+                remove=form.cleaned_data["remove"],
             )
-            tags = {
-                name: [(tag_id, names.get(tag_id, "")) for tag_id in form.cleaned_data[name]]
-                for name in ("add", "remove")
-            }
         return TemplateResponse(
             request,
             "admin/tagging/customers_preview.html",

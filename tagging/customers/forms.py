@@ -7,10 +7,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from console.ids import object_pk
 from wecom.models import WeComApp
-from wecom.rules import validate_member_userid, validate_wecom_tag_ids
+from wecom.rules import has_forbidden_character, validate_member_userid, validate_wecom_tag_ids
 
 FILE, MEMBERS = "file", "members"
 _SEPARATORS = re.compile(r"[\s,;，；、]+")
@@ -35,15 +37,39 @@ class TagIdsField(forms.CharField):
         return " ".join(value) if isinstance(value, list) else value
 
 
+class TagPickerWidget(forms.TextInput):
+    """The tag ids' text box, and a search of the chosen app's tags by name above it: picked
+    tags show as chips and their ids go into the box (tagging/static/tagging/tag_picker.js).
+    Without the script the box alone is shown; pasted ids are taken either way."""
+
+    template_name = "tagging/widgets/tag_picker.html"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__({"class": "vTextField", "autocomplete": "off", **(attrs or {})})
+
+    def id_for_label(self, id_: str) -> str:
+        # The field's label names the search box: that is where a person picks tags.
+        return f"{id_}_search" if id_ else id_
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        context["search_url"] = reverse("admin:tagging_customeraudience_tags")
+        return context
+
+
 class CustomerTagsForm(forms.Form):
     """The tags of a job; also carried, hidden, from the preview to the start."""
 
     add = TagIdsField(
         label=_("Tags to add"),
         required=False,
-        help_text=_("WeCom tag ids (et…), corporate or strategy tags, separated by spaces."),
+        widget=TagPickerWidget,
+        help_text=_(
+            "Search the app's strategy and corporate tags by name and pick them; or paste "
+            "WeCom tag ids (et…) separated by spaces."
+        ),
     )
-    remove = TagIdsField(label=_("Tags to remove"), required=False)
+    remove = TagIdsField(label=_("Tags to remove"), required=False, widget=TagPickerWidget)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -113,3 +139,45 @@ class CustomerJobForm(CustomerTagsForm):
         if source == MEMBERS and not cleaned.get("members") and "members" not in self.errors:
             self.add_error("members", _("Give at least one member's userid."))
         return cleaned
+
+
+# Ids the picker asks names for at once: two fields' worth of pasted ids, and a bound.
+LOOKUP_IDS_MAX = 200
+# Names in the console's tables are at most 64 characters: a longer search matches nothing.
+QUERY_MAX = 64
+
+
+class TagSearchForm(forms.Form):
+    """The query string of the tag picker's search (``?app=…&q=…`` or ``&ids=…``): refused
+    with a sentence when it is not one the page sends."""
+
+    app = forms.CharField(
+        error_messages={"required": _("Choose the WeCom app first.")}, strip=False
+    )
+    q = forms.CharField(required=False, max_length=QUERY_MAX)
+    ids = TagIdsField(required=False)
+
+    def clean_app(self) -> int:
+        app_id = object_pk(self.cleaned_data["app"])
+        if app_id is None:
+            raise ValidationError(_("The WeCom app was not understood."), code="app")
+        return app_id
+
+    def clean_q(self) -> str:
+        query = self.cleaned_data["q"]
+        if has_forbidden_character(query):
+            raise ValidationError(
+                _("The search holds a character no tag name has."), code="character"
+            )
+        return query
+
+    def clean_ids(self) -> list[str]:
+        ids = self.cleaned_data["ids"]
+        if len(ids) > LOOKUP_IDS_MAX:
+            raise ValidationError(
+                _("At most %(max)s tag ids at once."), code="ids", params={"max": LOOKUP_IDS_MAX}
+            )
+        return ids
+
+    def refusal(self) -> str:
+        return " ".join(str(error) for errors in self.errors.values() for error in errors)

@@ -29,6 +29,7 @@ from console.models import Job
 from tagging.bulk.jobs import _checkpoint, _send_batch, _Stop
 from tagging.customers.audience import audience_pairs, pair_from_item, pair_item
 from tagging.customers.models import CustomerAudience
+from tagging.strategy.selectors import TagLabel, tag_labels
 from wecom.clients.errors import WECOM
 from wecom.connections import client_for
 
@@ -148,9 +149,23 @@ def job_audience(job: Job) -> CustomerAudience | None:
     return job._customer_audience  # type: ignore[attr-defined]
 
 
-def customers_job_detail_context(job: Job) -> dict[str, Any]:
-    undoes = CustomerSpec.from_params(job.params).undoes
+def labelled_tags(
+    app_id: int, *, add: Sequence[str], remove: Sequence[str]
+) -> dict[str, list[tuple[str, TagLabel | None]]]:
+    """Each id to add and to remove with its label where the console knows the tag (None
+    where it does not: a pasted id WeCom will judge). One query."""
+    known = tag_labels(app_id, [*add, *remove])
     return {
+        "add": [(tag_id, known.get(tag_id)) for tag_id in add],
+        "remove": [(tag_id, known.get(tag_id)) for tag_id in remove],
+    }
+
+
+def customers_job_detail_context(job: Job) -> dict[str, Any]:
+    spec = CustomerSpec.from_params(job.params)
+    undoes = spec.undoes
+    return {
+        "tags": labelled_tags(spec.app_id, add=spec.add, remove=spec.remove),
         "audience": job_audience(job),
         "undoes": Job.objects.filter(pk=undoes).first() if undoes else None,
         "undone_by": job_undo_of(job=job) if job.is_final else None,

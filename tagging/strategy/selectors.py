@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.utils.translation import gettext
 
 from console.jobs.selectors import jobs_with_progress
 from console.models import OPEN_JOB_STATUSES, Job, JobProgress
-from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
+from tagging.strategy.models import (
+    Strategy,
+    StrategyKind,
+    StrategyPull,
+    SyncState,
+    Tag,
+    TagGroup,
+)
 from tagging.strategy.respacing import RESPACE_KIND
 from tagging.strategy.services import corp_tag_count
 from wecom.models import WeComApp
@@ -309,3 +317,75 @@ def list_orders(parent: Strategy | TagGroup) -> list[tuple[int, int, str]]:
 
 def app_pull(app: WeComApp) -> StrategyPull | None:
     return StrategyPull.objects.filter(app=app).first()
+
+
+# --- tags by name, for the pages that take WeCom tag ids (the customer-tagging job) -------------
+
+# Matches a search answers at most: enough to pick from, small enough to draw at once.
+PICKER_LIMIT = 50
+_LABEL_FIELDS = (
+    "wecom_id", "name", "group__name", "group__strategy__name", "group__strategy__kind",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TagLabel:
+    """A tag as a person knows it: its name and where it lives ("规则组 / 标签组")."""
+
+    wecom_id: str
+    name: str
+    place: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"id": self.wecom_id, "name": self.name, "place": self.place}
+
+
+def _labels(tags: QuerySet[Tag]) -> list[TagLabel]:
+    corporate = gettext("Corporate tags")  # the corporate root as Strategy.display_name says
+    return [
+        TagLabel(
+            wecom_id=wecom_id,
+            name=name,
+            place=f"{corporate if kind == StrategyKind.CORPORATE else strategy} / {group}",
+        )
+        for wecom_id, name, group, strategy, kind in tags.values_list(*_LABEL_FIELDS)
+    ]
+
+
+def pickable_tags(
+    app: WeComApp, *, query: str = "", limit: int = PICKER_LIMIT
+) -> tuple[list[TagLabel], bool]:
+    """The app's tags that exist in WeCom, strategy tags then corporate ones in the tree's
+    order, whose name (or group's, or strategy's) contains ``query``, or whose id it is; at
+    most ``limit``, and whether there are more. One query, whatever the number of tags.
+
+    Left out: what waits to be deleted, and conflicts (one may be WeCom's deletion) until a
+    person settles them; a pasted id still reaches WeCom, which has the last word."""
+    tags = (
+        Tag.objects.filter(app=app, pending_delete=False, group__pending_delete=False)
+        .exclude(sync_state=SyncState.CONFLICT)
+        .exclude(group__sync_state=SyncState.CONFLICT)
+    )
+    if query:
+        tags = tags.filter(
+            _names_containing(query)
+            | _names_containing(query, "group__")
+            | _names_containing(query, "group__strategy__")
+            | Q(wecom_id=query)
+        )
+    tags = tags.order_by(
+        "-group__strategy__kind", "group__strategy__wecom_id", "-group__order", "group_id",
+        "-order", "pk",
+    )  # fmt: skip
+    found = _labels(tags[: limit + 1])
+    return found[:limit], len(found) > limit
+
+
+def tag_labels(app_id: int, wecom_ids: Collection[str]) -> dict[str, TagLabel]:
+    """The labels of the tags of ``wecom_ids`` the console knows in the app, whatever their
+    state (a page names what a job sent); ids it does not know are left out. One query, none
+    without ids."""
+    if not wecom_ids:
+        return {}
+    tags = Tag.objects.filter(app_id=app_id, wecom_id__in=list(wecom_ids))
+    return {label.wecom_id: label for label in _labels(tags)}

@@ -1,6 +1,7 @@
-"""A marketing editor uploads a CSV of WeCom customers, reads the preview (counts, members),
-starts the job and watches the bar move as the worker goes; the refused pair is in the
-failures. In zh-hans, against the sandbox over real HTTP; the test plays the worker."""
+"""A marketing editor picks a tag by its name, uploads a CSV of WeCom customers, reads the
+preview (counts, members, the tag's name), starts the job and watches the bar move as the
+worker goes; the refused pair is in the failures. In zh-hans, against the sandbox over real
+HTTP; the test plays the worker."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from django.core.cache import caches
 from django.core.cache.backends.db import DatabaseCache
 from playwright.sync_api import Page, expect
 
+from console.audit import Actor, AuditSource
 from console.jobs.services import job_run_shard
 from console.models import Job, ShardStatus
+from tagging.strategy.pull_apply import pull_and_apply
 from tests.browser.conftest import login
 from wecom.connections import client_for
 from wecom.models import WeComApp
@@ -24,7 +27,7 @@ SHOT = Path("/work/brief/shots/customers_job.png")
 
 
 @pytest.fixture
-def app(sandbox, settings) -> WeComApp:
+def app(sandbox, settings, editor) -> WeComApp:
     if isinstance(caches["shared"], DatabaseCache):
         settings.CACHES = {
             **settings.CACHES,
@@ -41,7 +44,10 @@ def app(sandbox, settings) -> WeComApp:
         agent_id=DEMO.wecom_agent_id,
         rate_limit=10_000,
     )
-    return WeComApp.objects.get(pk=created.pk)
+    app = WeComApp.objects.get(pk=created.pk)
+    # The console knows the app's tags (a pull): the picker offers them by name.
+    pull_and_apply(app=app, actor=Actor(user=editor, source=AuditSource.CLI))
+    return app
 
 
 def one_shard(job: Job) -> None:
@@ -51,7 +57,9 @@ def one_shard(job: Job) -> None:
 
 
 def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, app, sandbox):
-    tag = client_for(app).strategy_tag_list(strategy_id=1)[0].tags[0].id
+    first = client_for(app).strategy_tag_list(strategy_id=1)[0]
+    tag, tag_name = first.tags[0].id, first.tags[0].name
+    assert (first.group_name, tag_name) == ("客户等级", "重要客户")
     customers = sandbox.state.customers
     lisis = [demo_external_userid(n) for n in range(1, 300, 5)][:50]  # n % 5 == 1: lisi's
     outside = customers.customers_of(DEMO.wecom_corp_id, "sunqi")[0]
@@ -67,7 +75,26 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     login(page, editor)
     page.goto("/admin/tagging/customeraudience/add/")
     page.locator("#id_app").select_option(str(app.pk))
-    page.locator("#id_add").fill(tag)
+    # The tag by its name, through the picker: no id typed.
+    picker = page.locator(".field-add [data-tag-picker]")
+    page.get_by_label("要添加的标签").fill("重要")
+    results = picker.locator("[data-picker-results]")
+    expect(results.locator("h3").first).to_have_text("华东区销售规则组 / 客户等级")
+    results.get_by_role("option", name=tag_name, exact=True).click()
+    chips = picker.locator("[data-picker-chips] li")
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text(tag_name)
+    expect(chips.first).to_contain_text("华东区销售规则组 / 客户等级")
+    # A corporate tag picked by mistake, then taken out by its chip.
+    page.get_by_label("要添加的标签").fill("官网")
+    expect(results.locator("h3").first).to_have_text("企业标签 / 客户来源")
+    results.get_by_role("option", name="官网咨询", exact=True).click()
+    expect(chips).to_have_count(2)
+    SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOT.with_name("customers_tag_picker.png"), full_page=True)
+    chips.nth(1).get_by_role("button", name="移除 官网咨询").click()
+    expect(chips).to_have_count(1)
+    expect(page.locator("#id_add")).to_have_value(tag)
     page.locator("#id_file").set_input_files(
         {
             "name": "客户名单.csv",
@@ -86,6 +113,7 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     expect(page.locator("[data-customers-members]")).to_contain_text("sunqi")
     expect(page.locator("[data-customers-refusals]")).to_contain_text("不是客户")
     expect(page.locator("[data-customers-target]")).to_contain_text("54")
+    expect(page.locator("[data-customers-tags]")).to_contain_text(tag_name)
     page.locator("[data-customers-start]").click()
 
     expect(page).to_have_url(re.compile(r"/admin/console/job/\d+/change/$"))
@@ -98,6 +126,7 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     expect(page.locator("[data-job-field=percent]")).to_have_text("100%")
     expect(page.locator("[data-job-field=failed]")).to_have_text("1")
     expect(page.locator(".tagging-customers-detail")).to_contain_text(tag)
+    expect(page.locator(".tagging-customers-detail [data-customers-add]")).to_contain_text(tag_name)
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOT, full_page=True)
 

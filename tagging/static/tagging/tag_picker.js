@@ -168,6 +168,10 @@
       else return;
       event.preventDefault();
     });
+    // A click elsewhere on the page closes the list (the chips keep what was picked).
+    document.addEventListener("click", function (event) {
+      if (!picker.contains(event.target)) results.hidden = true;
+    });
     input.addEventListener("input", nameIds);
     if (appField) {
       appField.addEventListener("change", function () {

@@ -135,3 +135,25 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     content = download_info.value.path().read_text(encoding="utf-8-sig")
     assert f"sunqi/{outside}" in content and "60011" in content
     assert all(tag in customers.tags_of(DEMO.wecom_corp_id, "lisi", e) for e in lisis)
+
+
+def test_pasted_ids_become_named_chips(page: Page, editor, app):
+    """A power user pastes ids: the known one shows as its name, the unknown one as its id."""
+    corporate = client_for(app).corp_tag_list()[0].tags[0]
+    login(page, editor)
+    page.goto("/admin/tagging/customeraudience/add/")
+    page.locator("#id_app").select_option(str(app.pk))
+    page.locator("#id_remove").fill(f"{corporate.id}, etNOSUCHTAG")
+    chips = page.locator(".field-remove [data-picker-chips] li")
+    expect(chips).to_have_count(2)
+    expect(chips.first).to_contain_text(corporate.name)
+    expect(chips.first).to_contain_text("企业标签 / 客户来源")
+    expect(chips.nth(1)).to_have_class(re.compile("unknown"))
+    expect(chips.nth(1)).to_have_text(re.compile("etNOSUCHTAG"))
+    chips.nth(1).get_by_role("button").click()
+    expect(page.locator("#id_remove")).to_have_value(corporate.id)
+    # Sent without a file, the form comes back refused: the picked tag is still a named chip.
+    page.locator("[data-bulk-preview]").click()
+    expect(page.locator(".errornote").first).to_be_visible()
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text(corporate.name)

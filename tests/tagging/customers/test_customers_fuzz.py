@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from tagging.bulk.audience import AudienceError
 from tagging.customers.audience import _Reading, read_rows
+from tagging.customers.forms import QUERY_MAX, TagSearchForm
 from wecom import rules
 from wecom.sandbox import DEMO, PlatformError, SandboxState, seed_demo
 from wecom.sandbox.customers import _EXTERNAL_USERID as SANDBOX_EXTERNAL_USERID
@@ -86,3 +87,22 @@ def test_the_sandbox_answers_any_body_with_an_errcode_or_ok(body):
             assert error.errcode and error.errmsg
         else:
             assert answer["errcode"] == 0
+
+
+search_params = st.dictionaries(
+    st.sampled_from(["app", "q", "ids"]),
+    st.one_of(st.text(max_size=80), ids, st.integers().map(str), st.just("etA1 etB2")),
+)
+
+
+@given(search_params)
+@settings(max_examples=300)
+def test_the_tag_pickers_query_is_taken_or_refused_in_words(params):
+    form = TagSearchForm(params)
+    if not form.is_valid():
+        assert form.refusal().strip()
+        return
+    data = form.cleaned_data
+    assert isinstance(data["app"], int) and data["app"] >= 0
+    assert len(data["q"]) <= QUERY_MAX and not rules.has_forbidden_character(data["q"])
+    assert all(tag.startswith("et") for tag in data["ids"])

@@ -92,7 +92,7 @@
       var forApp = app();
       var query = new URLSearchParams({ app: forApp, ids: missing.join(" ") });
       kit.requestJSON(url + "?" + query.toString()).then(function (answer) {
-        if (!answer.ok) return; // a malformed id: the server says so when the form is sent
+        if (!answer.ok) { drawChips(); return; } // a malformed id: said when the form is sent
         var table = known[forApp] || (known[forApp] = {});
         answer.body.results.forEach(function (label) { table[label.id] = label; });
         answer.body.unknown.forEach(function (id) { table[id] = null; });
@@ -172,7 +172,12 @@
     document.addEventListener("click", function (event) {
       if (!picker.contains(event.target)) results.hidden = true;
     });
-    input.addEventListener("input", nameIds);
+    var naming = null;
+    input.addEventListener("input", function () {
+      drawChips(); // at once by id; the names follow a pause in typing
+      window.clearTimeout(naming);
+      naming = window.setTimeout(nameIds, 300);
+    });
     if (appField) {
       appField.addEventListener("change", function () {
         results.replaceChildren();

@@ -105,10 +105,8 @@ class SpreadsheetRefused(Exception):
     def __init__(self, message: Any, params: dict[str, Any] | None = None) -> None:
         self.message = message
         self.params = params or {}
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return str(self.message) % self.params if self.params else str(self.message)
+        # str(): the sentence in the language active where it was raised, as before.
+        super().__init__(str(message) % self.params if self.params else str(message))
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ class _JobRecorder(ReadRecorder):
             raise _Stopped
 
     def finish(self, write: Callable[[], None]) -> None:
-        with self.run.checkpoint(advance=self.run.end - self.run.position):
+        rest = self.run.end - self.run.position
+        with self.run.checkpoint(advance=rest, done=rest):
             write()
             BulkUploadChunk.objects.filter(audience=self.audience).delete()
 
@@ -194,7 +195,8 @@ class _JobRecorder(ReadRecorder):
         reached = min(self.file.tell(), self.run.end - 1)
         # Its batches may be written twice (a read is started again from nothing): the commit
         # need not wait for the disk.
-        with self.run.checkpoint(advance=max(reached - self.run.position, 0), durable=False):
+        moved = max(reached - self.run.position, 0)
+        with self.run.checkpoint(advance=moved, done=moved, durable=False):
             write()
         self.last = time.monotonic()
 
@@ -203,7 +205,7 @@ def run_read_shard(run: ShardRun) -> None:
     audience = BulkAudience.objects.filter(pk=run.job.params.get("audience_id")).first()
     if audience is None or audience.status == AudienceStatus.READY:
         # Deleted meanwhile, or read already (the last step committed, the shard's end not).
-        with run.checkpoint(advance=run.remaining):
+        with run.checkpoint(advance=run.remaining, done=run.remaining):
             pass
         return
     file = io.BufferedReader(UploadedFile(audience), buffer_size=256 * 1024)

@@ -107,7 +107,10 @@ class BulkUploadChunk(models.Model):
     """One part (UPLOAD_CHUNK_BYTES) of an uploaded file, kept in the database so that any
     worker, on any machine, can read it; deleted once the file is read."""
 
-    audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="chunks")
+    # No index of its own: the unique (audience, index) below starts with it.
+    audience = models.ForeignKey(
+        BulkAudience, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
     index = models.PositiveIntegerField()
     data = models.BinaryField()
 

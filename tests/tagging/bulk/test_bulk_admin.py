@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from console.jobs.selectors import job_reason
 from console.models import OPEN_JOB_STATUSES, Job, JobStatus
-from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.jobs import KIND
+from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.reading import READ_KIND
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull

@@ -3,8 +3,11 @@
 Nothing here holds the whole list: values flow line by line, in chunks, into a temporary
 table of the connection; one statement then keeps each OpenID's first appearance and stores
 them as ``BulkAudienceMember`` rows numbered 0..n-1 in that order. Refused values are stored,
-all of them, with their line and the reason. An audience is created in one transaction: an
-unreadable file or one without a single OpenID leaves nothing behind.
+all of them, with their line and the reason. A file is read by :func:`audience_read`, for the
+reading job of an upload (tagging/bulk/reading.py: each step in a checkpoint, the members in
+the last one) and for ``tag_users`` (:func:`audience_from_file`, in one transaction); a pasted
+list, a tag's followers and a retry are read in one transaction too. Either way an unreadable
+file or one without a single OpenID leaves no member behind.
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def _xlsx_rows(stream: IO[bytes], deadline: float) -> Iterator[Row]:
 
 
 def file_kind(head: bytes, *, name: str) -> str:
-    """ "xlsx", or the text encoding the file's first bytes suggest; refuses what is neither.
+    """The file's kind from its first bytes: "xlsx" or a text encoding; refuses the rest.
 
     What the upload checks before the file is stored: a worker then reads it."""
     if head.startswith(_XLSX_MAGIC):

@@ -204,7 +204,7 @@ class _JobRecorder(ReadRecorder):
 def run_read_shard(run: ShardRun) -> None:
     audience = BulkAudience.objects.filter(pk=run.job.params.get("audience_id")).first()
     if audience is None or audience.status == AudienceStatus.READY:
-        # Deleted meanwhile, or read already (the last step committed, the shard's end not).
+        # Deleted meanwhile (the purge), or read already: nothing left to read.
         with run.checkpoint(advance=run.remaining, done=run.remaining):
             pass
         return

@@ -5,11 +5,11 @@
 Posts each file (tests/hostile_files.py) to the page that takes it (the bulk upload or the
 chatbot import), through Django's test client on a throwaway SQLite database (an upload is then
 read by its job's shard, in the same process, as a worker reads it, and its refusal taken from
-the list's page), and prints per file: the time to the refusal, the peak of the process's resident memory above what it used
-just before the request (VmHWM, reset through /proc/self/clear_refs before each request), the
-peak of Python's allocations (tracemalloc, in a second run: tracing makes it slower), and the
-first words of the sentence shown. A plain 100,000-row XLSX and a 20,000-reply import are the
-reference.
+the list's page), and prints per file: the time to the refusal, the peak of the process's
+resident memory above what it used just before the request (VmHWM, reset through
+/proc/self/clear_refs before each request), the peak of Python's allocations (tracemalloc, in
+a second run: tracing makes it slower), and the first words of the sentence shown. A plain
+100,000-row XLSX and a 20,000-reply import are the reference.
 """
 
 from __future__ import annotations

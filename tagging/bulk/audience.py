@@ -166,7 +166,9 @@ def _sniff_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def _text_rows(stream: IO[bytes], encoding: str, deadline: float) -> Iterator[Row]:
+def _text_rows(stream: IO[bytes], encoding: str, deadline: float | None = None) -> Iterator[Row]:
+    if deadline is None:
+        deadline = time.monotonic() + read_seconds()
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     line = 0
     try:

@@ -9,7 +9,8 @@ SQLite database, or the database of ``--database URL``):
 What is compared, side by side in interleaved rounds (the machine is shared and noisy):
 
     pull      fetch alone: the WeCom client's calls a pull makes (strategy list, each strategy,
-              then all groups and tags in one call, parsed by the client) - the baseline;
+              then all groups and tags in one call and the corporate tags in one more, parsed by
+              the client) - the baseline;
               steady: ``pull_and_apply`` when the console is in step (fetch, plan, apply nothing);
               import: ``pull_and_apply`` into an empty console (bulk inserts and 10,520 history
               entries); goal: pull and reconcile <= 1.5 x fetch alone.
@@ -129,6 +130,7 @@ def fetch_alone(app: object) -> None:
     for strategy_id in client.strategy_ids():
         client.strategy_get(strategy_id)
     client.strategy_tag_list()
+    client.corp_tag_list()  # a pull reads the corporate tags too
 
 
 def timed(function: Callable[[], object]) -> tuple[float, int]:
@@ -202,14 +204,14 @@ def bench_tree(rounds: int, user: object, state: object) -> None:
 
     from console.audit import Actor, AuditSource
     from tagging.strategy.models import Strategy, Tag
-    from tagging.strategy.pull import pull_and_apply
+    from tagging.strategy.pull_apply import pull_and_apply
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
     from wecom.models import WeComApp
 
     app = WeComApp.objects.create(name="tree", corp_id=TREE_CORP, secret=SECRET, rate_limit=1e6)
     app.refresh_from_db()
     pull_and_apply(app=app, actor=Actor(user=user, source=AuditSource.CLI))  # type: ignore[arg-type]
-    strategy = Strategy.objects.get(app=app)
+    strategy = Strategy.objects.get(app=app, wecom_id=1)  # not the corporate root
     assert Tag.objects.filter(group__strategy=strategy).count() == TREE_GROUPS * TAGS_PER_GROUP
     base = serve_http()
     client = Client()

@@ -1,7 +1,8 @@
 """The models Django loads for the tagging app: each feature keeps its own in its subpackage.
 
 Import a model from its feature (``tagging.strategy.models``, ``tagging.official_account.models``,
-``tagging.bulk.models``); this module exists because Django looks for an app's models here.
+``tagging.bulk.models``, ``tagging.customers.models``); this module exists because Django looks
+for an app's models here.
 """
 
 from tagging.bulk.models import (
@@ -9,6 +10,12 @@ from tagging.bulk.models import (
     BulkAudience,
     BulkAudienceMember,
     BulkAudienceRefusal,
+)
+from tagging.customers.models import (
+    CustomerAudience,
+    CustomerAudiencePair,
+    CustomerAudienceRefusal,
+    CustomerAudienceSource,
 )
 from tagging.official_account.models import OfficialAccountTag
 from tagging.strategy.models import (
@@ -26,6 +33,10 @@ __all__ = [
     "BulkAudience",
     "BulkAudienceMember",
     "BulkAudienceRefusal",
+    "CustomerAudience",
+    "CustomerAudiencePair",
+    "CustomerAudienceRefusal",
+    "CustomerAudienceSource",
     "OfficialAccountTag",
     "OrderedItem",
     "Strategy",

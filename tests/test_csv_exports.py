@@ -131,6 +131,33 @@ def refused_lines_page(user: User) -> str:
     return download(user, reverse("admin:tagging_bulk_refused", args=[audience.pk]))
 
 
+def customer_refused_lines_page(user: User) -> str:
+    from django.test import override_settings
+
+    from tagging.customers.audience import customer_audience_from_file
+    from wecom.models import WeComApp
+    from wecom.sandbox import DEMO, SandboxServer, SandboxState, seed_demo
+
+    app = WeComApp.objects.create(
+        name="=企业", corp_id=DEMO.wecom_corp_id, secret=DEMO.wecom_secret
+    )
+    app = WeComApp.objects.get(pk=app.pk)
+    lines = io.StringIO()
+    writer = csv.writer(lines)
+    writer.writerow(["userid", "external_userid"])
+    writer.writerow(["lisi", "wm" + "a" * 30])
+    writer.writerows(["lisi", formula] for formula in FORMULAS)
+    data = lines.getvalue().encode("utf-8")
+    state = SandboxState(seed=5)
+    seed_demo(state)
+    # Reading a list asks WeCom which members have customer contact.
+    with SandboxServer(state=state) as server, override_settings(WECOM_API_BASE=server.wecom_base):
+        audience = customer_audience_from_file(
+            app=app, stream=io.BytesIO(data), name="=名单.csv", size=len(data), user=user
+        )
+    return download(user, reverse("admin:tagging_customers_refused", args=[audience.pk]))
+
+
 def chatbot_export_page(user: User) -> str:
     url = reverse("admin:chatbot_autoreply_export")
     return download(user, f"{url}?bot={hostile_bot().pk}&format=csv")
@@ -154,6 +181,7 @@ def chatbot_export_command(user: User) -> str:
 EXPORTS: dict[str, Callable[[User], str]] = {
     "admin:console_job_failures": job_failures_page,
     "admin:tagging_bulk_refused": refused_lines_page,
+    "admin:tagging_customers_refused": customer_refused_lines_page,
     "admin:chatbot_autoreply_export": chatbot_export_page,
     "jobs failures": job_failures_command,
     "skills export --format csv": chatbot_export_command,

@@ -189,12 +189,13 @@ def validate_first_level_strategy(*, is_first_level: bool) -> None:
 
 
 def validate_corp_tag_limit(*, existing: int, adding: int, limit: int = CORP_TAG_LIMIT) -> None:
-    """Corp tags plus strategy tags: at most ``limit`` per corp, as far as the console knows."""
+    """Corporate tags plus strategy tags: at most ``limit`` per corp, as far as the console
+    knows (``existing``: both kinds, ``tagging.strategy.services.corp_tag_count``)."""
     if existing + adding > limit:
         raise ValidationError(
             _(
-                "The corp may have at most %(limit)d tags; it has %(existing)d and this adds "
-                "%(adding)d. Delete some tags first."
+                "The corp may have at most %(limit)d tags, strategy tags and corporate tags "
+                "together; it has %(existing)d and this adds %(adding)d. Delete some tags first."
             ),
             code="corp_tag_limit",
             params={"limit": limit, "existing": existing, "adding": adding},
@@ -388,3 +389,63 @@ def validate_pagepath(value: object, *, label: str) -> None:
             code="pagepath",
             params={"field": label, "limit": PAGEPATH_MAX_LENGTH},
         )
+
+
+# ---- WeCom customers (PLATFORM.md 2, "Corporate tags and tagging customers") ----------------
+
+# A member may hold at most this many tags on one customer; tags are per (member, customer).
+WECOM_TAGS_PER_CUSTOMER_MAX = 3000
+# batch/get_by_user: members per call and customers per page.
+WECOM_BY_USER_MEMBERS_MAX = 100
+WECOM_BY_USER_PAGE_MAX = 100
+EXTERNAL_USERID_MAX_LENGTH = 64
+USERID_MAX_LENGTH = 64
+# External userids start "wm" (or "wo" for older contacts); letters, digits, "-" and "_".
+_EXTERNAL_USERID = re.compile(r"w[mo][A-Za-z0-9_-]{20,62}")
+# A member's userid: letters, digits and "_", "-", "@", "." (WeCom's account rule).
+_USERID = re.compile(r"[A-Za-z0-9_@.-]{1,64}")
+_WECOM_TAG_ID = re.compile(r"et[A-Za-z0-9_-]{1,62}")
+
+
+def is_external_userid(value: object) -> bool:
+    """Whether ``value`` has the form of a customer's external_userid (the parsers' fast path)."""
+    return isinstance(value, str) and _EXTERNAL_USERID.fullmatch(value) is not None
+
+
+def is_member_userid(value: object) -> bool:
+    return isinstance(value, str) and _USERID.fullmatch(value) is not None
+
+
+def validate_external_userid(value: str) -> None:
+    if not is_external_userid(value):
+        raise ValidationError(
+            _(
+                "“%(value)s” is not a customer's external_userid: 22 to 64 letters, digits, "
+                "“-” or “_”, starting with “wm” or “wo”."
+            ),
+            code="external_userid",
+            params={"value": str(value)[:40]},
+        )
+
+
+def validate_member_userid(value: str) -> None:
+    if not is_member_userid(value):
+        raise ValidationError(
+            _(
+                "“%(value)s” is not a WeCom member's userid: 1 to 64 letters, digits, “_”, "
+                "“-”, “@” or “.”."
+            ),
+            code="userid",
+            params={"value": str(value)[:40]},
+        )
+
+
+def validate_wecom_tag_ids(value: Sequence[str]) -> None:
+    """Tag ids to put on or take off customers: WeCom's ``et…`` ids (corporate or strategy)."""
+    for tag_id in value:
+        if not isinstance(tag_id, str) or not _WECOM_TAG_ID.fullmatch(tag_id):
+            raise ValidationError(
+                _("“%(value)s” is not a WeCom tag id (they start with “et”)."),
+                code="wecom_tag_id",
+                params={"value": str(tag_id)[:40]},
+            )

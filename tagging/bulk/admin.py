@@ -41,11 +41,16 @@ from tagging.bulk.audience import (
     upload_size_refusal,
 )
 from tagging.bulk.forms import FILE, PASTE, BulkJobForm, BulkTargetForm
-from tagging.bulk.jobs import KIND
+from tagging.bulk.jobs import KIND, TAG, BulkSpec
 from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.reading import audience_read_job, audience_upload
 from tagging.bulk.retention import audience_expiry
-from tagging.bulk.services import bulk_job_retry_failed, bulk_job_start
+from tagging.bulk.services import (
+    bulk_job_retry_failed,
+    bulk_job_start,
+    bulk_job_undo,
+    bulk_job_undo_refusal,
+)
 from wecom.clients import PlatformError
 
 
@@ -90,6 +95,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 "<str:object_id>/refused.csv", wrap(self.refused_view), name="tagging_bulk_refused"
             ),
             path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_bulk_retry"),
+            path("undo/<str:job_id>/", wrap(self.undo_view), name="tagging_bulk_undo"),
             *super().get_urls(),
         ]
 
@@ -269,5 +275,38 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 title=gettext("Retry the failed OpenIDs of “%(job)s”") % {"job": job},
                 job=job,
                 retryable=retryable,
+            ),
+        )
+
+    # --- undo ------------------------------------------------------------------------------------
+
+    def undo_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
+        back = HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+        if request.method == "POST":
+            try:
+                new_job = bulk_job_undo(
+                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
+                )
+            except ValidationError as error:
+                self.message_user(request, refusal_text(error), level=messages.ERROR)
+                return back
+            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
+        refusal = bulk_job_undo_refusal(job=job)
+        if refusal is not None:
+            self.message_user(request, refusal, level=messages.ERROR)
+            return back
+        spec = BulkSpec.from_params(job.params)
+        return TemplateResponse(
+            request,
+            "admin/tagging/bulk_undo.html",
+            self._context(
+                request,
+                title=gettext("Undo “%(job)s”") % {"job": job},
+                job=job,
+                changed=job.progress().done,
+                untag=spec.operation == TAG,
             ),
         )

@@ -166,9 +166,10 @@ def _sniff_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def _text_rows(stream: IO[bytes], encoding: str, deadline: float | None = None) -> Iterator[Row]:
-    if deadline is None:
-        deadline = time.monotonic() + read_seconds()
+def _text_rows(stream: IO[bytes], encoding: str, seconds: float | None = None) -> Iterator[Row]:
+    """The rows of a text file; refused past ``seconds`` (default: :func:`request_read_seconds`)."""
+    seconds = request_read_seconds() if seconds is None else seconds
+    deadline = time.monotonic() + seconds
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     line = 0
     try:
@@ -178,7 +179,7 @@ def _text_rows(stream: IO[bytes], encoding: str, deadline: float | None = None) 
         for cells in reader:
             line = reader.line_num
             if not line % 10_000 and time.monotonic() > deadline:
-                raise _too_slow()
+                raise _too_slow(seconds)
             yield line, cells
     except csv.Error as error:
         raise AudienceError(
@@ -196,19 +197,25 @@ MAX_LINE_CHARS = 1024 * 1024
 
 
 def read_seconds() -> float:
-    """How long reading one file may take at most: a bound against hostile files, not a web
-    request's deadline (uploads are read by a worker, tagging/bulk/reading.py). Well inside a
-    job's slice, which a read never outlasts: a read cut by the slice's end would start over."""
+    """How long the reading job may read one file: a bound against hostile files, well inside
+    a job's slice, which a read never outlasts (a read cut by the slice's end would start over).
+    Uploads of bulk lists are read by a worker (tagging/bulk/reading.py), not a web request."""
     return float(settings.JOBS_SLICE_SECONDS) * 0.8
 
 
-def _too_slow() -> AudienceError:
+def request_read_seconds() -> float:
+    """How long a web request may read a file (lists still read in the request: the WeCom
+    customers' upload): the rest of the ~20 s a web worker may be held."""
+    return float(settings.BULK_READ_SECONDS)
+
+
+def _too_slow(seconds: float) -> AudienceError:
     return AudienceError(
         _(
             "The file could not be read within %(seconds)s seconds. Split it into smaller files, "
             "or keep only the column of OpenIDs."
         ),
-        {"seconds": f"{read_seconds():.0f}"},
+        {"seconds": f"{seconds:.0f}"},
     )
 
 
@@ -236,12 +243,11 @@ def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:
     yield from rest
 
 
-def _xlsx_rows(stream: IO[bytes], deadline: float) -> Iterator[Row]:
+def _xlsx_rows(stream: IO[bytes], seconds: float) -> Iterator[Row]:
     # Streamed with limits on what the zip unpacks to, rows, columns, cells and time; a DTD
     # or entity is refused (console/spreadsheets.py).
-    limits = XlsxLimits(seconds=max(deadline - time.monotonic(), 0.0))
     try:
-        yield from xlsx_rows(stream, limits=limits)
+        yield from xlsx_rows(stream, limits=XlsxLimits(seconds=seconds))
     except SpreadsheetRefused as refusal:
         raise AudienceError(refusal.message, refusal.params) from None
 
@@ -273,19 +279,18 @@ def check_upload_kind(stream: IO[bytes], *, name: str) -> str:
 
 
 def file_rows(
-    stream: IO[bytes], *, name: str, deadline: float | None = None
+    stream: IO[bytes], *, name: str, seconds: float | None = None
 ) -> tuple[str, Iterator[Row]]:
     """The file's format or encoding, and its rows. ``stream`` must be seekable.
 
-    ``deadline`` (``time.monotonic()``): past it, reading is refused (see read_seconds())."""
-    if deadline is None:
-        deadline = time.monotonic() + read_seconds()
+    Reading is refused past ``seconds`` (default: :func:`request_read_seconds`)."""
+    seconds = request_read_seconds() if seconds is None else seconds
     head = stream.read(_HEAD)
     stream.seek(0)
     kind = file_kind(head, name=name)
     if kind == "xlsx":
-        return kind, _xlsx_rows(stream, deadline)
-    return kind, _text_rows(stream, kind, deadline)
+        return kind, _xlsx_rows(stream, seconds)
+    return kind, _text_rows(stream, kind, seconds)
 
 
 # ---- from rows to values ------------------------------------------------------------------------
@@ -642,13 +647,13 @@ def audience_read(
     (:func:`audience_from_file`) differ only by their ``recorder``. Raises
     :class:`AudienceError` with the sentence to show.
     """
-    deadline = time.monotonic() + read_seconds()
-    fmt, rows = file_rows(stream, name=name, deadline=deadline)
+    seconds = read_seconds()
+    fmt, rows = file_rows(stream, name=name, seconds=seconds)
     attempts = [fmt] if fmt != "utf-8" else ["utf-8", "gb18030"]
     for number, encoding in enumerate(attempts):
         if number:
             stream.seek(0)
-            rows = _text_rows(stream, encoding, deadline)
+            rows = _text_rows(stream, encoding, seconds)
         audience.encoding = encoding
         try:
             return recorder.attempt(
@@ -733,6 +738,51 @@ def audience_from_openids(
             source=AudienceSource.RETRY, source_label=label[:255], created_by=user
         )
         return _fill(audience, ((number, openid) for number, openid in enumerate(openids, 1)))
+
+
+# The OpenIDs a job passed to the platform: in a shard's processed range [start, position) and
+# not among the job's failed items; numbered again from 0 in their old order. One statement,
+# whatever the size of the list.
+_MEMBERS_OF_SUCCESSES = (
+    "INSERT INTO {members} ({audience}, {position}, {openid}) "
+    "SELECT %s, ROW_NUMBER() OVER (ORDER BY m.{position}) - 1, m.{openid} "
+    "FROM {members} m JOIN {shards} s ON s.{job} = %s "
+    "AND m.{position} >= s.{start} AND m.{position} < s.{shard_position} "
+    # NOT IN an uncorrelated list: both databases build it once (a hash or a temporary
+    # b-tree), where a correlated NOT EXISTS scanned the job's failures for every member.
+    "WHERE m.{audience} = %s AND m.{openid} NOT IN ("
+    "SELECT f.{item} FROM {failures} f WHERE f.{job} = %s)"
+)
+
+
+def audience_of_job_successes(
+    *, job_id: int, audience_id: int, label: str, user: AbstractBaseUser
+) -> BulkAudience:
+    """An audience of the OpenIDs that job ``job_id`` (over ``audience_id``) changed, for
+    undoing it. Its caller holds the transaction."""
+    from console.models import JobItemFailure, JobShard
+
+    audience = BulkAudience.objects.create(
+        source=AudienceSource.UNDO, source_label=label[:255], created_by=user
+    )
+    quote = connection.ops.quote_name
+    sql = _MEMBERS_OF_SUCCESSES.format(
+        members=quote(BulkAudienceMember._meta.db_table),
+        shards=quote(JobShard._meta.db_table),
+        failures=quote(JobItemFailure._meta.db_table),
+        audience=quote("audience_id"),
+        position=quote("position"),
+        openid=quote("openid"),
+        job=quote("job_id"),
+        start=quote("start"),
+        shard_position=quote("position"),
+        item=quote("item"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [audience.pk, job_id, audience_id, job_id])
+        audience.accepted = audience.lines = cursor.rowcount
+    audience.save(update_fields=["accepted", "lines"])
+    return audience
 
 
 # ---- reading it back ----------------------------------------------------------------------------

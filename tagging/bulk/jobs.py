@@ -33,7 +33,7 @@ from wecom.clients import (
     PlatformError,
     PlatformTransportError,
 )
-from wecom.clients.errors import WECHAT
+from wecom.clients.errors import CHATBOT, WECHAT
 from wecom.connections import client_for
 
 KIND = "tagging.bulk"
@@ -61,6 +61,8 @@ class BulkSpec:
     category: str = ""
     label: str = ""
     desc: str = ""
+    # The job this one undoes (its reverse, over the OpenIDs that job changed).
+    undoes: int | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> BulkSpec:
@@ -269,6 +271,14 @@ def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
         actions.append(
             (reverse("admin:tagging_bulk_retry", args=[job.pk]), gettext("Retry failed only"))
         )
+    from tagging.bulk.services import bulk_job_undo_refusal
+
+    if (
+        job.is_final
+        and user.has_perm("tagging.add_bulkaudience")
+        and bulk_job_undo_refusal(job=job) is None
+    ):
+        actions.append((reverse("admin:tagging_bulk_undo", args=[job.pk]), gettext("Undo")))
     audience = job_audience(job)
     if audience is not None and user.has_perm("tagging.view_bulkaudience"):
         actions.append(
@@ -292,7 +302,17 @@ def job_audience(job: Job) -> BulkAudience | None:
 
 
 def bulk_job_detail_context(job: Job) -> dict[str, Any]:
-    return {"audience": job_audience(job), "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS}
+    from tagging.bulk.services import bulk_job_undo_of
+
+    spec = BulkSpec.from_params(job.params)
+    return {
+        "audience": job_audience(job),
+        "audience_keep_days": settings.BULK_AUDIENCE_KEEP_DAYS,
+        # Chatbot labels have no unset call: the page says why "undo" is not offered.
+        "undo_impossible": job.is_final and spec.platform == CHATBOT,
+        "undoes": Job.objects.filter(pk=spec.undoes).first() if spec.undoes else None,
+        "undone_by": bulk_job_undo_of(job=job) if job.is_final else None,
+    }
 
 
 BULK_JOB = JobKind(

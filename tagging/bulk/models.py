@@ -18,6 +18,7 @@ class AudienceSource(models.TextChoices):
     PASTE = "paste", _("pasted list")
     TAG = "tag", _("followers of a tag")
     RETRY = "retry", _("failed OpenIDs of a job")
+    UNDO = "undo", _("OpenIDs a job changed")
 
 
 class AudienceStatus(models.TextChoices):

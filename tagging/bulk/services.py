@@ -12,8 +12,8 @@ from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor
 from console.jobs.services import job_create, shard_ranges
-from console.models import Job, JobItemFailure
-from tagging.bulk.audience import audience_from_openids
+from console.models import Job, JobItemFailure, JobStatus
+from tagging.bulk.audience import audience_from_openids, audience_of_job_successes
 from tagging.bulk.jobs import KIND, TAG, UNTAG, BulkSpec
 from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.retention import audience_check_startable
@@ -66,6 +66,7 @@ def bulk_job_start(
     batch_size: int | None = None,
     actor: Actor,
     parent: Job | None = None,
+    undoes: Job | None = None,
 ) -> Job:
     """Start tagging (or untagging) every OpenID of ``audience`` in the background."""
     if audience.status != AudienceStatus.READY:
@@ -95,6 +96,7 @@ def bulk_job_start(
             batch_size=size,
             account_id=target.account_id,
             tag_id=target.tag_id,
+            undoes=undoes.pk if undoes else None,
         )
         template = (
             ngettext(
@@ -122,6 +124,7 @@ def bulk_job_start(
             category=target.category,
             label=target.label,
             desc=target.desc,
+            undoes=undoes.pk if undoes else None,
         )
         title = ngettext(
             "Label %(count)s user “%(category)s / %(label)s” (%(bot)s)",
@@ -199,4 +202,75 @@ def bulk_job_retry_failed(*, job: Job, actor: Actor) -> Job:
             batch_size=spec.batch_size,
             actor=actor,
             parent=job,
+        )
+
+
+REVERSE = {TAG: UNTAG, UNTAG: TAG}
+
+
+def bulk_job_undo_refusal(*, job: Job) -> str | None:
+    """Why ``job`` cannot be undone now, as a sentence; None when it can."""
+    if job.kind != KIND or not job.is_final:
+        return gettext("Only a bulk job that has ended can be undone.")
+    spec = BulkSpec.from_params(job.params)
+    if spec.platform == CHATBOT:
+        return gettext(
+            "A chatbot label cannot be undone: the dialogue platform has no call that removes a "
+            "label from users."
+        )
+    if not job.shards.filter(done__gt=0).exists():
+        return gettext("Nothing to undo: this job changed no OpenID.")
+    if not BulkAudience.objects.filter(pk=spec.audience_id).exists():
+        return gettext(
+            "This job's list was deleted after %(days)s days, so what it changed is no longer "
+            "known."
+        ) % {"days": settings.BULK_AUDIENCE_KEEP_DAYS}
+    undo = bulk_job_undo_of(job=job)
+    if undo is not None:
+        return gettext("This job is already being undone or was undone by job #%(id)s.") % {
+            "id": undo.pk
+        }
+    return None
+
+
+def bulk_job_undo_of(*, job: Job) -> Job | None:
+    """The job that undoes ``job`` (unless it was cancelled before doing anything)."""
+    for child in Job.objects.filter(parent=job, kind=KIND).order_by("-pk"):
+        if BulkSpec.from_params(child.params).undoes != job.pk:
+            continue
+        if child.status == JobStatus.CANCELLED and not child.shards.filter(done__gt=0).exists():
+            continue
+        return child
+    return None
+
+
+def bulk_job_undo(*, job: Job, actor: Actor) -> Job:
+    """A new job doing the reverse of ``job`` for exactly the OpenIDs it changed: untag what it
+    tagged (or tag again what it untagged). Failed OpenIDs and those it never reached (a
+    cancelled job) are left alone."""
+    with transaction.atomic():
+        # The row lock makes two clicks on "undo" start one job, not two.
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        refusal = bulk_job_undo_refusal(job=job)
+        if refusal is not None:
+            raise ValidationError(refusal, code="cannot_undo")
+        spec = BulkSpec.from_params(job.params)
+        audience = audience_of_job_successes(
+            job_id=job.pk,
+            audience_id=spec.audience_id,
+            label=gettext("undo of job #%(id)s") % {"id": job.pk},
+            user=actor.user,
+        )
+        if not audience.accepted:
+            raise ValidationError(
+                gettext("Nothing to undo: this job changed no OpenID."), code="nothing_to_undo"
+            )
+        return bulk_job_start(
+            audience=audience,
+            target=bulk_job_target(job),
+            operation=REVERSE[spec.operation],
+            batch_size=spec.batch_size,
+            actor=actor,
+            parent=job,
+            undoes=job,
         )

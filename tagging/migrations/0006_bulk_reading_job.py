@@ -17,7 +17,7 @@ def _parts_uncompressed(apps: object, schema_editor: object) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tagging", "0005_versions_for_official_account_tags_and_pull_intervals"),
+        ("tagging", "0008_customer_audiences"),
     ]
 
     operations = [

@@ -570,6 +570,8 @@ class StrategyAdmin(ReadOnlyAdminMixin, _AnnotatedColumns, AuditedModelAdmin):
 
     @admin.display(description=_("level"))
     def level(self, strategy: Strategy) -> str:
+        if strategy.is_corporate:
+            return gettext("corporate tags")
         return gettext("first level") if strategy.is_first_level else gettext("child")
 
     @admin.display(description=_("tag groups"), ordering="n_groups")

@@ -3,7 +3,8 @@
 Each recorded event asks for a job of this kind, unless one that has not started yet will take
 it. The job waits until the oldest event is a few seconds old (a person's burst of edits then
 makes one pull, not one per edit), claims every unclaimed event of the app, and pulls only what
-they name: the one group, or the strategy. Plan and apply are the full pull's
+they name: the one group, or the strategy (events without a strategy: the corporate tags, read
+as the corporate root's). Plan and apply are the full pull's
 (``tagging/strategy/pull_plan.py`` and ``pull_apply.py``), so a delete is applied only when
 WeCom no longer has the item, and conflicts wait for a person. A lost event is caught by the
 scheduled full pull.
@@ -22,7 +23,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 from console.audit import Actor, AuditSource
 from console.jobs import JobKind, ShardRun
 from console.models import OPEN_JOB_STATUSES, Job, ShardStatus
-from tagging.strategy.models import Tag
+from tagging.strategy.models import CORPORATE_WECOM_ID, Tag
 from wecom.clients.errors import PlatformError
 from wecom.models import WeComApp, WeComCallbackEvent
 
@@ -63,7 +64,8 @@ def callback_pull_ensure(*, app_id: int) -> Job | None:
 def callback_scopes(app: WeComApp, events: Iterable[WeComCallbackEvent]) -> list:
     """What the events name, coalesced: a strategy read whole covers its groups.
 
-    Events without a strategy are about corporate tags, which the console does not keep.
+    Events without a strategy are about corporate tags: the corporate library
+    (``CORPORATE_WECOM_ID``) is read as a strategy is, whole or one group of it.
     """
     from tagging.strategy.pull_plan import PullScope
 
@@ -71,9 +73,7 @@ def callback_scopes(app: WeComApp, events: Iterable[WeComCallbackEvent]) -> list
     groups: set[tuple[int, str]] = set()
     tag_ids: dict[str, int] = {}
     for event in events:
-        strategy = event.strategy_id
-        if not strategy:
-            continue
+        strategy = event.strategy_id or CORPORATE_WECOM_ID
         if event.tag_type == "tag_group" and event.item_id:
             groups.add((strategy, event.item_id))
         elif event.tag_type == "tag" and event.item_id and event.change_type != "create":

@@ -1,9 +1,11 @@
 """Models of the tagging app.
 
 Part 1, WeCom strategy tags (issue 6): strategies (规则组) → tag groups → tags, mirrored from
-WeCom per app credential. ``name`` and ``order`` always hold what WeCom has (as of the last
-push or pull); a local edit that has not reached WeCom yet waits in ``pending_*`` with the item's
-sync state saying why. The services in ``tagging/strategy/services.py`` are the only writers.
+WeCom per app credential; the corporate tags (企业客户标签, issue 21) are the groups and tags of
+one more strategy row per app, of kind corporate. ``name`` and ``order`` always hold what WeCom
+has (as of the last push or pull); a local edit that has not reached WeCom yet waits in
+``pending_*`` with the item's sync state saying why. The services in
+``tagging/strategy/services.py`` are the only writers.
 """
 
 from __future__ import annotations
@@ -50,9 +52,27 @@ class SyncedItem(Versioned):  # optimistic locking: console/versioning.py
         return self.name
 
 
-class Strategy(SyncedItem):
-    """A WeCom customer strategy (规则组). Managed in WeCom; the console only reads it."""
+class StrategyKind(models.TextChoices):
+    STRATEGY = "strategy", _("strategy")
+    CORPORATE = "corporate", _("corporate tags")
 
+
+# The corporate tag library (企业客户标签) hangs under one row per app with this WeCom id, which
+# no WeCom strategy has (theirs start at 1): its groups and tags are then the strategy tags'
+# models, services, pulls and pages, with only the endpoints told apart.
+CORPORATE_WECOM_ID = 0
+# What the corporate root is called in the database (the pages show it translated).
+CORPORATE_ROOT_NAME = "企业标签"
+
+
+class Strategy(SyncedItem):
+    """A WeCom customer strategy (规则组), managed in WeCom (the console only reads it); or,
+    with ``kind`` corporate, the app's corporate tag library (no strategy: WeCom's corp-wide
+    tags), made by the console (``corporate_root``)."""
+
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=StrategyKind.choices, default=StrategyKind.STRATEGY
+    )
     wecom_id = models.PositiveBigIntegerField(_("WeCom strategy ID"))
     parent = models.ForeignKey(
         "self",
@@ -75,6 +95,18 @@ class Strategy(SyncedItem):
     @property
     def is_first_level(self) -> bool:
         return self.parent_wecom_id == 0
+
+    @property
+    def is_corporate(self) -> bool:
+        return self.kind == StrategyKind.CORPORATE
+
+    @property
+    def display_name(self) -> str:
+        """The name a page shows: the corporate root's in the reader's language."""
+        return str(_("Corporate tags")) if self.is_corporate else self.name
+
+    def __str__(self) -> str:
+        return self.display_name
 
 
 class OrderedItem(SyncedItem):

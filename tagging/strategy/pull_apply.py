@@ -23,7 +23,7 @@ from django.utils.translation import gettext, gettext_lazy as _
 
 from console.audit import Actor, AuditAction, AuditBatch
 from console.bulk_rows import rows_insert
-from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.models import CORPORATE_WECOM_ID, Strategy, SyncState, Tag, TagGroup
 from tagging.strategy.pull_plan import (
     LocalItems,
     LocalRow,
@@ -39,6 +39,7 @@ from tagging.strategy.pull_plan import (
 from tagging.strategy.services import (
     Choice,
     conflict_resolve,
+    corporate_root,
     pull_failure_record,
     strategy_pull_record,
 )
@@ -115,6 +116,8 @@ def _apply(
     """Plan against the console's rows and apply, in one transaction: the plan, and how many
     changes were followed and how many conflicts wait."""
     with transaction.atomic():
+        if any(s.wecom_id == CORPORATE_WECOM_ID for s in snapshot.strategies):
+            corporate_root(app)  # the corporate groups' parent, before they are compared
         local = local_load(app, scope)
         plan = plan_from(app, snapshot, local)
         if fingerprint is not None and plan.fingerprint != fingerprint:
@@ -137,6 +140,8 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: LocalItems, actor: Actor)
     strategies_new = []
     strategies_changed = []
     for remote in snapshot.strategies:
+        if remote.wecom_id == CORPORATE_WECOM_ID:
+            continue  # the corporate root: made above, never renamed or deleted by a pull
         existing = local.strategies.get(remote.wecom_id)
         if existing is None:
             strategies_new.append(
@@ -167,11 +172,19 @@ def _apply_plan_rows(app: WeComApp, plan: Plan, local: LocalItems, actor: Actor)
             Strategy, strategy.pk, strategy.name, AuditAction.ADD, {"name": (None, strategy.name)}
         )
     remote_strategy_ids = {s.wecom_id for s in snapshot.strategies}
-    gone_strategies = [s for w, s in local.strategies.items() if w not in remote_strategy_ids]
-    # Parents by WeCom id, once all strategies exist.
+    gone_strategies = [
+        s
+        for w, s in local.strategies.items()
+        if w not in remote_strategy_ids and w != CORPORATE_WECOM_ID
+    ]
+    # Parents by WeCom id, once all strategies exist (0 is "no parent", not the corporate root).
     parents_changed = []
     for strategy in local.strategies.values():
-        parent = local.strategies.get(strategy.parent_wecom_id)
+        parent = (
+            local.strategies.get(strategy.parent_wecom_id)
+            if strategy.parent_wecom_id != CORPORATE_WECOM_ID
+            else None
+        )
         parent_pk = parent.pk if parent else None
         if strategy.parent_id != parent_pk:
             strategy.parent_id = parent_pk

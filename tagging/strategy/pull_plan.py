@@ -1,6 +1,8 @@
-"""Pulling WeCom strategy tags, part one: what WeCom has, and the plan.
+"""Pulling WeCom strategy tags and corporate tags, part one: what WeCom has, and the plan.
 
-:func:`strategy_pull_fetch` reads strategies, groups and tags from WeCom; :func:`pull_plan`
+:func:`strategy_pull_fetch` reads strategies, groups and tags from WeCom, and the corporate tags
+(企业客户标签) as the groups of one more "strategy", the corporate root (``CORPORATE_WECOM_ID``,
+which no WeCom strategy has): the plan and its apply treat both libraries alike. :func:`pull_plan`
 compares them with the console and lists what WeCom added, renamed, re-ordered, moved or
 deleted, what waits locally, and the conflicts (WeCom changed an item that has a local change
 pending). Applying a plan is ``tagging/strategy/pull_apply.py``'s.
@@ -24,7 +26,14 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from console.transactions import require_no_transaction
-from tagging.strategy.models import Strategy, SyncState, Tag, TagGroup
+from tagging.strategy.models import (
+    CORPORATE_ROOT_NAME,
+    CORPORATE_WECOM_ID,
+    Strategy,
+    SyncState,
+    Tag,
+    TagGroup,
+)
 from wecom.clients.wecom import Strategy as WeComStrategy
 from wecom.connections import client_for
 from wecom.models import WeComApp
@@ -49,7 +58,13 @@ class RemoteGroup(NamedTuple):
     wecom_id: str
     name: str
     order: int
-    strategy_wecom_id: int
+    strategy_wecom_id: int  # CORPORATE_WECOM_ID for a corporate tag group
+
+
+# The corporate library in a snapshot: the root every corporate group hangs under.
+CORPORATE_REMOTE = RemoteStrategy(
+    wecom_id=CORPORATE_WECOM_ID, name=CORPORATE_ROOT_NAME, parent_wecom_id=0
+)
 
 
 @dataclass
@@ -68,7 +83,8 @@ class Snapshot:
 def strategy_pull_fetch(
     app: WeComApp, *, before_call: Callable[[], None] | None = None
 ) -> Snapshot:
-    """Everything WeCom has for the app: strategies (paged), then all groups in one call.
+    """Everything WeCom has for the app: strategies (paged), then all strategy groups in one
+    call, then all corporate groups in one more.
 
     ``before_call`` runs before each platform call: a job renews its lease there, so a corp
     with many strategies never outlives it.
@@ -83,12 +99,19 @@ def strategy_pull_fetch(
         strategies.append(_remote_strategy(client.strategy_get(strategy_id)))
     before_call()
     groups, tags = _remote_groups(client.strategy_tag_list())
-    return Snapshot(strategies=strategies, groups=groups, tags=tags)
+    before_call()
+    corp_groups, corp_tags = _remote_groups(client.corp_tag_list())
+    return Snapshot(
+        strategies=[*strategies, CORPORATE_REMOTE],
+        groups=groups + corp_groups,
+        tags=tags + corp_tags,
+    )
 
 
 @dataclass(frozen=True)
 class PullScope:
-    """What a targeted pull reads and compares: one strategy, or one group of it."""
+    """What a targeted pull reads and compares: one strategy (or the corporate library:
+    ``CORPORATE_WECOM_ID``), or one group of it."""
 
     strategy_wecom_id: int
     group_wecom_id: str = ""
@@ -101,14 +124,16 @@ def strategy_pull_fetch_scoped(
     call), instead of every strategy and tag of the corp."""
     before_call = before_call or (lambda: None)
     client = client_for(app)
+    group_ids = [scope.group_wecom_id] if scope.group_wecom_id else ()
+    if scope.strategy_wecom_id == CORPORATE_WECOM_ID:
+        before_call()
+        groups, tags = _remote_groups(client.corp_tag_list(group_ids=group_ids))
+        return Snapshot(strategies=[CORPORATE_REMOTE], groups=groups, tags=tags)
     before_call()
     strategies = [_remote_strategy(client.strategy_get(scope.strategy_wecom_id))]
     before_call()
     groups, tags = _remote_groups(
-        client.strategy_tag_list(
-            strategy_id=scope.strategy_wecom_id,
-            group_ids=[scope.group_wecom_id] if scope.group_wecom_id else (),
-        )
+        client.strategy_tag_list(strategy_id=scope.strategy_wecom_id, group_ids=group_ids)
     )
     return Snapshot(strategies=strategies, groups=groups, tags=tags)
 
@@ -384,8 +409,14 @@ class LocalItems:
     tags: LocalRows
 
     def digest(self) -> str:
+        # Not the corporate root: the console makes it (when a page or an apply first needs
+        # it), so a plan shown before it existed still applies.
         versions = sorted(
-            [f"s{s.pk}:{s.version}" for s in self.strategies.values()]
+            [
+                f"s{s.pk}:{s.version}"
+                for s in self.strategies.values()
+                if s.wecom_id != CORPORATE_WECOM_ID
+            ]
             + [f"g{g.pk}:{g.version}:{g.sync_state}" for g in self.groups.values()]
             + [f"t{t.pk}:{t.version}:{t.sync_state}" for t in self.tags.values()]
         )
@@ -552,6 +583,7 @@ def local_load(app: WeComApp, scope: PullScope | None = None) -> LocalItems:
         for s in strategy_rows.only(
             "id",
             "app_id",
+            "kind",
             "wecom_id",
             "name",
             "parent_id",
@@ -608,6 +640,8 @@ def plan_from(app: WeComApp, snapshot: Snapshot, local: LocalItems) -> Plan:
     changes: list[Change] = []
     remote_strategy_names = {s.wecom_id: s.name for s in snapshot.strategies}
     for remote in snapshot.strategies:
+        if remote.wecom_id == CORPORATE_WECOM_ID:
+            continue  # the console's own root: nothing WeCom adds, renames or deletes
         existing = local.strategies.get(remote.wecom_id)
         if existing is None:
             changes.append(
@@ -633,7 +667,7 @@ def plan_from(app: WeComApp, snapshot: Snapshot, local: LocalItems) -> Plan:
             )
     remote_strategies = {s.wecom_id for s in snapshot.strategies}
     for wecom_id, existing in local.strategies.items():
-        if wecom_id not in remote_strategies:
+        if wecom_id not in remote_strategies and wecom_id != CORPORATE_WECOM_ID:
             changes.append(
                 Change(
                     kind="strategy",
@@ -756,7 +790,7 @@ def plan_from(app: WeComApp, snapshot: Snapshot, local: LocalItems) -> Plan:
         app_id=app.pk,
         changes=changes,
         pending=pending,
-        first_import=not local.strategies,
+        first_import=not any(w != CORPORATE_WECOM_ID for w in local.strategies),
         snapshot=snapshot,
         local=local,
     )

@@ -20,7 +20,9 @@ from console.jobs.selectors import jobs_with_progress
 from console.models import OPEN_JOB_STATUSES, Job, JobProgress
 from tagging.strategy.models import Strategy, StrategyPull, SyncState, Tag, TagGroup
 from tagging.strategy.respacing import RESPACE_KIND
+from tagging.strategy.services import corp_tag_count
 from wecom.models import WeComApp
+from wecom.rules import CORP_TAG_LIMIT
 
 # Tags drawn with the page: a group is drawn open while the tags of the groups above it and
 # its own fit in this (about 45 KB of HTML); the others show their count and open on a click.
@@ -76,6 +78,20 @@ class StrategyTree:
     groups: list[GroupNode]
     query: str = ""
     respacings: list[Respacing] = field(default_factory=list)
+    # The corporate tag library (企业标签), drawn beside the strategies; None before a pull.
+    corporate: Strategy | None = None
+    # Tags of the corp, both kinds (WeCom's 10,000 counts them together).
+    tags_used: int = 0
+    tags_limit: int = CORP_TAG_LIMIT
+
+    @property
+    def tags_used_text(self) -> str:
+        return f"{self.tags_used:,}"
+
+    @property
+    def tags_limit_text(self) -> str:
+        # "10,000" as WeCom's documents write it, in every language of the console.
+        return f"{self.tags_limit:,}"
 
     @property
     def searching(self) -> bool:
@@ -114,6 +130,8 @@ def _counts(rows: QuerySet[Any], key: str, query: str, **extra: Count) -> dict[i
 def _strategies(app: WeComApp, query: str) -> list[Strategy]:
     """The app's strategies with their counts (and matches), in three queries."""
     strategies = list(Strategy.objects.filter(app=app).order_by("wecom_id"))
+    # The corporate root (企业标签) after the strategies: a page opens on a strategy as before.
+    strategies.sort(key=lambda strategy: strategy.is_corporate)
     # Counts per strategy by two grouped queries over the app's rows, not joins per strategy.
     groups = _counts(TagGroup.objects.filter(app=app), "strategy_id", query)
     tags = _counts(
@@ -152,8 +170,11 @@ def _select(strategies: list[Strategy], strategy_id: int | None, query: str) -> 
 
 
 def _nav(strategies: list[Strategy]) -> list[StrategyNode]:
-    """First-level strategies in WeCom's order, each with its children."""
-    nodes = {s.pk: StrategyNode(strategy=s) for s in strategies if not s.parent_id}
+    """First-level strategies in WeCom's order, each with its children (not the corporate
+    root: the page draws it apart)."""
+    nodes = {
+        s.pk: StrategyNode(strategy=s) for s in strategies if not s.parent_id and not s.is_corporate
+    }
     orphans = []
     for strategy in strategies:
         if strategy.parent_id:
@@ -242,8 +263,9 @@ def strategy_tree(
     keep_open: Collection[int] = (),
 ) -> StrategyTree:
     """The app's strategies with counts, and one strategy's groups, the tags of those drawn
-    open and its re-spacings; with ``query``, filtered to names containing it. Six queries,
-    whatever the number of groups and tags (five when no group is drawn open)."""
+    open and its re-spacings, and the corp's tags counted against WeCom's limit; with
+    ``query``, filtered to names containing it. Seven queries, whatever the number of groups
+    and tags (six when no group is drawn open)."""
     strategies = _strategies(app, query)
     selected = _select(strategies, strategy_id, query)
     groups: list[GroupNode] = []
@@ -260,6 +282,8 @@ def strategy_tree(
         groups=groups,
         query=query,
         respacings=respacings,
+        corporate=next((s for s in strategies if s.is_corporate), None),
+        tags_used=corp_tag_count(app),
     )
 
 

@@ -1,4 +1,9 @@
-"""WeCom strategy tags: every change the console makes, pushed to WeCom and audited.
+"""WeCom strategy tags and corporate tags: every change the console makes, pushed to WeCom and
+audited.
+
+Corporate tags (企业客户标签) are the groups and tags of the app's corporate root (a
+``Strategy`` of kind corporate, :func:`corporate_root`); every service here serves both, and
+:func:`tag_library` picks the WeCom endpoints of the item's library.
 
 Every service here follows the write path (docs/write-path.md): the intent (the wanted values
 as pending, a new version) in a short transaction, the WeCom call with no transaction open
@@ -36,15 +41,18 @@ from console.audit import Actor, AuditAction, audit_record
 from console.transactions import require_no_transaction
 from console.versioning import StaleEdit as StaleEdit, check_version
 from tagging.strategy.models import (
+    CORPORATE_ROOT_NAME,
+    CORPORATE_WECOM_ID,
     OrderedItem,
     Strategy,
+    StrategyKind,
     StrategyPull,
     SyncState,
     Tag,
     TagGroup,
 )
 from wecom.clients.errors import PlatformAPIError, PlatformError, PlatformTransportError
-from wecom.clients.wecom import NewTag, StrategyTag, StrategyTagGroup, WeComClient
+from wecom.clients.wecom import NewTag, StrategyTag, StrategyTagGroup, TagLibrary
 from wecom.connections import client_for
 from wecom.models import WeComApp
 from wecom.rules import (
@@ -120,8 +128,46 @@ def tag_names_taken(group: TagGroup, *, exclude: Tag | None = None) -> dict[str,
 
 
 def corp_tag_count(app: WeComApp) -> int:
-    """Strategy tags of the app's corp the console knows of (other apps of the same corp too)."""
-    return Tag.objects.filter(app__corp_id=app.corp_id).count()
+    """Tags of the app's corp the console knows of, strategy and corporate together (WeCom's
+    10,000 counts both), each once however many apps of the corp mirror it."""
+    return (
+        Tag.objects.filter(app__corp_id=app.corp_id)
+        .values("wecom_id")
+        .distinct()
+        .order_by()
+        .count()
+    )
+
+
+# --- which tag library: strategy tags or the corporate tags (企业客户标签) ----------------------
+
+
+def corporate_root(app: WeComApp) -> Strategy:
+    """The app's corporate tag library (the ``Strategy`` row its corporate groups hang under),
+    made the first time it is needed: the tree shows it, a pull fills it."""
+    root, _created = Strategy.objects.get_or_create(
+        app=app,
+        wecom_id=CORPORATE_WECOM_ID,
+        defaults={"kind": StrategyKind.CORPORATE, "name": CORPORATE_ROOT_NAME},
+    )
+    return root
+
+
+def is_corporate(item: Strategy | OrderedItem) -> bool:
+    """Whether ``item`` is (under) the corporate root: at most one query."""
+    if isinstance(item, Strategy):
+        return item.is_corporate
+    if isinstance(item, TagGroup):
+        strategies = Strategy.objects.filter(pk=item.strategy_id)
+    else:
+        assert isinstance(item, Tag)
+        strategies = Strategy.objects.filter(groups__pk=item.group_id)
+    return strategies.filter(kind=StrategyKind.CORPORATE).exists()
+
+
+def tag_library(item: Strategy | OrderedItem) -> TagLibrary:
+    """The WeCom calls of the library ``item`` belongs to (its app's client)."""
+    return client_for(item.app).tag_library(corporate=is_corporate(item))
 
 
 Check = tuple[str, Callable[[], None]]  # the field a message goes beside, and the check
@@ -304,10 +350,10 @@ def order_between(above: int | None, below: int | None) -> int | None:
 
 
 def _settle_group_add(
-    client: WeComClient, *, strategy: Strategy, name: str, tag_names: list[str]
+    library: TagLibrary, *, strategy: Strategy, name: str, tag_names: list[str]
 ) -> StrategyTagGroup | None:
     """After an add that may have happened: the group as WeCom has it, if it has our tags."""
-    for group in client.strategy_tag_list(strategy_id=strategy.wecom_id):
+    for group in library.list(strategy_id=strategy.wecom_id):
         if group.group_name == name:
             have = {tag.name for tag in group.tags}
             if all(tag_name in have for tag_name in tag_names):
@@ -351,11 +397,11 @@ def tag_group_create(
         (tag_name, tag_order if tag_order is not None else default)
         for (tag_name, tag_order), default in zip(tags, spaced_orders(len(tags)), strict=True)
     ]
-    client = client_for(strategy.app)
+    library = tag_library(strategy)
     answer, settled = _add_call(
-        lambda: _add_group(client, strategy, name=name, order=order, tags=wanted),
+        lambda: _add_group(library, strategy, name=name, order=order, tags=wanted),
         settle=lambda: _settle_group_add(
-            client, strategy=strategy, name=name, tag_names=[n for n, _o in wanted]
+            library, strategy=strategy, name=name, tag_names=[n for n, _o in wanted]
         ),
         refusal_on=strategy,
         what=gettext("add tag group “%(name)s”") % {"name": name},
@@ -370,9 +416,9 @@ def tag_group_create(
 
 
 def _add_group(
-    client: WeComClient, strategy: Strategy, *, name: str, order: int, tags: list[tuple[str, int]]
+    library: TagLibrary, strategy: Strategy, *, name: str, order: int, tags: list[tuple[str, int]]
 ) -> StrategyTagGroup:
-    return client.strategy_tag_add(
+    return library.add(
         strategy_id=strategy.wecom_id,
         group_name=name,
         group_order=order,
@@ -380,8 +426,8 @@ def _add_group(
     )
 
 
-def _add_tag(client: WeComClient, group: TagGroup, *, name: str, order: int) -> StrategyTag:
-    answer = client.strategy_tag_add(
+def _add_tag(library: TagLibrary, group: TagGroup, *, name: str, order: int) -> StrategyTag:
+    answer = library.add(
         strategy_id=group.strategy.wecom_id,
         group_id=group.wecom_id,
         tags=[NewTag(name=name, order=order)],
@@ -468,13 +514,13 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
         tag_validate(group=group, name=name, order=order)
         if order is None:
             order = _top_order(Tag.objects.filter(group=group).values_list("order", flat=True))
-    client = client_for(group.app)
+    library = tag_library(group)
     created, settled = _add_call(
-        lambda: _add_tag(client, group, name=name, order=order),
+        lambda: _add_tag(library, group, name=name, order=order),
         settle=lambda: next(
             (
                 tag
-                for remote in client.strategy_tag_list(group_ids=[group.wecom_id])
+                for remote in library.list(group_ids=[group.wecom_id])
                 for tag in remote.tags
                 if tag.name == name
             ),
@@ -504,12 +550,12 @@ def tag_create(*, group: TagGroup, name: str, actor: Actor, order: int | None = 
 
 def _read_back(item: OrderedItem) -> tuple[str, int] | None:
     """The item's name and order as WeCom has them now, or None if WeCom no longer has it."""
-    client = client_for(item.app)
+    library = tag_library(item)
     if isinstance(item, TagGroup):
-        for remote in client.strategy_tag_list(group_ids=[item.wecom_id]):
+        for remote in library.list(group_ids=[item.wecom_id]):
             return remote.group_name, remote.order
         return None
-    for remote in client.strategy_tag_list(tag_ids=[item.wecom_id]):
+    for remote in library.list(tag_ids=[item.wecom_id]):
         for tag in remote.tags:
             if tag.id == item.wecom_id:
                 return tag.name, tag.order
@@ -520,7 +566,7 @@ def _send_edit(item: OrderedItem, *, name: str | None, order: int | None) -> boo
     """One edit call, no transaction open. True if WeCom has the change (answered, or read back
     after an answer that never came); raises the ``PlatformError`` of a refusal."""
     try:
-        client_for(item.app).strategy_tag_edit(id=item.wecom_id, name=name, order=order)
+        tag_library(item).edit(id=item.wecom_id, name=name, order=order)
         return False
     except PlatformError as error:
         if not _maybe_happened(error):
@@ -878,7 +924,7 @@ def _push_pending(item: OrderedItem, *, actor: Actor) -> None:
     """The pending change of one item (read under a lock just before): delete, or edit name
     and/or order. The call runs with no transaction open; the outcome is committed after."""
     if item.pending_delete:
-        _delete_remote(item.app, [item])
+        _delete_remote(tag_library(item), [item])
         with transaction.atomic():
             _audit_deleted(item, actor=actor, note=_("Deleted in WeCom."))
             type(item).objects.filter(pk=item.pk).delete()
@@ -947,16 +993,16 @@ def names_swap(*, first: Item, second: Item, actor: Actor) -> Outcome:
     first_name, second_name = first.name, second.name
     temporary = _temporary_name(first_name)
     steps = [(first, temporary), (second, first_name), (first, second_name)]
-    client = client_for(first.app)
+    library = tag_library(first)
     made: list[tuple[OrderedItem, str, str]] = []  # (item, old remote name, new remote name)
     remote_names = {first.pk: first_name, second.pk: second_name}
     try:
         for item, new_name in steps:
-            client.strategy_tag_edit(id=item.wecom_id, name=new_name)
+            library.edit(id=item.wecom_id, name=new_name)
             made.append((item, remote_names[item.pk], new_name))
             remote_names[item.pk] = new_name
     except PlatformError as error:
-        undone = _compensate(client, made)
+        undone = _compensate(library, made)
         with transaction.atomic():
             for item in (first, second):
                 _record_refusal(
@@ -1011,10 +1057,10 @@ def _temporary_name(name: str) -> str:
     return (name[: 30 - len(suffix)] + suffix).strip() or suffix
 
 
-def _compensate(client: WeComClient, made: list[tuple[OrderedItem, str, str]]) -> bool:
+def _compensate(library: TagLibrary, made: list[tuple[OrderedItem, str, str]]) -> bool:
     for item, old, _new in reversed(made):
         try:
-            client.strategy_tag_edit(id=item.wecom_id, name=old)
+            library.edit(id=item.wecom_id, name=old)
         except PlatformError:
             return False
     return True
@@ -1023,24 +1069,24 @@ def _compensate(client: WeComClient, made: list[tuple[OrderedItem, str, str]]) -
 # --- deleting -----------------------------------------------------------------------------------
 
 
-def _delete_remote(app: WeComApp, items: Sequence[OrderedItem]) -> None:
-    """Delete tags and groups in WeCom with one call; settle what WeCom does not answer.
+def _delete_remote(library: TagLibrary, items: Sequence[OrderedItem]) -> None:
+    """Delete tags and groups of one library in WeCom with one call; settle what WeCom does not
+    answer.
 
     An id WeCom no longer knows (40068: deleted there meanwhile) fails the whole call; then the
     ones still there are read back and deleted with a second call.
     """
     tag_ids = [item.wecom_id for item in items if isinstance(item, Tag)]
     group_ids = [item.wecom_id for item in items if isinstance(item, TagGroup)]
-    client = client_for(app)
     try:
-        client.strategy_tag_delete(tag_ids=tag_ids, group_ids=group_ids)
+        library.delete(tag_ids=tag_ids, group_ids=group_ids)
         return
     except PlatformError as error:
         if not (_maybe_happened(error) or _is_not_found(error)):
             raise
-    tags_left, groups_left = _still_in_wecom(client, tag_ids=tag_ids, group_ids=group_ids)
+    tags_left, groups_left = _still_in_wecom(library, tag_ids=tag_ids, group_ids=group_ids)
     if tags_left or groups_left:
-        client.strategy_tag_delete(tag_ids=tags_left, group_ids=groups_left)
+        library.delete(tag_ids=tags_left, group_ids=groups_left)
 
 
 def _is_not_found(error: PlatformError) -> bool:
@@ -1048,16 +1094,14 @@ def _is_not_found(error: PlatformError) -> bool:
 
 
 def _still_in_wecom(
-    client: WeComClient, *, tag_ids: Sequence[str], group_ids: Sequence[str]
+    library: TagLibrary, *, tag_ids: Sequence[str], group_ids: Sequence[str]
 ) -> tuple[list[str], list[str]]:
     groups_left: list[str] = []
     if group_ids:
-        groups_left = [g.group_id for g in client.strategy_tag_list(group_ids=group_ids)]
+        groups_left = [g.group_id for g in library.list(group_ids=group_ids)]
     tags_left: list[str] = []
     if tag_ids:
-        present = {
-            tag.id for group in client.strategy_tag_list(tag_ids=tag_ids) for tag in group.tags
-        }
+        present = {tag.id for group in library.list(tag_ids=tag_ids) for tag in group.tags}
         tags_left = [tag_id for tag_id in tag_ids if tag_id in present]
     return tags_left, groups_left
 
@@ -1072,11 +1116,12 @@ def items_delete(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
     A group left without tags is gone in WeCom too, so it goes here as well.
     """
     require_no_transaction("items_delete")
-    by_app: dict[int, list[OrderedItem]] = {}
+    # One call per app and library: corporate tags and strategy tags have their own endpoints.
+    by_app: dict[tuple[int, bool], list[OrderedItem]] = {}
     for item in items:
-        by_app.setdefault(item.app_id, []).append(item)
+        by_app.setdefault((item.app_id, is_corporate(item)), []).append(item)
     outcome = Outcome()
-    for app_items in by_app.values():
+    for (_app_id, corporate), app_items in by_app.items():
         with transaction.atomic():
             locked = [_locked(item) for item in app_items]
             group_pks = {item.pk for item in locked if isinstance(item, TagGroup)}
@@ -1095,7 +1140,7 @@ def items_delete(*, items: Sequence[OrderedItem], actor: Actor) -> Outcome:
                     pending_delete=True, sync_state=SyncState.PENDING, version=F("version") + 1
                 )
         try:
-            _delete_remote(locked[0].app, sent)
+            _delete_remote(client_for(locked[0].app).tag_library(corporate=corporate), sent)
         except PlatformError as error:
             with transaction.atomic():
                 for item in sent:
@@ -1250,25 +1295,25 @@ def conflict_resolve(*, item: TagGroup | Tag, choice: Choice, actor: Actor) -> O
 
 
 def _is_gone(item: TagGroup | Tag) -> bool:
-    client = client_for(item.app)
+    library = tag_library(item)
     if isinstance(item, TagGroup):
-        return not client.strategy_tag_list(group_ids=[item.wecom_id])
-    return not client.strategy_tag_list(tag_ids=[item.wecom_id])
+        return not library.list(group_ids=[item.wecom_id])
+    return not library.list(tag_ids=[item.wecom_id])
 
 
 def _recreate(item: TagGroup | Tag, *, actor: Actor) -> Outcome:
     """Push ours for an item WeCom deleted: create it again with the local values (the add
     call with no transaction open, then its outcome and History entry)."""
-    client = client_for(item.app)
+    library = tag_library(item)
     name = item.pending_name or item.name
     order = item.pending_order if item.pending_order is not None else item.order
     tags = list(item.tags.all()) if isinstance(item, TagGroup) else []
     try:
         if isinstance(item, Tag):
-            created = _add_tag(client, item.group, name=name, order=order)
+            created = _add_tag(library, item.group, name=name, order=order)
         else:
             answer = _add_group(
-                client,
+                library,
                 item.strategy,
                 name=name,
                 order=order,

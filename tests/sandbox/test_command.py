@@ -148,3 +148,30 @@ def test_sandbox_command_refuses_bad_fault_spec():
     assert result.returncode != 0
     assert "--fault" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_state_file_from_before_customers_gets_the_demo_customers(start_sandbox, tmp_path):
+    from wecom.sandbox import SandboxState, seed_demo
+    from wecom.sandbox.persist import save_state
+
+    state = SandboxState(seed=3)
+    seed_demo(state)
+    old = state.snapshot()
+    del old["wecom_customers"]  # as the file of an earlier sandbox
+    state_file = tmp_path / "sandbox-state.json"
+    save_state(SandboxState.from_snapshot(old), state_file)
+
+    process, url = start_sandbox("--demo", "--state", str(state_file))
+    token = requests.get(
+        f"{url}/wecom/cgi-bin/gettoken",
+        params={"corpid": DEMO.wecom_corp_id, "corpsecret": DEMO.wecom_secret},
+        timeout=5,
+    ).json()["access_token"]
+    members = requests.get(
+        f"{url}/wecom/cgi-bin/externalcontact/get_follow_user_list",
+        params={"access_token": token},
+        timeout=5,
+    ).json()
+    assert members["follow_user"] == ["zhangsan", "lisi", "wangwu", "zhaoliu", "sunqi"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0

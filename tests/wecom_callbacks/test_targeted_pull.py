@@ -12,7 +12,7 @@ from django.utils import translation
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus
 from tagging.strategy.callbacks import CALLBACK_PULL_KIND
-from tagging.strategy.models import SyncState, Tag, TagGroup
+from tagging.strategy.models import CORPORATE_WECOM_ID, SyncState, Tag, TagGroup
 from tagging.strategy.pull_apply import pull_and_apply
 from tests.tagging.strategy.conftest import calls, console_tree, wecom_tree
 from tests.wecom_callbacks.conftest import CALLBACK_KEY, CALLBACK_TOKEN, CORP
@@ -224,8 +224,10 @@ def test_events_coalesce_into_the_fewest_reads(wired):
         wired,
         [event("update", "tag_group", group), event("create", "tag", "etNEW")],
     ) == [PullScope(strategy)]
-    # Corporate tags (no strategy) are not the console's.
-    assert callback_scopes(wired, [event("update", "tag", "etX", None)]) == []
+    # Corporate tags (no strategy): the corporate library, read as a strategy is.
+    assert callback_scopes(wired, [event("update", "tag", "etX", None)]) == [
+        PullScope(CORPORATE_WECOM_ID)
+    ]
 
 
 def test_a_refusal_is_final_and_a_server_error_is_retried(wired, sandbox):
@@ -282,3 +284,47 @@ def test_applied_events_are_kept_a_week(wired, sandbox):
     run_callback_jobs()
     assert not WeComCallbackEvent.objects.filter(pk=old.pk).exists()
     assert WeComCallbackEvent.objects.filter(pk=recent.pk).exists()
+
+
+def corp_remote_id(sandbox, name: str) -> str:
+    corp = sandbox.state.wecom._corps[CORP]
+    for group in corp["corp_groups"].values():
+        if group["group_name"] == name:
+            return group["group_id"]
+        for tag in group["tags"].values():
+            if tag["name"] == name:
+                return tag["id"]
+    raise KeyError(name)
+
+
+def test_a_corporate_change_without_strategy_is_pulled_from_the_corporate_library(wired, sandbox):
+    answer = in_wecom_admin(
+        sandbox, "edit_corp_tag", {"id": corp_remote_id(sandbox, "展会"), "name": "行业展会"}
+    )
+    assert [event.get("strategy_id") for event in answer["events"]] == [None]
+    assert answer["deliveries"] == [[200]]
+    event = WeComCallbackEvent.objects.get()
+    assert event.strategy_id is None
+    [job] = run_callback_jobs()
+    assert job.status == JobStatus.DONE, job.status_message
+    assert Tag.objects.filter(app=wired, name="行业展会", group__name="客户来源").exists()
+    assert console_tree(wired) == wecom_tree(sandbox)
+    # The tag's group of the corporate library: one read, and nothing of the strategies.
+    assert calls(sandbox, "get_corp_tag_list") == 1
+    assert calls(sandbox, "get_strategy_tag_list") == 0
+    assert calls(sandbox, "customer_strategy/get") == 0
+    assert calls(sandbox, "customer_strategy/list") == 0
+    entry = LogEntry.objects.filter(content_type__model="tag").latest("pk")
+    assert "wecom_callback" in entry.change_message
+
+
+def test_a_new_corporate_group_and_a_corporate_delete_follow(wired, sandbox):
+    in_wecom_admin(sandbox, "add_corp_tag", {"group_name": "新企业组", "tag": [{"name": "新的"}]})
+    in_wecom_admin(sandbox, "del_corp_tag", {"tag_id": [corp_remote_id(sandbox, "展会")]})
+    jobs = run_callback_jobs()
+    assert [job.status for job in jobs] == [JobStatus.DONE]
+    assert console_tree(wired) == wecom_tree(sandbox)
+    assert TagGroup.objects.filter(
+        app=wired, name="新企业组", strategy__wecom_id=CORPORATE_WECOM_ID
+    ).exists()
+    assert not Tag.objects.filter(app=wired, name="展会").exists()

@@ -108,6 +108,38 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
     (WECOM, 301002): Errcode(
         _("The app may only change tags it created itself; this one was made elsewhere.")
     ),
+    # WeCom customers (mark_tag and the customer lists). Where WeCom documents no errcode the
+    # sandbox's choice is used (wecom/sandbox/customers.py says which and why). Each is about
+    # one (member, customer) of a tagging job: ``item`` says what it means for that pair.
+    (WECOM, 84061): Errcode(
+        _("This customer is not one of this member's customers in WeCom (any more)."),
+        item=ItemRefusal(
+            _(
+                "Not this member's customer: the member does not follow this customer in "
+                "WeCom (any more)."
+            )
+        ),
+    ),
+    (WECOM, 40096): Errcode(
+        _("WeCom does not know this customer: the external_userid is not valid for this corp."),
+        item=ItemRefusal(
+            _("WeCom does not know this customer: the external_userid is not of this corp.")
+        ),
+    ),
+    (WECOM, 60111): Errcode(
+        _("WeCom has no member with this userid."),
+        item=ItemRefusal(_("WeCom has no member with this userid (left the company?).")),
+    ),
+    (WECOM, 45035): Errcode(
+        _("The member holds 3,000 tags on this customer already, the most WeCom allows."),
+        item=ItemRefusal(
+            _(
+                "The member holds 3,000 tags on this customer already, the most WeCom allows. "
+                "Remove some, then retry the failed."
+            ),
+            retryable=True,
+        ),
+    ),
     # Official Account, seed 001 and PLATFORM.md section 3.
     (WECHAT, -1): _BUSY,
     (WECHAT, 40001): _TOKEN_INVALID,
@@ -204,6 +236,26 @@ ERRCODES: dict[tuple[str, int], Errcode] = {
 }
 
 ENDPOINT_ERRCODES: dict[tuple[str, str, int], Errcode] = {
+    (WECOM, "/cgi-bin/externalcontact/mark_tag", 60011): Errcode(
+        _(
+            "The member is outside the range of the strategy this tag belongs to: only members "
+            "inside a strategy's range may put its tags on customers."
+        ),
+        item=ItemRefusal(
+            _(
+                "The member is outside the range of the tag's strategy (规则组): only members "
+                "inside it may use its tags."
+            ),
+            retryable=True,
+        ),
+    ),
+    (WECOM, "/cgi-bin/externalcontact/mark_tag", 40068): Errcode(
+        _(
+            "A chosen tag does not exist in WeCom any more (deleted meanwhile). Pull the tags "
+            "again and choose others."
+        ),
+        item=ItemRefusal(_("A chosen tag was deleted in WeCom meanwhile.")),
+    ),
     (WECOM, "/cgi-bin/gettoken", 40001): Errcode(
         _("The app secret is wrong, or it is a system-app secret. Check it in the credential.")
     ),

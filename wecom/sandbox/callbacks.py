@@ -24,6 +24,15 @@ from chatbot.crypto import WXBizMsgCrypt
 
 from .state import SandboxState
 
+# A corporate tag change's events name no strategy (strategy_of answers None for its items).
+ADMIN_CHANGES = (
+    "add_strategy_tag",
+    "edit_strategy_tag",
+    "del_strategy_tag",
+    "add_corp_tag",
+    "edit_corp_tag",
+    "del_corp_tag",
+)
 DELIVERIES = ("normal", "duplicate", "lost", "bad_signature", "out_of_order")
 # WeCom waits this long for an answer, and tries again this many times when it gets none.
 RECEIVER_TIMEOUT_SECONDS = 5.0
@@ -125,12 +134,12 @@ def deliver(
 
 def admin_change(state: SandboxState, corp_id: str, change: str, body: dict[str, Any]) -> tuple:
     """Apply a change as a person in WeCom's admin would; the answer and the events it makes."""
-    if change not in ("add_strategy_tag", "edit_strategy_tag", "del_strategy_tag"):
-        raise ValueError("change must be add_strategy_tag, edit_strategy_tag or del_strategy_tag")
+    if change not in ADMIN_CHANGES:
+        raise ValueError("change must be one of " + ", ".join(ADMIN_CHANGES))
     wecom = state.wecom
     with state.lock:
         events: list[dict[str, Any]] = []
-        if change == "edit_strategy_tag":
+        if change in ("edit_strategy_tag", "edit_corp_tag"):
             item = str(body.get("id", ""))
             found = wecom.strategy_of(corp_id, item)
             if found is not None:
@@ -138,7 +147,7 @@ def admin_change(state: SandboxState, corp_id: str, change: str, body: dict[str,
                 events.append({"tag_type": tag_type, "id": item, "strategy_id": strategy})
             for event in events:
                 event["change_type"] = "update"
-        elif change == "del_strategy_tag":
+        elif change in ("del_strategy_tag", "del_corp_tag"):
             for tag_type, key in (("tag_group", "group_id"), ("tag", "tag_id")):
                 for item in body.get(key) or []:
                     found = wecom.strategy_of(corp_id, item)
@@ -148,7 +157,7 @@ def admin_change(state: SandboxState, corp_id: str, change: str, body: dict[str,
                 event["change_type"] = "delete"
         groups_before = wecom.group_ids(corp_id)
         answer = getattr(wecom, change)(corp_id, body)
-        if change == "add_strategy_tag":
+        if change in ("add_strategy_tag", "add_corp_tag"):
             group = answer["tag_group"]
             strategy = body.get("strategy_id")
             if group["group_id"] not in groups_before:

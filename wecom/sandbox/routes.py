@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from chatbot.crypto import CryptoError, WXBizMsgCrypt
 
 from .chatbot import ChatbotPlatform, parse_chatbot_xml
+from .customers import CustomersPlatform
 from .official_account import OfficialAccountPlatform
 from .shared import CHATBOT, WECHAT, WECOM, PlatformError
 from .state import SandboxState
@@ -94,6 +95,19 @@ def _wecom(action: Callable[[WeComPlatform, str, dict[str, Any]], dict[str, Any]
         wecom = sandbox.state.wecom
         corp_id = wecom.auth(call.query.get("access_token"), customer_contact=True)
         return action(wecom, corp_id, call.json_object())
+
+    return handle
+
+
+def _wecom_app(
+    action: Callable[[WeComPlatform, str, dict[str, Any], str], dict[str, Any]],
+) -> Handler:
+    """A WeCom endpoint that needs to know which app calls (corporate tags: who created what)."""
+
+    def handle(sandbox: SandboxServer, call: Call) -> dict[str, Any]:
+        wecom = sandbox.state.wecom
+        corp_id, app = wecom.auth_app(call.query.get("access_token"), customer_contact=True)
+        return action(wecom, corp_id, call.json_object(), app)
 
     return handle
 
@@ -181,6 +195,16 @@ ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
             "POST",
             _wecom(WeComPlatform.del_strategy_tag),
         ),
+        "/cgi-bin/externalcontact/get_corp_tag_list": (
+            "POST",
+            _wecom_app(WeComPlatform.get_corp_tag_list),
+        ),
+        "/cgi-bin/externalcontact/add_corp_tag": ("POST", _wecom_app(WeComPlatform.add_corp_tag)),
+        "/cgi-bin/externalcontact/edit_corp_tag": (
+            "POST",
+            _wecom_app(WeComPlatform.edit_corp_tag),
+        ),
+        "/cgi-bin/externalcontact/del_corp_tag": ("POST", _wecom_app(WeComPlatform.del_corp_tag)),
     },
     WECHAT: {
         "/cgi-bin/stable_token": ("POST", _oa_stable_token),
@@ -209,6 +233,46 @@ ROUTES: dict[str, dict[str, tuple[str, Handler]]] = {
         "/openapi/aibot": ("POST", _chatbot_aibot),
     },
 }
+
+
+# ---- WeCom customers (customers.py): GET endpoints read the query, the others a JSON body.
+
+
+def _customers(
+    action: Callable[[CustomersPlatform, str, dict[str, Any]], dict[str, Any]],
+    *,
+    query: bool = False,
+) -> Handler:
+    def handle(sandbox: SandboxServer, call: Call) -> dict[str, Any]:
+        corp_id = sandbox.state.wecom.auth(call.query.get("access_token"), customer_contact=True)
+        customers = sandbox.state.customers
+        return action(customers, corp_id, call.query if query else call.json_object())
+
+    return handle
+
+
+ROUTES[WECOM].update(
+    {
+        "/cgi-bin/externalcontact/get_follow_user_list": (
+            "GET",
+            _customers(CustomersPlatform.get_follow_user_list, query=True),
+        ),
+        "/cgi-bin/externalcontact/list": (
+            "GET",
+            _customers(CustomersPlatform.member_list, query=True),
+        ),
+        "/cgi-bin/externalcontact/batch/get_by_user": (
+            "POST",
+            _customers(CustomersPlatform.batch_get_by_user),
+        ),
+        # Looked up at each call, as batchtagging: a test may wrap mark_tag to watch what is in
+        # flight.
+        "/cgi-bin/externalcontact/mark_tag": (
+            "POST",
+            _customers(lambda customers, corp_id, body: customers.mark_tag(corp_id, body)),
+        ),
+    }
+)
 
 # The chatbot's endpoints end in /TOKEN.
 CHATBOT_ENDPOINTS = tuple(ROUTES[CHATBOT])

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .chatbot import ChatbotPlatform
+from .customers import CustomersPlatform
 from .official_account import OfficialAccountPlatform
 from .shared import Shared
 from .tokens import TokenRegistry
@@ -28,8 +29,8 @@ __all__ = ["SandboxState"]
 
 
 class SandboxState:
-    """The three platforms (``wecom``, ``official_account``, ``chatbot``) and their ``tokens``,
-    behind one lock.
+    """The three platforms (``wecom`` with its ``customers``, ``official_account``,
+    ``chatbot``) and their ``tokens``, behind one lock.
 
     ``clock`` (default ``time.time``) decides token expiry and create_time; tests may replace it
     (``state.clock = lambda: ...``) to expire tokens without waiting.
@@ -41,6 +42,8 @@ class SandboxState:
         self._shared = Shared(seed=seed, clock=clock)
         self.tokens = TokenRegistry(self._shared)
         self.wecom = WeComPlatform(self._shared, self.tokens)
+        # WeCom's members and customers: tagging customers reads the tags in ``wecom``.
+        self.customers = CustomersPlatform(self._shared, self.wecom)
         self.official_account = OfficialAccountPlatform(self._shared, self.tokens)
         self.chatbot = ChatbotPlatform(self._shared)
 
@@ -72,7 +75,8 @@ class SandboxState:
             self._shared.changed()
 
     def _clear(self) -> None:
-        for part in (self.wecom, self.official_account, self.chatbot, self.tokens):
+        parts = (self.wecom, self.customers, self.official_account, self.chatbot, self.tokens)
+        for part in parts:
             part.clear()
 
     # ---- snapshots
@@ -83,6 +87,7 @@ class SandboxState:
             return {
                 "format": 1,
                 "wecom": self.wecom.snapshot(),
+                "wecom_customers": self.customers.snapshot(),
                 "wechat": self.official_account.snapshot(),
                 "chatbot": self.chatbot.snapshot(),
                 "tokens": self.tokens.snapshot(),
@@ -107,6 +112,7 @@ class SandboxState:
         with self.lock:
             self._clear()
             self.wecom.restore(data.get("wecom", {}))
+            self.customers.restore(data.get("wecom_customers", {}))
             self.official_account.restore(data.get("wechat", {}))
             self.chatbot.restore(data.get("chatbot", {}))
             self.tokens.restore(data.get("tokens", []))

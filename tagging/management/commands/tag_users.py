@@ -3,6 +3,8 @@
     python manage.py tag_users --oa "品牌公众号" --tagid 134 --file list.csv [--column openid]
     python manage.py tag_users --bot "客服机器人" --category 完件 --label 完成 --desc "…" \\
         [--appid wx…] --file list.xlsx [--batch-size 50] [--wait [--timeout SECONDS]]
+    python manage.py tag_users --wecom "主企业" --add et… [et…] [--remove et… …] \
+        --file customers.csv [--wait]      # WeCom customers: external_userid [, userid]
     python manage.py tag_users --purge-expired   # what the daily schedule does
 
 With --wait it follows the job (console/jobs/follow.py, as ``jobs wait`` does) and exits with
@@ -38,12 +40,18 @@ SHOWN_REFUSALS = 10
 
 
 class Command(BaseCommand):
-    help = "Tag or untag the OpenIDs of a file (CSV, TXT, XLSX) in the background."
+    help = (
+        "Tag or untag the OpenIDs of a file (CSV, TXT, XLSX), or the WeCom customers of a file, "
+        "in the background."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--oa", metavar="NAME", help="Official Account credential name")
         target.add_argument("--bot", metavar="NAME", help="chatbot credential name")
+        target.add_argument(
+            "--wecom", metavar="NAME", help="WeCom app credential name (tag WeCom customers)"
+        )
         target.add_argument(
             "--purge-expired",
             action="store_true",
@@ -55,6 +63,16 @@ class Command(BaseCommand):
         parser.add_argument("--desc")
         parser.add_argument("--appid", default="", help="AppID the OpenIDs belong to")
         parser.add_argument("--untag", action="store_true", help="remove the tag instead")
+        parser.add_argument(
+            "--add", nargs="+", default=[], metavar="TAG_ID", help="with --wecom: tags to add"
+        )
+        parser.add_argument(
+            "--remove",
+            nargs="+",
+            default=[],
+            metavar="TAG_ID",
+            help="with --wecom: tags to remove",
+        )
         parser.add_argument("--file", type=Path)
         parser.add_argument("--column", default="", help="header of the OpenID column")
         parser.add_argument("--batch-size", type=int, default=None)
@@ -74,6 +92,8 @@ class Command(BaseCommand):
         with translation.override(terminal_language()):
             if options["purge_expired"]:
                 self._purge_expired()
+            elif options["wecom"]:
+                self._handle_wecom(options)
             else:
                 self._handle(options)
 
@@ -164,6 +184,62 @@ class Command(BaseCommand):
         )
         for refusal in audience.refusals.order_by("line")[:SHOWN_REFUSALS]:
             self.stdout.write(f"  {refusal.line}: {refusal.value} — {refusal.reason}")
+        self._started(job, options)
+
+    def _handle_wecom(self, options: dict[str, Any]) -> None:
+        """Tag WeCom customers: one mark_tag per (member, customer) of the file."""
+        from tagging.customers.audience import customer_audience_from_file
+        from tagging.customers.services import customers_job_start
+        from wecom.models import WeComApp
+
+        app = WeComApp.objects.filter(name=options["wecom"]).first()
+        if app is None:
+            raise CommandError(_("There is no WeCom app “%(name)s”.") % {"name": options["wecom"]})
+        path: Path | None = options["file"]
+        if path is None:
+            raise CommandError(_("--wecom needs --file."))
+        if not path.is_file():
+            raise CommandError(_("There is no file %(path)s.") % {"path": path})
+        if not options["add"] and not options["remove"]:
+            raise CommandError(_("--wecom needs --add or --remove (tag ids)."))
+        actor = Actor.command_line(command="tag_users")
+        try:
+            with path.open("rb") as stream:
+                audience = customer_audience_from_file(
+                    app=app,
+                    stream=stream,
+                    name=path.name,
+                    size=path.stat().st_size,
+                    user=actor.user,
+                )
+            job = customers_job_start(
+                audience=audience, add=options["add"], remove=options["remove"], actor=actor
+            )
+        except (AudienceError, PlatformError) as error:
+            raise CommandError(str(error)) from None
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        self.stdout.write(
+            _(
+                "Pairs (member, customer) accepted: %(accepted)s (one call each); customers: "
+                "%(customers)s; duplicates dropped: %(duplicates)s; blank lines dropped: "
+                "%(blanks)s; values refused: %(refused)s."
+            )
+            % {
+                "accepted": audience.accepted,
+                "customers": audience.customers,
+                "duplicates": audience.duplicates,
+                "blanks": audience.blanks,
+                "refused": audience.refused,
+            }
+        )
+        members = ", ".join(f"{userid} ({count})" for userid, count in audience.members.items())
+        self.stdout.write(_("Members: %(members)s") % {"members": members})
+        for refusal in audience.refusals.order_by("line")[:SHOWN_REFUSALS]:
+            self.stdout.write(f"  {refusal.line}: {refusal.value} — {refusal.reason}")
+        self._started(job, options)
+
+    def _started(self, job: Any, options: dict[str, Any]) -> None:
         self.stdout.write(
             _("Job %(id)s started: %(title)s (%(url)s)")
             % {

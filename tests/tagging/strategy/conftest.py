@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from console.audit import Actor, AuditSource
-from tagging.strategy.models import Tag, TagGroup
+from tagging.strategy.models import CORPORATE_WECOM_ID, Tag, TagGroup
 from tagging.strategy.pull_apply import pull_and_apply
 from wecom.models import WeComApp
 from wecom.sandbox import DEMO
@@ -45,13 +45,18 @@ def fast_timeouts(settings):
 
 
 def wecom_tree(sandbox, strategy_id: int | None = None) -> dict[str, list]:
-    """What the sandbox holds: {group name: [(tag name, order), ...]} in WeCom's order."""
+    """What the sandbox holds: {group name: [(tag name, order), ...]} in WeCom's order; every
+    group (strategy and corporate), a strategy's, or with ``strategy_id`` 0 the corporate ones."""
     corp = sandbox.state.wecom._corps[DEMO.wecom_corp_id]
     tree = {}
-    groups = sorted(corp["groups"].values(), key=lambda g: -g["order"])
+    if strategy_id == CORPORATE_WECOM_ID:
+        chosen = list(corp["corp_groups"].values())
+    elif strategy_id is None:
+        chosen = [*corp["groups"].values(), *corp["corp_groups"].values()]
+    else:
+        chosen = [g for g in corp["groups"].values() if g["strategy_id"] == strategy_id]
+    groups = sorted(chosen, key=lambda g: -g["order"])
     for group in groups:
-        if strategy_id is not None and group["strategy_id"] != strategy_id:
-            continue
         tags = sorted(group["tags"].values(), key=lambda t: -t["order"])
         tree[group["group_name"]] = [(t["name"], t["order"]) for t in tags]
     return tree

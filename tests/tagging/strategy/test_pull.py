@@ -49,12 +49,14 @@ def remote_id(sandbox, name: str) -> str:
 def test_first_pull_imports_everything(app, actor, sandbox):
     plan = pull_plan(app)
     assert plan.first_import
-    assert plan.counts()["add"] == 3 + 5 + 14
+    # 3 strategies, 5 + 14 strategy groups and tags, 3 + 10 corporate groups and tags.
+    assert plan.counts()["add"] == 3 + 5 + 14 + 3 + 10
     pull_apply(app=app, fingerprint=plan.fingerprint, actor=actor)
     assert console_tree(app) == wecom_tree(sandbox)
-    assert Strategy.objects.filter(app=app).count() == 3
+    # The strategies, and the corporate root the console made for the corporate tags.
+    assert Strategy.objects.filter(app=app).count() == 3 + 1
     assert StrategyPull.objects.get(app=app).ok
-    assert LogEntry.objects.filter(content_type__model="tag", action_flag=1).count() == 14
+    assert LogEntry.objects.filter(content_type__model="tag", action_flag=1).count() == 14 + 10
 
 
 def test_a_second_pull_follows_rename_delete_add_and_reorder(imported, actor, sandbox):
@@ -237,7 +239,7 @@ def test_wecom_pull_command_dry_run_then_apply(app, sandbox, pull_worker):
     assert not Tag.objects.exists()
     out = io.StringIO()
     call_command("wecom_pull", "--app", app.name, stdout=out)
-    assert "Changes applied: 22; conflicts waiting in the admin: 0." in out.getvalue()
+    assert "Changes applied: 35; conflicts waiting in the admin: 0." in out.getvalue()
     assert console_tree(app) == wecom_tree(sandbox)
     entry = LogEntry.objects.filter(content_type__model="tag").first()
     assert '"source": "cli"' in entry.change_message

@@ -137,7 +137,7 @@ def test_wecom_pull_waits_for_its_job_and_prints_its_progress(app, sandbox, monk
     text = out.getvalue()
     assert looks[:3] == [JobStatus.QUEUED] * 3
     assert "[##############################] 100% 1/1, 0 failed" in text
-    assert "Changes applied: 22; conflicts waiting in the admin: 0." in text
+    assert "Changes applied: 35; conflicts waiting in the admin: 0." in text
     job = Job.objects.get(kind=PULL_KIND)
     assert job.status == JobStatus.DONE and job.params["mode"] == "apply"
 

@@ -15,11 +15,12 @@ from tagging.strategy.models import Strategy, Tag, TagGroup
 from tagging.strategy.selectors import OPEN_TAGS
 
 # Session, user, the user's and the groups' permissions (4); the app, the strategies, their
-# group and tag counts, the groups, the tags drawn open, the open re-spacing jobs (7); then,
-# for the whole page, the pull settings, the last callback applied and the apps (3).
-TREE_QUERIES = 14
+# group and tag counts, the groups, the tags drawn open, the open re-spacing jobs, the corp's
+# tags of both kinds for the 10,000 meter (8); then, for the whole page, the pull settings,
+# the last callback applied and the apps (3).
+TREE_QUERIES = 15
 # The body alone (a search, another strategy, a refresh): no pull, callback or apps.
-BODY_QUERIES = 11
+BODY_QUERIES = 12
 # Opening a group: the four above, the group and its tags.
 GROUP_QUERIES = 6
 BIG_GROUPS, BIG_TAGS = 30, 20

@@ -51,6 +51,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from wecom.sandbox import FaultRule, SandboxServer, SandboxState, seed_demo
+        from wecom.sandbox.demo import seed_demo_customers
         from wecom.sandbox.persist import StateSaver, load_state
 
         try:
@@ -69,6 +70,9 @@ class Command(BaseCommand):
             state = SandboxState(seed=options["seed"])
             if options["demo"]:
                 seed_demo(state)
+        elif options["demo"]:
+            # A state file saved before the sandbox had WeCom customers gets the demo's.
+            seed_demo_customers(state)
 
         try:
             server = SandboxServer(

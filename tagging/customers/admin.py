@@ -1,0 +1,251 @@
+"""Admin pages of WeCom customer-tagging jobs: tags and customers, preview, start; retry.
+
+The job itself is shown by the shared job page (``console.jobs``); these pages only make one.
+The upload is bounded while it arrives, as for bulk jobs (``UploadSizeLimit``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from console.audit import Actor, AuditSource
+from console.ids import object_pk_or_404
+from console.models import Job
+from console.service_admin import refusal_text
+from console.spreadsheets import csv_download
+from tagging.bulk.audience import (
+    TOO_LARGE,
+    AudienceError,
+    UploadSizeLimit,
+    upload_limit,
+    upload_size_refusal,
+)
+from tagging.customers.audience import (
+    customer_audience_from_file,
+    customer_audience_from_members,
+    customer_audience_preview,
+    customer_refusal_rows,
+)
+from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm
+from tagging.customers.jobs import KIND
+from tagging.customers.models import CustomerAudience
+from tagging.customers.services import customers_job_retry_failed, customers_job_start
+from tagging.strategy.models import Tag
+from wecom.clients import PlatformError
+
+
+@admin.register(CustomerAudience)
+class CustomerAudienceAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "app",
+        "accepted",
+        "customers",
+        "duplicates",
+        "refused",
+        "created_by",
+        "created_at",
+    )
+    list_select_related = ("created_by", "app")
+    list_filter = ("source",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # an audience is what was uploaded; it is never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # jobs read their pairs from it
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "add/",
+                wrap(csrf_exempt(self.add_with_upload_limit)),
+                name="tagging_customeraudience_add",
+            ),
+            path("<str:object_id>/start/", wrap(self.start_view), name="tagging_customers_start"),
+            path(
+                "<str:object_id>/refused.csv",
+                wrap(self.refused_view),
+                name="tagging_customers_refused",
+            ),
+            path("retry/<str:job_id>/", wrap(self.retry_view), name="tagging_customers_retry"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "app_label": self.model._meta.app_label,
+            **extra,
+        }
+
+    # --- step 1: tags and customers ----------------------------------------------------------
+
+    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
+        """The add page, with the upload limit enforced while the file arrives (the upload
+        handler must be in place before the CSRF check reads the body)."""
+        request.upload_handlers.insert(0, UploadSizeLimit(request))
+        return csrf_protect(self.add_view)(request)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CustomerJobForm(
+            request.POST or None,
+            request.FILES or None,
+            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                audience = self._audience(request, form)
+            except (AudienceError, PlatformError, ValidationError) as error:
+                form.add_error(None, refusal_text(error))
+            else:
+                url = reverse("admin:tagging_customers_start", args=[audience.pk])
+                return HttpResponseRedirect(f"{url}?{urlencode(form.tag_data())}")
+        return TemplateResponse(
+            request,
+            "admin/tagging/customers_job_form.html",
+            self._context(
+                request,
+                title=gettext("New WeCom customer tagging job"),
+                form=form,
+                limit_mb=upload_limit() // (1024 * 1024),
+                limit_bytes=upload_limit(),
+                too_large=str(TOO_LARGE),
+            ),
+        )
+
+    def _audience(self, request: HttpRequest, form: CustomerJobForm) -> CustomerAudience:
+        data = form.cleaned_data
+        if data["source"] == FILE:
+            upload = data["file"]
+            return customer_audience_from_file(
+                app=data["app"],
+                stream=upload.file,
+                name=upload.name,
+                size=upload.size,
+                user=request.user,
+            )
+        return customer_audience_from_members(
+            app=data["app"], userids=data["members"], user=request.user
+        )
+
+    # --- step 2: preview, then start ---------------------------------------------------------
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return self.start_view(request, object_id)
+
+    def _audience_or_404(self, request: HttpRequest, object_id: str) -> CustomerAudience:
+        # Permission first: who may not see lists learns nothing about which exist.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(
+            CustomerAudience.objects.select_related("app"), pk=object_pk_or_404(object_id)
+        )
+
+    def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        audience = self._audience_or_404(request, object_id)
+        can_start = self.has_add_permission(request) and audience.created_by_id == request.user.pk
+        data = request.POST if request.method == "POST" else request.GET
+        form = CustomerTagsForm(data) if ("add" in data or "remove" in data) else None
+        if request.method == "POST":
+            if not can_start or form is None:
+                raise PermissionDenied
+            if form.is_valid():
+                try:
+                    job = customers_job_start(
+                        audience=audience,
+                        add=form.cleaned_data["add"],
+                        remove=form.cleaned_data["remove"],
+                        actor=Actor.from_request(request, source=AuditSource.ADMIN),
+                    )
+                except ValidationError as error:
+                    form.add_error(None, refusal_text(error))
+                else:
+                    self.message_user(
+                        request, gettext("The job has started: “%(title)s”.") % {"title": job}
+                    )
+                    return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+        tags: dict[str, list[tuple[str, str]]] = {}
+        if form is not None and form.is_valid():
+            wanted = [*form.cleaned_data["add"], *form.cleaned_data["remove"]]
+            names = dict(
+                Tag.objects.filter(app=audience.app, wecom_id__in=wanted).values_list(
+                    "wecom_id", "name"
+                )
+            )
+            tags = {
+                name: [(tag_id, names.get(tag_id, "")) for tag_id in form.cleaned_data[name]]
+                for name in ("add", "remove")
+            }
+        return TemplateResponse(
+            request,
+            "admin/tagging/customers_preview.html",
+            self._context(
+                request,
+                title=gettext("Preview: %(audience)s") % {"audience": audience},
+                audience=audience,
+                preview=customer_audience_preview(audience=audience),
+                form=form,
+                tags=tags,
+                can_start=can_start and form is not None,
+                jobs=Job.objects.filter(kind=KIND, params__audience_id=audience.pk),
+            ),
+        )
+
+    def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        audience = self._audience_or_404(request, object_id)
+        return csv_download(
+            [gettext("line"), gettext("value"), gettext("reason")],
+            customer_refusal_rows(audience=audience),
+            filename=f"refused-customers-{audience.pk}.csv",
+        )
+
+    # --- retry failed only -------------------------------------------------------------------
+
+    def retry_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
+        retryable = job.failures.filter(retryable=True).count()
+        if request.method == "POST":
+            try:
+                new_job = customers_job_retry_failed(
+                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
+                )
+            except (ValidationError, AudienceError) as error:
+                self.message_user(request, refusal_text(error), level=messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
+            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
+        return TemplateResponse(
+            request,
+            "admin/tagging/customers_retry.html",
+            self._context(
+                request,
+                title=gettext("Retry the failed pairs of “%(job)s”") % {"job": job},
+                job=job,
+                retryable=retryable,
+            ),
+        )

@@ -1,0 +1,98 @@
+"""Starting WeCom customer-tagging jobs: from an audience of (member, customer) pairs to a job
+of the shared machinery, and "retry failed only"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import formats
+from django.utils.translation import gettext, gettext_lazy as _, ngettext
+
+from console.audit import Actor
+from console.jobs.services import job_create, shard_ranges
+from console.models import Job, JobItemFailure
+from tagging.customers.audience import customer_audience_from_pairs
+from tagging.customers.jobs import KIND, CustomerSpec
+from tagging.customers.models import CustomerAudience
+from wecom.rules import validate_wecom_tag_ids
+
+
+def _clean_tag_ids(add: Sequence[str], remove: Sequence[str]) -> tuple[list[str], list[str]]:
+    add = list(dict.fromkeys(t.strip() for t in add if t.strip()))
+    remove = list(dict.fromkeys(t.strip() for t in remove if t.strip()))
+    if not add and not remove:
+        raise ValidationError(_("Choose at least one tag to add or to remove."), code="no_tags")
+    validate_wecom_tag_ids([*add, *remove])
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise ValidationError(
+            _("A tag cannot be both added and removed: %(tags)s."),
+            code="add_and_remove",
+            params={"tags": ", ".join(both)},
+        )
+    return add, remove
+
+
+def customers_job_start(
+    *,
+    audience: CustomerAudience,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    actor: Actor,
+    parent: Job | None = None,
+) -> Job:
+    """Add and/or remove tags on every (member, customer) pair of ``audience``, one call each,
+    in the background."""
+    add, remove = _clean_tag_ids(add, remove)
+    spec = CustomerSpec(audience_id=audience.pk, app_id=audience.app_id, add=add, remove=remove)
+    count = formats.number_format(audience.accepted, force_grouping=True)
+    title = ngettext(
+        "Tag %(count)s WeCom customer pair (+%(add)s −%(remove)s tags, %(app)s)",
+        "Tag %(count)s WeCom customer pairs (+%(add)s −%(remove)s tags, %(app)s)",
+        audience.accepted,
+    ) % {"count": count, "add": len(add), "remove": len(remove), "app": audience.app.name}
+    shard_size = max(1, settings.BULK_SHARD_SIZE)
+    with transaction.atomic():
+        return job_create(
+            kind=KIND,
+            title=title,
+            total=audience.accepted,
+            shards=shard_ranges(total=audience.accepted, shard_size=shard_size),
+            actor=actor,
+            params=spec.to_params(),
+            target=audience.app,
+            parent=parent,
+        )
+
+
+def customers_job_retry_failed(*, job: Job, actor: Actor) -> Job:
+    """A new job of the failed pairs of ``job`` that another attempt may pass."""
+    if job.kind != KIND or not job.is_final:
+        raise ValidationError(
+            _("Only a customer-tagging job that has ended can have its failed pairs retried."),
+            code="not_final",
+        )
+    failed = JobItemFailure.objects.filter(job=job, retryable=True).order_by("pk")
+    if not failed.exists():
+        raise ValidationError(
+            _("No failed pair of this job can be retried: WeCom refused them for good."),
+            code="nothing_to_retry",
+        )
+    spec = CustomerSpec.from_params(job.params)
+    from wecom.models import WeComApp
+
+    app = WeComApp.objects.filter(pk=spec.app_id).first()
+    if app is None:
+        raise ValidationError(_("The WeCom app of this job was deleted."), code="target_gone")
+    audience = customer_audience_from_pairs(
+        app=app,
+        items=failed.values_list("item", flat=True).iterator(chunk_size=5000),
+        label=gettext("job #%(id)s") % {"id": job.pk},
+        user=actor.user,
+    )
+    return customers_job_start(
+        audience=audience, add=spec.add, remove=spec.remove, actor=actor, parent=job
+    )

@@ -336,3 +336,15 @@ def test_the_page_follows_the_read_then_shows_the_preview_or_the_refusal(
     ).content.decode()
     assert "No OpenID was found (5 value(s) refused)" in page
     assert "data-bulk-start" not in page and "console/jobs.js" not in page
+
+
+def test_the_reader_keeps_its_time_bound_in_the_job(editor, actor, monkeypatch):
+    from tagging.bulk import audience as audience_module
+
+    monkeypatch.setattr(audience_module, "read_seconds", lambda: 0.0)
+    audience = upload(actor, a_list(25_000))
+    job = read(audience)
+    assert (job.status, audience.status) == (JobStatus.FAILED, AudienceStatus.FAILED)
+    with translation.override("en"):
+        assert job_reason(job).startswith("The file could not be read within 0 seconds.")
+    assert not BulkAudienceMember.objects.exists() and not BulkUploadChunk.objects.exists()

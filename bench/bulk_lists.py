@@ -1,5 +1,5 @@
-"""Reading a bulk list as the web request does, and purging it, at 100,000 and 1,000,000 random
-OpenIDs, on SQLite and PostgreSQL, against the previous implementation and the database's floor.
+"""Reading a bulk list as the console does, and purging it, at 100,000 and 1,000,000 random
+OpenIDs, on SQLite and PostgreSQL, against an in-process read and the database's floor.
 
 Run from the project root:
 
@@ -10,23 +10,23 @@ Run from the project root:
 temporary SQLite file. Each measurement runs in a fresh process of its own (peak RSS is per
 process); variants are interleaved, their order reversed every other round.
 
-ours     a multipart POST of the CSV file to the admin's "new bulk job" page (the view, its
-         streaming upload handlers, CSRF, session, the form), streamed from disk as a browser
-         sends it, until the 302 to the preview; then the daily purge deleting that list.
-before   the same request with the previous writer (the rows inserted in chunks into the
-         members table, its unique index dropping duplicates, then every row renumbered) on
-         the previous table (that unique index, an index on the audience, on PostgreSQL the
-         foreign key), and the previous purge (each chunk's end found by counting from the
-         first position).
+ours     upload: a multipart POST of the CSV file to the admin's "new bulk job" page (the view,
+         its streaming upload handlers, CSRF, session, the form, the file kept in the database
+         in parts), streamed from disk as a browser sends it, until the 302 to the page that
+         follows the read; read: the ``tagging.bulk.read`` job's shard run as a worker's task
+         runs it (``job_run_shards``), from the parts in the database to the audience ready;
+         then the daily purge deleting that list.
+inproc   the same file read in process by the same reader (``audience_from_file``, what
+         ``tag_users --file`` does): no parts, no checkpoints, one transaction.
 floor    what the database takes at best: the file's lines into a bare temporary table, COPY
          streaming the file on PostgreSQL, executemany on SQLite; no parsing, no checks.
 
 The file: a header, then N random OpenIDs (1% of them appearing twice), CRLF, as Excel saves it.
-Printed per figure: min / median / max over the rounds, and per round ours / before and
+Printed per figure: min / median / max over the rounds, and per round ours / inproc and
 ours / floor; wall time and CPU time (the bench's process and, on PostgreSQL, its server
-process: less sensitive than wall time to what else the machine runs). Goals (issue 18):
-reading 1,000,000 lines <= 10 s on PostgreSQL, <= 15 s on SQLite; peak memory 1,000,000 /
-100,000 <= 1.2; purge 1,000,000 / 100,000 <= 12.
+process: less sensitive than wall time to what else the machine runs). Goals (issue 18): no web
+request over ~20 s at 1,000,000 lines; reading 1,000,000 lines <= 10 s on PostgreSQL, <= 15 s on
+SQLite; peak memory 1,000,000 / 100,000 <= 1.2; purge 1,000,000 / 100,000 <= 12.
 """
 
 from __future__ import annotations
@@ -181,21 +181,58 @@ def _upload(path: Path, tag: int) -> tuple[int, float]:
 
 def child_read(options: argparse.Namespace) -> dict[str, Any]:
     _django()
-    if options.variant == "before":
-        import tagging.bulk.audience
-
-        tagging.bulk.audience._AudienceWriter = PreviousWriter  # type: ignore[misc]
-        previous_schema(present=True)  # until the purge of this list, untimed
-    from tagging.bulk.models import BulkAudience
+    from console.jobs.services import job_run_shards
+    from tagging.bulk.models import AudienceStatus, BulkAudience, BulkAudienceMember
+    from tagging.bulk.reading import audience_read_job
 
     before = peak_mb()
     clock = CpuClock()
-    audience_id, seconds = _upload(Path(options.file), options.tag)
-    cpu = clock.seconds()
+    audience_id, upload_seconds = _upload(Path(options.file), options.tag)
+    upload_cpu = clock.seconds()
+    if BulkAudienceMember.objects.filter(audience_id=audience_id).exists():
+        raise SystemExit("the upload request read the list")
     audience = BulkAudience.objects.get(pk=audience_id)
+    shard = audience_read_job(audience).shards.get()
+    clock = CpuClock()
+    started = time.perf_counter()
+    outcomes = job_run_shards(shard_id=shard.pk)
+    seconds = time.perf_counter() - started
+    cpu = clock.seconds()
+    audience.refresh_from_db()
+    if audience.status != AudienceStatus.READY or len(outcomes) != 1:
+        raise SystemExit(f"the read did not finish in one slice: {audience.status} {outcomes}")
     return {
+        "upload": upload_seconds,
+        "upload cpu": upload_cpu,
         "cpu": cpu,
         "audience": audience_id,
+        "accepted": audience.accepted,
+        "duplicates": audience.duplicates,
+        "seconds": seconds,
+        "baseline_mb": before,
+        "peak_mb": peak_mb(),
+    }
+
+
+def child_inproc(options: argparse.Namespace) -> dict[str, Any]:
+    _django()
+    from django.contrib.auth import get_user_model
+
+    from tagging.bulk.audience import audience_from_file
+
+    user = get_user_model().objects.get(username=USERNAME)
+    path = Path(options.file)
+    before = peak_mb()
+    clock = CpuClock()
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        audience = audience_from_file(
+            stream=stream, name=path.name, size=path.stat().st_size, user=user
+        )
+    seconds = time.perf_counter() - started
+    return {
+        "cpu": clock.seconds(),
+        "audience": audience.pk,
         "accepted": audience.accepted,
         "duplicates": audience.duplicates,
         "seconds": seconds,
@@ -241,8 +278,6 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
     from tagging.bulk import retention as bulk_retention
     from tagging.bulk.models import BulkAudience
 
-    if options.variant == "before":
-        bulk_retention._audience_delete = previous_audience_delete
     BulkAudience.objects.filter(pk=options.audience).update(
         created_at=timezone.now() - timedelta(days=365)
     )
@@ -252,8 +287,6 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
     report = bulk_retention.audience_purge_expired(actor=Actor.command_line(command="bench"))
     seconds = time.perf_counter() - started
     cpu = clock.seconds()
-    if options.variant == "before":
-        previous_schema(present=False)
     return {
         "seconds": seconds,
         "cpu": cpu,
@@ -261,157 +294,6 @@ def child_purge(options: argparse.Namespace) -> dict[str, Any]:
         "baseline_mb": before,
         "peak_mb": peak_mb(),
     }
-
-
-# ---- the previous implementation (before issue 18), kept as the baseline --------------------
-
-
-class PreviousWriter:
-    """tagging.bulk.audience._AudienceWriter as it was: executemany into the members table,
-    ON CONFLICT DO NOTHING on its unique index, then an UPDATE renumbering every row."""
-
-    def __init__(self, audience: Any) -> None:
-        self.audience = audience
-        self.members: list[tuple[int, int, str]] = []
-        self.refusals: list[Any] = []
-        self.lines = self.valid = self.blanks = self.refused = 0
-        self.sequence = 0
-
-    def add(self, line: int, value: str) -> None:
-        from django.core.exceptions import ValidationError
-
-        from tagging.bulk.audience import CHUNK
-        from tagging.bulk.models import BulkAudienceRefusal
-        from wecom.rules import is_openid, validate_openid
-
-        self.lines += 1
-        if not value:
-            self.blanks += 1
-            return
-        if is_openid(value):
-            self.valid += 1
-            self.members.append((self.audience.pk, self.sequence, value))
-            self.sequence += 1
-            if len(self.members) >= CHUNK:
-                self._flush_members()
-            return
-        self.refused += 1
-        reason = ""
-        try:
-            validate_openid(value)
-        except ValidationError as error:
-            reason = " ".join(str(message) for message in error.messages)
-        self.refusals.append(
-            BulkAudienceRefusal(
-                audience=self.audience, line=line, value=value[:200], reason=reason[:300]
-            )
-        )
-        if len(self.refusals) >= CHUNK:
-            self._flush_refusals()
-
-    def _flush_members(self) -> None:
-        from django.db import connection
-
-        from tagging.bulk.models import BulkAudienceMember
-
-        if self.members:
-            quote = connection.ops.quote_name
-            sql = (
-                f"INSERT INTO {quote(BulkAudienceMember._meta.db_table)} "  # noqa: S608
-                '("audience_id", "position", "openid") VALUES (%s, %s, %s) '
-                "ON CONFLICT DO NOTHING"
-            )
-            with connection.cursor() as cursor:
-                cursor.executemany(sql, self.members)
-        self.members = []
-
-    def _flush_refusals(self) -> None:
-        from tagging.bulk.models import BulkAudienceRefusal
-
-        BulkAudienceRefusal.objects.bulk_create(self.refusals)
-        self.refusals = []
-
-    def finish(self) -> Any:
-        from django.db import connection
-
-        from tagging.bulk.models import BulkAudienceMember
-
-        self._flush_members()
-        self._flush_refusals()
-        table = connection.ops.quote_name(BulkAudienceMember._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET position = ranked.new_position FROM ("  # noqa: S608
-                f"SELECT id, ROW_NUMBER() OVER (ORDER BY position) - 1 AS new_position "
-                f"FROM {table} WHERE audience_id = %s) AS ranked WHERE {table}.id = ranked.id",
-                [self.audience.pk],
-            )
-            accepted = cursor.rowcount
-        audience = self.audience
-        audience.lines = self.lines
-        audience.accepted = accepted
-        audience.duplicates = self.valid - accepted
-        audience.blanks = self.blanks
-        audience.refused = self.refused
-        audience.save(update_fields=["lines", "accepted", "duplicates", "blanks", "refused"])
-        return audience
-
-
-_PREVIOUS_INDEXES = (
-    "CREATE UNIQUE INDEX bench_previous_unique ON {table} (audience_id, openid)",
-    "CREATE INDEX bench_previous_audience ON {table} (audience_id)",
-)
-
-
-def previous_schema(*, present: bool) -> None:
-    """The members table as it was: a unique index on (audience, openid), an index on the
-    audience and, on PostgreSQL, the foreign key (deferred, checked at commit). SQLite's
-    foreign key is left out: adding one means rebuilding the table, and SQLite checks it
-    cheaply (a rowid lookup)."""
-    from django.db import connection
-
-    from tagging.bulk.models import BulkAudienceMember
-
-    table = connection.ops.quote_name(BulkAudienceMember._meta.db_table)
-    postgres = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        if present:
-            for statement in _PREVIOUS_INDEXES:
-                cursor.execute(statement.format(table=table))
-            if postgres:
-                cursor.execute(
-                    f"ALTER TABLE {table} ADD CONSTRAINT bench_previous_fk FOREIGN KEY "
-                    '(audience_id) REFERENCES "tagging_bulkaudience" (id) '
-                    "DEFERRABLE INITIALLY DEFERRED"
-                )
-            return
-        cursor.execute("DROP INDEX bench_previous_unique")
-        cursor.execute("DROP INDEX bench_previous_audience")
-        if postgres:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT bench_previous_fk")
-
-
-def previous_audience_delete(*, audience: Any, actor: Any) -> int:
-    """tagging.bulk.retention._audience_delete as it was (History entry left out)."""
-    from django.db import transaction
-
-    from tagging.bulk.models import BulkAudienceMember
-    from tagging.bulk.retention import DELETE_CHUNK
-
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            chunk = BulkAudienceMember.objects.filter(audience=audience).order_by("position")
-            last = chunk.values_list("position", flat=True)[DELETE_CHUNK - 1 : DELETE_CHUNK]
-            rows = BulkAudienceMember.objects.filter(audience=audience)
-            if last:
-                rows = rows.filter(position__lte=last[0])
-            count, _by_model = rows.delete()
-        deleted += count
-        if not last:
-            break
-    audience.delete()
-    return deleted
 
 
 # ---- parent ---------------------------------------------------------------------------------
@@ -504,7 +386,7 @@ def main_run(options: argparse.Namespace) -> None:
                     )
                     continue
                 args = ["--variant", variant, "--file", file, "--tag", str(tag)]
-                read = run_child(["_read", *args], env, log)
+                read = run_child(["_read" if variant == "ours" else "_inproc", *args], env, log)
                 purge = run_child(
                     ["_purge", "--variant", variant, "--audience", str(read["audience"])],
                     env,
@@ -512,13 +394,18 @@ def main_run(options: argparse.Namespace) -> None:
                 )
                 if purge["members"] != read["accepted"]:
                     raise SystemExit(f"purge deleted {purge['members']} of {read['accepted']}")
+                upload = ""
+                if "upload" in read:
+                    note(variant, size, "upload", read["upload"])
+                    note(variant, size, "upload cpu", read["upload cpu"])
+                    upload = f"upload {read['upload']:6.2f} s (CPU {read['upload cpu']:5.2f} s)  "
                 note(variant, size, "read", read["seconds"])
                 note(variant, size, "read cpu", read["cpu"])
                 note(variant, size, "peak", read["peak_mb"])
                 note(variant, size, "purge", purge["seconds"])
                 note(variant, size, "purge cpu", purge["cpu"])
                 print(
-                    f"round {round_number + 1} {size:>9,} {variant:6} read "
+                    f"round {round_number + 1} {size:>9,} {variant:6} {upload}read "
                     f"{read['seconds']:6.2f} s (CPU {read['cpu']:6.2f} s)  "
                     f"peak {read['peak_mb']:6.1f} MB  "
                     f"({read['accepted']:,} kept, {read['duplicates']:,} duplicates)  "
@@ -528,7 +415,7 @@ def main_run(options: argparse.Namespace) -> None:
                 )
             for figure in ("read", "read cpu"):
                 ours = results.get(("ours", size, figure), [])
-                for other in ("before", "floor"):
+                for other in ("inproc", "floor"):
                     theirs = results.get((other, size, figure), [])
                     if ours and len(theirs) == len(ours):
                         ratio = ours[-1] / theirs[-1]
@@ -544,6 +431,7 @@ def main_run(options: argparse.Namespace) -> None:
             ("peak", 1.2),
             ("purge", 12.0),
             ("purge cpu", 12.0),
+            ("upload", None),
             ("read", None),
             ("read cpu", None),
         ):
@@ -570,8 +458,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["ours", "floor", "before"],
-        choices=["ours", "floor", "before"],
+        default=["ours", "floor", "inproc"],
+        choices=["ours", "floor", "inproc"],
     )
     parser.add_argument("--database", default="", help="postgres://… (default: SQLite)")
     parser.add_argument("--variant", default="ours")

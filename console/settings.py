@@ -337,7 +337,8 @@ STRATEGY_PULL_MINUTES = env.int("STRATEGY_PULL_MINUTES", default=15)
 
 # Largest audience file (CSV, TXT, XLSX) or pasted list, in megabytes.
 BULK_UPLOAD_MAX_BYTES = int(env.float("BULK_UPLOAD_MAX_MB", default=50) * 1024 * 1024)
-# Seconds a web request may read an audience file; past them it is refused in words.
+# Seconds a web request may read a list (WeCom customers' uploads; bulk tagging's are read by a
+# worker, within 80% of JOBS_SLICE_SECONDS); past them it is refused in words.
 BULK_READ_SECONDS = env.float("BULK_READ_SECONDS", default=18)
 # OpenIDs per call: Official Account (at most 50), dialogue platform.
 BULK_OA_BATCH_SIZE = env.int("BULK_OA_BATCH_SIZE", default=20)

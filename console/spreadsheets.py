@@ -36,7 +36,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as xml_fromstring
 from defusedxml.expatreader import DefusedExpatParser
 from django.http import StreamingHttpResponse
-from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy
 
 # ---- writing ------------------------------------------------------------------------------------
 
@@ -96,7 +96,17 @@ def csv_download(
 
 
 class SpreadsheetRefused(Exception):
-    """The file cannot be read within the limits; ``str()`` is the sentence to show."""
+    """The file cannot be read within the limits; ``str()`` is the sentence to show.
+
+    ``message`` (a lazy sentence) and ``params`` are kept apart too, so that a worker can store
+    the refusal untranslated and each reader sees it in their own language (console/notes.py).
+    """
+
+    def __init__(self, message: Any, params: dict[str, Any] | None = None) -> None:
+        self.message = message
+        self.params = params or {}
+        # str(): the sentence in the language active where it was raised, as before.
+        super().__init__(str(message) % self.params if self.params else str(message))
 
 
 @dataclass(frozen=True)
@@ -121,17 +131,17 @@ _CHUNK = 64 * 1024
 _EOCD = b"PK\x05\x06"
 
 
-def _refused(message: str, **params: Any) -> SpreadsheetRefused:
-    return SpreadsheetRefused(message % params if params else message)
+def _refused(message: Any, **params: Any) -> SpreadsheetRefused:
+    return SpreadsheetRefused(message, params)
 
 
 def _unreadable() -> SpreadsheetRefused:
-    return _refused(gettext("The Excel file cannot be read. Save it again as .xlsx or .csv."))
+    return _refused(gettext_lazy("The Excel file cannot be read. Save it again as .xlsx or .csv."))
 
 
 def _declarations_refused() -> SpreadsheetRefused:
     return _refused(
-        gettext(
+        gettext_lazy(
             "The Excel file holds a document type declaration or entities, which Excel never "
             "writes; it is refused. Save it again from Excel as .xlsx or .csv."
         )
@@ -161,7 +171,7 @@ class _Clock:
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise _refused(
-                gettext(
+                gettext_lazy(
                     "The Excel file could not be read within %(seconds)d seconds. Save the "
                     "column of OpenIDs alone as .csv, or split the file."
                 ),
@@ -196,7 +206,7 @@ class _Strings:
 
 def _cell_too_long(limits: XlsxLimits) -> SpreadsheetRefused:
     return _refused(
-        gettext(
+        gettext_lazy(
             "A cell of the Excel file holds more than %(chars)s characters; Excel itself allows "
             "no more."
         ),
@@ -262,7 +272,7 @@ class _SharedStringsHandler(_Handler):
         elif name == "si":
             if len(self.strings) >= self.limits.shared_strings:
                 raise _refused(
-                    gettext("The Excel file holds more than %(count)s different texts."),
+                    gettext_lazy("The Excel file holds more than %(count)s different texts."),
                     count=f"{self.limits.shared_strings:,}",
                 )
             self.strings.add(self.take_text())
@@ -329,7 +339,7 @@ class _SheetHandler(_Handler):
 
     def _too_many_rows(self, number: int) -> SpreadsheetRefused:
         return _refused(
-            gettext(
+            gettext_lazy(
                 "The Excel sheet numbers a row %(row)s; a sheet has at most %(rows)s rows. "
                 "Copy the data into a new sheet and save it again."
             ),
@@ -339,7 +349,7 @@ class _SheetHandler(_Handler):
 
     def _too_many_columns(self, count: int) -> SpreadsheetRefused:
         return _refused(
-            gettext(
+            gettext_lazy(
                 "The Excel sheet has %(count)s columns; at most %(columns)s can be read. Keep "
                 "the column of OpenIDs and save it again."
             ),
@@ -478,7 +488,9 @@ def _parse(
             if handler.event != last_event:
                 last_event, fed_at_event = handler.event, fed
             elif fed - fed_at_event > limits.bytes_without_event:
-                raise _refused(gettext("The Excel file holds an element too large to be read."))
+                raise _refused(
+                    gettext_lazy("The Excel file holds an element too large to be read.")
+                )
             clock.check()
             yield
         parser.close()
@@ -545,7 +557,7 @@ def xlsx_rows(
         unpacked = sum(info.file_size for info in infos)
         if unpacked > limits.unpacked_bytes:
             raise _refused(
-                gettext(
+                gettext_lazy(
                     "The Excel file unpacks to %(size)s MB; at most %(limit)s MB can be read. "
                     "Save the column of OpenIDs alone as .csv."
                 ),
@@ -563,7 +575,7 @@ def xlsx_rows(
             info = archive.getinfo(strings_path)
             if info.file_size > limits.shared_strings_bytes:
                 raise _refused(
-                    gettext(
+                    gettext_lazy(
                         "The texts of the Excel file take %(size)s MB; at most %(limit)s MB "
                         "can be read. Save the column of OpenIDs alone as .csv."
                     ),

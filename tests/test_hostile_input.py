@@ -15,20 +15,30 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import translation
+from django.utils.html import escape
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from chatbot.models import AutoReply, Skill
 from console.ids import object_pk
-from console.models import Job
+from console.jobs.selectors import job_reason
+from console.models import OPEN_JOB_STATUSES, Job
 from console.spreadsheets import (
     SpreadsheetRefused,
     xlsx_rows,
 )
-from tagging.bulk.models import BulkAudience
+from tagging.bulk.models import (
+    AudienceStatus,
+    BulkAudience,
+    BulkAudienceMember,
+    BulkAudienceRefusal,
+    BulkUploadChunk,
+)
+from tagging.bulk.reading import READ_KIND
 from tagging.official_account.models import OfficialAccountTag
 from tagging.strategy.models import Strategy, Tag, TagGroup
 from tests.conftest import PASSWORD
 from tests.hostile_files import HOSTILE_IMPORTS, HOSTILE_XLSX, OPENID, good_xlsx
+from tests.tagging.bulk.test_bulk_jobs import drain
 from wecom.models import ChatbotBot, OfficialAccount, WeComApp
 
 # ---- ids ----------------------------------------------------------------------------------------
@@ -229,6 +239,26 @@ def test_a_plain_xlsx_is_still_read():
     assert rows == [(1, ["openid"]), (2, [OPENID[:-4] + "0000"]), (3, [OPENID[:-4] + "0001"])]
 
 
+def read_refusal_page(client: Client, response) -> str:
+    """The audience page once a worker has tried to read the uploaded list, in English."""
+    assert response.status_code == 302  # the upload answers at once; a worker reads the list
+    for job in Job.objects.filter(kind=READ_KIND, status__in=OPEN_JOB_STATUSES):
+        drain(job)
+    page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def nothing_read_is_kept() -> bool:
+    """A refused file: its audience says so and holds nothing, not even the file."""
+    return (
+        not BulkAudience.objects.exclude(status=AudienceStatus.FAILED).exists()
+        and not BulkAudienceMember.objects.exists()
+        and not BulkAudienceRefusal.objects.exists()
+        and not BulkUploadChunk.objects.exists()
+    )
+
+
 def test_the_bulk_upload_refuses_each_hostile_xlsx_in_words(editor, oa_tags, hostile_xlsx):
     _reserved, plain = oa_tags
     client = logged_in(editor)
@@ -244,9 +274,18 @@ def test_the_bulk_upload_refuses_each_hostile_xlsx_in_words(editor, oa_tags, hos
             },
             HTTP_ACCEPT_LANGUAGE="en",
         )
-        assert response.status_code == 200, name
-        assert said(XLSX_SENTENCES[name], response.content.decode()), name
-    assert not BulkAudience.objects.exists()
+        html = read_refusal_page(client, response)
+        assert said(XLSX_SENTENCES[name], html), name
+        assert "data-bulk-read-refusal" in html and "data-bulk-start" not in html
+        # The same sentence in Chinese for a Chinese reader: the job stored it untranslated.
+        job = Job.objects.filter(kind=READ_KIND).latest("pk")
+        with translation.override("zh-hans"):
+            chinese = job_reason(job)
+        assert chinese != job_reason(job) and not chinese.isascii(), name
+        page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+        assert escape(chinese) in page, name
+    assert nothing_read_is_kept()
+    assert BulkAudience.objects.count() == len(hostile_xlsx)
 
 
 @pytest.mark.parametrize("name", ["entity expansion", "malformed sheet", "row numbered 50,000,000"])
@@ -266,7 +305,8 @@ def test_tag_users_refuses_each_hostile_xlsx_in_words(
 
 def test_a_csv_line_of_50_mb_is_refused_in_words(editor, oa_tags):
     _reserved, plain = oa_tags
-    response = logged_in(editor).post(
+    client = logged_in(editor)
+    response = client.post(
         "/admin/tagging/bulkaudience/add/",
         {
             "target_kind": "oa",
@@ -277,8 +317,9 @@ def test_a_csv_line_of_50_mb_is_refused_in_words(editor, oa_tags):
         },
         HTTP_ACCEPT_LANGUAGE="en",
     )
-    assert "Line 2 of the file is longer than 1,048,576 characters" in response.content.decode()
-    assert not BulkAudience.objects.exists()
+    html = read_refusal_page(client, response)
+    assert "Line 2 of the file is longer than 1,048,576 characters" in html
+    assert nothing_read_is_kept()
 
 
 IMPORT_SENTENCES = {

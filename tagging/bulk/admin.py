@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
+from console.jobs.selectors import job_reason, job_status_sentence
 from console.models import Job
 from console.service_admin import refusal_text
 from console.spreadsheets import csv_download
@@ -32,7 +33,6 @@ from tagging.bulk.audience import (
     TOO_LARGE,
     AudienceError,
     UploadSizeLimit,
-    audience_from_file,
     audience_from_tag,
     audience_from_text,
     audience_preview,
@@ -42,7 +42,8 @@ from tagging.bulk.audience import (
 )
 from tagging.bulk.forms import FILE, PASTE, BulkJobForm, BulkTargetForm
 from tagging.bulk.jobs import KIND, TAG, BulkSpec
-from tagging.bulk.models import BulkAudience
+from tagging.bulk.models import AudienceStatus, BulkAudience
+from tagging.bulk.reading import audience_read_job, audience_upload
 from tagging.bulk.retention import audience_expiry
 from tagging.bulk.services import (
     bulk_job_retry_failed,
@@ -57,6 +58,7 @@ from wecom.clients import PlatformError
 class BulkAudienceAdmin(admin.ModelAdmin):
     list_display = (
         "__str__",
+        "status",
         "accepted",
         "duplicates",
         "blanks",
@@ -66,7 +68,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
         "kept_until",
     )
     list_select_related = ("created_by",)
-    list_filter = ("source",)
+    list_filter = ("source", "status")
     date_hierarchy = "created_at"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -153,13 +155,14 @@ class BulkAudienceAdmin(admin.ModelAdmin):
     def _audience(self, request: HttpRequest, form: BulkJobForm) -> BulkAudience:
         data = form.cleaned_data
         if data["source"] == FILE:
+            # Kept for a worker to read (tagging/bulk/reading.py): the request answers at once.
             upload = data["file"]
-            return audience_from_file(
+            return audience_upload(
                 stream=upload.file,
                 name=upload.name,
                 size=upload.size,
                 column=data["column"],
-                user=request.user,
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
             )
         if data["source"] == PASTE:
             return audience_from_text(text=data["text"], user=request.user)
@@ -205,6 +208,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
         target_summary = None
         if form is not None and form.is_valid():
             target_summary = form.target()
+        ready = audience.status == AudienceStatus.READY
         return TemplateResponse(
             request,
             "admin/tagging/bulk_preview.html",
@@ -212,14 +216,31 @@ class BulkAudienceAdmin(admin.ModelAdmin):
                 request,
                 title=gettext("Preview: %(audience)s") % {"audience": audience},
                 audience=audience,
-                preview=audience_preview(audience=audience),
+                preview=audience_preview(audience=audience) if ready else None,
+                **self._reading(audience),
                 form=form,
                 target=target_summary,
-                can_start=can_start and form is not None,
+                can_start=can_start and form is not None and ready,
                 jobs=Job.objects.filter(kind=KIND, params__audience_id=audience.pk),
                 kept_until=audience_expiry(audience),
             ),
         )
+
+    def _reading(self, audience: BulkAudience) -> dict[str, Any]:
+        """The read job of an uploaded list not ready yet: its bar, or why it failed."""
+        if audience.status == AudienceStatus.READY:
+            return {}
+        job = audience_read_job(audience)
+        if job is None:
+            return {}
+        progress = job.progress()
+        return {
+            "read_job": job,
+            "job": job,
+            "progress": progress,
+            "sentence": job_status_sentence(job, progress),
+            "read_refusal": job_reason(job) if job.is_final else "",
+        }
 
     def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         audience = self._audience_or_404(request, object_id)

@@ -3,8 +3,11 @@
 Nothing here holds the whole list: values flow line by line, in chunks, into a temporary
 table of the connection; one statement then keeps each OpenID's first appearance and stores
 them as ``BulkAudienceMember`` rows numbered 0..n-1 in that order. Refused values are stored,
-all of them, with their line and the reason. An audience is created in one transaction: an
-unreadable file or one without a single OpenID leaves nothing behind.
+all of them, with their line and the reason. A file is read by :func:`audience_read`, for the
+reading job of an upload (tagging/bulk/reading.py: each step in a checkpoint, the members in
+the last one) and for ``tag_users`` (:func:`audience_from_file`, in one transaction); a pasted
+list, a tag's followers and a retry are read in one transaction too. Either way an unreadable
+file or one without a single OpenID leaves no member behind.
 """
 
 from __future__ import annotations
@@ -16,26 +19,28 @@ import io
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 from console.spreadsheets import SpreadsheetRefused, XlsxLimits, xlsx_rows
 from tagging.bulk.models import (
     AudienceSource,
+    AudienceStatus,
     BulkAudience,
     BulkAudienceMember,
     BulkAudienceRefusal,
 )
 from wecom.rules import is_openid, validate_openid
 
+T = TypeVar("T")
 CHUNK = 5000
 PREVIEW_ROWS = 10
 PREVIEW_REFUSALS = 100
@@ -161,10 +166,12 @@ def _sniff_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
+def _text_rows(stream: IO[bytes], encoding: str, seconds: float | None = None) -> Iterator[Row]:
+    """The rows of a text file; refused past ``seconds`` (default: :func:`request_read_seconds`)."""
+    seconds = request_read_seconds() if seconds is None else seconds
+    deadline = time.monotonic() + seconds
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     line = 0
-    deadline = time.monotonic() + read_seconds()
     try:
         first = _bounded_line(text, 1)
         delimiter = "\t" if "\t" in first and "," not in first else ","
@@ -172,7 +179,7 @@ def _text_rows(stream: IO[bytes], encoding: str) -> Iterator[Row]:
         for cells in reader:
             line = reader.line_num
             if not line % 10_000 and time.monotonic() > deadline:
-                raise _too_slow()
+                raise _too_slow(seconds)
             yield line, cells
     except csv.Error as error:
         raise AudienceError(
@@ -190,17 +197,25 @@ MAX_LINE_CHARS = 1024 * 1024
 
 
 def read_seconds() -> float:
-    """How long a web request may read a file (the rest of the ~20 s a worker may be held)."""
-    return float(getattr(settings, "BULK_READ_SECONDS", 18))
+    """How long the reading job may read one file: a bound against hostile files, well inside
+    a job's slice, which a read never outlasts (a read cut by the slice's end would start over).
+    Uploads of bulk lists are read by a worker (tagging/bulk/reading.py), not a web request."""
+    return float(settings.JOBS_SLICE_SECONDS) * 0.8
 
 
-def _too_slow() -> AudienceError:
+def request_read_seconds() -> float:
+    """How long a web request may read a file (lists still read in the request: the WeCom
+    customers' upload): the rest of the ~20 s a web worker may be held."""
+    return float(settings.BULK_READ_SECONDS)
+
+
+def _too_slow(seconds: float) -> AudienceError:
     return AudienceError(
         _(
             "The file could not be read within %(seconds)s seconds. Split it into smaller files, "
             "or keep only the column of OpenIDs."
         ),
-        {"seconds": f"{read_seconds():.0f}"},
+        {"seconds": f"{seconds:.0f}"},
     )
 
 
@@ -228,23 +243,22 @@ def _chain_first(first: str, rest: IO[str]) -> Iterator[str]:
     yield from rest
 
 
-def _xlsx_rows(stream: IO[bytes]) -> Iterator[Row]:
+def _xlsx_rows(stream: IO[bytes], seconds: float) -> Iterator[Row]:
     # Streamed with limits on what the zip unpacks to, rows, columns, cells and time; a DTD
     # or entity is refused (console/spreadsheets.py).
     try:
-        yield from xlsx_rows(stream, limits=XlsxLimits(seconds=read_seconds()))
+        yield from xlsx_rows(stream, limits=XlsxLimits(seconds=seconds))
     except SpreadsheetRefused as refusal:
-        raise AudienceError(str(refusal)) from None
+        raise AudienceError(refusal.message, refusal.params) from None
 
 
-def file_rows(stream: IO[bytes], *, name: str) -> tuple[str, Iterator[Row]]:
-    """The file's format or encoding, and its rows. ``stream`` must be seekable."""
-    head = stream.read(_HEAD)
-    stream.seek(0)
-    lowered = name.lower()
+def file_kind(head: bytes, *, name: str) -> str:
+    """The file's kind from its first bytes: "xlsx" or a text encoding; refuses the rest.
+
+    What the upload checks before the file is stored: a worker then reads it."""
     if head.startswith(_XLSX_MAGIC):
-        return "xlsx", _xlsx_rows(stream)
-    if head.startswith(_OLE_MAGIC) or lowered.endswith(".xls"):
+        return "xlsx"
+    if head.startswith(_OLE_MAGIC) or name.lower().endswith(".xls"):
         raise AudienceError(
             _("Old Excel files (.xls) cannot be read. Save the sheet as .xlsx or .csv.")
         )
@@ -253,7 +267,30 @@ def file_rows(stream: IO[bytes], *, name: str) -> tuple[str, Iterator[Row]]:
         raise AudienceError(
             _("The file is not text, CSV or an Excel .xlsx file. Upload one of those.")
         )
-    return encoding, _text_rows(stream, encoding)
+    return encoding
+
+
+def check_upload_kind(stream: IO[bytes], *, name: str) -> str:
+    """:func:`file_kind` of a seekable file, left at its start."""
+    stream.seek(0)
+    kind = file_kind(stream.read(_HEAD), name=name)
+    stream.seek(0)
+    return kind
+
+
+def file_rows(
+    stream: IO[bytes], *, name: str, seconds: float | None = None
+) -> tuple[str, Iterator[Row]]:
+    """The file's format or encoding, and its rows. ``stream`` must be seekable.
+
+    Reading is refused past ``seconds`` (default: :func:`request_read_seconds`)."""
+    seconds = request_read_seconds() if seconds is None else seconds
+    head = stream.read(_HEAD)
+    stream.seek(0)
+    kind = file_kind(head, name=name)
+    if kind == "xlsx":
+        return kind, _xlsx_rows(stream, seconds)
+    return kind, _text_rows(stream, kind, seconds)
 
 
 # ---- from rows to values ------------------------------------------------------------------------
@@ -320,9 +357,41 @@ def text_values(text: str) -> Iterator[tuple[int, str]]:
 # ---- writing the audience -----------------------------------------------------------------------
 
 
+class ReadRecorder:
+    """Where a read writes what it has read, as it goes.
+
+    This one is for a read inside one transaction (a pasted list, a tag's followers, a retry,
+    ``tag_users``): everything is written straight away and commits, or not, with the rest.
+    The reading job's recorder (tagging/bulk/reading.py) writes each step in a checkpoint of
+    its shard instead, so that the bar moves and a worker that lost its lease writes nothing.
+    """
+
+    def attempt(self, read: Callable[[], T]) -> T:
+        """One reading of the file (a second one in another encoding follows a decode error):
+        what it wrote is undone if it fails."""
+        with transaction.atomic():
+            return read()
+
+    def due(self) -> bool:
+        """Whether to record the progress now (asked every few thousand values)."""
+        return False
+
+    def record(self, write: Callable[[], None]) -> None:
+        """A step of the read (refused values to write) and the progress so far."""
+        write()
+
+    def finish(self, write: Callable[[], None]) -> None:
+        """The read's last step: the members and the counts, the audience ready."""
+        write()
+
+
+_TICK = 4096  # values between two questions to the recorder
+
+
 class _AudienceWriter:
-    def __init__(self, audience: BulkAudience) -> None:
+    def __init__(self, audience: BulkAudience, recorder: ReadRecorder) -> None:
         self.audience = audience
+        self.recorder = recorder
         self.members: list[str] = []
         self.refusals: list[BulkAudienceRefusal] = []
         self.lines = self.valid = self.blanks = self.refused = 0
@@ -330,6 +399,9 @@ class _AudienceWriter:
 
     def add(self, line: int, value: str) -> None:
         self.lines += 1
+        if not self.lines % _TICK and self.recorder.due():
+            self._flush_members()
+            self.recorder.record(self._flush_refusals)
         if not value:
             self.blanks += 1
             return
@@ -351,7 +423,7 @@ class _AudienceWriter:
             )
         )
         if len(self.refusals) >= CHUNK:
-            self._flush_refusals()
+            self.recorder.record(self._flush_refusals)
 
     def _flush_members(self) -> None:
         if self.members:
@@ -359,21 +431,116 @@ class _AudienceWriter:
         self.members = []
 
     def _flush_refusals(self) -> None:
-        BulkAudienceRefusal.objects.bulk_create(self.refusals)
+        if self.refusals:
+            BulkAudienceRefusal.objects.bulk_create(self.refusals)
         self.refusals = []
 
     def finish(self) -> BulkAudience:
         self._flush_members()
+        self.recorder.finish(self._finish)
+        return self.audience
+
+    def _finish(self) -> None:
         self._flush_refusals()
         accepted = self.staging.members_insert(audience_id=self.audience.pk)
+        if not accepted:
+            # Raised inside the last step's transaction: nothing of the list is kept.
+            raise AudienceError(
+                _(
+                    "No OpenID was found (%(refused)s value(s) refused). Check the file or the "
+                    "column."
+                ),
+                {"refused": self.refused},
+            )
         audience = self.audience
         audience.lines = self.lines
         audience.accepted = accepted
         audience.duplicates = self.valid - accepted
         audience.blanks = self.blanks
         audience.refused = self.refused
-        audience.save(update_fields=["lines", "accepted", "duplicates", "blanks", "refused"])
-        return audience
+        audience.status = AudienceStatus.READY
+        audience.save(
+            update_fields=[
+                "lines",
+                "accepted",
+                "duplicates",
+                "blanks",
+                "refused",
+                "encoding",
+                "status",
+            ]
+        )
+
+    def discard(self) -> None:
+        """A read given up: its staging table goes (the connection may serve other reads)."""
+        self.staging.discard()
+
+
+# The OpenIDs of the audience being read, in the order they were read (``seq``), duplicates
+# included: a temporary table of this connection, without any index to keep up while rows
+# arrive. One statement then keeps each OpenID's first appearance and numbers the members
+# 0..n-1 in that order. Inserting row by row into the members table instead, its unique index
+# let the database drop duplicates, but random OpenIDs made each insert a random walk in that
+# index (SQLite grew 19x for 10x the rows) and the rows had to be renumbered afterwards.
+_STAGING = "tagging_audience_staging"
+
+_MEMBERS_FROM_STAGING = (
+    "INSERT INTO {table} ({audience}, {position}, {openid}) "
+    "SELECT %s, ROW_NUMBER() OVER (ORDER BY first_seq) - 1, openid "
+    "FROM (SELECT openid, MIN(seq) AS first_seq FROM {staging} GROUP BY openid) AS firsts"
+)
+
+
+class _MemberStaging:
+    """Accepted OpenIDs staged in this connection's temporary table (inside the transaction)."""
+
+    def __init__(self) -> None:
+        self.vendor = connection.vendor
+        self.staged = 0
+        # Temporary tables are the connection's own: parallel uploads never meet. The table
+        # is created in the audience's transaction, so a failed read rolls it back with the
+        # rest; the DROP first only matters if a previous read in this same (outer)
+        # transaction was interrupted after its table was made.
+        if self.vendor == "postgresql":
+            # "C": grouping OpenIDs (ASCII) byte by byte, not by a locale's rules.
+            schema, columns = "pg_temp", 'seq bigint NOT NULL, openid text COLLATE "C" NOT NULL'
+        else:
+            # The rowid: numbered in the order of the inserts, nothing to send for it.
+            schema, columns = "temp", "seq INTEGER PRIMARY KEY, openid text NOT NULL"
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{_STAGING}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
+
+    def append(self, openids: list[str]) -> None:
+        first = self.staged
+        self.staged += len(openids)
+        # Read outside a transaction (the reading job commits its checkpoints in between), each
+        # chunk is a transaction of its own: on SQLite each row would otherwise commit by
+        # itself (twice the read's CPU); on PostgreSQL it need not wait for the disk, the rows
+        # being a temporary table's, gone with the connection anyway (each COPY's commit
+        # waiting for the WAL flush made the read three times as long).
+        outermost = not connection.in_atomic_block
+        with transaction.atomic(), connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                if outermost:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                # COPY, one round trip per chunk: executemany cost ~5x more per row. Values
+                # passed is_openid (letters, digits, "-", "_"): nothing to escape in COPY's
+                # text format.
+                rows = "".join(
+                    f"{number}\t{openid}\n" for number, openid in enumerate(openids, first)
+                )
+                with cursor.cursor.copy(f"COPY {_STAGING} (seq, openid) FROM STDIN") as copy:
+                    copy.write(rows)
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
+                    [(openid,) for openid in openids],
+                )
+
+    def discard(self) -> None:
+        """A read given up: its staging table goes (the connection may serve other reads)."""
+        self.staging.discard()
 
 
 # The OpenIDs of the audience being read, in the order they were read (``seq``), duplicates
@@ -425,10 +592,19 @@ class _MemberStaging:
                 with cursor.cursor.copy(f"COPY {_STAGING} (seq, openid) FROM STDIN") as copy:
                     copy.write(rows)
             else:
-                cursor.executemany(
-                    f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
-                    [(openid,) for openid in openids],
-                )
+                # One transaction per chunk: a read outside one (the reading job, between its
+                # checkpoints) would otherwise commit each row by itself, twice the read's CPU.
+                with transaction.atomic():
+                    cursor.executemany(
+                        f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
+                        [(openid,) for openid in openids],
+                    )
+
+    def discard(self) -> None:
+        # After an error the transaction around may be unusable; it is rolled back then,
+        # and the table with it.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {_STAGING}")
 
     def members_insert(self, *, audience_id: int) -> int:
         """Insert the members (first appearances, numbered in order); drop the staging table."""
@@ -447,45 +623,66 @@ class _MemberStaging:
         return accepted
 
 
-def _fill(audience: BulkAudience, values: Iterable[tuple[int, str]]) -> BulkAudience:
-    writer = _AudienceWriter(audience)
-    for line, value in values:
-        writer.add(line, value)
-    audience = writer.finish()
-    if not audience.accepted:
-        raise AudienceError(
-            _("No OpenID was found (%(refused)s value(s) refused). Check the file or the column."),
-            {"refused": audience.refused},
-        )
-    return audience
-
-
-def audience_from_file(
-    *, stream: IO[bytes], name: str, size: int, column: str = "", user: AbstractBaseUser
+def _fill(
+    audience: BulkAudience,
+    values: Iterable[tuple[int, str]],
+    recorder: ReadRecorder | None = None,
 ) -> BulkAudience:
-    """An audience from an uploaded CSV, TXT or XLSX file (seekable ``stream``)."""
-    check_upload_size(size)
-    fmt, rows = file_rows(stream, name=name)
+    writer = _AudienceWriter(audience, recorder or ReadRecorder())
+    try:
+        for line, value in values:
+            writer.add(line, value)
+        return writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def audience_read(
+    *, audience: BulkAudience, stream: IO[bytes], name: str, recorder: ReadRecorder
+) -> BulkAudience:
+    """Read an uploaded file (CSV, TXT or XLSX; seekable ``stream``) into ``audience``.
+
+    The one reader of files: the reading job (tagging/bulk/reading.py) and ``tag_users``
+    (:func:`audience_from_file`) differ only by their ``recorder``. Raises
+    :class:`AudienceError` with the sentence to show.
+    """
+    seconds = read_seconds()
+    fmt, rows = file_rows(stream, name=name, seconds=seconds)
     attempts = [fmt] if fmt != "utf-8" else ["utf-8", "gb18030"]
     for number, encoding in enumerate(attempts):
         if number:
             stream.seek(0)
-            rows = _text_rows(stream, encoding)
+            rows = _text_rows(stream, encoding, seconds)
+        audience.encoding = encoding
         try:
-            with transaction.atomic():
-                audience = BulkAudience.objects.create(
-                    source=AudienceSource.FILE,
-                    source_label=name[:255],
-                    column=column.strip()[:100],
-                    encoding=encoding,
-                    created_by=user,
+            return recorder.attempt(
+                lambda rows=rows: _fill(
+                    audience, row_values(rows, column=audience.column), recorder
                 )
-                return _fill(audience, row_values(rows, column=column))
+            )
         except UnicodeDecodeError:
             continue  # not UTF-8: Chinese Excel saves CSV as GB18030
     raise AudienceError(
         _("The file's text encoding cannot be read. Save it as UTF-8 (or GB18030) CSV.")
     )
+
+
+def audience_from_file(
+    *, stream: IO[bytes], name: str, size: int, column: str = "", user: AbstractBaseUser
+) -> BulkAudience:
+    """An audience from a file read here and now (``tag_users``: no web request to outlast),
+    by the reading job's own reader; whole or not at all."""
+    check_upload_size(size)
+    with transaction.atomic():
+        audience = BulkAudience.objects.create(
+            source=AudienceSource.FILE,
+            source_label=name[:255],
+            column=column.strip()[:100],
+            file_size=size,
+            created_by=user,
+        )
+        return audience_read(audience=audience, stream=stream, name=name, recorder=ReadRecorder())
 
 
 def audience_from_text(*, text: str, user: AbstractBaseUser) -> BulkAudience:

@@ -21,12 +21,26 @@ class AudienceSource(models.TextChoices):
     UNDO = "undo", _("OpenIDs a job changed")
 
 
+class AudienceStatus(models.TextChoices):
+    # An uploaded file waits in BulkUploadChunk rows until a worker has read it (reading.py);
+    # a pasted list, a tag's followers and a retry are read at once and are ready when created.
+    READING = "reading", _("being read")
+    READY = "ready", _("ready")
+    FAILED = "failed", _("could not be read")
+
+
 class BulkAudience(models.Model):
     source = models.CharField(_("source"), max_length=8, choices=AudienceSource.choices)
     # The file's name, the tag, or the job the audience comes from.
     source_label = models.CharField(_("from"), max_length=255, blank=True)
     column = models.CharField(_("column"), max_length=100, blank=True)
     encoding = models.CharField(_("encoding"), max_length=20, blank=True)
+    # Members and counts exist only once it is READY: they are written in the read's last
+    # transaction, together with this status.
+    status = models.CharField(
+        _("status"), max_length=8, choices=AudienceStatus.choices, default=AudienceStatus.READY
+    )
+    file_size = models.PositiveBigIntegerField(_("file size (bytes)"), default=0)
     lines = models.PositiveIntegerField(_("lines read"), default=0)
     accepted = models.PositiveIntegerField(_("accepted"), default=0)
     duplicates = models.PositiveIntegerField(_("duplicates dropped"), default=0)
@@ -88,3 +102,23 @@ class BulkAudienceRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.line}: {self.value}"
+
+
+class BulkUploadChunk(models.Model):
+    """One part (UPLOAD_CHUNK_BYTES) of an uploaded file, kept in the database so that any
+    worker, on any machine, can read it; deleted once the file is read."""
+
+    # No index of its own: the unique (audience, index) below starts with it.
+    audience = models.ForeignKey(
+        BulkAudience, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["audience", "index"], name="tagging_upload_chunk_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.audience_id}/{self.index}"

@@ -16,7 +16,7 @@ from console.jobs.undo import job_undo_refusal
 from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_from_openids, audience_of_job_successes
 from tagging.bulk.jobs import KIND, TAG, UNTAG, BulkSpec
-from tagging.bulk.models import BulkAudience
+from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.retention import audience_check_startable
 from tagging.official_account.models import OfficialAccountTag
 from wecom.clients.errors import CHATBOT, WECHAT
@@ -70,6 +70,12 @@ def bulk_job_start(
     undoes: Job | None = None,
 ) -> Job:
     """Start tagging (or untagging) every OpenID of ``audience`` in the background."""
+    if audience.status != AudienceStatus.READY:
+        # Its members are written in the read's last step: before it, there are none.
+        raise ValidationError(
+            _("This list is still being read, or could not be read: no job can start on it."),
+            code="audience_not_ready",
+        )
     audience_check_startable(audience=audience)
     if isinstance(target, OfficialAccountTag):
         platform = WECHAT

@@ -14,7 +14,9 @@ from playwright.sync_api import Page, Request, expect
 from console.audit import Actor, AuditSource
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus, ShardStatus
+from tagging.bulk.jobs import KIND
 from tagging.bulk.models import BulkAudience
+from tagging.bulk.reading import READ_KIND
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull
 from tests.browser.conftest import login
@@ -84,8 +86,14 @@ def test_upload_preview_start_watch_download_then_pause_and_resume(page, editor,
     shot(page, "1-form")
     page.locator("[data-bulk-preview]").click()
 
-    # The preview: counts, first rows, what is refused.
+    # The list is read by a worker: the page follows its bar, then shows the preview by itself.
     expect(page).to_have_url(re.compile(r"/admin/tagging/bulkaudience/\d+/start/\?"))
+    expect(page.locator("[data-bulk-read-progress] progress")).to_be_visible()
+    expect(page.locator("[data-bulk-start]")).to_have_count(0)
+    shot(page, "1b-reading")
+    work(Job.objects.get(kind=READ_KIND))
+
+    # The preview: counts, first rows, what is refused.
     expect(page.locator("[data-count=accepted]")).to_have_text("41")
     expect(page.locator("[data-count=duplicates]")).to_have_text("2")
     expect(page.locator("[data-count=blanks]")).to_have_text("1")
@@ -98,7 +106,7 @@ def test_upload_preview_start_watch_download_then_pause_and_resume(page, editor,
 
     # The job page: the bar moves as the worker goes, without reloading by hand.
     expect(page).to_have_url(re.compile(r"/admin/console/job/\d+/change/$"))
-    job = Job.objects.get()
+    job = Job.objects.get(kind=KIND)
     expect(page.locator("[data-job-field=percent]")).to_have_text("0%")
     work(job)
     expect(page.locator("[data-job-field=percent]")).to_have_text("100%")
@@ -120,7 +128,7 @@ def test_upload_preview_start_watch_download_then_pause_and_resume(page, editor,
     page.locator("[data-bulk-preview]").click()
     expect(page.locator("[data-count=accepted]")).to_have_text("300")
     page.locator("[data-bulk-start]").click()
-    second = Job.objects.exclude(pk=job.pk).get()
+    second = Job.objects.filter(kind=KIND).exclude(pk=job.pk).get()
     page.locator("[data-job-control=pause]").click()
     expect(page.locator("[data-job-field=status_label]")).to_have_text("已暂停")
     assert Job.objects.get(pk=second.pk).status == JobStatus.PAUSED
@@ -181,4 +189,6 @@ def test_a_file_over_the_limit_is_refused_before_it_is_sent_and_reading_shows(
     expect(page.locator("[data-bulk-preview]")).to_be_disabled()
     assert sent == []
     page.locator("[data-bulk-job-form]").evaluate("form => form.submit()")
+    expect(page.locator("[data-bulk-read-progress]")).to_be_visible()
+    work(Job.objects.get(kind=READ_KIND))
     expect(page.locator("[data-count=accepted]")).to_have_text("2")

@@ -10,14 +10,22 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from console.jobs.selectors import job_reason
-from console.models import Job, JobStatus
-from tagging.bulk.models import BulkAudience
+from console.models import OPEN_JOB_STATUSES, Job, JobStatus
+from tagging.bulk.jobs import KIND
+from tagging.bulk.models import AudienceStatus, BulkAudience
+from tagging.bulk.reading import READ_KIND
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull
 from tests.conftest import PASSWORD
 from tests.tagging.bulk.test_bulk_jobs import drain, oid, stranger
 
 pytestmark = pytest.mark.django_db
+
+
+def read_uploads() -> None:
+    """What a worker does with the lists uploaded: run each one's reading job to its end."""
+    for job in Job.objects.filter(kind=READ_KIND, status__in=OPEN_JOB_STATUSES):
+        drain(job)
 
 
 @pytest.fixture
@@ -52,7 +60,12 @@ def test_upload_preview_start_and_the_job_page(client, editor, tag, sandbox):
     assert response.status_code == 302
     preview_url = response["Location"]
     audience = BulkAudience.objects.get()
+    assert audience.status == AudienceStatus.READING
+    reading = client.get(preview_url).content.decode()
+    assert "data-bulk-read-progress" in reading and "data-bulk-start" not in reading
 
+    read_uploads()
+    audience.refresh_from_db()
     page = client.get(preview_url)
     assert page.status_code == 200
     html = page.content.decode()
@@ -65,7 +78,7 @@ def test_upload_preview_start_and_the_job_page(client, editor, tag, sandbox):
     assert "bad-one" in html and oid(3) in html and "新关注" in html
 
     started = client.post(preview_url, dict(page.context["form"].data.items()))
-    job = Job.objects.get()
+    job = Job.objects.get(kind=KIND)
     assert started["Location"] == reverse("admin:console_job_change", args=[job.pk])
     assert job.created_by == editor
     assert job.total == 4
@@ -85,6 +98,7 @@ def test_refused_values_download_all_of_them(client, editor, tag):
     client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, "\n".join(lines).encode())
     )
+    read_uploads()
     audience = BulkAudience.objects.get()
     response = client.get(reverse("admin:tagging_bulk_refused", args=[audience.pk]))
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
@@ -108,6 +122,7 @@ def test_the_auditor_reads_but_cannot_start(client, editor, auditor, tag):
     logged_in(client, editor).post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, oid(1).encode())
     )
+    read_uploads()
     audience = BulkAudience.objects.get()
     client.logout()
     client = logged_in(client, auditor)
@@ -120,7 +135,7 @@ def test_the_auditor_reads_but_cannot_start(client, editor, auditor, tag):
         {"target_kind": "oa", "oa_tag": tag.pk, "operation": "tag"},
     )
     assert start.status_code == 403
-    assert not Job.objects.exists()
+    assert not Job.objects.filter(kind=KIND).exists()
 
 
 def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
@@ -134,16 +149,17 @@ def test_retry_failed_only_from_the_job_page(client, editor, tag, sandbox):
     response = client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(51)}".encode())
     )
+    read_uploads()
     page = client.get(response["Location"])
     client.post(response["Location"], dict(page.context["form"].data.items()))
-    job = drain(Job.objects.get())
+    job = drain(Job.objects.get(kind=KIND))
     assert job.status == JobStatus.DONE
     job_page = client.get(reverse("admin:console_job_change", args=[job.pk])).content.decode()
     retry_url = reverse("admin:tagging_bulk_retry", args=[job.pk])
     assert retry_url in job_page
 
     created = client.post(retry_url)
-    retry = Job.objects.exclude(pk=job.pk).get()
+    retry = Job.objects.filter(kind=KIND).exclude(pk=job.pk).get()
     assert created["Location"] == reverse("admin:console_job_change", args=[retry.pk])
     assert (retry.parent, retry.total) == (job, 1)
 
@@ -159,9 +175,10 @@ def test_retry_after_the_tag_was_deleted_is_explained_not_a_crash(client, editor
     response = client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{full}\n{oid(61)}".encode())
     )
+    read_uploads()
     page = client.get(response["Location"])
     client.post(response["Location"], dict(page.context["form"].data.items()))
-    job = drain(Job.objects.get())
+    job = drain(Job.objects.get(kind=KIND))
     OfficialAccountTag.objects.filter(pk=tag.pk).delete()  # gone at the next pull of tags
 
     answer = client.post(
@@ -169,7 +186,7 @@ def test_retry_after_the_tag_was_deleted_is_explained_not_a_crash(client, editor
     )
     assert answer.status_code == 200
     assert "no longer exists" in answer.content.decode()
-    assert Job.objects.count() == 1
+    assert Job.objects.filter(kind=KIND).count() == 1
 
 
 def test_a_job_whose_account_was_deleted_stops_with_a_sentence(client, editor, tag, sandbox):
@@ -179,9 +196,10 @@ def test_a_job_whose_account_was_deleted_stops_with_a_sentence(client, editor, t
     response = client.post(
         reverse("admin:tagging_bulkaudience_add"), upload_form(tag, f"{oid(70)}".encode())
     )
+    read_uploads()
     page = client.get(response["Location"])
     client.post(response["Location"], dict(page.context["form"].data.items()))
-    job = Job.objects.get()
+    job = Job.objects.get(kind=KIND)
     OfficialAccount.objects.filter(pk=tag.account_id).delete()
     job = drain(job)
     assert job.status == JobStatus.FAILED

@@ -90,8 +90,8 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     expect(results.locator("h3").first).to_have_text("企业标签 / 客户来源")
     results.get_by_role("option", name="官网咨询", exact=True).click()
     expect(chips).to_have_count(2)
-    SHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOT.with_name("customers_tag_picker.png"), full_page=True)
+    if SHOT.parent.is_dir():  # screenshots for the lead's notes, where that folder exists
+        page.screenshot(path=SHOT.with_name("customers_tag_picker.png"), full_page=True)
     chips.nth(1).get_by_role("button", name="移除 官网咨询").click()
     expect(chips).to_have_count(1)
     expect(page.locator("#id_add")).to_have_value(tag)
@@ -127,8 +127,8 @@ def test_upload_customers_preview_start_and_watch_the_bar(page: Page, editor, ap
     expect(page.locator("[data-job-field=failed]")).to_have_text("1")
     expect(page.locator(".tagging-customers-detail")).to_contain_text(tag)
     expect(page.locator(".tagging-customers-detail [data-customers-add]")).to_contain_text(tag_name)
-    SHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOT, full_page=True)
+    if SHOT.parent.is_dir():
+        page.screenshot(path=SHOT, full_page=True)
 
     with page.expect_download() as download_info:
         page.locator("[data-job-control=failures]").click()

@@ -346,7 +346,11 @@ class Database:
             process = subprocess.Popen(
                 args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=stderr, text=True
             )
-            out = process.stdout.read()  # type: ignore[union-attr]
+            lines: list[tuple[float, str]] = [
+                (time.time(), line)
+                for line in process.stdout  # type: ignore[union-attr]
+            ]
+            out = "".join(line for _at, line in lines)
             _pid, status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - started
             ended = time.time()
@@ -355,6 +359,7 @@ class Database:
             raise SystemExit(f"tag_users exited with {process.returncode}:\n{out}")
         job = int(re.search(r"(?:Job|作业)\s*(\d+)", out).group(1))  # type: ignore[union-attr]
         phases = run_child(["_phases", "--job", str(job)], self.env, self.log)
+        seen = next((at for at, line in lines if "100%" in line), ended)
         if phases["status"] != "done" or phases["failed"]:
             raise SystemExit(f"job {job}: {phases}")
         return {
@@ -365,6 +370,10 @@ class Database:
             "queue": phases["started_at"] - phases["job_at"],
             "work": phases["finished_at"] - phases["started_at"],
             "wait_lag": ended - phases["finished_at"],
+            # --wait's own bar at 100% (written and flushed when it saw the end): its lag
+            # behind the job's end, and the process's exit after that.
+            "seen": seen - phases["finished_at"],
+            "exit": ended - seen,
             "purge": phases["purge"],
             "accepted": phases["accepted"],
         }
@@ -485,7 +494,8 @@ def report(row: dict[str, Any], workers: list[int]) -> None:
         print(
             f"    ours{n}: start-up {ours['startup']:.2f} s, read {ours['read']:.2f} s, "
             f"queue {ours['queue']:.2f} s, work {ours['work']:.2f} s, "
-            f"wait lag {ours['wait_lag']:.2f} s; tag_users peak {ours['peak_mb']:.0f} MB; "
+            f"wait lag {ours['wait_lag']:.2f} s (seen {ours['seen']:.2f} s, exit "
+            f"{ours['exit']:.2f} s); tag_users peak {ours['peak_mb']:.0f} MB; "
             f"purge {ours['purge']:.2f} s",
             flush=True,
         )
@@ -505,7 +515,8 @@ def summary(rows: list[dict[str, Any]], options: argparse.Namespace) -> None:
                 values = [ratios(r, options.workers)[name] for r in mine]
                 print(f"  speed {name:15} {spread(values)}")
             for n in options.workers:
-                for phase in ("startup", "read", "queue", "work", "wait_lag", "purge"):
+                phases = ("startup", "read", "queue", "work", "wait_lag", "seen", "exit", "purge")
+                for phase in phases:
                     values = [r[f"ours{n}"][phase] for r in mine]
                     print(f"  ours{n} {phase:9} {spread(values)} s")
             loads = [load for r in mine for load in r["load"]]

@@ -294,7 +294,7 @@ class Database:
             drop_postgres_database(self.url)
 
     @contextlib.contextmanager
-    def cluster(self, workers: int) -> Iterator[None]:
+    def cluster(self, workers: int) -> Iterator[int]:
         """``manage.py qcluster`` with ``workers`` workers, until every worker is ready."""
         log = self.work / f"{self.kind}-qcluster-{workers}-{time.time():.0f}.log"
         process = subprocess.Popen(
@@ -316,7 +316,7 @@ class Database:
                 time.sleep(0.2)
             else:
                 raise SystemExit(f"qcluster not ready:\n{log.read_text()}")
-            yield
+            yield process.pid
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -327,7 +327,7 @@ class Database:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def tag_users(self, path: Path) -> dict[str, Any]:
+    def tag_users(self, path: Path, *, cluster: int) -> dict[str, Any]:
         args = [
             sys.executable,
             "manage.py",
@@ -340,6 +340,7 @@ class Database:
             str(path),
             "--wait",
         ]
+        cluster_cpu = tree_cpu(cluster)
         with self.log.open("a") as stderr:
             began = time.time()
             started = time.perf_counter()
@@ -355,6 +356,7 @@ class Database:
             seconds = time.perf_counter() - started
             ended = time.time()
             process.returncode = os.waitstatus_to_exitcode(status)
+        cluster_cpu = tree_cpu(cluster) - cluster_cpu
         if process.returncode:
             raise SystemExit(f"tag_users exited with {process.returncode}:\n{out}")
         job = int(re.search(r"(?:Job|作业)\s*(\d+)", out).group(1))  # type: ignore[union-attr]
@@ -364,6 +366,9 @@ class Database:
             raise SystemExit(f"job {job}: {phases}")
         return {
             "seconds": seconds,
+            # tag_users, and the cluster's processes (supervisor, sentinel, workers, …)
+            "cpu": usage.ru_utime + usage.ru_stime + cluster_cpu,
+            "cluster_cpu": cluster_cpu,
             "peak_mb": usage.ru_maxrss / 1024,
             "startup": phases["list_at"] - began,
             "read": phases["job_at"] - phases["list_at"],
@@ -377,6 +382,28 @@ class Database:
             "purge": phases["purge"],
             "accepted": phases["accepted"],
         }
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of ``root`` and every process under it, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
 
 
 def _cluster_ready(text: str, workers: int) -> bool:
@@ -416,6 +443,7 @@ def main_bench(options: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     with sandbox_process(work) as (wechat, where):
         print(f"sandbox: {where}", flush=True)
+        sandbox_pid = int(re.search(r"pid (\d+)", where).group(1))  # type: ignore[union-attr]
         databases = [
             Database(kind, work=work, wechat=wechat, options=options) for kind in options.databases
         ]
@@ -444,9 +472,11 @@ def main_bench(options: argparse.Namespace) -> None:
                         }
                         for variant in order:
                             if variant.startswith("ours"):
-                                with database.cluster(int(variant[4:])):
-                                    row[variant] = database.tag_users(path)
+                                with database.cluster(int(variant[4:])) as cluster:
+                                    before = tree_cpu(sandbox_pid)
+                                    row[variant] = database.tag_users(path, cluster=cluster)
                             else:
+                                before = tree_cpu(sandbox_pid)
                                 row[variant] = reference(
                                     variant,
                                     path,
@@ -455,6 +485,7 @@ def main_bench(options: argparse.Namespace) -> None:
                                     batch=options.batch,
                                     log=work / "references.log",
                                 )
+                            row[variant]["sandbox_cpu"] = tree_cpu(sandbox_pid) - before
                             row.setdefault("load", []).append(round(os.getloadavg()[0], 2))
                         report(row, options.workers)
                         rows.append(row)
@@ -489,6 +520,11 @@ def report(row: dict[str, Any], workers: list[int]) -> None:
         f"    speed: {shown}   load {row['load']}",
         flush=True,
     )
+    cpu = "  ".join(
+        f"{variant} {row[variant]['cpu']:.2f} + {row[variant]['sandbox_cpu']:.2f}"
+        for variant in ("wechatpy", "lean", *(f"ours{n}" for n in workers))
+    )
+    print(f"    CPU s (ours: tag_users and the cluster; + the sandbox): {cpu}", flush=True)
     for n in workers:
         ours = row[f"ours{n}"]
         print(
@@ -511,6 +547,7 @@ def summary(rows: list[dict[str, Any]], options: argparse.Namespace) -> None:
             print(f"{size:,} OpenIDs, {kind}, {len(mine)} rounds:")
             for variant in ("wechatpy", "lean", *(f"ours{n}" for n in options.workers)):
                 print(f"  {variant:9} seconds {spread([r[variant]['seconds'] for r in mine])}")
+                print(f"  {variant:9} CPU s   {spread([r[variant]['cpu'] for r in mine])}")
             for name in ratios(mine[0], options.workers):
                 values = [ratios(r, options.workers)[name] for r in mine]
                 print(f"  speed {name:15} {spread(values)}")

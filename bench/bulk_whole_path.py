@@ -414,7 +414,8 @@ def _cluster_ready(text: str, workers: int) -> bool:
 
 
 def reference(kind: str, path: Path, *, wechat: str, tag_id: int, batch: int, log: Path) -> dict:
-    return run_child(
+    started = time.perf_counter()
+    result = run_child(
         [
             f"_{kind}",
             "--file",
@@ -429,6 +430,9 @@ def reference(kind: str, path: Path, *, wechat: str, tag_id: int, batch: int, lo
         {**os.environ, "PYTHONPATH": str(ROOT)},
         log,
     )
+    # The whole process too (interpreter, imports): context, not what the ratios use.
+    result["process"] = time.perf_counter() - started
+    return result
 
 
 def spread(values: list[float]) -> str:
@@ -506,6 +510,11 @@ def ratios(row: dict[str, Any], workers: list[int]) -> dict[str, float]:
         out[f"ours{n}/lean"] = row["lean"]["seconds"] / ours
     if 1 in workers and 2 in workers:
         out["two/one"] = row["ours1"]["seconds"] / row["ours2"]["seconds"]
+    # CPU spent (ours: tag_users and the cluster), which a busy machine disturbs less than
+    # time: above 1, ours spends less.
+    for n in workers:
+        if "cpu" in row[f"ours{n}"]:
+            out[f"cpu ours{n}/wechatpy"] = row["wechatpy"]["cpu"] / row[f"ours{n}"]["cpu"]
     return out
 
 
@@ -546,6 +555,9 @@ def summary(rows: list[dict[str, Any]], options: argparse.Namespace) -> None:
                 continue
             print(f"{size:,} OpenIDs, {kind}, {len(mine)} rounds:")
             for variant in ("wechatpy", "lean", *(f"ours{n}" for n in options.workers)):
+                if "process" in mine[0][variant]:
+                    values = [r[variant]["process"] for r in mine]
+                    print(f"  {variant:9} process {spread(values)} (interpreter and imports too)")
                 print(f"  {variant:9} seconds {spread([r[variant]['seconds'] for r in mine])}")
                 print(f"  {variant:9} CPU s   {spread([r[variant]['cpu'] for r in mine])}")
             for name in ratios(mine[0], options.workers):
@@ -585,10 +597,26 @@ def main() -> None:
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--json", default="", help="append each round as a JSON line here")
+    parser.add_argument(
+        "--summary", nargs="+", default=[], metavar="FILE", help="only summarise --json files"
+    )
     options = parser.parse_args()
     if options.command:
         result = globals()["child" + options.command](options)
         sys.stdout.write(json.dumps(result) + "\n")
+        return
+    if options.summary:
+        rows = [
+            json.loads(line)
+            for name in options.summary
+            for line in Path(name).read_text().splitlines()
+            if line
+        ]
+        options.sizes = sorted({row["size"] for row in rows})
+        options.databases = [
+            d for d in ("sqlite", "postgres") if any(r["database"] == d for r in rows)
+        ]
+        summary(rows, options)
         return
     main_bench(options)
 

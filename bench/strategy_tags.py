@@ -202,7 +202,7 @@ def bench_tree(rounds: int, user: object, state: object) -> None:
 
     from console.audit import Actor, AuditSource
     from tagging.strategy.models import Strategy, Tag
-    from tagging.strategy.pull import pull_and_apply
+    from tagging.strategy.pull_apply import pull_and_apply
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
     from wecom.models import WeComApp
 

@@ -328,7 +328,13 @@ class Database:
                 process.wait()
 
     def tag_users(self, path: Path, *, cluster: int) -> dict[str, Any]:
+        # The peak RSS from GNU time, which starts tag_users itself: a child's own ru_maxrss would
+        # include this process's (the parent's) memory, copied into it before its exec.
+        peak_file = self.work / "tag_users.peak"
         args = [
+            "/usr/bin/time",
+            "--format=%M",
+            f"--output={peak_file}",
             sys.executable,
             "manage.py",
             "tag_users",
@@ -369,7 +375,7 @@ class Database:
             # tag_users, and the cluster's processes (supervisor, sentinel, workers, …)
             "cpu": usage.ru_utime + usage.ru_stime + cluster_cpu,
             "cluster_cpu": cluster_cpu,
-            "peak_mb": usage.ru_maxrss / 1024,
+            "peak_mb": int(peak_file.read_text().split()[-1]) / 1024,
             "startup": phases["list_at"] - began,
             "read": phases["job_at"] - phases["list_at"],
             "queue": phases["started_at"] - phases["job_at"],

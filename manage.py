@@ -16,6 +16,10 @@ def main() -> None:
     except ConfigurationError as exc:
         sys.stderr.write(f"The console cannot start: {exc}\n")
         sys.exit(1)
+    finally:
+        from console.cli import end_without_final_collections
+
+        end_without_final_collections()
 
 
 if __name__ == "__main__":

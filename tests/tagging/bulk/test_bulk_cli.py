@@ -301,3 +301,26 @@ def test_jobs_on_a_bulk_job_cancel_prints_the_count_after_the_batch_in_flight(
     finally:
         timer.join()
     assert output.strip() == "Cancelled at 4 of 4.", output
+
+
+def test_tag_users_starts_without_the_system_checks(monkeypatch):
+    """They run where a wrong setting does harm (qcluster, runserver, check --deploy)."""
+    from django.core import checks
+    from django.core.checks.registry import registry
+    from django.core.management.base import SystemCheckError
+
+    from tagging.management.commands.tag_users import Command
+
+    def broken(**kwargs: object) -> list[checks.CheckMessage]:
+        return [checks.Error("broken on purpose", id="tests.E001")]
+
+    monkeypatch.setattr(registry, "registered_checks", {broken})
+    # A command that runs the checks stops at the broken one…
+    with pytest.raises(SystemCheckError):
+        call_command("jobs", "list", skip_checks=False, stdout=io.StringIO())
+    # … tag_users, run as from a terminal (run_from_argv, which would also close the test's
+    # connection), does not look.
+    command, out = Command(), io.StringIO()
+    options = command.create_parser("manage.py", "tag_users").parse_args(["--purge-expired"])
+    command.execute(**{**vars(options), "stdout": out})
+    assert re.search(r"\b0\b", out.getvalue())  # "Deleted 0 lists…"

@@ -187,7 +187,11 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 user=request.user,
             )
         return customer_audience_from_members(
-            app=data["app"], userids=data["members"], user=request.user
+            app=data["app"],
+            userids=data["members"],
+            user=request.user,
+            having=data["having"],
+            lacking=data["lacking"],
         )
 
     # --- step 2: preview, then start ---------------------------------------------------------

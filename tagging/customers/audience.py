@@ -12,7 +12,7 @@ The pairs are then written in one transaction, numbered 0..n-1 in the order firs
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 from tagging.bulk.audience import (
     CHUNK,
@@ -303,25 +303,38 @@ def customer_audience_from_file(
 
 
 def customer_audience_from_members(
-    *, app: WeComApp, userids: list[str], user: AbstractBaseUser
+    *,
+    app: WeComApp,
+    userids: list[str],
+    user: AbstractBaseUser,
+    having: Sequence[str] = (),
+    lacking: Sequence[str] = (),
 ) -> CustomerAudience:
-    """Every customer of the chosen members, one pair per (member, customer)."""
+    """The customers of the chosen members (every member with customer contact when none is
+    chosen), one pair per (member, customer); with ``having`` only the pairs that carry every
+    one of those tags, with ``lacking`` only those that carry none of them. The tags are read
+    from WeCom (``batch/get_by_user``), so they are what WeCom has now, per member."""
     reading = _Reading()
     client = client_for(app)
-    unknown = sorted(set(userids) - set(client.follow_users()))
+    follow_users = client.follow_users()
+    unknown = sorted(set(userids) - set(follow_users))
     if unknown:
         # batch/get_by_user would refuse the whole call without naming them.
         raise AudienceError(_NO_SUCH_MEMBERS, {"userids": "、".join(unknown)})
-    for page in client.customers_by_members(userids):
+    required, excluded = set(having), set(lacking)
+    for page in client.customers_by_members(userids or follow_users):
         for follow in page.follows:
             reading.lines += 1
-            reading.add_pair(follow.userid, follow.external_userid)
+            tags = set(follow.tag_ids)
+            if required <= tags and not excluded & tags:
+                reading.add_pair(follow.userid, follow.external_userid)
+    label = "、".join(userids) if userids else gettext("every member")
+    if having:
+        label += " · " + gettext("having %(tags)s") % {"tags": " ".join(having)}
+    if lacking:
+        label += " · " + gettext("lacking %(tags)s") % {"tags": " ".join(lacking)}
     return _write(
-        app=app,
-        source=CustomerAudienceSource.MEMBERS,
-        label="、".join(userids),
-        reading=reading,
-        user=user,
+        app=app, source=CustomerAudienceSource.MEMBERS, label=label, reading=reading, user=user
     )
 
 

@@ -114,10 +114,25 @@ class CustomerJobForm(CustomerTagsForm):
         label=_("members (userid)"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "zhangsan lisi"}),
-        help_text=_("Every customer of each of these members; separated by spaces or commas."),
+        help_text=_(
+            "Every customer of each of these members; separated by spaces or commas. Leave it "
+            "empty to take every member with customer contact (with a tag condition below)."
+        ),
+    )
+    having = TagIdsField(
+        label=_("only customers who have"),
+        required=False,
+        widget=TagPickerWidget,
+        help_text=_("Keep the (member, customer) pairs that carry every one of these tags."),
+    )
+    lacking = TagIdsField(
+        label=_("only customers who lack"),
+        required=False,
+        widget=TagPickerWidget,
+        help_text=_("Keep the pairs that carry none of these tags."),
     )
 
-    field_order = ("app", "add", "remove", "source", "file", "members")
+    field_order = ("app", "add", "remove", "source", "file", "members", "having", "lacking")
 
     def __init__(self, *args: Any, upload_refusal: Exception | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -136,8 +151,26 @@ class CustomerJobForm(CustomerTagsForm):
             self.add_error(None, str(self.upload_refusal))
         elif source == FILE and not cleaned.get("file"):
             self.add_error("file", _("Choose a file."))
-        if source == MEMBERS and not cleaned.get("members") and "members" not in self.errors:
-            self.add_error("members", _("Give at least one member's userid."))
+        condition = cleaned.get("having") or cleaned.get("lacking")
+        if (
+            source == MEMBERS
+            and not cleaned.get("members")
+            and not condition
+            and "members" not in self.errors
+        ):
+            self.add_error(
+                "members",
+                _("Give at least one member's userid, or a tag the customers have or lack."),
+            )
+        both = sorted(set(cleaned.get("having") or []) & set(cleaned.get("lacking") or []))
+        if source == MEMBERS and both:
+            self.add_error(
+                "lacking",
+                ValidationError(
+                    _("A customer cannot both have and lack %(tags)s."),
+                    params={"tags": ", ".join(both)},
+                ),
+            )
         return cleaned
 
 

@@ -205,7 +205,7 @@ def test_the_form_takes_picked_ids_as_the_picker_sends_them(imported):
 def test_the_form_draws_the_picker_around_the_ids_box(client, editor, app):
     html = logged_in(client, editor).get(reverse("admin:tagging_customeraudience_add")).content
     html = html.decode()
-    assert html.count("data-tag-picker") == 2
+    assert html.count("data-tag-picker") == 4  # add, remove; the having and lacking conditions
     assert 'id="id_add_search"' in html and 'for="id_add_search"' in html
     assert 'name="add"' in html and 'id="id_add"' in html
     assert f'data-search-url="{URL}"' in html

@@ -56,7 +56,9 @@ def test_the_overlap_recorder_sees_one_batch_sent_twice_at_once(sandbox, account
 
     tag_id = sandbox.state.official_account.add_tag(DEMO.oa_appid, "重叠")
     openids = [f"oW3Kq_{n:022d}" for n in range(5)]
-    recorder = InFlight(latency=0.3)
+    # Long enough for the second thread to arrive while the first call is held, on a loaded
+    # machine too (0.3 s was missed at a load average of 12).
+    recorder = InFlight(latency=2.0)
     recorder.install()
     try:
         client = client_for(account)

@@ -380,20 +380,29 @@ def customers_run_start(
 class Kind:
     """What differs between the job kinds under chaos: the endpoint faults go on, what the
     recorder watches, how the run starts, the platform's latency per call (a bulk call carries
-    50 OpenIDs, a customers call one pair), and how often a worker is killed: a customers job
+    50 OpenIDs, a customers call one pair), how often a worker is killed (a customers job
     makes 50 times the calls, and a worker killed every second or two would spend the run
-    starting (the kill lines below guarantee two kills at any size)."""
+    starting; the kill lines below guarantee two kills at any size), the items per shard and
+    how long the run may take. A killed worker's shard waits out its lease (8 s) before
+    another worker takes it: shards of 100 pairs let the other worker go on meanwhile, where
+    one of 400 would hold the run up (``CHAOS_SHARD_SIZE`` in the environment wins)."""
 
     platform: str
     endpoint: str
     watch: Watch
     latency_ms: float
     kill_every: tuple[float, float]
+    shard_size: int
+    timeout: float
 
 
 KINDS = {
-    "bulk": Kind("wechat", "/cgi-bin/tags/members/batchtagging", BATCH_TAGGING, 25.0, (0.8, 2.5)),
-    "customers": Kind("wecom", "/cgi-bin/externalcontact/mark_tag", MARK_TAG, 2.0, (2.5, 7.0)),
+    "bulk": Kind(
+        "wechat", "/cgi-bin/tags/members/batchtagging", BATCH_TAGGING, 25.0, (0.8, 2.5), 400, 240
+    ),
+    "customers": Kind(
+        "wecom", "/cgi-bin/externalcontact/mark_tag", MARK_TAG, 2.0, (2.5, 7.0), 100, 900
+    ),
 }
 # Besides the random moments, a worker is killed as the job passes each of these shares of its
 # items: two kills at least, whatever the size and the machine's speed.
@@ -463,13 +472,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--kill-every", type=float, nargs=2, default=None, help="seconds; the kind's by default"
     )
     parser.add_argument("--latency-ms", type=float, default=None, help="the kind's by default")
-    parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--timeout", type=float, default=None, help="the kind's by default")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     kind = KINDS[args.kind]
     latency_ms = kind.latency_ms if args.latency_ms is None else args.latency_ms
     kill_every = kind.kill_every if args.kill_every is None else tuple(args.kill_every)
+    timeout = kind.timeout if args.timeout is None else args.timeout
 
     work = Path(tempfile.mkdtemp(prefix=f"{args.kind}-chaos-"))
     run_id = secrets.token_hex(4)
@@ -483,6 +493,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "CHAOS_API_BASE": sandbox.url,
         "Q_CLUSTER_NAME": f"chaos-{run_id}",
         "CACHE_KEY_PREFIX": f"chaos-{run_id}",
+        "CHAOS_SHARD_SIZE": os.environ.get("CHAOS_SHARD_SIZE", str(kind.shard_size)),
         "PYTHONPATH": str(ROOT),
     }
     django_setup(env)
@@ -527,7 +538,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     kill_lines = [round(share * job.total) for share in KILL_LINES]
     status = ""
     try:
-        while time.monotonic() - started < args.timeout:
+        while time.monotonic() - started < timeout:
             now = time.monotonic()
             status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).get()
             if status not in (JobStatus.QUEUED, JobStatus.RUNNING):

@@ -91,15 +91,28 @@ MARK_TAG = Watch("wecom.sandbox.customers", "CustomersPlatform", "mark_tag", _pa
 
 class InFlight:
     """Which items (OpenIDs, or (member, customer) pairs) the sandbox is handling right now;
-    overlaps between calls."""
+    overlaps between calls.
+
+    Each overlap notes how long the earlier call of its item had been in the sandbox. One
+    older than the client's read timeout (``PLATFORM_READ_TIMEOUT``) is a call the console had
+    given up on when it sent the item again (its one worker retrying after the timeout, the
+    platform still busy with the first): counted apart, as ``overlaps_after_timeout``. The age
+    is taken from the sandbox's side, which starts after the client's, so the split errs
+    towards ``overlaps_while_open``: two calls of one item the console was waiting for at once.
+    """
 
     def __init__(self, latency: float, watch: Watch = BATCH_TAGGING) -> None:
         self.latency = latency
         self.watch = watch
         self.lock = threading.Lock()
         self.now: Counter[str] = Counter()
+        # Per item in flight: when each of its calls reached the platform (monotonic seconds).
+        self.since: dict[str, list[float]] = {}
         # One entry per call that found an item of it in flight already (three of its items).
         self.overlaps: list[list[str]] = []
+        # The same calls: the youngest earlier call's age, and whether the client had given up.
+        self.ages: list[float] = []
+        self.after_timeout = 0
         # Per item: how many times it was sent while in flight already.
         self.per_item: Counter[str] = Counter()
 
@@ -110,21 +123,39 @@ class InFlight:
 
         def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
             items = recorder.watch.keys(*args, **kwargs)
+            started = time.monotonic()
             with recorder.lock:
                 clash = [item for item in items if recorder.now[item]]
                 if clash:
-                    recorder.overlaps.append(clash[:3])
-                    recorder.per_item.update(clash)
+                    recorder.note_overlap(clash, started)
                 recorder.now.update(items)
+                for item in items:
+                    recorder.since.setdefault(item, []).append(started)
             try:
                 time.sleep(recorder.latency)  # a platform takes its time: widens the window
                 return original(self, *args, **kwargs)
             finally:
                 with recorder.lock:
                     recorder.now.subtract(items)
+                    for item in items:
+                        starts = recorder.since[item]
+                        starts.remove(started)
+                        if not starts:
+                            del recorder.since[item]
 
         setattr(target, self.watch.method, recording)
         self._original = original
+
+    def note_overlap(self, clash: list[str], started: float) -> None:
+        """(Under the lock.) A call whose ``clash`` items are in flight already."""
+        from django.conf import settings
+
+        age = min(started - max(self.since[item]) for item in clash)
+        self.overlaps.append(clash[:3])
+        self.ages.append(round(age, 3))
+        self.per_item.update(clash)
+        if age > settings.PLATFORM_READ_TIMEOUT:
+            self.after_timeout += 1
 
     def uninstall(self) -> None:
         setattr(self.watch.target(), self.watch.method, self._original)
@@ -132,9 +163,14 @@ class InFlight:
     def report(self) -> dict[str, Any]:
         return {
             "overlaps": len(self.overlaps),
+            "overlaps_while_open": len(self.overlaps) - self.after_timeout,
+            "overlaps_after_timeout": self.after_timeout,
             "overlapping_items": len(self.per_item),
             "overlaps_per_item_max": max(self.per_item.values(), default=0),
-            "overlap_examples": self.overlaps[:3],
+            "overlap_examples": [
+                {"items": items, "earlier_call_age_s": age}
+                for items, age in zip(self.overlaps[:3], self.ages[:3], strict=True)
+            ],
         }
 
 

@@ -13,9 +13,10 @@ PostgreSQL database of DATABASE_URL), migrates it, starts the sandbox in this pr
 errcode -1 and 2% dropped connections on the kind's endpoint, starts ``manage.py qcluster``
 worker processes (django-q2 on the database broker, or Redis with REDIS_URL), starts one job,
 and then, until the job ends: kills a random worker's whole process group with SIGKILL at
-random moments and starts it again, revokes every token now and then, and runs the job watchdog
-as its schedule would (more often). The sandbox notes every item (OpenID, or pair) in flight: a
-call sent while an item of it is still being handled for another call counts as an overlap.
+random moments and as the job passes 1/4 and 1/2 of its items, and starts it again, revokes
+every token now and then, and runs the job watchdog as its schedule would (more often). The
+sandbox notes every item (OpenID, or pair) in flight: a call sent while an item of it is still
+being handled for another call counts as an overlap.
 
 The ``bad`` items are ones the platform refuses for good: OpenIDs of another account, or pairs
 whose customer is not that member's (84061); each must end as a failed item with its sentence.

@@ -6,6 +6,7 @@ Run from the project root:
     .venv/bin/python bench/bulk_jobs.py memory [--sizes 100000 1000000]
     .venv/bin/python bench/bulk_jobs.py throughput [--openids 20000] [--rounds 3]
     .venv/bin/python bench/bulk_jobs.py chaos [--openids 20000]      # the chaos test, full size
+    .venv/bin/python bench/bulk_jobs.py chaos --kind customers [--pairs 20000]  # WeCom pairs
 
 Each measured part runs in a fresh process of its own (peak RSS is per process), on a
 temporary SQLite database, against ``manage.py sandbox --demo`` in another process, with the
@@ -401,6 +402,8 @@ def chaos(options: argparse.Namespace) -> None:
             sys.executable,
             "-m",
             "tests.tagging.bulk.chaos",
+            "--kind",
+            options.kind,
             "--openids",
             str(options.openids),
             "--workers",
@@ -421,7 +424,16 @@ def main() -> None:
     throughput_parser.add_argument("--batch", type=int, default=20)
     throughput_parser.add_argument("--rounds", type=int, default=3)
     chaos_parser = commands.add_parser("chaos")
-    chaos_parser.add_argument("--openids", type=int, default=20_000)
+    chaos_parser.add_argument(
+        "--kind", choices=("bulk", "customers"), default="bulk", help="the job kind under chaos"
+    )
+    chaos_parser.add_argument(
+        "--openids",
+        "--pairs",
+        type=int,
+        default=20_000,
+        help="OpenIDs, or (member, customer) pairs",
+    )
     chaos_parser.add_argument("--workers", type=int, default=2)
     for name in ("_prepare", "_upload", "_start", "_worker", "_bare", "_purge"):
         child = commands.add_parser(name)

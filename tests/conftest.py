@@ -25,6 +25,7 @@ SLOW_TESTS = (
     "tests/test_fuzz_admin.py",
     "tests/test_validators_fuzz.py",
     "tests/tagging/bulk/test_bulk_chaos.py",
+    "tests/tagging/customers/test_customers_chaos.py::test_a_customers_job_under_chaos",
     "tests/test_view_only.py::test_no_role_changes_anything_outside_its_apps",
     "tests/test_hostile_input.py::test_each_hostile_xlsx_is_refused_quickly_and_in_little_memory",
     "tests/test_hostile_input.py::test_the_bulk_upload_refuses_each_hostile_xlsx_in_words",

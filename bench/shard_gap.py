@@ -201,9 +201,9 @@ def main() -> None:
         sandbox.stop()
         connection.close()
         if database_url.startswith("postgres"):
-            from tests.tagging.bulk.chaos import _drop_postgres_database
+            from tests.harness import drop_postgres_database
 
-            _drop_postgres_database(database_url)
+            drop_postgres_database(database_url)
     for variant in ("queue", "chained"):
         excess = sorted(row[variant]["excess_ms"] for row in rows)
         sys.stdout.write(

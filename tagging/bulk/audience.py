@@ -539,68 +539,6 @@ class _MemberStaging:
                 )
 
     def discard(self) -> None:
-        """A read given up: its staging table goes (the connection may serve other reads)."""
-        self.staging.discard()
-
-
-# The OpenIDs of the audience being read, in the order they were read (``seq``), duplicates
-# included: a temporary table of this connection, without any index to keep up while rows
-# arrive. One statement then keeps each OpenID's first appearance and numbers the members
-# 0..n-1 in that order. Inserting row by row into the members table instead, its unique index
-# let the database drop duplicates, but random OpenIDs made each insert a random walk in that
-# index (SQLite grew 19x for 10x the rows) and the rows had to be renumbered afterwards.
-_STAGING = "tagging_audience_staging"
-
-_MEMBERS_FROM_STAGING = (
-    "INSERT INTO {table} ({audience}, {position}, {openid}) "
-    "SELECT %s, ROW_NUMBER() OVER (ORDER BY first_seq) - 1, openid "
-    "FROM (SELECT openid, MIN(seq) AS first_seq FROM {staging} GROUP BY openid) AS firsts"
-)
-
-
-class _MemberStaging:
-    """Accepted OpenIDs staged in this connection's temporary table (inside the transaction)."""
-
-    def __init__(self) -> None:
-        self.vendor = connection.vendor
-        self.staged = 0
-        # Temporary tables are the connection's own: parallel uploads never meet. The table
-        # is created in the audience's transaction, so a failed read rolls it back with the
-        # rest; the DROP first only matters if a previous read in this same (outer)
-        # transaction was interrupted after its table was made.
-        if self.vendor == "postgresql":
-            # "C": grouping OpenIDs (ASCII) byte by byte, not by a locale's rules.
-            schema, columns = "pg_temp", 'seq bigint NOT NULL, openid text COLLATE "C" NOT NULL'
-        else:
-            # The rowid: numbered in the order of the inserts, nothing to send for it.
-            schema, columns = "temp", "seq INTEGER PRIMARY KEY, openid text NOT NULL"
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{_STAGING}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
-
-    def append(self, openids: list[str]) -> None:
-        first = self.staged
-        self.staged += len(openids)
-        with connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                # COPY, one round trip per chunk: executemany cost ~5x more per row. Values
-                # passed is_openid (letters, digits, "-", "_"): nothing to escape in COPY's
-                # text format.
-                rows = "".join(
-                    f"{number}\t{openid}\n" for number, openid in enumerate(openids, first)
-                )
-                with cursor.cursor.copy(f"COPY {_STAGING} (seq, openid) FROM STDIN") as copy:
-                    copy.write(rows)
-            else:
-                # One transaction per chunk: a read outside one (the reading job, between its
-                # checkpoints) would otherwise commit each row by itself, twice the read's CPU.
-                with transaction.atomic():
-                    cursor.executemany(
-                        f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
-                        [(openid,) for openid in openids],
-                    )
-
-    def discard(self) -> None:
         # After an error the transaction around may be unusable; it is rolled back then,
         # and the table with it.
         with contextlib.suppress(DatabaseError), connection.cursor() as cursor:

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,18 @@ def customer(n: int) -> str:
     return f"wmbench{n:025d}"
 
 
-def pairs(count: int) -> list[tuple[str, str]]:
+def pairs(count: int) -> Iterator[tuple[str, str]]:
     """The audience's pairs in order: customer by customer, each with every bench member."""
-    return [(member(n % MEMBERS), customer(n // MEMBERS)) for n in range(count)]
+    return ((member(n % MEMBERS), customer(n // MEMBERS)) for n in range(count))
 
 
 def peak_mb() -> float:
+    """This process's peak RSS since its exec (VmHWM). Not ``ru_maxrss``: Linux carries that
+    over an exec from the forked image, so a child would report the bench parent's peak."""
+    with Path("/proc/self/status").open() as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -270,7 +277,7 @@ def child_bare(options: argparse.Namespace) -> dict[str, Any]:
         params={"corpid": DEMO.wecom_corp_id, "corpsecret": DEMO.wecom_secret},
         timeout=5,
     ).json()["access_token"]
-    work = pairs(options.pairs)
+    work = list(pairs(options.pairs))
     url = f"{base}/cgi-bin/externalcontact/mark_tag"
     began = time.time()
     started = time.perf_counter()
@@ -384,7 +391,7 @@ def memory(options: argparse.Namespace) -> None:
     with sandbox_process(work) as (wechat_base, where):
         print(f"sandbox: {where}")
         seed(wechat_base, -(-max(options.sizes) // MEMBERS))
-        for size in options.sizes:
+        for size in dict.fromkeys(options.sizes):  # --sizes N N: one size alone
             env = child_env(work / f"memory-{size}.sqlite3", wechat_base)
             log = work / f"memory-{size}.log"
             prepared = run_child(["_prepare"], env, log)
@@ -399,6 +406,8 @@ def memory(options: argparse.Namespace) -> None:
                 f"(baseline {read['baseline_mb']:.1f}, {read['seconds']:.1f} s, "
                 f"CPU {read['cpu']:.1f} s)"
             )
+            print(f"{line}  (load {load()})", flush=True)
+            line = f"{size:>9,} pairs"
             if not options.read_only:
                 job = run_child(
                     [
@@ -414,7 +423,7 @@ def memory(options: argparse.Namespace) -> None:
                 worker = run_child(["_worker", "--job", str(job)], env, log)
                 results[size]["worker"] = worker
                 line += (
-                    f"   worker peak {worker['peak_mb']:7.1f} MB "
+                    f"  worker peak {worker['peak_mb']:7.1f} MB "
                     f"(baseline {worker['baseline_mb']:.1f}, {worker['seconds']:.1f} s, "
                     f"{size / worker['seconds']:,.0f} pairs/s, {worker['status']}, "
                     f"{worker['processed']:,} processed, {worker['failed']:,} failed)"

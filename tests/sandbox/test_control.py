@@ -162,3 +162,37 @@ def test_sandbox_ctl_bad_spec(sandbox):
 def test_sandbox_ctl_unreachable():
     with pytest.raises(CommandError, match="not reachable"):
         call_command("sandbox_ctl", "--url", "http://127.0.0.1:9", "stats")
+
+
+def test_members_and_customers_added_in_bulk(sandbox, control):
+    corp = DEMO.wecom_corp_id
+    customers = [
+        {"external_userid": f"wmbench{n:025d}", "followers": ["bench1", "bench2"]} for n in range(3)
+    ]
+    status, answer = control(
+        "POST",
+        "wecom/customers",
+        {
+            "corp_id": corp,
+            "members": [{"userid": "bench1"}, {"userid": "bench2"}],
+            "customers": customers,
+        },
+    )
+    assert (status, answer) == (200, {"members": 2, "customers": 3})
+    assert sandbox.state.customers.customers_of(corp, "bench2") == [
+        f"wmbench{n:025d}" for n in range(3)
+    ]
+    assert sandbox.state.customers.followers(corp, "wmbench" + "0" * 25) == ["bench1", "bench2"]
+    # The set-up helpers' checks: a member twice, an unknown follower, a malformed id.
+    for body in (
+        {"corp_id": corp, "members": [{"userid": "bench1"}]},
+        {
+            "corp_id": corp,
+            "customers": [{"external_userid": "wm" + "x" * 30, "followers": ["nobody"]}],
+        },
+        {"corp_id": corp, "customers": [{"external_userid": "not-one", "followers": []}]},
+        {"members": []},
+    ):
+        status, answer = control("POST", "wecom/customers", body)
+        assert status == 400, body
+        assert answer["error"]

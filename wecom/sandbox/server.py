@@ -623,6 +623,43 @@ class SandboxServer:
         ]
         return {**answer, "events": events, "deliveries": statuses}
 
+    def _customers_add(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Members and customers added in bulk (a bench's corp of 100,000 pairs), with the
+        set-up helpers' checks; the demo data is left as it is. Not atomic: what came before
+        a refused entry stays."""
+        corp_id = body.get("corp_id")
+        members = body.get("members", [])
+        customers = body.get("customers", [])
+        if not isinstance(corp_id, str) or not corp_id:
+            raise ValueError('{"corp_id": ...} is required')
+        if not isinstance(members, list) or not isinstance(customers, list):
+            raise ValueError('"members" and "customers" must be lists')
+        platform = self.state.customers
+        for member in members:
+            if not isinstance(member, dict) or not isinstance(member.get("userid"), str):
+                raise ValueError('each member must be {"userid": ..., "strategies": [...]}')
+            platform.add_member(
+                corp_id,
+                member["userid"],
+                name=str(member.get("name", "")),
+                strategies=[int(s) for s in member.get("strategies", [])],
+            )
+        for customer in customers:
+            followers = customer.get("followers", []) if isinstance(customer, dict) else None
+            if not isinstance(followers, list) or not isinstance(
+                customer.get("external_userid"), str
+            ):
+                raise ValueError(
+                    'each customer must be {"external_userid": ..., "followers": [...]}'
+                )
+            platform.add_customer(
+                corp_id,
+                customer["external_userid"],
+                name=str(customer.get("name", "")),
+                followers=[str(userid) for userid in followers],
+            )
+        return {"members": len(members), "customers": len(customers)}
+
     # -- control API (over HTTP, see _Handler._control)
 
     def _control(
@@ -677,6 +714,8 @@ class SandboxServer:
             return self._callback_configure(body)
         if route == ("POST", "wecom/admin_change"):
             return self._admin_change(body)
+        if route == ("POST", "wecom/customers"):
+            return self._customers_add(body)
         if route == ("GET", "requests"):
             try:
                 limit = int(query.get("limit", "100"))

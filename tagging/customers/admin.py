@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
     HttpRequest,
@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
+from console.jobs.follow_up import follow_up_job_view
 from console.models import Job
 from console.service_admin import refusal_text
 from console.spreadsheets import csv_download
@@ -262,60 +263,31 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
             filename=f"refused-customers-{audience.pk}.csv",
         )
 
-    # --- retry failed only -------------------------------------------------------------------
+    # --- retry failed only, undo ------------------------------------------------------------
 
     def retry_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
-        retryable = job.failures.filter(retryable=True).count()
-        if request.method == "POST":
-            try:
-                new_job = customers_job_retry_failed(
-                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
-                )
-            except (ValidationError, AudienceError) as error:
-                self.message_user(request, refusal_text(error), level=messages.ERROR)
-                return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
-            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
-        return TemplateResponse(
+        return follow_up_job_view(
+            self,
             request,
-            "admin/tagging/customers_retry.html",
-            self._context(
-                request,
-                title=gettext("Retry the failed pairs of “%(job)s”") % {"job": job},
-                job=job,
-                retryable=retryable,
-            ),
+            job_id,
+            kind=KIND,
+            start=customers_job_retry_failed,
+            template="admin/tagging/customers_retry.html",
+            title=gettext("Retry the failed pairs of “%(job)s”"),
+            facts=lambda job: {"retryable": job.failures.filter(retryable=True).count()},
+            refused=(ValidationError, AudienceError),
         )
 
-    # --- undo ------------------------------------------------------------------------------------
-
     def undo_view(self, request: HttpRequest, job_id: str) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        job = get_object_or_404(Job, pk=object_pk_or_404(job_id), kind=KIND)
-        back = HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
-        if request.method == "POST":
-            try:
-                new_job = customers_job_undo(
-                    job=job, actor=Actor.from_request(request, source=AuditSource.ADMIN)
-                )
-            except (ValidationError, AudienceError) as error:
-                self.message_user(request, refusal_text(error), level=messages.ERROR)
-                return back
-            return HttpResponseRedirect(reverse("admin:console_job_change", args=[new_job.pk]))
-        refusal = customers_job_undo_refusal(job=job)
-        if refusal is not None:
-            self.message_user(request, refusal, level=messages.ERROR)
-            return back
-        return TemplateResponse(
+        return follow_up_job_view(
+            self,
             request,
-            "admin/tagging/customers_undo.html",
-            self._context(
-                request,
-                title=gettext("Undo “%(job)s”") % {"job": job},
-                job=job,
-                changed=job.progress().done,
-            ),
+            job_id,
+            kind=KIND,
+            start=customers_job_undo,
+            template="admin/tagging/customers_undo.html",
+            title=gettext("Undo “%(job)s”"),
+            facts=lambda job: {"changed": job.progress().done},
+            refusal=lambda job: customers_job_undo_refusal(job=job),
+            refused=(ValidationError, AudienceError),
         )

@@ -340,9 +340,6 @@ STRATEGY_PULL_MINUTES = env.int("STRATEGY_PULL_MINUTES", default=15)
 
 # Largest audience file (CSV, TXT, XLSX) or pasted list, in megabytes.
 BULK_UPLOAD_MAX_BYTES = int(env.float("BULK_UPLOAD_MAX_MB", default=50) * 1024 * 1024)
-# Seconds a web request may read a list (WeCom customers' uploads; bulk tagging's are read by a
-# worker, within 80% of JOBS_SLICE_SECONDS); past them it is refused in words.
-BULK_READ_SECONDS = env.float("BULK_READ_SECONDS", default=18)
 # OpenIDs per call: Official Account (at most 50), dialogue platform.
 BULK_OA_BATCH_SIZE = env.int("BULK_OA_BATCH_SIZE", default=20)
 BULK_CHATBOT_BATCH_SIZE = env.int("BULK_CHATBOT_BATCH_SIZE", default=50)
@@ -357,9 +354,6 @@ BULK_45159_RETRY_SECONDS = env.float("BULK_45159_RETRY_SECONDS", default=10.0)
 # Days an uploaded or pasted list (its OpenIDs) is kept; a daily schedule deletes older ones that
 # no open job reads. Jobs keep their counts and failed OpenIDs.
 BULK_AUDIENCE_KEEP_DAYS = env.int("BULK_AUDIENCE_KEEP_DAYS", default=30)
-# (member, customer) pairs one WeCom customer list may hold: a list is deduplicated in memory
-# while it is read (tagging/customers/audience.py).
-CUSTOMER_AUDIENCE_MAX_PAIRS = env.int("CUSTOMER_AUDIENCE_MAX_PAIRS", default=500_000)
 
 # --- Logging -----------------------------------------------------------------------------------
 

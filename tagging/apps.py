@@ -25,6 +25,7 @@ class TaggingConfig(AppConfig):
         from console.jobs import register_job_kind
         from tagging.bulk.jobs import BULK_JOB
         from tagging.bulk.reading import READ_JOB
+        from tagging.customers.audience import CUSTOMER_READ_JOB
         from tagging.customers.jobs import CUSTOMERS_JOB
         from tagging.strategy import dashboard  # noqa: F401  (registers the panel)
         from tagging.strategy.callbacks import CALLBACK_PULL_JOB
@@ -32,7 +33,15 @@ class TaggingConfig(AppConfig):
         from tagging.strategy.respacing import RESPACE_JOB
         from wecom.models import WeComApp
 
-        for kind in (PULL_JOB, CALLBACK_PULL_JOB, RESPACE_JOB, BULK_JOB, READ_JOB, CUSTOMERS_JOB):
+        for kind in (
+            PULL_JOB,
+            CALLBACK_PULL_JOB,
+            RESPACE_JOB,
+            BULK_JOB,
+            READ_JOB,
+            CUSTOMERS_JOB,
+            CUSTOMER_READ_JOB,
+        ):
             register_job_kind(kind)
 
         post_migrate.connect(_ensure_pull_schedules, sender=self)

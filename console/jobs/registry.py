@@ -42,6 +42,10 @@ class JobKind:
     actions: Callable[[Job, AbstractBaseUser], list[tuple[str, str]]] | None = None
     # Called once, after the last shard is done.
     on_finished: Callable[[Job], None] | None = None
+    # Called when the job is cancelled or fails, in the transaction that changes its status
+    # (after its open shards are closed): to let go of what only the job would have used up
+    # (an uploaded file waiting to be read). It must not call a platform.
+    on_stopped: Callable[[Job], None] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}

@@ -155,11 +155,12 @@ class ShardRun:
 
     # --- whether to go on ----------------------------------------------------------------------
 
-    def keep_going(self) -> bool:
+    def keep_going(self, *, within_slice: bool = True) -> bool:
         """True while the shard has work, the job runs, the slice lasts and the lease holds.
 
         Call it before each batch; it renews the lease when needed, so the batch that follows
-        is sent under a lease that outlasts it.
+        is sent under a lease that outlasts it. ``within_slice=False``: for a step that cannot
+        be cut and taken up again (reading an uploaded list), the slice's end is not a stop.
         """
         if self.stop_reason is not None:
             return False
@@ -167,7 +168,7 @@ class ShardRun:
             self.stop_reason = StopReason.SHARD_DONE
             return False
         now = time.monotonic()
-        if now >= self._slice_ends:
+        if within_slice and now >= self._slice_ends:
             self.stop_reason = StopReason.SLICE_OVER
             return False
         if now - self._status_checked >= settings.JOBS_STATUS_CHECK_SECONDS:

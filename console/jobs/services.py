@@ -169,11 +169,22 @@ def _transition(
             locked.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)).update(
                 status=ShardStatus.CANCELLED
             )
+        if to in (JobStatus.CANCELLED, JobStatus.FAILED):
+            _on_stopped(locked)
         if enqueue and to in ACTIVE_JOB_STATUSES:
             _enqueue_shards(
                 locked.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING))
             )
     return locked
+
+
+def _on_stopped(job: Job) -> None:
+    try:
+        kind = job_kind(job.kind)
+    except UnknownJobKind:
+        return
+    if kind.on_stopped is not None:
+        kind.on_stopped(job)
 
 
 def _change_by_hand(

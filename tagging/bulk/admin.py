@@ -26,7 +26,6 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
 from console.jobs.follow_up import follow_up_job_view
-from console.jobs.selectors import job_reason, job_status_sentence
 from console.models import Job
 from console.service_admin import refusal_text
 from console.spreadsheets import csv_download
@@ -44,7 +43,7 @@ from tagging.bulk.audience import (
 from tagging.bulk.forms import FILE, PASTE, BulkJobForm, BulkTargetForm
 from tagging.bulk.jobs import KIND, TAG, BulkSpec
 from tagging.bulk.models import AudienceStatus, BulkAudience
-from tagging.bulk.reading import audience_read_job, audience_upload
+from tagging.bulk.reading import BULK_READING, audience_upload, read_follow_context
 from tagging.bulk.retention import audience_expiry
 from tagging.bulk.services import (
     bulk_job_retry_failed,
@@ -229,19 +228,7 @@ class BulkAudienceAdmin(admin.ModelAdmin):
 
     def _reading(self, audience: BulkAudience) -> dict[str, Any]:
         """The read job of an uploaded list not ready yet: its bar, or why it failed."""
-        if audience.status == AudienceStatus.READY:
-            return {}
-        job = audience_read_job(audience)
-        if job is None:
-            return {}
-        progress = job.progress()
-        return {
-            "read_job": job,
-            "job": job,
-            "progress": progress,
-            "sentence": job_status_sentence(job, progress),
-            "read_refusal": job_reason(job) if job.is_final else "",
-        }
+        return read_follow_context(reading=BULK_READING, audience=audience)
 
     def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         audience = self._audience_or_404(request, object_id)

@@ -167,8 +167,8 @@ def _sniff_encoding(head: bytes) -> str:
 
 
 def _text_rows(stream: IO[bytes], encoding: str, seconds: float | None = None) -> Iterator[Row]:
-    """The rows of a text file; refused past ``seconds`` (default: :func:`request_read_seconds`)."""
-    seconds = request_read_seconds() if seconds is None else seconds
+    """The rows of a text file; refused past ``seconds`` (default: :func:`read_seconds`)."""
+    seconds = read_seconds() if seconds is None else seconds
     deadline = time.monotonic() + seconds
     text = io.TextIOWrapper(stream, encoding=encoding, newline="")
     line = 0
@@ -199,14 +199,8 @@ MAX_LINE_CHARS = 1024 * 1024
 def read_seconds() -> float:
     """How long the reading job may read one file: a bound against hostile files, well inside
     a job's slice, which a read never outlasts (a read cut by the slice's end would start over).
-    Uploads of bulk lists are read by a worker (tagging/bulk/reading.py), not a web request."""
+    Uploaded lists are read by a worker (tagging/bulk/reading.py), never in a web request."""
     return float(settings.JOBS_SLICE_SECONDS) * 0.8
-
-
-def request_read_seconds() -> float:
-    """How long a web request may read a file (lists still read in the request: the WeCom
-    customers' upload): the rest of the ~20 s a web worker may be held."""
-    return float(settings.BULK_READ_SECONDS)
 
 
 def _too_slow(seconds: float) -> AudienceError:
@@ -283,8 +277,8 @@ def file_rows(
 ) -> tuple[str, Iterator[Row]]:
     """The file's format or encoding, and its rows. ``stream`` must be seekable.
 
-    Reading is refused past ``seconds`` (default: :func:`request_read_seconds`)."""
-    seconds = request_read_seconds() if seconds is None else seconds
+    Reading is refused past ``seconds`` (default: :func:`read_seconds`)."""
+    seconds = read_seconds() if seconds is None else seconds
     head = stream.read(_HEAD)
     stream.seek(0)
     kind = file_kind(head, name=name)
@@ -380,6 +374,10 @@ class ReadRecorder:
         """A step of the read (refused values to write) and the progress so far."""
         write()
 
+    def before_call(self) -> None:
+        """Before each platform call of a read (WeCom's pages of a customer list's followers),
+        made with no transaction open: the reading job's recorder checks the job still runs."""
+
     def finish(self, write: Callable[[], None]) -> None:
         """The read's last step: the members and the counts, the audience ready."""
         write()
@@ -427,7 +425,7 @@ class _AudienceWriter:
 
     def _flush_members(self) -> None:
         if self.members:
-            self.staging.append(self.members)
+            self.staging.append([(openid,) for openid in self.members])
         self.members = []
 
     def _flush_refusals(self) -> None:
@@ -476,12 +474,102 @@ class _AudienceWriter:
         self.staging.discard()
 
 
-# The OpenIDs of the audience being read, in the order they were read (``seq``), duplicates
-# included: a temporary table of this connection, without any index to keep up while rows
-# arrive. One statement then keeps each OpenID's first appearance and numbers the members
-# 0..n-1 in that order. Inserting row by row into the members table instead, its unique index
-# let the database drop duplicates, but random OpenIDs made each insert a random walk in that
-# index (SQLite grew 19x for 10x the rows) and the rows had to be renumbered afterwards.
+# What a list holds, staged while it is read: a temporary table of this connection, without any
+# index to keep up while rows arrive, numbered in the order the rows were read (``seq``),
+# duplicates included. One statement then keeps each value's first appearance and numbers the
+# audience's rows 0..n-1 in that order. Inserting row by row into the members table instead,
+# its unique index let the database drop duplicates, but random OpenIDs made each insert a
+# random walk in that index (SQLite grew 19x for 10x the rows) and the rows had to be renumbered
+# afterwards. Bulk lists stage OpenIDs; WeCom customer lists stage (userid, external_userid)
+# pairs, the customers of lines without a member, and WeCom's followers of them
+# (tagging/customers/audience.py).
+
+
+class Staging:
+    """Rows of text ``columns``, with a ``seq``, in a temporary table of this connection.
+
+    Temporary tables are the connection's own: parallel reads never meet. Made in a transaction
+    (a pasted list, ``tag_users``), the table goes with it if it is rolled back; made outside one
+    (the reading job, which commits its checkpoints in between), it lives as long as the
+    connection, so a worker killed in the middle leaves nothing behind. The DROP first only
+    matters if a previous read on this connection was interrupted after its table was made.
+    """
+
+    def __init__(self, name: str, columns: tuple[str, ...]) -> None:
+        self.name = name
+        self.columns = columns
+        self.vendor = connection.vendor
+        self.staged = 0
+        if self.vendor == "postgresql":
+            # "C": grouping ids (ASCII) byte by byte, not by a locale's rules.
+            schema = "pg_temp"
+            body = ", ".join(
+                [
+                    "seq bigint NOT NULL",
+                    *(f'{column} text COLLATE "C" NOT NULL' for column in columns),
+                ]
+            )
+        else:
+            # The rowid: numbered in the order of the inserts when no seq is given.
+            schema = "temp"
+            body = ", ".join(
+                ["seq INTEGER PRIMARY KEY", *(f"{column} text NOT NULL" for column in columns)]
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {name} ({body})")
+
+    def append(self, rows: list[tuple[str, ...]], *, seqs: list[int] | None = None) -> None:
+        """Stage ``rows`` (values of the columns), numbered after those staged so far, or
+        ``seqs`` when given (ascending, as read). Values must have passed their validator:
+        letters, digits and a few of "-_@.", nothing to escape in COPY's text format."""
+        if not rows:
+            return
+        first = self.staged
+        self.staged += len(rows)
+        # Read outside a transaction (the reading job commits its checkpoints in between), each
+        # chunk is a transaction of its own: on SQLite each row would otherwise commit by
+        # itself (twice the read's CPU); on PostgreSQL it need not wait for the disk, the rows
+        # being a temporary table's, gone with the connection anyway (each COPY's commit
+        # waiting for the WAL flush made the read three times as long).
+        outermost = not connection.in_atomic_block
+        columns = ", ".join(self.columns)
+        with transaction.atomic(), connection.cursor() as cursor:
+            if self.vendor == "postgresql":
+                if outermost:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                # COPY, one round trip per chunk: executemany cost ~5x more per row.
+                numbers = seqs if seqs is not None else range(first, first + len(rows))
+                text = "".join(
+                    f"{number}\t{chr(9).join(row)}\n"
+                    for number, row in zip(numbers, rows, strict=True)
+                )
+                with cursor.cursor.copy(f"COPY {self.name} (seq, {columns}) FROM STDIN") as copy:
+                    copy.write(text)
+            elif seqs is None:
+                marks = ", ".join(["%s"] * len(self.columns))
+                cursor.executemany(
+                    f"INSERT INTO {self.name} ({columns}) VALUES ({marks})",  # noqa: S608
+                    rows,
+                )
+            else:
+                marks = ", ".join(["%s"] * (len(self.columns) + 1))
+                cursor.executemany(
+                    f"INSERT INTO {self.name} (seq, {columns}) VALUES ({marks})",  # noqa: S608
+                    [(number, *row) for number, row in zip(seqs, rows, strict=True)],
+                )
+
+    def discard(self) -> None:
+        # After an error the transaction around may be unusable; it is rolled back then,
+        # and the table with it.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {self.name}")
+
+
 _STAGING = "tagging_audience_staging"
 
 _MEMBERS_FROM_STAGING = (
@@ -491,58 +579,11 @@ _MEMBERS_FROM_STAGING = (
 )
 
 
-class _MemberStaging:
-    """Accepted OpenIDs staged in this connection's temporary table (inside the transaction)."""
+class _MemberStaging(Staging):
+    """Accepted OpenIDs of a bulk list, staged (see :class:`Staging`)."""
 
     def __init__(self) -> None:
-        self.vendor = connection.vendor
-        self.staged = 0
-        # Temporary tables are the connection's own: parallel uploads never meet. The table
-        # is created in the audience's transaction, so a failed read rolls it back with the
-        # rest; the DROP first only matters if a previous read in this same (outer)
-        # transaction was interrupted after its table was made.
-        if self.vendor == "postgresql":
-            # "C": grouping OpenIDs (ASCII) byte by byte, not by a locale's rules.
-            schema, columns = "pg_temp", 'seq bigint NOT NULL, openid text COLLATE "C" NOT NULL'
-        else:
-            # The rowid: numbered in the order of the inserts, nothing to send for it.
-            schema, columns = "temp", "seq INTEGER PRIMARY KEY, openid text NOT NULL"
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {schema}.{_STAGING}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {_STAGING} ({columns})")
-
-    def append(self, openids: list[str]) -> None:
-        first = self.staged
-        self.staged += len(openids)
-        # Read outside a transaction (the reading job commits its checkpoints in between), each
-        # chunk is a transaction of its own: on SQLite each row would otherwise commit by
-        # itself (twice the read's CPU); on PostgreSQL it need not wait for the disk, the rows
-        # being a temporary table's, gone with the connection anyway (each COPY's commit
-        # waiting for the WAL flush made the read three times as long).
-        outermost = not connection.in_atomic_block
-        with transaction.atomic(), connection.cursor() as cursor:
-            if self.vendor == "postgresql":
-                if outermost:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                # COPY, one round trip per chunk: executemany cost ~5x more per row. Values
-                # passed is_openid (letters, digits, "-", "_"): nothing to escape in COPY's
-                # text format.
-                rows = "".join(
-                    f"{number}\t{openid}\n" for number, openid in enumerate(openids, first)
-                )
-                with cursor.cursor.copy(f"COPY {_STAGING} (seq, openid) FROM STDIN") as copy:
-                    copy.write(rows)
-            else:
-                cursor.executemany(
-                    f"INSERT INTO {_STAGING} (openid) VALUES (%s)",  # noqa: S608
-                    [(openid,) for openid in openids],
-                )
-
-    def discard(self) -> None:
-        # After an error the transaction around may be unusable; it is rolled back then,
-        # and the table with it.
-        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {_STAGING}")
+        super().__init__(_STAGING, ("openid",))
 
     def members_insert(self, *, audience_id: int) -> int:
         """Insert the members (first appearances, numbered in order); drop the staging table."""
@@ -557,7 +598,7 @@ class _MemberStaging:
         with connection.cursor() as cursor:
             cursor.execute(sql, [audience_id])
             accepted = cursor.rowcount
-            cursor.execute(f"DROP TABLE {_STAGING}")
+        self.drop()
         return accepted
 
 

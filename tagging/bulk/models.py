@@ -29,14 +29,15 @@ class AudienceStatus(models.TextChoices):
     FAILED = "failed", _("could not be read")
 
 
-class BulkAudience(models.Model):
-    source = models.CharField(_("source"), max_length=8, choices=AudienceSource.choices)
-    # The file's name, the tag, or the job the audience comes from.
+class UploadedAudience(models.Model):
+    """What every audience of pairs or OpenIDs shares (bulk lists and WeCom customer lists): the
+    source, the reading's status and counts, who made it and when."""
+
+    # The file's name, the tag, the members, or the job the audience comes from.
     source_label = models.CharField(_("from"), max_length=255, blank=True)
-    column = models.CharField(_("column"), max_length=100, blank=True)
     encoding = models.CharField(_("encoding"), max_length=20, blank=True)
-    # Members and counts exist only once it is READY: they are written in the read's last
-    # transaction, together with this status.
+    # Members (pairs) and counts exist only once it is READY: they are written in the read's
+    # last transaction, together with this status.
     status = models.CharField(
         _("status"), max_length=8, choices=AudienceStatus.choices, default=AudienceStatus.READY
     )
@@ -55,12 +56,20 @@ class BulkAudience(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("bulk audience")
-        verbose_name_plural = _("bulk audiences")
+        abstract = True
         ordering = ("-created_at", "-pk")
 
     def __str__(self) -> str:
-        return f"{self.get_source_display()} {self.source_label}".strip()
+        return f"{self.get_source_display()} {self.source_label}".strip()  # type: ignore[attr-defined]
+
+
+class BulkAudience(UploadedAudience):
+    source = models.CharField(_("source"), max_length=8, choices=AudienceSource.choices)
+    column = models.CharField(_("column"), max_length=100, blank=True)
+
+    class Meta(UploadedAudience.Meta):
+        verbose_name = _("bulk audience")
+        verbose_name_plural = _("bulk audiences")
 
 
 class BulkAudienceMember(models.Model):
@@ -91,34 +100,50 @@ class BulkAudienceMember(models.Model):
         return self.openid
 
 
-class BulkAudienceRefusal(models.Model):
-    audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="refusals")
+class AudienceRefusal(models.Model):
+    """A value of a list that was refused, with its line and why."""
+
     line = models.PositiveIntegerField(_("line"))
     value = models.CharField(_("value"), max_length=200)
     reason = models.CharField(_("reason"), max_length=300)
 
     class Meta:
+        abstract = True
         ordering = ("audience", "line")
 
     def __str__(self) -> str:
         return f"{self.line}: {self.value}"
 
 
-class BulkUploadChunk(models.Model):
-    """One part (UPLOAD_CHUNK_BYTES) of an uploaded file, kept in the database so that any
-    worker, on any machine, can read it; deleted once the file is read."""
+class BulkAudienceRefusal(AudienceRefusal):
+    audience = models.ForeignKey(BulkAudience, on_delete=models.CASCADE, related_name="refusals")
 
+    class Meta(AudienceRefusal.Meta):
+        pass
+
+
+class UploadChunk(models.Model):
+    """One part (UPLOAD_CHUNK_BYTES) of an uploaded file, kept in the database so that any
+    worker, on any machine, can read it; deleted once the file is read (or the read given up).
+    Each kind of audience has its own: ``audience`` is a foreign key to it."""
+
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.audience_id}/{self.index}"  # type: ignore[attr-defined]
+
+
+class BulkUploadChunk(UploadChunk):
     # No index of its own: the unique (audience, index) below starts with it.
     audience = models.ForeignKey(
         BulkAudience, on_delete=models.CASCADE, related_name="chunks", db_index=False
     )
-    index = models.PositiveIntegerField()
-    data = models.BinaryField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["audience", "index"], name="tagging_upload_chunk_index")
         ]
-
-    def __str__(self) -> str:
-        return f"{self.audience_id}/{self.index}"

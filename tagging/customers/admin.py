@@ -38,10 +38,13 @@ from tagging.bulk.audience import (
     upload_limit,
     upload_size_refusal,
 )
+from tagging.bulk.models import AudienceStatus
+from tagging.bulk.reading import read_follow_context
 from tagging.customers.audience import (
-    customer_audience_from_file,
+    CUSTOMER_READING,
     customer_audience_from_members,
     customer_audience_preview,
+    customer_audience_upload,
     customer_refusal_rows,
 )
 from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm, TagSearchForm
@@ -63,6 +66,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
     list_display = (
         "__str__",
         "app",
+        "status",
         "accepted",
         "customers",
         "duplicates",
@@ -71,7 +75,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_select_related = ("created_by", "app")
-    list_filter = ("source",)
+    list_filter = ("source", "status")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # an audience is what was uploaded; it is never edited
@@ -179,13 +183,14 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
     def _audience(self, request: HttpRequest, form: CustomerJobForm) -> CustomerAudience:
         data = form.cleaned_data
         if data["source"] == FILE:
+            # Kept for a worker to read (tagging/bulk/reading.py): the request answers at once.
             upload = data["file"]
-            return customer_audience_from_file(
+            return customer_audience_upload(
                 app=data["app"],
                 stream=upload.file,
                 name=upload.name,
                 size=upload.size,
-                user=request.user,
+                actor=Actor.from_request(request, source=AuditSource.ADMIN),
             )
         return customer_audience_from_members(
             app=data["app"],
@@ -212,11 +217,12 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
 
     def start_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         audience = self._audience_or_404(request, object_id)
+        ready = audience.status == AudienceStatus.READY
         can_start = self.has_add_permission(request) and audience.created_by_id == request.user.pk
         data = request.POST if request.method == "POST" else request.GET
         form = CustomerTagsForm(data) if ("add" in data or "remove" in data) else None
         if request.method == "POST":
-            if not can_start or form is None:
+            if not can_start or form is None or not ready:
                 raise PermissionDenied
             if form.is_valid():
                 try:
@@ -234,7 +240,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                     )
                     return HttpResponseRedirect(reverse("admin:console_job_change", args=[job.pk]))
         tags: dict[str, list[tuple[str, TagLabel | None]]] = {}
-        if form is not None and form.is_valid():
+        if form is not None and form.is_valid() and ready:
             tags = labelled_tags(
                 audience.app_id,
                 add=form.cleaned_data["add"],
@@ -247,10 +253,11 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 request,
                 title=gettext("Preview: %(audience)s") % {"audience": audience},
                 audience=audience,
-                preview=customer_audience_preview(audience=audience),
+                preview=customer_audience_preview(audience=audience) if ready else None,
+                **read_follow_context(reading=CUSTOMER_READING, audience=audience),
                 form=form,
                 tags=tags,
-                can_start=can_start and form is not None,
+                can_start=can_start and form is not None and ready,
                 jobs=Job.objects.filter(kind=KIND, params__audience_id=audience.pk),
             ),
         )

@@ -1,40 +1,57 @@
 """Audiences of WeCom customer-tagging jobs: (member, customer) pairs from a file, from the
-customers of chosen members, or from the failed pairs of a job.
+customers of chosen members, or from the pairs of a job (retry failed only, undo).
 
-The file is read with the bulk jobs' readers (``tagging.bulk.audience.file_rows``: CSV, TXT,
-XLSX, bounded in size, line length, cells and time). A line names a customer
-(``external_userid``) and, optionally, the member (``userid``) whose tags to change; a line
-without a member stands for every member following that customer, which only WeCom knows:
-``batch/get_by_user`` over the members with customer contact, read with no transaction open.
-The pairs are then written in one transaction, numbered 0..n-1 in the order first seen.
+An uploaded file is read by a job (``tagging.customers.read``), with the bulk lists' reading
+machinery (tagging/bulk/reading.py: the file kept in parts, a bar, checkpoints) and their
+readers (``tagging.bulk.audience.file_rows``: CSV, TXT, XLSX, bounded in size, line length,
+cells and time); ``tag_users`` reads a file in process with the same reader. A line names a
+customer (``external_userid``) and, optionally, the member (``userid``) whose tags to change.
+
+Nothing here holds the list: pairs flow, as read, into a temporary table of the connection
+(``tagging.bulk.audience.Staging``), and one statement keeps each pair's first appearance and
+numbers them 0..n-1 in that order. The members WeCom lists with customer contact
+(``follow_users``, a small set) are fetched once before the read, with no transaction open; a
+pair of any other member is refused on its line as it is read. A line without a member stands
+for every member following that customer, which only WeCom knows: its customer is staged in a
+second table, WeCom's (member, customer) follows of those members (``batch/get_by_user``, page
+by page, no transaction open during a call) in a third; one statement joins them into pairs and
+another refuses, line by line, the customers nobody follows. The counts (per member, distinct
+customers) are the database's ``GROUP BY`` of the pairs written.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count
 from django.utils.translation import gettext, gettext_lazy as _
 
+from console.audit import Actor
 from tagging.bulk.audience import (
     CHUNK,
     AudienceError,
+    ReadRecorder,
     Row,
+    Staging,
     _text_rows,
     check_upload_size,
     file_rows,
+    read_seconds,
 )
+from tagging.bulk.models import AudienceStatus
+from tagging.bulk.reading import ListReading, reading_register, upload_store
 from tagging.customers.models import (
     CustomerAudience,
     CustomerAudiencePair,
     CustomerAudienceRefusal,
     CustomerAudienceSource,
+    CustomerUploadChunk,
 )
 from wecom.connections import client_for
 from wecom.models import WeComApp
@@ -51,6 +68,7 @@ PREVIEW_REFUSALS = 100
 REFUSALS_KEPT = 100_000
 # A pair is a string "userid/external_userid" (neither may hold "/"): a job's failed item.
 SEPARATOR = "/"
+READ_KIND = "tagging.customers.read"
 
 _NOT_FOLLOWED = _("No member of this app follows this customer in WeCom.")
 _NOT_A_CONTACT = _(
@@ -61,11 +79,14 @@ _NO_SUCH_MEMBERS = _(
     "WeCom lists no member with customer contact under these userids: %(userids)s. Check them "
     "in WeCom's admin."
 )
-
-
-def pairs_limit() -> int:
-    """Pairs one audience may hold: the list is deduplicated in memory while it is read."""
-    return int(settings.CUSTOMER_AUDIENCE_MAX_PAIRS)
+_NO_PAIR = _(
+    "No (member, customer) pair was found (%(refused)s value(s) refused). Check the "
+    "file: a column “external_userid”, and optionally “userid”."
+)
+_FOLLOWERS_TOO_SLOW = _(
+    "WeCom's customers of the members could not be read within %(seconds)s seconds. Give "
+    "each line of the file its member (a column “userid”)."
+)
 
 
 def pair_item(userid: str, external_userid: str) -> str:
@@ -85,40 +106,27 @@ _CUSTOMER_HEADERS = {"external_userid", "externaluserid", "客户id", "外部联
 _MEMBER_HEADERS = {"userid", "user_id", "member", "成员", "成员id", "员工"}
 
 
-@dataclass
-class _Reading:
-    """What a list holds, before it is written: pairs in order, refusals, counts."""
+class RowSink:
+    """What :func:`read_rows` tells, line by line: counted here, kept by a subclass."""
 
-    # pair items -> the line they were first seen on (0: not from a file), in first-seen order
-    pairs: dict[str, int] = field(default_factory=dict)
-    refusals: list[tuple[int, str, str]] = field(default_factory=list)
-    lines: int = 0
-    blanks: int = 0
-    refused: int = 0
-    duplicates: int = 0
-    expanded: int = 0
-    # customers of lines without a member: external_userid -> line numbers
-    unassigned: dict[str, list[int]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.lines = self.blanks = self.refused = self.expanded = 0
+
+    def line(self) -> None:
+        self.lines += 1
+
+    def blank(self) -> None:
+        self.blanks += 1
 
     def refuse(self, line: int, value: str, reason: Any) -> None:
         self.refused += 1
-        if len(self.refusals) < REFUSALS_KEPT:
-            self.refusals.append((line, value[:200], str(reason)[:300]))
 
-    def add_pair(self, userid: str, external_userid: str, line: int = 0) -> None:
-        item = pair_item(userid, external_userid)
-        if item in self.pairs:
-            self.duplicates += 1
-            return
-        if len(self.pairs) >= pairs_limit():
-            raise AudienceError(
-                _(
-                    "The list holds more than %(limit)s (member, customer) pairs, the most one "
-                    "job takes. Split it into several files."
-                ),
-                {"limit": f"{pairs_limit():,}"},
-            )
-        self.pairs[item] = line
+    def pair(self, line: int, userid: str, external_userid: str) -> None:
+        """A (member, customer) pair of line ``line``."""
+
+    def unassigned(self, line: int, external_userid: str) -> None:
+        """A customer without a member: every member following them."""
+        self.expanded += 1
 
 
 def _sentence(validator: Any, value: str) -> str:
@@ -139,15 +147,15 @@ def _columns(cells: list[str]) -> tuple[int, int | None] | None:
     return customer[0], member[0] if member else None
 
 
-def read_rows(rows: Iterable[Row], reading: _Reading) -> None:
+def read_rows(rows: Iterable[Row], sink: RowSink) -> None:
     """Lines into pairs. The first non-blank line is a header naming an ``external_userid``
     column (and optionally ``userid``), or, in a file of one column, already a customer."""
     columns: tuple[int, int | None] | None = None
     for line, cells in rows:
-        reading.lines += 1
+        sink.line()
         if columns is None:
             if not any(cell.strip() for cell in cells):
-                reading.blanks += 1
+                sink.blank()
                 continue
             columns = _columns(cells)
             if columns is not None:
@@ -169,137 +177,409 @@ def read_rows(rows: Iterable[Row], reading: _Reading) -> None:
             cells[member_at].strip() if member_at is not None and member_at < len(cells) else ""
         )
         if not external_userid and not userid:
-            reading.blanks += 1
+            sink.blank()
             continue
         if not is_external_userid(external_userid):
-            reading.refuse(
-                line, external_userid, _sentence(validate_external_userid, external_userid)
-            )
+            sink.refuse(line, external_userid, _sentence(validate_external_userid, external_userid))
             continue
         if not userid:
-            reading.expanded += 1
-            reading.unassigned.setdefault(external_userid, []).append(line)
+            sink.unassigned(line, external_userid)
             continue
         if not is_member_userid(userid):
-            reading.refuse(line, userid, _sentence(validate_member_userid, userid))
+            sink.refuse(line, userid, _sentence(validate_member_userid, userid))
             continue
-        reading.add_pair(userid, external_userid, line)
+        sink.pair(line, userid, external_userid)
 
 
-def _check_members(app: WeComApp, reading: _Reading) -> None:
-    """With WeCom (platform calls, no transaction open): pairs of a member WeCom does not list
-    with customer contact are refused here, not sent to fail one by one; lines without a
-    member become one pair per member following the customer."""
-    client = client_for(app)
-    contacts = client.follow_users()
-    known = set(contacts)
-    for item, line in list(reading.pairs.items()):
-        userid, external_userid = pair_from_item(item)
-        if userid not in known:
-            del reading.pairs[item]
-            reading.refuse(line, userid, _NOT_A_CONTACT % {"userid": userid})
-    if not reading.unassigned:
-        return
-    followers: dict[str, list[str]] = {}
-    for page in client.customers_by_members(contacts):
-        for follow in page.follows:
-            if follow.external_userid in reading.unassigned:
-                followers.setdefault(follow.external_userid, []).append(follow.userid)
-    for external_userid, lines in reading.unassigned.items():
-        members = followers.get(external_userid)
-        if not members:
-            for line in lines:
-                reading.refuse(line, external_userid, _NOT_FOLLOWED)
-            continue
-        for userid in members:
-            reading.add_pair(userid, external_userid, lines[0])
-    reading.unassigned = {}
+# ---- writing the audience -----------------------------------------------------------------------
+
+_PAIRS = "tagging_customer_pairs_staging"
+_UNASSIGNED = "tagging_customer_unassigned_staging"
+_FOLLOWS = "tagging_customer_follows_staging"
+_TICK = 4096  # lines between two questions to the recorder
 
 
-def _write(
-    *,
-    app: WeComApp,
-    source: str,
-    label: str,
-    reading: _Reading,
-    user: AbstractBaseUser,
-) -> CustomerAudience:
-    if not reading.pairs:
-        raise AudienceError(
-            _(
-                "No (member, customer) pair was found (%(refused)s value(s) refused). Check the "
-                "file: a column “external_userid”, and optionally “userid”."
-            ),
-            {"refused": reading.refused},
-        )
-    members: Counter[str] = Counter()
-    customers: set[str] = set()
-    with transaction.atomic():
-        audience = CustomerAudience.objects.create(
-            app=app,
-            source=source,
-            source_label=label[:255],
-            lines=reading.lines,
-            accepted=len(reading.pairs),
-            duplicates=reading.duplicates,
-            blanks=reading.blanks,
-            refused=reading.refused,
-            expanded=reading.expanded,
-            created_by=user,
-        )
-        chunk: list[CustomerAudiencePair] = []
-        for position, item in enumerate(reading.pairs):
-            userid, external_userid = pair_from_item(item)
-            members[userid] += 1
-            customers.add(external_userid)
-            chunk.append(
-                CustomerAudiencePair(
-                    audience=audience,
-                    position=position,
-                    userid=userid,
-                    external_userid=external_userid,
-                )
+def _quoted() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "pairs_table": quote(CustomerAudiencePair._meta.db_table),
+        "refusals_table": quote(CustomerAudienceRefusal._meta.db_table),
+        "audience": quote("audience_id"),
+        "position": quote("position"),
+        "userid": quote("userid"),
+        "external_userid": quote("external_userid"),
+        "line": quote("line"),
+        "value": quote("value"),
+        "reason": quote("reason"),
+        "staged": _PAIRS,
+        "unassigned": _UNASSIGNED,
+        "follows": _FOLLOWS,
+        "not_followed": _NOT_FOLLOWED_WHERE.format(follows=_FOLLOWS),
+    }
+
+
+# The customers of lines without a member, each with every member WeCom says follows them.
+_EXPANDED = (
+    "SELECT u.seq, f.userid, u.external_userid FROM {unassigned} u JOIN "
+    "(SELECT DISTINCT userid, external_userid FROM {follows}) f "
+    "ON f.external_userid = u.external_userid"
+)
+# Every pair's first appearance (its line; the members of one line in userid order), numbered
+# 0..n-1 in that order: one statement, whatever the size of the list.
+_PAIRS_INSERT = (
+    "INSERT INTO {pairs_table} ({audience}, {position}, {userid}, {external_userid}) "
+    "SELECT %s, ROW_NUMBER() OVER (ORDER BY first_seq, userid) - 1, userid, external_userid "
+    "FROM (SELECT userid, external_userid, MIN(seq) AS first_seq FROM ({every}) AS every "
+    "GROUP BY userid, external_userid) AS firsts"
+)
+_STAGED_PAIRS = "SELECT seq, userid, external_userid FROM {staged}"
+_NOT_FOLLOWED_WHERE = "WHERE u.external_userid NOT IN (SELECT external_userid FROM {follows})"
+_COUNT_NOT_FOLLOWED = "SELECT COUNT(*) FROM {unassigned} u {not_followed}"
+_COUNT_EXPANDED = "SELECT COUNT(*) FROM ({expanded}) AS expanded"
+_REFUSALS_NOT_FOLLOWED = (
+    "INSERT INTO {refusals_table} ({audience}, {line}, {value}, {reason}) "
+    "SELECT %s, u.seq, u.external_userid, %s FROM {unassigned} u {not_followed} "
+    "ORDER BY u.seq LIMIT %s"
+)
+
+
+class _PairWriter(RowSink):
+    """Stages what a list holds as it is read, then writes the audience set-based.
+
+    ``contacts``: the members WeCom lists with customer contact; a pair of another member is
+    refused on its line (None: the pairs come from WeCom or the console, and are taken)."""
+
+    def __init__(
+        self, audience: CustomerAudience, recorder: ReadRecorder, contacts: set[str] | None
+    ) -> None:
+        super().__init__()
+        self.audience = audience
+        self.recorder = recorder
+        self.contacts = contacts
+        self.seq = 0
+        self.pairs: list[tuple[str, str]] = []
+        self.pair_seqs: list[int] = []
+        self.customers: list[tuple[str]] = []
+        self.customer_seqs: list[int] = []
+        self.refusals: list[CustomerAudienceRefusal] = []
+        self.kept = 0
+        self.staged_pairs = Staging(_PAIRS, ("userid", "external_userid"))
+        self.staged_customers: Staging | None = None
+        self.staged_follows: Staging | None = None
+
+    # --- as it is read
+
+    def line(self) -> None:
+        super().line()
+        if not self.lines % _TICK and self.recorder.due():
+            self._flush_staged()
+            self.recorder.record(self._flush_refusals)
+
+    def refuse(self, line: int, value: str, reason: Any) -> None:
+        super().refuse(line, value, reason)
+        if self.kept >= REFUSALS_KEPT:
+            return
+        self.kept += 1
+        self.refusals.append(
+            CustomerAudienceRefusal(
+                audience=self.audience, line=line, value=value[:200], reason=str(reason)[:300]
             )
-            if len(chunk) >= CHUNK:
-                CustomerAudiencePair.objects.bulk_create(chunk)
-                chunk = []
-        CustomerAudiencePair.objects.bulk_create(chunk)
-        CustomerAudienceRefusal.objects.bulk_create(
-            (
-                CustomerAudienceRefusal(audience=audience, line=line, value=value, reason=reason)
-                for line, value, reason in reading.refusals
-            ),
-            batch_size=CHUNK,
         )
-        audience.customers = len(customers)
-        audience.members = dict(members.most_common())
-        audience.save(update_fields=["customers", "members"])
-    return audience
+        if len(self.refusals) >= CHUNK:
+            self.recorder.record(self._flush_refusals)
+
+    def pair(self, line: int, userid: str, external_userid: str) -> None:
+        if self.contacts is not None and userid not in self.contacts:
+            self.refuse(line, userid, _NOT_A_CONTACT % {"userid": userid})
+            return
+        self.add(userid, external_userid, seq=line)
+
+    def add(self, userid: str, external_userid: str, *, seq: int | None = None) -> None:
+        """A pair, in order (``seq``: its line; by default, after the last one)."""
+        self.seq = self.seq + 1 if seq is None else seq
+        self.pairs.append((userid, external_userid))
+        self.pair_seqs.append(self.seq)
+        if len(self.pairs) >= CHUNK:
+            self._flush_staged()
+
+    def unassigned(self, line: int, external_userid: str) -> None:
+        super().unassigned(line, external_userid)
+        self.customers.append((external_userid,))
+        self.customer_seqs.append(line)
+        if len(self.customers) >= CHUNK:
+            self._flush_staged()
+
+    def _flush_staged(self) -> None:
+        self.staged_pairs.append(self.pairs, seqs=self.pair_seqs)
+        self.pairs, self.pair_seqs = [], []
+        if self.customers:
+            if self.staged_customers is None:
+                self.staged_customers = Staging(_UNASSIGNED, ("external_userid",))
+            self.staged_customers.append(self.customers, seqs=self.customer_seqs)
+            self.customers, self.customer_seqs = [], []
+
+    def _flush_refusals(self) -> None:
+        if self.refusals:
+            CustomerAudienceRefusal.objects.bulk_create(self.refusals)
+        self.refusals = []
+
+    # --- WeCom's followers of the customers without a member
+
+    def expand(self, app: WeComApp, contacts: Sequence[str]) -> None:
+        """Stage WeCom's (member, customer) follows of ``contacts``, page by page, with no
+        transaction open during a call; only when some line had no member."""
+        self._flush_staged()
+        if self.staged_customers is None:
+            return
+        self.staged_follows = Staging(_FOLLOWS, ("userid", "external_userid"))
+        seconds = read_seconds()
+        deadline = time.monotonic() + seconds
+        pages = client_for(app).customers_by_members(contacts)
+        while True:
+            self.recorder.before_call()
+            if time.monotonic() > deadline:
+                raise AudienceError(_FOLLOWERS_TOO_SLOW, {"seconds": f"{seconds:.0f}"})
+            page = next(pages, None)
+            if page is None:
+                return
+            self.staged_follows.append(
+                [
+                    (follow.userid, follow.external_userid)
+                    for follow in page.follows
+                    # What WeCom sends is checked as a file's values are: COPY takes them as is.
+                    if is_member_userid(follow.userid)
+                    and is_external_userid(follow.external_userid)
+                ]
+            )
+
+    # --- the last step
+
+    def finish(self) -> CustomerAudience:
+        self._flush_staged()
+        self.recorder.finish(self._finish)
+        return self.audience
+
+    def _finish(self) -> None:
+        self._flush_refusals()
+        names = _quoted()
+        every = _STAGED_PAIRS.format(**names)
+        staged = self.staged_pairs.staged
+        audience = self.audience
+        with connection.cursor() as cursor:
+            if self.staged_customers is not None:
+                if self.staged_follows is None:  # a read without WeCom: nobody follows them
+                    self.staged_follows = Staging(_FOLLOWS, ("userid", "external_userid"))
+                expanded = _EXPANDED.format(**names)
+                every += f" UNION ALL {expanded}"
+                cursor.execute(_COUNT_EXPANDED.format(expanded=expanded))
+                staged += cursor.fetchone()[0]
+                cursor.execute(_COUNT_NOT_FOLLOWED.format(**names))
+                unfollowed = cursor.fetchone()[0]
+                self.refused += unfollowed
+                room = min(unfollowed, max(REFUSALS_KEPT - self.kept, 0))
+                if room:
+                    cursor.execute(
+                        _REFUSALS_NOT_FOLLOWED.format(**names),
+                        [audience.pk, str(_NOT_FOLLOWED)[:300], room],
+                    )
+            cursor.execute(_PAIRS_INSERT.format(every=every, **names), [audience.pk])
+            accepted = cursor.rowcount
+        if not accepted:
+            # Raised inside the last step's transaction: nothing of the list is kept.
+            raise AudienceError(_NO_PAIR, {"refused": self.refused})
+        pairs = CustomerAudiencePair.objects.filter(audience_id=audience.pk)
+        members = pairs.values("userid").annotate(count=Count("pk")).order_by("-count", "userid")
+        audience.members = {row["userid"]: row["count"] for row in members}
+        audience.customers = pairs.aggregate(n=Count("external_userid", distinct=True))["n"]
+        audience.lines = self.lines
+        audience.accepted = accepted
+        audience.duplicates = staged - accepted
+        audience.blanks = self.blanks
+        audience.refused = self.refused
+        audience.expanded = self.expanded
+        audience.status = AudienceStatus.READY
+        audience.save(
+            update_fields=[
+                "lines",
+                "accepted",
+                "customers",
+                "duplicates",
+                "blanks",
+                "refused",
+                "expanded",
+                "members",
+                "encoding",
+                "status",
+            ]
+        )
+        self._drop()
+
+    def _drop(self) -> None:
+        for staging in (self.staged_pairs, self.staged_customers, self.staged_follows):
+            if staging is not None:
+                staging.drop()
+
+    def discard(self) -> None:
+        """A read given up: its staging tables go (the connection may serve other reads)."""
+        for staging in (self.staged_pairs, self.staged_customers, self.staged_follows):
+            if staging is not None:
+                staging.discard()
+
+
+def _written(writer: _PairWriter, fill: Any) -> CustomerAudience:
+    try:
+        fill()
+        return writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+
+
+# ---- from a file --------------------------------------------------------------------------------
+
+
+def customer_audience_read(
+    *, audience: CustomerAudience, stream: IO[bytes], recorder: ReadRecorder
+) -> CustomerAudience:
+    """Read an uploaded file (CSV, TXT or XLSX; seekable ``stream``) into ``audience``.
+
+    The one reader of customer files: the reading job and ``tag_users``
+    (:func:`customer_audience_from_file`) differ only by their ``recorder``. Asks WeCom for its
+    members with customer contact first, with no transaction open. Raises
+    :class:`AudienceError` with the sentence to show (or a platform error)."""
+    app = WeComApp.objects.get(pk=audience.app_id)
+    contacts = client_for(app).follow_users()
+    known = set(contacts)
+    seconds = read_seconds()
+    name = audience.source_label
+    fmt, rows = file_rows(stream, name=name, seconds=seconds)
+    attempts = [fmt] if fmt != "utf-8" else ["utf-8", "gb18030"]
+    for number, encoding in enumerate(attempts):
+        if number:
+            stream.seek(0)
+            rows = _text_rows(stream, encoding, seconds)
+        audience.encoding = encoding
+
+        def read(rows: Iterable[Row] = rows) -> CustomerAudience:
+            writer = _PairWriter(audience, recorder, known)
+
+            def fill() -> None:
+                read_rows(rows, writer)
+                writer.expand(app, contacts)
+
+            return _written(writer, fill)
+
+        try:
+            return recorder.attempt(read)
+        except UnicodeDecodeError:
+            continue  # not UTF-8: Chinese Excel saves CSV as GB18030
+    raise AudienceError(
+        _("The file's text encoding cannot be read. Save it as UTF-8 (or GB18030) CSV.")
+    )
+
+
+class _InProcess(ReadRecorder):
+    """``tag_users``: the file read here and now. Not in one transaction (the followers of lines
+    without a member are WeCom's pages, never asked inside one): each attempt starts from no
+    refused value, the last step is one transaction, and a read that fails deletes its
+    audience (:func:`customer_audience_from_file`)."""
+
+    def __init__(self, audience: CustomerAudience) -> None:
+        self.audience = audience
+
+    def attempt(self, read: Any) -> Any:
+        self.audience.refusals.all().delete()
+        return read()
+
+    def finish(self, write: Any) -> None:
+        with transaction.atomic():
+            write()
 
 
 def customer_audience_from_file(
     *, app: WeComApp, stream: IO[bytes], name: str, size: int, user: AbstractBaseUser
 ) -> CustomerAudience:
-    """An audience from an uploaded CSV, TXT or XLSX file (seekable ``stream``)."""
+    """An audience from a file read here and now (``tag_users``: no web request to outlast),
+    by the reading job's own reader; whole or not at all."""
     check_upload_size(size)
-    fmt, rows = file_rows(stream, name=name)
-    attempts = [fmt] if fmt != "utf-8" else ["utf-8", "gb18030"]
-    for number, encoding in enumerate(attempts):
-        if number:
-            stream.seek(0)
-            rows = _text_rows(stream, encoding)
-        reading = _Reading()
-        try:
-            read_rows(rows, reading)
-        except UnicodeDecodeError:
-            continue  # not UTF-8: Chinese Excel saves CSV as GB18030
-        _check_members(app, reading)
-        return _write(
-            app=app, source=CustomerAudienceSource.FILE, label=name, reading=reading, user=user
-        )
-    raise AudienceError(
-        _("The file's text encoding cannot be read. Save it as UTF-8 (or GB18030) CSV.")
+    audience = CustomerAudience.objects.create(
+        app=app,
+        source=CustomerAudienceSource.FILE,
+        source_label=name[:255],
+        status=AudienceStatus.READING,
+        file_size=size,
+        created_by=user,
     )
+    try:
+        return customer_audience_read(
+            audience=audience, stream=stream, recorder=_InProcess(audience)
+        )
+    except BaseException:
+        audience.delete()
+        raise
+
+
+def customer_audience_upload(
+    *, app: WeComApp, stream: IO[bytes], name: str, size: int, actor: Actor
+) -> CustomerAudience:
+    """Keep an uploaded customer list for a worker to read, and start the job that reads it;
+    the web request answers at once."""
+    audience = CustomerAudience(
+        app=app, source=CustomerAudienceSource.FILE, source_label=name[:255]
+    )
+    return upload_store(
+        reading=CUSTOMER_READING,
+        audience=audience,
+        stream=stream,
+        name=name,
+        size=size,
+        actor=actor,
+    )
+
+
+def _read_customer_list(audience: CustomerAudience, file: IO[bytes], recorder: ReadRecorder) -> Any:
+    return customer_audience_read(audience=audience, stream=file, recorder=recorder)
+
+
+CUSTOMER_READING = ListReading(
+    job_kind=READ_KIND,
+    label=_("Reading an uploaded customer list"),
+    audience_model=CustomerAudience,
+    chunk_model=CustomerUploadChunk,
+    read=_read_customer_list,
+    page="admin:tagging_customers_start",
+    view_permission="tagging.view_customeraudience",
+)
+CUSTOMER_READ_JOB = reading_register(CUSTOMER_READING)
+
+
+def customer_read_job(audience: CustomerAudience) -> Any:
+    from tagging.bulk.reading import read_job_of
+
+    return read_job_of(reading=CUSTOMER_READING, audience=audience)
+
+
+# ---- from WeCom, from the console ---------------------------------------------------------------
+
+
+def members_label(
+    app: WeComApp, userids: Sequence[str], having: Sequence[str], lacking: Sequence[str]
+) -> str:
+    """ "zhangsan、lisi · having VIP · lacking 流失": tags by their names where the console knows
+    them (its copy of WeCom's tags), else by their ids."""
+    from tagging.strategy.selectors import tag_labels
+
+    label = "、".join(userids) if userids else gettext("every member")
+    known = tag_labels(app.pk, [*having, *lacking]) if (having or lacking) else {}
+
+    def names(ids: Sequence[str]) -> str:
+        return " ".join(known[tag_id].name if tag_id in known else tag_id for tag_id in ids)
+
+    if having:
+        label += " · " + gettext("having %(tags)s") % {"tags": names(having)}
+    if lacking:
+        label += " · " + gettext("lacking %(tags)s") % {"tags": names(lacking)}
+    return label
 
 
 def customer_audience_from_members(
@@ -313,8 +593,8 @@ def customer_audience_from_members(
     """The customers of the chosen members (every member with customer contact when none is
     chosen), one pair per (member, customer); with ``having`` only the pairs that carry every
     one of those tags, with ``lacking`` only those that carry none of them. The tags are read
-    from WeCom (``batch/get_by_user``), so they are what WeCom has now, per member."""
-    reading = _Reading()
+    from WeCom (``batch/get_by_user``), so they are what WeCom has now, per member. The pages
+    are staged as they come, with no transaction open; the audience is written in one."""
     client = client_for(app)
     follow_users = client.follow_users()
     unknown = sorted(set(userids) - set(follow_users))
@@ -322,20 +602,42 @@ def customer_audience_from_members(
         # batch/get_by_user would refuse the whole call without naming them.
         raise AudienceError(_NO_SUCH_MEMBERS, {"userids": "、".join(unknown)})
     required, excluded = set(having), set(lacking)
-    for page in client.customers_by_members(userids or follow_users):
-        for follow in page.follows:
-            reading.lines += 1
-            tags = set(follow.tag_ids)
-            if required <= tags and not excluded & tags:
-                reading.add_pair(follow.userid, follow.external_userid)
-    label = "、".join(userids) if userids else gettext("every member")
-    if having:
-        label += " · " + gettext("having %(tags)s") % {"tags": " ".join(having)}
-    if lacking:
-        label += " · " + gettext("lacking %(tags)s") % {"tags": " ".join(lacking)}
-    return _write(
-        app=app, source=CustomerAudienceSource.MEMBERS, label=label, reading=reading, user=user
+    audience = CustomerAudience(
+        app=app,
+        source=CustomerAudienceSource.MEMBERS,
+        source_label=members_label(app, userids, having, lacking)[:255],
+        created_by=user,
     )
+    writer = _PairWriter(audience, _Create(audience), None)
+
+    def fill() -> None:
+        for page in client.customers_by_members(userids or follow_users):
+            for follow in page.follows:
+                writer.line()
+                tags = set(follow.tag_ids)
+                if (
+                    required <= tags
+                    and not excluded & tags
+                    and is_member_userid(follow.userid)
+                    and is_external_userid(follow.external_userid)
+                ):
+                    writer.add(follow.userid, follow.external_userid)
+            writer._flush_staged()  # between two calls: nothing of a page left in memory
+
+    return _written(writer, fill)
+
+
+class _Create(ReadRecorder):
+    """Pairs the console has or WeCom gave: the audience is created in the last step's
+    transaction (or the caller's), with its pairs."""
+
+    def __init__(self, audience: CustomerAudience) -> None:
+        self.audience = audience
+
+    def finish(self, write: Any) -> None:
+        with transaction.atomic():
+            self.audience.save()
+            write()
 
 
 def customer_audience_from_pairs(
@@ -347,12 +649,16 @@ def customer_audience_from_pairs(
     source: str = CustomerAudienceSource.RETRY,
 ) -> CustomerAudience:
     """An audience of pairs the console has already (the failed ones of a job, or those a job
-    changed)."""
-    reading = _Reading()
-    for item in items:
-        reading.lines += 1
-        reading.add_pair(*pair_from_item(item))
-    return _write(app=app, source=source, label=label, reading=reading, user=user)
+    changed), through the same staging."""
+    audience = CustomerAudience(app=app, source=source, source_label=label[:255], created_by=user)
+    writer = _PairWriter(audience, _Create(audience), None)
+
+    def fill() -> None:
+        for item in items:
+            writer.line()
+            writer.add(*pair_from_item(item))
+
+    return _written(writer, fill)
 
 
 # ---- reading it back ----------------------------------------------------------------------------

@@ -8,9 +8,10 @@ they own. What was refused is kept in :class:`CustomerAudienceRefusal` for the p
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from tagging.bulk.models import AudienceRefusal, UploadChunk, UploadedAudience
 
 
 class CustomerAudienceSource(models.TextChoices):
@@ -20,7 +21,7 @@ class CustomerAudienceSource(models.TextChoices):
     UNDO = "undo", _("pairs a job changed")
 
 
-class CustomerAudience(models.Model):
+class CustomerAudience(UploadedAudience):
     app = models.ForeignKey(
         "wecom.WeComApp",
         on_delete=models.CASCADE,
@@ -28,34 +29,18 @@ class CustomerAudience(models.Model):
         verbose_name=_("WeCom app"),
     )
     source = models.CharField(_("source"), max_length=8, choices=CustomerAudienceSource.choices)
-    # The file's name, the members, or the job the audience comes from.
-    source_label = models.CharField(_("from"), max_length=255, blank=True)
-    lines = models.PositiveIntegerField(_("lines read"), default=0)
     # (member, customer) pairs: one mark_tag call each.
     accepted = models.PositiveIntegerField(_("pairs (calls)"), default=0)
     customers = models.PositiveIntegerField(_("customers"), default=0)
-    duplicates = models.PositiveIntegerField(_("duplicates dropped"), default=0)
-    blanks = models.PositiveIntegerField(_("blank lines dropped"), default=0)
-    refused = models.PositiveIntegerField(_("refused"), default=0)
     # Lines without a member, given every member that follows the customer.
     expanded = models.PositiveIntegerField(_("lines without a member"), default=0)
-    # userid -> pairs of that member, for the preview ("which members").
+    # userid -> pairs of that member, for the preview ("which members"): counted by the
+    # database once the pairs are written, never gathered while the list is read.
     members = models.JSONField(_("members"), default=dict)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="+",
-        verbose_name=_("uploaded by"),
-    )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    class Meta:
+    class Meta(UploadedAudience.Meta):
         verbose_name = _("WeCom customer audience")
         verbose_name_plural = _("WeCom customer audiences")
-        ordering = ("-created_at", "-pk")
-
-    def __str__(self) -> str:
-        return f"{self.get_source_display()} {self.source_label}".strip()
 
 
 class CustomerAudiencePair(models.Model):
@@ -79,16 +64,26 @@ class CustomerAudiencePair(models.Model):
         return f"{self.userid}/{self.external_userid}"
 
 
-class CustomerAudienceRefusal(models.Model):
+class CustomerAudienceRefusal(AudienceRefusal):
     audience = models.ForeignKey(
         CustomerAudience, on_delete=models.CASCADE, related_name="refusals"
     )
-    line = models.PositiveIntegerField(_("line"))
-    value = models.CharField(_("value"), max_length=200)
-    reason = models.CharField(_("reason"), max_length=300)
+
+    class Meta(AudienceRefusal.Meta):
+        pass
+
+
+class CustomerUploadChunk(UploadChunk):
+    """A part of an uploaded customer list, until a worker has read it (tagging/bulk/reading.py)."""
+
+    # No index of its own: the unique (audience, index) below starts with it.
+    audience = models.ForeignKey(
+        CustomerAudience, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
 
     class Meta:
-        ordering = ("audience", "line")
-
-    def __str__(self) -> str:
-        return f"{self.line}: {self.value}"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["audience", "index"], name="tagging_customer_chunk_index"
+            )
+        ]

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import given, settings, strategies as st
 
 from tagging.bulk.audience import AudienceError
-from tagging.customers.audience import _Reading, read_rows
+from tagging.customers.audience import RowSink, read_rows
 from tagging.customers.forms import QUERY_MAX, TagSearchForm
 from wecom import rules
 from wecom.sandbox import DEMO, PlatformError, SandboxState, seed_demo
@@ -51,19 +51,42 @@ def test_tag_id_lists_are_accepted_or_refused_cleanly(value):
 cells = st.one_of(ids, st.sampled_from(["external_userid", "userid", "", "wm" + "b" * 30, "成员"]))
 
 
+class Kept(RowSink):
+    """What the reader tells, kept in lists (a test's few rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[str, str]] = []
+        self.customers: list[str] = []
+        self.refusals: list[tuple[int, str, str]] = []
+
+    def refuse(self, line, value, reason):
+        super().refuse(line, value, reason)
+        self.refusals.append((line, value, str(reason)))
+
+    def pair(self, line, userid, external_userid):
+        self.pairs.append((userid, external_userid))
+
+    def unassigned(self, line, external_userid):
+        super().unassigned(line, external_userid)
+        self.customers.append(external_userid)
+
+
 @given(st.lists(st.lists(cells, max_size=4), max_size=12))
 @settings(max_examples=300)
 def test_any_rows_become_pairs_or_a_sentence(rows):
-    reading = _Reading()
+    kept = Kept()
     try:
-        read_rows(list(enumerate(rows, 1)), reading)
+        read_rows(list(enumerate(rows, 1)), kept)
     except AudienceError as error:
         assert str(error).strip()
         return
-    for item in reading.pairs:
-        userid, _sep, external_userid = item.partition("/")
+    for userid, external_userid in kept.pairs:
         assert rules.is_member_userid(userid) and rules.is_external_userid(external_userid)
-    assert reading.refused == len(reading.refusals)
+    assert all(rules.is_external_userid(customer) for customer in kept.customers)
+    assert kept.refused == len(kept.refusals) and all(r[2].strip() for r in kept.refusals)
+    assert kept.expanded == len(kept.customers)
+    assert kept.lines == len(rows)
 
 
 _state = SandboxState(seed=3)

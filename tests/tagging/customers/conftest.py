@@ -9,7 +9,7 @@ import pytest
 
 from console.jobs.services import job_run_shard
 from console.models import Job, JobStatus, ShardStatus
-from tagging.customers.audience import customer_audience_from_file
+from tagging.customers.audience import customer_audience_from_file, customer_read_job
 from tagging.customers.models import CustomerAudience
 from wecom.clients import WeComClient
 from wecom.connections import client_for
@@ -76,6 +76,13 @@ def audience_from_csv(app, editor) -> Callable[..., CustomerAudience]:
         )
 
     return make
+
+
+def read_uploaded(audience: CustomerAudience) -> Job:
+    """Run the job that reads an uploaded list, as a worker would; the audience refreshed."""
+    job = drain(customer_read_job(audience))
+    audience.refresh_from_db()
+    return job
 
 
 def drain(job: Job, *, rounds: int = 50) -> Job:

@@ -327,19 +327,6 @@ def test_pause_resume_and_cancel_from_the_shared_controls(
     assert other.status == JobStatus.CANCELLED
 
 
-def test_a_list_over_the_pair_limit_is_refused_in_words(app, audience_from_csv, settings):
-    from tagging.bulk.audience import AudienceError
-    from tagging.customers.models import CustomerAudience
-
-    settings.CUSTOMER_AUDIENCE_MAX_PAIRS = 3
-    rows = ["userid,external_userid", *[f"lisi,{demo_external_userid(n)}" for n in range(4)]]
-    with pytest.raises(AudienceError) as caught:
-        audience_from_csv(rows)
-    with translation.override("en"):
-        assert "more than 3 (member, customer) pairs" in str(caught.value)
-    assert not CustomerAudience.objects.exists()
-
-
 def test_members_wecom_does_not_list_are_refused_before_any_call(
     sandbox, app, audience_from_csv, editor
 ):

@@ -14,10 +14,13 @@ from django.utils import translation
 from console.audit import Actor, AuditSource
 from console.models import Job
 from tagging.customers.forms import CustomerJobForm
+from tagging.customers.jobs import KIND
+from tagging.customers.models import CustomerAudience
 from tagging.strategy.models import Strategy, StrategyKind, SyncState, Tag, TagGroup
 from tagging.strategy.pull_apply import pull_and_apply
 from tagging.strategy.selectors import PICKER_LIMIT, pickable_tags
 from tests.conftest import PASSWORD
+from tests.tagging.customers.conftest import read_uploaded
 from wecom.models import WeComApp
 from wecom.sandbox.demo import demo_external_userid
 
@@ -229,6 +232,7 @@ def test_the_preview_and_the_job_page_name_the_tags(client, editor, imported, sa
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
+    read_uploaded(CustomerAudience.objects.get())
     with translation.override("en"):
         preview = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="en")
     html = preview.content.decode()
@@ -236,7 +240,7 @@ def test_the_preview_and_the_job_page_name_the_tags(client, editor, imported, sa
     assert f"<code>{tag.wecom_id}</code>" in html
     assert "a tag the console does not know in this app" in html
     started = client.post(response["Location"], {"add": f"{tag.wecom_id} etNOSUCHTAG"})
-    job = Job.objects.get()
+    job = Job.objects.get(kind=KIND)
     assert started["Location"] == reverse("admin:console_job_change", args=[job.pk])
     page = client.get(started["Location"]).content.decode()
     detail = page[page.index("tagging-customers-detail") :]

@@ -25,7 +25,7 @@ class TaggingConfig(AppConfig):
         from console.jobs import register_job_kind
         from tagging.bulk.jobs import BULK_JOB
         from tagging.bulk.reading import READ_JOB
-        from tagging.customers.audience import CUSTOMER_READ_JOB
+        from tagging.customers.audience import CUSTOMER_READ_JOB, MEMBERS_READ_JOB
         from tagging.customers.jobs import CUSTOMERS_JOB
         from tagging.strategy import dashboard  # noqa: F401  (registers the panel)
         from tagging.strategy.callbacks import CALLBACK_PULL_JOB
@@ -41,6 +41,7 @@ class TaggingConfig(AppConfig):
             READ_JOB,
             CUSTOMERS_JOB,
             CUSTOMER_READ_JOB,
+            MEMBERS_READ_JOB,
         ):
             register_job_kind(kind)
 

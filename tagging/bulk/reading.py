@@ -70,6 +70,7 @@ READ_KIND = "tagging.bulk.read"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 # How often the bar moves (and refused values are written) while a file is read.
 READ_CHECKPOINT_SECONDS = 0.5
+FILE_GONE = _("The uploaded file is no longer kept. Upload it again.")
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,15 @@ class ListReading:
     label: str | Promise
     audience_model: type[UploadedAudience]
     chunk_model: type[UploadChunk]
-    # The one reader of that kind's files (``tag_users`` reads with it too): the audience, the
-    # stored file (seekable) and the recorder. Raises AudienceError with the sentence to show.
-    read: Callable[[Any, IO[bytes], ReadRecorder], Any]
+    # The one reader of that kind's lists (``tag_users`` reads with it too): the audience, the
+    # stored file (seekable; empty for a list read from a platform), the recorder and the job's
+    # params. Raises AudienceError with the sentence to show.
+    read: Callable[[Any, IO[bytes], ReadRecorder, dict[str, Any]], Any]
     # The audience's page ("admin:…", with its pk) and who may open it.
     page: str
     view_permission: str
+    # Why a read given up is not taken up again when its job is resumed by hand.
+    gone: str | Promise = FILE_GONE
 
     def job(self) -> JobKind:
         return JobKind(
@@ -120,13 +124,9 @@ def upload_store(
     """
     check_upload_size(size)
     check_upload_kind(stream, name=name)
-    from console.jobs.services import job_create
-
     with transaction.atomic():
-        audience.status = AudienceStatus.READING
         audience.file_size = size
-        audience.created_by = actor.user
-        audience.save()
+        _reading_audience_save(audience, actor)
         stored = index = 0
         while data := stream.read(UPLOAD_CHUNK_BYTES):
             reading.chunk_model.objects.create(audience=audience, index=index, data=data)
@@ -136,14 +136,50 @@ def upload_store(
             audience.file_size = stored
             audience.save(update_fields=["file_size"])
         # One shard over the file's bytes (one more: the last step, writing the members).
-        job_create(
-            kind=reading.job_kind,
-            title=gettext("Reading the list “%(name)s”") % {"name": name},
-            total=stored + 1,
-            shards=[(0, stored + 1)],
-            params={"audience_id": audience.pk},
-            actor=actor,
-            target=audience,
+        read_job_create(
+            reading=reading, audience=audience, name=name, total=stored + 1, actor=actor
+        )
+    return audience
+
+
+def _reading_audience_save(audience: UploadedAudience, actor: Actor) -> None:
+    audience.status = AudienceStatus.READING
+    audience.created_by = actor.user
+    audience.save()
+
+
+def read_job_create(
+    *,
+    reading: ListReading,
+    audience: UploadedAudience,
+    name: str,
+    total: int,
+    actor: Actor,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """The job that reads ``audience`` (saved, "being read"), in the caller's transaction."""
+    from console.jobs.services import job_create
+
+    return job_create(
+        kind=reading.job_kind,
+        title=gettext("Reading the list “%(name)s”") % {"name": name},
+        total=total,
+        shards=[(0, total)],
+        params={**(params or {}), "audience_id": audience.pk},
+        actor=actor,
+        target=audience,
+    )
+
+
+def reading_start(
+    *, reading: ListReading, audience: A, name: str, params: dict[str, Any], actor: Actor
+) -> A:
+    """Start the job that reads a list from a platform (no file) into ``audience`` (unsaved):
+    the web request answers at once, the page follows the job."""
+    with transaction.atomic():
+        _reading_audience_save(audience, actor)
+        read_job_create(
+            reading=reading, audience=audience, name=name, total=1, actor=actor, params=params
         )
     return audience
 
@@ -238,9 +274,6 @@ class UploadedFile(io.RawIOBase):
         buffer[: len(piece)] = piece
         self.position += len(piece)
         return len(piece)
-
-
-FILE_GONE = _("The uploaded file is no longer kept. Upload it again.")
 
 
 # ---- the job ------------------------------------------------------------------------------------
@@ -349,11 +382,11 @@ def run_read_shard(run: ShardRun) -> None:
         return
     if audience.status == AudienceStatus.FAILED:
         # Resumed by hand after the read was given up: its file went with it.
-        run.fail_job(message=FILE_GONE)
+        run.fail_job(message=reading.gone)
         return
     file = io.BufferedReader(UploadedFile(audience, reading.chunk_model), buffer_size=256 * 1024)
     try:
-        reading.read(audience, file, _JobRecorder(run, audience, file, reading))
+        reading.read(audience, file, _JobRecorder(run, audience, file, reading), run.job.params)
     except _Stopped:
         return
     except AudienceError as refusal:
@@ -375,7 +408,9 @@ def read_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
     return [(reverse(reading.page, args=[audience_id]), gettext("Open the list"))]
 
 
-def _read_bulk_list(audience: BulkAudience, file: IO[bytes], recorder: ReadRecorder) -> Any:
+def _read_bulk_list(
+    audience: BulkAudience, file: IO[bytes], recorder: ReadRecorder, params: dict[str, Any]
+) -> Any:
     return audience_read(
         audience=audience, stream=file, name=audience.source_label, recorder=recorder
     )

@@ -41,11 +41,11 @@ from tagging.bulk.audience import (
 from tagging.bulk.models import AudienceStatus
 from tagging.bulk.reading import read_follow_context
 from tagging.customers.audience import (
-    CUSTOMER_READING,
-    customer_audience_from_members,
+    customer_audience_members_start,
     customer_audience_preview,
     customer_audience_upload,
     customer_refusal_rows,
+    reading_of,
 )
 from tagging.customers.forms import FILE, CustomerJobForm, CustomerTagsForm, TagSearchForm
 from tagging.customers.jobs import KIND, labelled_tags
@@ -192,12 +192,13 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 size=upload.size,
                 actor=Actor.from_request(request, source=AuditSource.ADMIN),
             )
-        return customer_audience_from_members(
+        # Read by a job too: every member's customers can be thousands of WeCom calls.
+        return customer_audience_members_start(
             app=data["app"],
             userids=data["members"],
-            user=request.user,
             having=data["having"],
             lacking=data["lacking"],
+            actor=Actor.from_request(request, source=AuditSource.ADMIN),
         )
 
     # --- step 2: preview, then start ---------------------------------------------------------
@@ -254,7 +255,7 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
                 title=gettext("Preview: %(audience)s") % {"audience": audience},
                 audience=audience,
                 preview=customer_audience_preview(audience=audience) if ready else None,
-                **read_follow_context(reading=CUSTOMER_READING, audience=audience),
+                **read_follow_context(reading=reading_of(audience), audience=audience),
                 form=form,
                 tags=tags,
                 can_start=can_start and form is not None and ready,

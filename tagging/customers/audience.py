@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -45,7 +46,7 @@ from tagging.bulk.audience import (
     read_seconds,
 )
 from tagging.bulk.models import AudienceStatus
-from tagging.bulk.reading import ListReading, reading_register, upload_store
+from tagging.bulk.reading import ListReading, reading_register, reading_start, upload_store
 from tagging.customers.models import (
     CustomerAudience,
     CustomerAudiencePair,
@@ -69,6 +70,7 @@ REFUSALS_KEPT = 100_000
 # A pair is a string "userid/external_userid" (neither may hold "/"): a job's failed item.
 SEPARATOR = "/"
 READ_KIND = "tagging.customers.read"
+MEMBERS_READ_KIND = "tagging.customers.members"
 
 _NOT_FOLLOWED = _("No member of this app follows this customer in WeCom.")
 _NOT_A_CONTACT = _(
@@ -332,16 +334,8 @@ class _PairWriter(RowSink):
         if self.staged_customers is None:
             return
         self.staged_follows = Staging(_FOLLOWS, ("userid", "external_userid"))
-        seconds = read_seconds()
-        deadline = time.monotonic() + seconds
         pages = client_for(app).customers_by_members(contacts)
-        while True:
-            self.recorder.before_call()
-            if time.monotonic() > deadline:
-                raise AudienceError(_FOLLOWERS_TOO_SLOW, {"seconds": f"{seconds:.0f}"})
-            page = next(pages, None)
-            if page is None:
-                return
+        for page in _paged(pages, self.recorder, _FOLLOWERS_TOO_SLOW):
             self.staged_follows.append(
                 [
                     (follow.userid, follow.external_userid)
@@ -424,6 +418,28 @@ class _PairWriter(RowSink):
         for staging in (self.staged_pairs, self.staged_customers, self.staged_follows):
             if staging is not None:
                 staging.discard()
+
+
+def wecom_read_seconds() -> float:
+    """How long a read may page WeCom (``batch/get_by_user``): past the job's slice if need be
+    (those pages cannot be taken up again by another worker), within the time the task queue
+    gives a task (``Q_CLUSTER["timeout"]``), less the file's own bound."""
+    return max(float(settings.Q_CLUSTER["timeout"]) * 0.8 - read_seconds(), read_seconds())
+
+
+def _paged(pages: Iterator[Any], recorder: ReadRecorder, too_slow: Any) -> Iterator[Any]:
+    """WeCom's pages, each asked with no transaction open, the recorder asked before each (a
+    cancelled job stops here), refused in words past :func:`wecom_read_seconds`."""
+    seconds = wecom_read_seconds()
+    deadline = time.monotonic() + seconds
+    while True:
+        recorder.before_call()
+        if time.monotonic() > deadline:
+            raise AudienceError(too_slow, {"seconds": f"{seconds:.0f}"})
+        page = next(pages, None)
+        if page is None:
+            return
+        yield page
 
 
 def _written(writer: _PairWriter, fill: Any) -> CustomerAudience:
@@ -537,7 +553,9 @@ def customer_audience_upload(
     )
 
 
-def _read_customer_list(audience: CustomerAudience, file: IO[bytes], recorder: ReadRecorder) -> Any:
+def _read_customer_list(
+    audience: CustomerAudience, file: IO[bytes], recorder: ReadRecorder, params: dict[str, Any]
+) -> Any:
     return customer_audience_read(audience=audience, stream=file, recorder=recorder)
 
 
@@ -582,6 +600,54 @@ def members_label(
     return label
 
 
+_MEMBERS_TOO_SLOW = _(
+    "WeCom's customers of these members could not be read within %(seconds)s seconds. Choose "
+    "fewer members, or a tag they have."
+)
+
+
+def _members_read(
+    *,
+    audience: CustomerAudience,
+    recorder: ReadRecorder,
+    userids: Sequence[str],
+    having: Sequence[str],
+    lacking: Sequence[str],
+) -> CustomerAudience:
+    """The pairs of WeCom's pages (``batch/get_by_user``) that carry every tag of ``having``
+    and none of ``lacking``, staged as they come, each page asked with no transaction open;
+    written in the recorder's last step."""
+    client = client_for(WeComApp.objects.get(pk=audience.app_id))
+    follow_users = client.follow_users()
+    unknown = sorted(set(userids) - set(follow_users))
+    if unknown:
+        # batch/get_by_user would refuse the whole call without naming them.
+        raise AudienceError(_NO_SUCH_MEMBERS, {"userids": "、".join(unknown)})
+    required, excluded = set(having), set(lacking)
+
+    def read() -> CustomerAudience:
+        writer = _PairWriter(audience, recorder, None)
+
+        def fill() -> None:
+            pages = client.customers_by_members(list(userids) or follow_users)
+            for page in _paged(pages, recorder, _MEMBERS_TOO_SLOW):
+                for follow in page.follows:
+                    writer.line()
+                    tags = set(follow.tag_ids)
+                    if (
+                        required <= tags
+                        and not excluded & tags
+                        and is_member_userid(follow.userid)
+                        and is_external_userid(follow.external_userid)
+                    ):
+                        writer.add(follow.userid, follow.external_userid)
+                writer._flush_staged()  # between two calls: nothing of a page left in memory
+
+        return _written(writer, fill)
+
+    return recorder.attempt(read)
+
+
 def customer_audience_from_members(
     *,
     app: WeComApp,
@@ -593,46 +659,85 @@ def customer_audience_from_members(
     """The customers of the chosen members (every member with customer contact when none is
     chosen), one pair per (member, customer); with ``having`` only the pairs that carry every
     one of those tags, with ``lacking`` only those that carry none of them. The tags are read
-    from WeCom (``batch/get_by_user``), so they are what WeCom has now, per member. The pages
-    are staged as they come, with no transaction open; the audience is written in one."""
-    client = client_for(app)
-    follow_users = client.follow_users()
-    unknown = sorted(set(userids) - set(follow_users))
-    if unknown:
-        # batch/get_by_user would refuse the whole call without naming them.
-        raise AudienceError(_NO_SUCH_MEMBERS, {"userids": "、".join(unknown)})
-    required, excluded = set(having), set(lacking)
+    from WeCom (``batch/get_by_user``), so they are what WeCom has now, per member. Read here
+    and now; the admin starts a job instead (:func:`customer_audience_members_start`)."""
     audience = CustomerAudience(
         app=app,
         source=CustomerAudienceSource.MEMBERS,
         source_label=members_label(app, userids, having, lacking)[:255],
         created_by=user,
     )
-    writer = _PairWriter(audience, _Create(audience), None)
+    return _members_read(
+        audience=audience,
+        recorder=_Create(audience),
+        userids=userids,
+        having=having,
+        lacking=lacking,
+    )
 
-    def fill() -> None:
-        for page in client.customers_by_members(userids or follow_users):
-            for follow in page.follows:
-                writer.line()
-                tags = set(follow.tag_ids)
-                if (
-                    required <= tags
-                    and not excluded & tags
-                    and is_member_userid(follow.userid)
-                    and is_external_userid(follow.external_userid)
-                ):
-                    writer.add(follow.userid, follow.external_userid)
-            writer._flush_staged()  # between two calls: nothing of a page left in memory
 
-    return _written(writer, fill)
+def customer_audience_members_start(
+    *,
+    app: WeComApp,
+    userids: list[str],
+    having: Sequence[str] = (),
+    lacking: Sequence[str] = (),
+    actor: Actor,
+) -> CustomerAudience:
+    """The same audience, read by a job (``tagging.customers.members``): for every member of a
+    large corp that is thousands of WeCom calls, too long for a web request."""
+    label = members_label(app, userids, having, lacking)[:255]
+    audience = CustomerAudience(app=app, source=CustomerAudienceSource.MEMBERS, source_label=label)
+    return reading_start(
+        reading=MEMBERS_READING,
+        audience=audience,
+        name=label,
+        params={"userids": list(userids), "having": list(having), "lacking": list(lacking)},
+        actor=actor,
+    )
+
+
+def _read_members_list(
+    audience: CustomerAudience, file: IO[bytes], recorder: ReadRecorder, params: dict[str, Any]
+) -> Any:
+    return _members_read(
+        audience=audience,
+        recorder=recorder,
+        userids=params.get("userids") or [],
+        having=params.get("having") or [],
+        lacking=params.get("lacking") or [],
+    )
+
+
+MEMBERS_READING = ListReading(
+    job_kind=MEMBERS_READ_KIND,
+    label=_("Reading the customers of members from WeCom"),
+    audience_model=CustomerAudience,
+    chunk_model=CustomerUploadChunk,
+    read=_read_members_list,
+    page="admin:tagging_customers_start",
+    view_permission="tagging.view_customeraudience",
+    gone=_("This list was given up. Make it again from the first page."),
+)
+MEMBERS_READ_JOB = reading_register(MEMBERS_READING)
+
+
+def reading_of(audience: CustomerAudience) -> ListReading:
+    """How ``audience`` is read by a job: from its uploaded file, or from WeCom."""
+    return (
+        MEMBERS_READING if audience.source == CustomerAudienceSource.MEMBERS else CUSTOMER_READING
+    )
 
 
 class _Create(ReadRecorder):
-    """Pairs the console has or WeCom gave: the audience is created in the last step's
-    transaction (or the caller's), with its pairs."""
+    """Pairs the console has or WeCom gave, read here and now: the audience is created in the
+    last step's transaction (or the caller's), with its pairs; nothing is written before."""
 
     def __init__(self, audience: CustomerAudience) -> None:
         self.audience = audience
+
+    def attempt(self, read: Any) -> Any:
+        return read()  # not in a transaction: WeCom's pages may be asked
 
     def finish(self, write: Any) -> None:
         with transaction.atomic():

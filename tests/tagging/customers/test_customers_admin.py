@@ -13,7 +13,7 @@ from django.utils import translation
 
 from console.models import Job, JobStatus
 from tagging.bulk.models import AudienceStatus
-from tagging.customers.audience import customer_read_job
+from tagging.customers.audience import MEMBERS_READ_KIND, customer_read_job
 from tagging.customers.jobs import KIND
 from tagging.customers.models import CustomerAudience
 from tests import hostile_files
@@ -121,9 +121,34 @@ def test_the_customers_of_chosen_members(client, editor, app, sandbox, strategy_
     )
     assert response.status_code == 302
     audience = CustomerAudience.objects.get()
+    # Read by a job: no WeCom call in the request.
+    assert audience.status == AudienceStatus.READING and not audience.pairs.exists()
+    assert customer_read_job(audience) is None
+    job = Job.objects.get(kind=MEMBERS_READ_KIND)
+    assert drain(job).status == JobStatus.DONE
+    audience.refresh_from_db()
+    assert audience.status == AudienceStatus.READY
     assert audience.members == {
         "zhaoliu": len(sandbox.state.customers.customers_of(CORP, "zhaoliu"))
     }
+
+
+def test_members_wecom_does_not_list_fail_the_read_in_words(client, editor, app, sandbox):
+    client = logged_in(client, editor)
+    form = {"app": app.pk, "add": "etA1", "remove": "", "source": "members"}
+    response = client.post(
+        reverse("admin:tagging_customeraudience_add"), {**form, "members": "lisi ghost"}
+    )
+    assert response.status_code == 302
+    job = drain(Job.objects.get(kind=MEMBERS_READ_KIND))
+    audience = CustomerAudience.objects.get()
+    audience.refresh_from_db()
+    assert (job.status, audience.status) == (JobStatus.FAILED, AudienceStatus.FAILED)
+    page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert (
+        "data-bulk-read-refusal" in page and "ghost" in page and "data-customers-start" not in page
+    )
+    assert "Nothing of this list was kept." in page
 
 
 def test_a_file_that_is_not_a_list_is_refused_at_the_upload(client, editor, app, sandbox):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tagging.customers.audience import customer_audience_from_members
+from console.models import Job
+from tagging.customers.audience import MEMBERS_READ_KIND, customer_audience_from_members
 from tagging.customers.models import CustomerAudience
 from tests.conftest import PASSWORD
-from tests.tagging.customers.conftest import CORP
+from tests.tagging.customers.conftest import CORP, drain
 
 pytestmark = pytest.mark.django_db
 
@@ -83,4 +84,5 @@ def test_the_form_takes_a_tag_condition_instead_of_members(client, sandbox, app,
 
     audience = CustomerAudience.objects.get()
     assert answer.status_code == 302 and f"/{audience.pk}/start/" in answer["Location"]
+    drain(Job.objects.get(kind=MEMBERS_READ_KIND))
     assert pairs_of(audience) == with_vip

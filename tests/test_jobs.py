@@ -537,3 +537,39 @@ def test_a_task_chains_no_shard_when_chaining_is_off_or_its_slice_is_over(actor,
     assert run_shard(second.pk) == "slice-over"
     third.refresh_from_db()
     assert third.status == ShardStatus.PENDING and third.position == third.start
+
+
+def test_a_kinds_on_stopped_runs_when_the_job_is_cancelled_or_fails_never_when_done(
+    actor, job_kinds
+):
+    from console.jobs.services import job_fail
+
+    stopped: list[tuple[int, str, bool]] = []
+
+    def on_stopped(job: Job) -> None:
+        # In the transaction that stops the job, its open shards already closed.
+        still_open = job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING))
+        stopped.append((job.pk, job.status, still_open.exists()))
+
+    job_kinds(
+        JobKind(
+            name="tests.stopping", label="Stopping", run_shard=run_counting, on_stopped=on_stopped
+        )
+    )
+    cancelled = make_job(actor, kind="tests.stopping")
+    job_cancel(job=cancelled, actor=actor)
+    failed = make_job(actor, kind="tests.stopping")
+    job_fail(job=failed, message="broken")
+    done = make_job(actor, kind="tests.stopping")
+    run_to_the_end(done)
+    done.refresh_from_db()
+
+    assert done.status == JobStatus.DONE
+    assert stopped == [
+        (cancelled.pk, JobStatus.CANCELLED, False),
+        (failed.pk, JobStatus.FAILED, False),
+    ]
+    # Refused: already cancelled. Nothing runs twice.
+    with pytest.raises(JobStateError):
+        job_cancel(job=cancelled, actor=actor)
+    assert len(stopped) == 2

@@ -343,3 +343,43 @@ def test_the_label_of_having_and_lacking_names_the_tags(sandbox, app, editor, ac
     assert vip.name in audience.source_label and churned.name in audience.source_label
     assert vip.wecom_id not in audience.source_label
     assert "etX9" in audience.source_label  # unknown to the console: its id
+
+
+def test_wecom_unreachable_puts_the_read_on_hold_and_it_reads_whole_later(
+    app, editor, actor, sandbox, mixed
+):
+    from wecom.sandbox import FaultRule
+
+    data, expected = mixed
+    sandbox.faults.add(
+        FaultRule(
+            platform="wecom",
+            endpoint="/cgi-bin/externalcontact/get_follow_user_list",
+            errcode=-1,
+            times=100,
+        )
+    )
+    audience = upload(app, actor, data)
+    job = read_uploaded(audience)
+    assert (job.status, audience.status) == (JobStatus.WAITING, AudienceStatus.READING)
+    assert audience.chunks.exists() and not audience.pairs.exists()
+
+    sandbox.faults.clear()
+    from console.jobs.services import jobs_watchdog
+
+    jobs_watchdog(now=job.resume_at + timedelta(seconds=1))
+    job = read_uploaded(audience)
+    assert (job.status, audience.status) == (JobStatus.DONE, AudienceStatus.READY)
+    assert [(u, e) for _p, u, e in what_was_read(audience)[0]] == expected["pairs"]
+
+
+def test_a_cancelled_read_of_members_leaves_nothing_being_read(app, actor, sandbox):
+    from tagging.customers.audience import MEMBERS_READ_KIND, customer_audience_members_start
+
+    audience = customer_audience_members_start(app=app, userids=["zhaoliu"], actor=actor)
+    job = Job.objects.get(kind=MEMBERS_READ_KIND)
+    assert audience.status == AudienceStatus.READING
+    job_cancel(job=job, actor=actor)
+    audience.refresh_from_db()
+    assert audience.status == AudienceStatus.FAILED and not audience.pairs.exists()
+    assert drain(Job.objects.get(pk=job.pk)).status == JobStatus.CANCELLED

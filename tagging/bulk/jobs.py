@@ -159,8 +159,10 @@ def _send_batch(
                 pauses = getattr(settings, "BULK_OUTAGE_PAUSES", _OUTAGE_PAUSES)
                 if outages >= len(pauses):
                     # The job waits, backing off, and goes on from this batch; never fails.
+                    # Whoever sends it then, the call that timed out has had time to finish.
+                    _settle(error, 0.0)
                     raise PlatformUnavailable(str(error), error.note()) from None
-                time.sleep(pauses[outages])
+                _settle(error, pauses[outages])
                 outages += 1
                 if not run.keep_going():
                     raise _Stop from None
@@ -173,6 +175,15 @@ def _send_batch(
             outcome.done += len(part)
             outages = 0
     return outcome
+
+
+def _settle(error: PlatformError, pause: float) -> None:
+    """Pause before the batch is sent again: ``pause``, or longer while the call that timed out
+    may still be running on the platform (``settle_until``, set by the transport), so that no
+    item of the batch is ever in flight twice at once."""
+    pause = max(pause, error.settle_until - time.monotonic())
+    if pause > 0:
+        time.sleep(pause)
 
 
 def _is_outage(error: PlatformError) -> bool:

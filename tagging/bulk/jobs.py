@@ -21,9 +21,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
-from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 
 from console.jobs import JobKind, PlatformUnavailable, ShardRun
 from console.jobs.undo import job_undo_of
@@ -274,32 +273,20 @@ def run_bulk_shard(run: ShardRun) -> None:
 
 
 def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
-    actions = []
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_bulkaudience")
-        and job.failures.filter(retryable=True).exists()
-    ):
-        actions.append(
-            (reverse("admin:tagging_bulk_retry", args=[job.pk]), gettext("Retry failed only"))
-        )
+    from console.jobs.follow_up import follow_up_actions
     from tagging.bulk.services import bulk_job_undo_refusal
 
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_bulkaudience")
-        and bulk_job_undo_refusal(job=job) is None
-    ):
-        actions.append((reverse("admin:tagging_bulk_undo", args=[job.pk]), gettext("Undo")))
-    audience = job_audience(job)
-    if audience is not None and user.has_perm("tagging.view_bulkaudience"):
-        actions.append(
-            (
-                reverse("admin:tagging_bulkaudience_change", args=[audience.pk]),
-                gettext("Audience and refused values"),
-            )
-        )
-    return actions
+    return follow_up_actions(
+        job,
+        user,
+        add_permission="tagging.add_bulkaudience",
+        retry_url_name="admin:tagging_bulk_retry",
+        undo_url_name="admin:tagging_bulk_undo",
+        undo_refusal=lambda job: bulk_job_undo_refusal(job=job),
+        audience=job_audience(job),
+        audience_url_name="admin:tagging_bulkaudience_change",
+        view_permission="tagging.view_bulkaudience",
+    )
 
 
 def job_audience(job: Job) -> BulkAudience | None:

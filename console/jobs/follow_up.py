@@ -1,6 +1,9 @@
-"""The page that starts a follow-up of a finished job ("retry failed only", "undo"): confirm on
-GET, start on POST, back to the job's page with a sentence when it cannot be done. Kinds' admins
-give the service that starts it and the confirmation's template and facts."""
+"""Follow-ups of a finished job ("retry failed only", "undo"), shared by the kinds that offer
+them: the links on the job's page (:func:`follow_up_actions`) and the page that starts one
+(:func:`follow_up_job_view`): confirm on GET, start on POST, back to the job's page with a
+sentence when it cannot be done. Kinds give the service that starts it and the confirmation's
+template and facts. (The failed items a retry takes: ``job_retryable_failures`` in
+console/jobs/selectors.py.)"""
 
 from __future__ import annotations
 
@@ -8,16 +11,45 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
 from console.models import Job
 from console.service_admin import refusal_text
+
+
+def follow_up_actions(
+    job: Job,
+    user: AbstractBaseUser,
+    *,
+    add_permission: str,
+    retry_url_name: str,
+    undo_url_name: str,
+    undo_refusal: Callable[[Job], str | None],
+    audience: Any,
+    audience_url_name: str,
+    view_permission: str,
+) -> list[tuple[str, str]]:
+    """The links of a finished tagging job's page: "Retry failed only" where a failure may pass
+    now, "Undo" where it can be undone, and its audience (unless deleted)."""
+    actions = []
+    if job.is_final and user.has_perm(add_permission):
+        if job.failures.filter(retryable=True).exists():
+            actions.append((reverse(retry_url_name, args=[job.pk]), gettext("Retry failed only")))
+        if undo_refusal(job) is None:
+            actions.append((reverse(undo_url_name, args=[job.pk]), gettext("Undo")))
+    if audience is not None and user.has_perm(view_permission):
+        actions.append(
+            (reverse(audience_url_name, args=[audience.pk]), gettext("Audience and refused values"))
+        )
+    return actions
 
 
 def follow_up_job_view(

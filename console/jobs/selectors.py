@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, Sum
 from django.utils import formats, timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from console.models import OPEN_JOB_STATUSES, Job, JobItemFailure, JobProgress, JobStatus
@@ -132,3 +134,16 @@ def job_failure_rows(job: Job) -> Iterator[tuple[str, str, str, str]]:
     ):
         item, code, reason, retryable = failure
         yield item, code, reason, _("yes") if retryable else _("no")
+
+
+def job_retryable_failures(
+    *, job: Job, kind: str, not_final: Promise, nothing_to_retry: Promise
+) -> QuerySet[JobItemFailure]:
+    """The failed items of ``job`` (of ``kind``, ended) that another attempt may pass, in
+    order; refused with the kind's sentences otherwise."""
+    if job.kind != kind or not job.is_final:
+        raise ValidationError(not_final, code="not_final")
+    failed = JobItemFailure.objects.filter(job=job, retryable=True).order_by("pk")
+    if not failed.exists():
+        raise ValidationError(nothing_to_retry, code="nothing_to_retry")
+    return failed

@@ -21,9 +21,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
-from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 
 from console.jobs import JobKind, PlatformUnavailable, ShardRun
 from console.jobs.undo import job_undo_of
@@ -159,8 +158,10 @@ def _send_batch(
                 pauses = getattr(settings, "BULK_OUTAGE_PAUSES", _OUTAGE_PAUSES)
                 if outages >= len(pauses):
                     # The job waits, backing off, and goes on from this batch; never fails.
+                    # Whoever sends it then, the call that timed out has had time to finish.
+                    _settle(error, 0.0)
                     raise PlatformUnavailable(str(error), error.note()) from None
-                time.sleep(pauses[outages])
+                _settle(error, pauses[outages])
                 outages += 1
                 if not run.keep_going():
                     raise _Stop from None
@@ -173,6 +174,15 @@ def _send_batch(
             outcome.done += len(part)
             outages = 0
     return outcome
+
+
+def _settle(error: PlatformError, pause: float) -> None:
+    """Pause before the batch is sent again: ``pause``, or longer while the call that timed out
+    may still be running on the platform (``settle_until``, set by the transport), so that no
+    item of the batch is ever in flight twice at once."""
+    pause = max(pause, error.settle_until - time.monotonic())
+    if pause > 0:
+        time.sleep(pause)
 
 
 def _is_outage(error: PlatformError) -> bool:
@@ -263,32 +273,20 @@ def run_bulk_shard(run: ShardRun) -> None:
 
 
 def bulk_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
-    actions = []
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_bulkaudience")
-        and job.failures.filter(retryable=True).exists()
-    ):
-        actions.append(
-            (reverse("admin:tagging_bulk_retry", args=[job.pk]), gettext("Retry failed only"))
-        )
+    from console.jobs.follow_up import follow_up_actions
     from tagging.bulk.services import bulk_job_undo_refusal
 
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_bulkaudience")
-        and bulk_job_undo_refusal(job=job) is None
-    ):
-        actions.append((reverse("admin:tagging_bulk_undo", args=[job.pk]), gettext("Undo")))
-    audience = job_audience(job)
-    if audience is not None and user.has_perm("tagging.view_bulkaudience"):
-        actions.append(
-            (
-                reverse("admin:tagging_bulkaudience_change", args=[audience.pk]),
-                gettext("Audience and refused values"),
-            )
-        )
-    return actions
+    return follow_up_actions(
+        job,
+        user,
+        add_permission="tagging.add_bulkaudience",
+        retry_url_name="admin:tagging_bulk_retry",
+        undo_url_name="admin:tagging_bulk_undo",
+        undo_refusal=lambda job: bulk_job_undo_refusal(job=job),
+        audience=job_audience(job),
+        audience_url_name="admin:tagging_bulkaudience_change",
+        view_permission="tagging.view_bulkaudience",
+    )
 
 
 def job_audience(job: Job) -> BulkAudience | None:

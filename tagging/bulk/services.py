@@ -11,9 +11,10 @@ from django.utils import formats
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor
+from console.jobs.selectors import job_retryable_failures
 from console.jobs.services import job_create, shard_ranges
 from console.jobs.undo import job_undo_refusal
-from console.models import Job, JobItemFailure
+from console.models import Job
 from tagging.bulk.audience import audience_from_openids, audience_of_job_successes
 from tagging.bulk.jobs import KIND, TAG, UNTAG, BulkSpec
 from tagging.bulk.models import AudienceStatus, BulkAudience
@@ -178,17 +179,14 @@ def bulk_job_target(job: Job) -> Target:
 
 def bulk_job_retry_failed(*, job: Job, actor: Actor) -> Job:
     """A new job of the failed OpenIDs of ``job`` that another attempt may pass."""
-    if job.kind != KIND or not job.is_final:
-        raise ValidationError(
-            _("Only a bulk job that has ended can have its failed OpenIDs retried."),
-            code="not_final",
-        )
-    failed = JobItemFailure.objects.filter(job=job, retryable=True).order_by("pk")
-    if not failed.exists():
-        raise ValidationError(
-            _("No failed OpenID of this job can be retried: the platform refused them for good."),
-            code="nothing_to_retry",
-        )
+    failed = job_retryable_failures(
+        job=job,
+        kind=KIND,
+        not_final=_("Only a bulk job that has ended can have its failed OpenIDs retried."),
+        nothing_to_retry=_(
+            "No failed OpenID of this job can be retried: the platform refused them for good."
+        ),
+    )
     spec = BulkSpec.from_params(job.params)
     with transaction.atomic():
         audience = audience_from_openids(

@@ -19,9 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
-from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext_lazy as _
 
 from console.jobs import JobKind, ShardRun
 from console.jobs.undo import job_undo_of
@@ -112,32 +111,20 @@ def run_customers_shard(run: ShardRun) -> None:
 
 
 def customers_job_actions(job: Job, user: AbstractBaseUser) -> list[tuple[str, str]]:
-    actions = []
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_customeraudience")
-        and job.failures.filter(retryable=True).exists()
-    ):
-        actions.append(
-            (reverse("admin:tagging_customers_retry", args=[job.pk]), gettext("Retry failed only"))
-        )
+    from console.jobs.follow_up import follow_up_actions
     from tagging.customers.services import customers_job_undo_refusal
 
-    if (
-        job.is_final
-        and user.has_perm("tagging.add_customeraudience")
-        and customers_job_undo_refusal(job=job) is None
-    ):
-        actions.append((reverse("admin:tagging_customers_undo", args=[job.pk]), gettext("Undo")))
-    audience = job_audience(job)
-    if audience is not None and user.has_perm("tagging.view_customeraudience"):
-        actions.append(
-            (
-                reverse("admin:tagging_customeraudience_change", args=[audience.pk]),
-                gettext("Audience and refused values"),
-            )
-        )
-    return actions
+    return follow_up_actions(
+        job,
+        user,
+        add_permission="tagging.add_customeraudience",
+        retry_url_name="admin:tagging_customers_retry",
+        undo_url_name="admin:tagging_customers_undo",
+        undo_refusal=lambda job: customers_job_undo_refusal(job=job),
+        audience=job_audience(job),
+        audience_url_name="admin:tagging_customeraudience_change",
+        view_permission="tagging.view_customeraudience",
+    )
 
 
 def job_audience(job: Job) -> CustomerAudience | None:

@@ -12,6 +12,7 @@ from django.utils import formats
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
 from console.audit import Actor
+from console.jobs.selectors import job_retryable_failures
 from console.jobs.services import job_create, shard_ranges
 from console.jobs.undo import job_processed_ranges, job_undo_refusal
 from console.models import Job, JobItemFailure
@@ -82,17 +83,16 @@ def customers_job_start(
 
 def customers_job_retry_failed(*, job: Job, actor: Actor) -> Job:
     """A new job of the failed pairs of ``job`` that another attempt may pass."""
-    if job.kind != KIND or not job.is_final:
-        raise ValidationError(
-            _("Only a customer-tagging job that has ended can have its failed pairs retried."),
-            code="not_final",
-        )
-    failed = JobItemFailure.objects.filter(job=job, retryable=True).order_by("pk")
-    if not failed.exists():
-        raise ValidationError(
-            _("No failed pair of this job can be retried: WeCom refused them for good."),
-            code="nothing_to_retry",
-        )
+    failed = job_retryable_failures(
+        job=job,
+        kind=KIND,
+        not_final=_(
+            "Only a customer-tagging job that has ended can have its failed pairs retried."
+        ),
+        nothing_to_retry=_(
+            "No failed pair of this job can be retried: WeCom refused them for good."
+        ),
+    )
     spec = CustomerSpec.from_params(job.params)
     from wecom.models import WeComApp
 

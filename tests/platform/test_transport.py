@@ -8,6 +8,7 @@ import socket
 import pytest
 from django.utils import translation
 
+from tests.platform.conftest import RETRY
 from wecom.clients import (
     OfficialAccountClient,
     PlatformAPIError,
@@ -261,3 +262,53 @@ def test_an_answer_the_console_cannot_read_is_explained_not_a_crash(
     assert not caught.value.retryable
     with translation.override("zh-hans"):
         assert "无法识别的应答" in str(caught.value)
+
+
+def test_a_call_that_timed_out_is_sent_again_only_once_it_may_have_finished(sandbox, clock):
+    """The platform may still be running a call the client gave up on: the next attempt waits
+    as long as the read timeout again, however short the backoff."""
+    client = OfficialAccountClient(
+        appid=DEMO.oa_appid,
+        secret=DEMO.oa_secret,
+        clock=clock,
+        timeouts=Timeouts(connect=1.0, read=0.3),
+        retry=RetryPolicy(max_attempts=2, budget=30, backoff_base=0.01, backoff_cap=0.02),
+    )
+    client.check_connection()
+    sandbox.faults.add(FaultRule(platform="wechat", endpoint=TAGS_GET, latency_ms=600, times=1))
+    assert client.tags()
+    assert len(clock.pauses) == 1
+    assert clock.pauses[0] == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_server_error_is_retried_after_the_backoff_alone(wecom, sandbox, clock):
+    """An answer, even an error, means the call is over: no wait for it to settle."""
+    sandbox.faults.add(FaultRule(platform="wecom", endpoint=TAG_LIST, http_status=502, times=1))
+    wecom.strategy_tag_list(strategy_id=1)
+    assert clock.pauses == [pytest.approx(RETRY.backoff(1, clock.jitter))]
+
+
+def test_prepared_requests_are_reused_with_each_call_s_own_body(wecom, sandbox):
+    """Calls to one endpoint share a prepared request; each still carries its own body."""
+    from wecom.clients import transport
+
+    transport._templates.clear()
+    wecom.strategy_tag_list(strategy_id=1)
+    wecom.strategy_tag_list(strategy_id=2)
+    bodies = [r.body for r in sandbox.requests if r.endpoint == TAG_LIST]
+    assert [b.get("strategy_id") for b in bodies[-2:]] == [1, 2]
+    assert len([k for k in transport._templates if k[1].endswith(TAG_LIST)]) == 1
+
+
+def test_the_prepared_requests_kept_are_bounded(monkeypatch):
+    from wecom.clients import transport
+
+    monkeypatch.setattr(transport, "_TEMPLATES_MAX", 3)
+    transport._templates.clear()
+    for n in range(5):
+        prepared = transport._prepared_request(
+            "POST", "http://127.0.0.1:9/x", {"access_token": f"t{n}"}, {}, b"{}"
+        )
+        assert prepared.url.endswith(f"access_token=t{n}")
+        assert prepared.headers["Content-Length"] == "2"
+    assert len(transport._templates) <= 3

@@ -302,6 +302,10 @@ class PlatformError(Exception):
         self.token_problem = token_problem
         self.quota = quota
         self.item = item
+        # When a call that timed out after it was sent may have finished on the platform (the
+        # transport's monotonic clock): sending the same items again before then could put
+        # them in flight twice at once. 0: nothing to wait for.
+        self.settle_until = 0.0
         super().__init__(f"{platform} {endpoint}: errcode={errcode} errmsg={errmsg}")
 
     @property

@@ -29,10 +29,11 @@ its own), with the same tag; a first lean pass has tagged every OpenID of the fi
 each measured pass finds the sandbox in the same state. Per round and database it prints the
 times, the speed ratios (``ours/wechatpy`` = wechatpy's process time / ours: above 1, ours is
 faster; ``ours/wechatpy loop``, stricter, counts only their loop from opening the file, not
-their interpreter and imports), ``two/one`` and the load average, and where our time went (from the job's and the
-list's timestamps): start-up (to the list's row), reading the list, the job's queueing (to
-its start by a worker), the work, and ``--wait``'s lag after the job's end; then min / median
-/ max over the rounds. Goals (issue 18): ours/wechatpy >= 1.0 with one worker, >= 1.5 with
+their interpreter and imports), ``two/one`` and the load average, and where our time went (from
+the job's and the list's timestamps): start-up (to the list's row), reading the list, the job's
+queueing (to its start by a worker), the work, and ``--wait``'s lag after the job's end; then
+min / median / max over the rounds. Goals (issue 18): ours/wechatpy >= 1.0 with one worker, >=
+1.5 with
 two. ``--json FILE`` appends every round as a JSON line.
 """
 

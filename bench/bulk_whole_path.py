@@ -32,9 +32,8 @@ faster; ``ours/wechatpy loop``, stricter, counts only their loop from opening th
 their interpreter and imports), ``two/one`` and the load average, and where our time went (from
 the job's and the list's timestamps): start-up (to the list's row), reading the list, the job's
 queueing (to its start by a worker), the work, and ``--wait``'s lag after the job's end; then
-min / median / max over the rounds. Goals (issue 18): ours/wechatpy >= 1.0 with one worker, >=
-1.5 with
-two. ``--json FILE`` appends every round as a JSON line.
+min / median / max over the rounds. Goals (issue 18): ours/wechatpy >= 1.0 with one worker,
+>= 1.5 with two. ``--json FILE`` appends every round as a JSON line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""How long bulk audiences are kept: ``BULK_AUDIENCE_KEEP_DAYS`` (30), then deleted.
+"""How long lists are kept: ``BULK_AUDIENCE_KEEP_DAYS`` (30), then deleted. Both kinds: the
+Official Account / chatbot lists of OpenIDs (``BulkAudience``) and the WeCom customer lists of
+(member, customer) pairs (``CustomerAudience``).
 
 An audience's member rows (one per OpenID, millions for a large campaign) are most of what the
 console stores; once its jobs have ended they only serve the audience's preview page. Every day a
@@ -11,19 +13,23 @@ that age, so the daily purge never deletes an audience under a job that has just
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _, ngettext_lazy
 
 from console.audit import Actor, AuditAction, audit_record
 from console.models import OPEN_JOB_STATUSES, Job
 from tagging.bulk.jobs import KIND
 from tagging.bulk.models import BulkAudience, BulkAudienceMember, BulkAudienceRefusal
+from tagging.bulk.reading import READ_KIND
 
 PURGE_SCHEDULE_NAME = "tagging: delete expired bulk audiences"
 PURGE_TASK = "tagging.bulk.retention.audiences_purge_scheduled"
@@ -36,7 +42,53 @@ START_MARGIN = timedelta(days=1)
 @dataclass(frozen=True)
 class PurgeReport:
     audiences: int
+    # OpenIDs of the bulk lists deleted.
     members: int
+    # WeCom customer lists deleted, and their (member, customer) pairs.
+    customer_lists: int = 0
+    pairs: int = 0
+
+
+@dataclass(frozen=True)
+class _KeptList:
+    """A kind of list the purge deletes: its models, and the job kinds that read it."""
+
+    audience: type[models.Model]
+    rows: type[models.Model]
+    refusals: type[models.Model]
+    job_kinds: tuple[str, ...]
+    note: Promise
+
+
+_OPENIDS_NOTE = _(
+    "Deleted %(days)s days after it was read, with the OpenIDs it held (%(members)s); the jobs "
+    "that used it keep their counts and failed OpenIDs."
+)
+_PAIRS_NOTE = _(
+    "Deleted %(days)s days after it was read, with the (member, customer) pairs it held "
+    "(%(members)s); the jobs that used it keep their counts and failed pairs."
+)
+
+
+def _kept_lists() -> Iterator[_KeptList]:
+    from tagging.customers.audience import MEMBERS_READ_KIND, READ_KIND as CUSTOMERS_READ_KIND
+    from tagging.customers.jobs import KIND as CUSTOMERS_KIND
+    from tagging.customers.models import (
+        CustomerAudience,
+        CustomerAudiencePair,
+        CustomerAudienceRefusal,
+    )
+
+    yield _KeptList(
+        BulkAudience, BulkAudienceMember, BulkAudienceRefusal, (KIND, READ_KIND), _OPENIDS_NOTE
+    )
+    yield _KeptList(
+        CustomerAudience,
+        CustomerAudiencePair,
+        CustomerAudienceRefusal,
+        (CUSTOMERS_KIND, CUSTOMERS_READ_KIND, MEMBERS_READ_KIND),
+        _PAIRS_NOTE,
+    )
 
 
 def audience_expiry(audience: BulkAudience) -> datetime:
@@ -60,30 +112,36 @@ def audience_check_startable(*, audience: BulkAudience, now: datetime | None = N
         )
 
 
-def audiences_in_use() -> set[int]:
-    """The audiences that open bulk jobs read."""
-    ids = Job.objects.filter(kind=KIND, status__in=OPEN_JOB_STATUSES).values_list(
+def audiences_in_use(job_kinds: tuple[str, ...] = (KIND, READ_KIND)) -> set[int]:
+    """The lists that open jobs of ``job_kinds`` read (bulk lists by default)."""
+    ids = Job.objects.filter(kind__in=job_kinds, status__in=OPEN_JOB_STATUSES).values_list(
         "params__audience_id", flat=True
     )
     return {int(audience_id) for audience_id in ids if audience_id is not None}
 
 
 def audience_purge_expired(*, actor: Actor, now: datetime | None = None) -> PurgeReport:
-    """Delete the audiences older than ``BULK_AUDIENCE_KEEP_DAYS`` that no open job reads."""
+    """Delete the lists older than ``BULK_AUDIENCE_KEEP_DAYS`` that no open job reads."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.BULK_AUDIENCE_KEEP_DAYS)
-    expired = (
-        BulkAudience.objects.filter(created_at__lt=cutoff)
-        .exclude(pk__in=audiences_in_use())
-        .order_by("pk")
+    counts: list[tuple[int, int]] = []
+    for kept in _kept_lists():
+        expired = (
+            kept.audience.objects.filter(created_at__lt=cutoff)  # type: ignore[attr-defined]
+            .exclude(pk__in=audiences_in_use(kept.job_kinds))
+            .order_by("pk")
+        )
+        lists = rows = 0
+        for audience in list(expired):
+            rows += _audience_delete(audience=audience, kept=kept, actor=actor)
+            lists += 1
+        counts.append((lists, rows))
+    (audiences, members), (customer_lists, pairs) = counts
+    return PurgeReport(
+        audiences=audiences, members=members, customer_lists=customer_lists, pairs=pairs
     )
-    audiences = members = 0
-    for audience in list(expired):
-        members += _audience_delete(audience=audience, actor=actor)
-        audiences += 1
-    return PurgeReport(audiences=audiences, members=members)
 
 
-def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
+def _audience_delete(*, audience: Any, kept: _KeptList, actor: Actor) -> int:
     # By ranges of positions (dense 0..accepted-1), each found by the (audience, position)
     # index where it starts: finding a chunk's end by counting rows from the first position
     # walked again past every row deleted before it, not yet vacuumed (1,000,000 rows took
@@ -91,25 +149,23 @@ def _audience_delete(*, audience: BulkAudience, actor: Actor) -> int:
     deleted = 0
     for start in range(0, audience.accepted, DELETE_CHUNK):
         with transaction.atomic():
-            count, _by_model = BulkAudienceMember.objects.filter(
+            count, _by_model = kept.rows.objects.filter(  # type: ignore[attr-defined]
                 audience=audience, position__gte=start, position__lt=start + DELETE_CHUNK
             ).delete()
         deleted += count
     with transaction.atomic():
-        BulkAudienceRefusal.objects.filter(audience=audience).delete()
+        kept.refusals.objects.filter(audience=audience).delete()  # type: ignore[attr-defined]
         audit_record(
             actor=actor,
             obj=audience,
             action=AuditAction.DELETE,
-            note=_(
-                "Deleted %(days)s days after it was read, with the OpenIDs it held "
-                "(%(members)s); the jobs that used it keep their counts and failed OpenIDs."
-            ),
+            note=kept.note,
             note_params={"days": settings.BULK_AUDIENCE_KEEP_DAYS, "members": deleted},
         )
-        # Deletes whatever no range held (there is nothing, unless the rows were not numbered).
+        # Deletes whatever no range held (there is nothing, unless the rows were not numbered),
+        # and the parts of a file never read.
         _count, by_model = audience.delete()
-    return deleted + by_model.get(BulkAudienceMember._meta.label, 0)
+    return deleted + by_model.get(kept.rows._meta.label, 0)
 
 
 def audiences_purge_scheduled() -> None:

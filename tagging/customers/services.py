@@ -16,6 +16,7 @@ from console.jobs.selectors import job_retryable_failures
 from console.jobs.services import job_create, shard_ranges
 from console.jobs.undo import job_processed_ranges, job_undo_refusal
 from console.models import Job, JobItemFailure
+from tagging.bulk.retention import audience_check_startable
 from tagging.customers.audience import customer_audience_from_pairs, pair_item
 from tagging.customers.jobs import KIND, CustomerSpec
 from tagging.customers.models import (
@@ -54,6 +55,8 @@ def customers_job_start(
     """Add and/or remove tags on every (member, customer) pair of ``audience``, one call each,
     in the background."""
     add, remove = _clean_tag_ids(add, remove)
+    # The daily purge deletes customer lists as it does bulk lists.
+    audience_check_startable(audience=audience)
     spec = CustomerSpec(
         audience_id=audience.pk,
         app_id=audience.app_id,

@@ -271,3 +271,19 @@ class Command(BaseCommand):
                 "members": report.members,
             }
         )
+        if not report.customer_lists:
+            return
+        self.stdout.write(
+            ngettext(
+                "Deleted %(count)s WeCom customer list older than %(days)s days (pairs: "
+                "%(pairs)s).",
+                "Deleted %(count)s WeCom customer lists older than %(days)s days (pairs: "
+                "%(pairs)s).",
+                report.customer_lists,
+            )
+            % {
+                "count": report.customer_lists,
+                "days": settings.BULK_AUDIENCE_KEEP_DAYS,
+                "pairs": report.pairs,
+            }
+        )

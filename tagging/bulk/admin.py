@@ -54,8 +54,81 @@ from tagging.bulk.services import (
 from wecom.clients import PlatformError
 
 
+class ListJobAdminMixin:
+    """The first step shared by the admins that start a job on an uploaded list (bulk lists,
+    WeCom customer lists): the add page with the upload limit enforced while the file arrives,
+    its form, and on success the list's own page. Subclasses name the form, the template, the
+    title, the start page and the query it carries (the job's target or tags), and make the
+    audience from the valid form (``_audience``)."""
+
+    job_form_class: type[Any]
+    job_form_template: str
+    job_form_title: Any
+    start_url_name: str
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            "opts": self.model._meta,  # type: ignore[attr-defined]
+            "app_label": self.model._meta.app_label,  # type: ignore[attr-defined]
+            **extra,
+        }
+
+    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
+        """The add page, with the upload limit enforced while the file arrives.
+
+        Upload handlers must be in place before anything reads the body; the CSRF check
+        reads it, so this view is exempt from the middleware's check and makes the same
+        check itself right after (Django's documented pattern).
+        """
+        request.upload_handlers.insert(0, UploadSizeLimit(request))
+        return csrf_protect(self.add_view)(request)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        form = self.job_form_class(
+            request.POST or None,
+            request.FILES or None,
+            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                audience = self._audience(request, form)
+            except (AudienceError, PlatformError, ValidationError) as error:
+                form.add_error(None, refusal_text(error))
+            else:
+                url = reverse(self.start_url_name, args=[audience.pk])
+                return HttpResponseRedirect(f"{url}?{urlencode(self._start_query(form))}")
+        return TemplateResponse(
+            request,
+            self.job_form_template,
+            self._context(
+                request,
+                title=str(self.job_form_title),
+                form=form,
+                limit_mb=upload_limit() // (1024 * 1024),
+                limit_bytes=upload_limit(),
+                # The browser says it before sending the file, in the server's own words.
+                too_large=str(TOO_LARGE),
+            ),
+        )
+
+    def _audience(self, request: HttpRequest, form: Any) -> Any:
+        raise NotImplementedError
+
+    def _start_query(self, form: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 @admin.register(BulkAudience)
-class BulkAudienceAdmin(admin.ModelAdmin):
+class BulkAudienceAdmin(ListJobAdminMixin, admin.ModelAdmin):
+    job_form_class = BulkJobForm
+    job_form_template = "admin/tagging/bulk_job_form.html"
+    job_form_title = _("New bulk tagging job")
+    start_url_name = "admin:tagging_bulk_start"
     list_display = (
         "__str__",
         "status",
@@ -99,58 +172,8 @@ class BulkAudienceAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "app_label": self.model._meta.app_label,
-            **extra,
-        }
-
-    # --- step 1: target and audience -----------------------------------------------------------
-
-    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
-        """The add page, with the upload limit enforced while the file arrives.
-
-        Upload handlers must be in place before anything reads the body; the CSRF check
-        reads it, so this view is exempt from the middleware's check and makes the same
-        check itself right after (Django's documented pattern).
-        """
-        request.upload_handlers.insert(0, UploadSizeLimit(request))
-        return csrf_protect(self.add_view)(request)
-
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = BulkJobForm(
-            request.POST or None,
-            request.FILES or None,
-            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
-        )
-        if request.method == "POST" and form.is_valid():
-            try:
-                audience = self._audience(request, form)
-            except (AudienceError, PlatformError, ValidationError) as error:
-                form.add_error(None, refusal_text(error))
-            else:
-                query = urlencode(form.target_data())
-                url = reverse("admin:tagging_bulk_start", args=[audience.pk])
-                return HttpResponseRedirect(f"{url}?{query}")
-        return TemplateResponse(
-            request,
-            "admin/tagging/bulk_job_form.html",
-            self._context(
-                request,
-                title=gettext("New bulk tagging job"),
-                form=form,
-                limit_mb=upload_limit() // (1024 * 1024),
-                limit_bytes=upload_limit(),
-                # The browser says it before sending the file, in the server's own words.
-                too_large=str(TOO_LARGE),
-            ),
-        )
+    def _start_query(self, form: BulkJobForm) -> dict[str, Any]:
+        return form.target_data()
 
     def _audience(self, request: HttpRequest, form: BulkJobForm) -> BulkAudience:
         data = form.cleaned_data

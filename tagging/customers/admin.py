@@ -7,7 +7,6 @@ The upload is bounded while it arrives, as for bulk jobs (``UploadSizeLimit``).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,8 +21,8 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.translation import gettext
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.utils.translation import gettext, gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
 
 from console.audit import Actor, AuditSource
 from console.ids import object_pk_or_404
@@ -31,12 +30,9 @@ from console.jobs.follow_up import follow_up_job_view
 from console.models import Job
 from console.service_admin import refusal_text
 from console.spreadsheets import csv_download
+from tagging.bulk.admin import ListJobAdminMixin
 from tagging.bulk.audience import (
-    TOO_LARGE,
     AudienceError,
-    UploadSizeLimit,
-    upload_limit,
-    upload_size_refusal,
 )
 from tagging.bulk.models import AudienceStatus
 from tagging.bulk.reading import read_follow_context
@@ -57,12 +53,15 @@ from tagging.customers.services import (
     customers_job_undo_refusal,
 )
 from tagging.strategy.selectors import TagLabel, pickable_tags, tag_labels
-from wecom.clients import PlatformError
 from wecom.models import WeComApp
 
 
 @admin.register(CustomerAudience)
-class CustomerAudienceAdmin(admin.ModelAdmin):
+class CustomerAudienceAdmin(ListJobAdminMixin, admin.ModelAdmin):
+    job_form_class = CustomerJobForm
+    job_form_template = "admin/tagging/customers_job_form.html"
+    job_form_title = _("New WeCom customer tagging job")
+    start_url_name = "admin:tagging_customers_start"
     list_display = (
         "__str__",
         "app",
@@ -103,52 +102,10 @@ class CustomerAudienceAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "app_label": self.model._meta.app_label,
-            **extra,
-        }
+    # --- step 1: tags and customers (ListJobAdminMixin's add page) --------------------------
 
-    # --- step 1: tags and customers ----------------------------------------------------------
-
-    def add_with_upload_limit(self, request: HttpRequest) -> HttpResponse:
-        """The add page, with the upload limit enforced while the file arrives (the upload
-        handler must be in place before the CSRF check reads the body)."""
-        request.upload_handlers.insert(0, UploadSizeLimit(request))
-        return csrf_protect(self.add_view)(request)
-
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = CustomerJobForm(
-            request.POST or None,
-            request.FILES or None,
-            upload_refusal=upload_size_refusal(request) if request.method == "POST" else None,
-        )
-        if request.method == "POST" and form.is_valid():
-            try:
-                audience = self._audience(request, form)
-            except (AudienceError, PlatformError, ValidationError) as error:
-                form.add_error(None, refusal_text(error))
-            else:
-                url = reverse("admin:tagging_customers_start", args=[audience.pk])
-                return HttpResponseRedirect(f"{url}?{urlencode(form.tag_data())}")
-        return TemplateResponse(
-            request,
-            "admin/tagging/customers_job_form.html",
-            self._context(
-                request,
-                title=gettext("New WeCom customer tagging job"),
-                form=form,
-                limit_mb=upload_limit() // (1024 * 1024),
-                limit_bytes=upload_limit(),
-                too_large=str(TOO_LARGE),
-            ),
-        )
+    def _start_query(self, form: CustomerJobForm) -> dict[str, Any]:
+        return form.tag_data()
 
     def tags_view(self, request: HttpRequest) -> HttpResponse:
         """The tag picker's search: the chosen app's tags that exist in WeCom whose name holds

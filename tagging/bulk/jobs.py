@@ -159,9 +159,9 @@ def _send_batch(
                 if outages >= len(pauses):
                     # The job waits, backing off, and goes on from this batch; never fails.
                     # Whoever sends it then, the call that timed out has had time to finish.
-                    _settle(error, 0.0)
+                    _settle(run, error, 0.0)
                     raise PlatformUnavailable(str(error), error.note()) from None
-                _settle(error, pauses[outages])
+                _settle(run, error, pauses[outages])
                 outages += 1
                 if not run.keep_going():
                     raise _Stop from None
@@ -176,12 +176,14 @@ def _send_batch(
     return outcome
 
 
-def _settle(error: PlatformError, pause: float) -> None:
+def _settle(run: ShardRun, error: PlatformError, pause: float) -> None:
     """Pause before the batch is sent again: ``pause``, or longer while the call that timed out
     may still be running on the platform (``settle_until``, set by the transport), so that no
-    item of the batch is ever in flight twice at once."""
+    item of the batch is ever in flight twice at once. The lease is renewed first if the pause
+    could outlast it: no other worker may take the batch up meanwhile."""
     pause = max(pause, error.settle_until - time.monotonic())
     if pause > 0:
+        run.ensure_lease()
         time.sleep(pause)
 
 

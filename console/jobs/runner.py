@@ -38,7 +38,7 @@ from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.functional import Promise
 
-from console.models import ACTIVE_JOB_STATUSES, Job, JobShard, ShardStatus
+from console.models import ACTIVE_JOB_STATUSES, OPEN_JOB_STATUSES, Job, JobShard, ShardStatus
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,6 +183,18 @@ class ShardRun:
             self.stop_reason = StopReason.LEASE_LOST
             return False
         return True
+
+    def job_open(self) -> bool:
+        """Whether the job may still get work: not cancelled, failed or done (a paused job may).
+        Asked of the database at most every ``JOBS_STATUS_CHECK_SECONDS``; for the process that
+        reads a job's items while its parts are sent (``console.jobs.services.job_reader``)."""
+        now = time.monotonic()
+        if now - self._status_checked >= settings.JOBS_STATUS_CHECK_SECONDS:
+            self._status_checked = now
+            status = Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).first()
+            if status not in OPEN_JOB_STATUSES:
+                self.stop_reason = StopReason.JOB_STOPPED
+        return self.stop_reason is None
 
     def ensure_lease(self) -> None:
         """Renew the lease if what is left of it might not outlast one more platform call.

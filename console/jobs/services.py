@@ -24,6 +24,7 @@ from console.jobs.runner import (
     PlatformUnavailable,
     ShardRun,
     StopReason,
+    lease_seconds,
     new_owner,
     shard_claim,
     shard_claim_next,
@@ -86,8 +87,17 @@ def job_create(
     params: dict | None = None,
     target: models.Model | None = None,
     parent: Job | None = None,
+    reader: str = "",
 ) -> Job:
-    """Create a job of a registered kind with its shards; the worker starts it on commit."""
+    """Create a job of a registered kind with its shards; the worker starts it on commit.
+
+    ``reader``: the lease owner of a process still reading the job's items (``tag_users``
+    reading a list): the job gets a reading part of its own, index 0, with no items, leased to
+    that process. The process adds the other parts as items come (:func:`job_parts_add`),
+    renewing its lease, and ends the reading (:func:`job_reading_done`); the job cannot finish
+    before. If the process dies, its lease runs out and the worker that takes the reading part
+    up fails the job with a sentence (:func:`_reader_gone`): it never waits forever.
+    """
     job_kind(kind)  # refuses an unknown kind before anything is saved
     job = Job(
         kind=kind,
@@ -100,13 +110,27 @@ def job_create(
     if target is not None:
         job.target_type = ContentType.objects.get_for_model(target)
         job.target_id = str(target.pk)
-    if not shards:
+    if not shards and not reader:
         job.status = JobStatus.DONE
         job.started_at = job.finished_at = timezone.now()
     job.save()
+    first = 0
+    if reader:
+        first = 1
+        JobShard.objects.create(
+            job=job,
+            index=0,
+            start=0,
+            end=0,
+            position=0,
+            state={READER_STATE: True},
+            status=ShardStatus.RUNNING,
+            lease_owner=reader,
+            lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds()),
+        )
     created = JobShard.objects.bulk_create(
         JobShard(job=job, index=index, start=start, end=end, position=start)
-        for index, (start, end) in enumerate(shards)
+        for index, (start, end) in enumerate(shards, start=first)
     )
     audit_record(
         actor=actor,
@@ -117,9 +141,89 @@ def job_create(
     )
     if created and not created[0].pk:
         # Backends that do not return ids from bulk_create.
-        created = list(job.shards.all())
+        created = list(job.shards.filter(index__gte=first))
     _enqueue_shards(created)
     return job
+
+
+# The reading part's mark in its shard's state (job_create's ``reader``).
+READER_STATE = "reader"
+
+
+class JobStoppedWhileReading(Exception):
+    """The job was cancelled or failed while its items were being read: read no further."""
+
+
+def job_reader(*, job: Job, owner: str) -> ShardRun:
+    """The reading part of a job created with ``reader=owner``, for that process to hold."""
+    shard = job.shards.get(index=0, lease_owner=owner)
+    # Never cut by a slice: the reading ends when its list does (its own time bound applies).
+    return ShardRun(job=job, shard=shard, owner=owner, slice_ends=float("inf"))
+
+
+def job_parts_add(*, reader: ShardRun, ranges: list[tuple[int, int]]) -> int:
+    """More parts for a job whose items are being read, on the reader's renewed lease, queued on
+    commit if the job may run (a paused job gets them queued when resumed); the job's total
+    grows by their items. Raises :class:`LeaseLost` (the reading was taken from this process)
+    or :class:`JobStoppedWhileReading`. Call it in no transaction of the caller's: it commits
+    here, so that the parts can be sent while the reading goes on."""
+    added = sum(end - start for start, end in ranges)
+    with transaction.atomic():
+        # Under the job's lock: a cancel cannot slip between the check and the new parts.
+        locked = Job.objects.select_for_update().filter(pk=reader.job.pk).first()
+        if locked is None or locked.status not in OPEN_JOB_STATUSES:
+            raise JobStoppedWhileReading(reader.job.pk)
+        reader.renew_lease()
+        if not ranges:
+            return 0
+        first = (locked.shards.aggregate(last=models.Max("index"))["last"] or 0) + 1
+        created = JobShard.objects.bulk_create(
+            JobShard(job=locked, index=index, start=start, end=end, position=start)
+            for index, (start, end) in enumerate(ranges, start=first)
+        )
+        Job.objects.filter(pk=locked.pk).update(total=F("total") + added)
+        if locked.status in ACTIVE_JOB_STATUSES:
+            if created and not created[0].pk:
+                created = list(locked.shards.filter(index__gte=first))
+            _enqueue_shards(created)
+    reader.job.total += added
+    return added
+
+
+def job_reading_done(*, reader: ShardRun, note: str | Promise, note_params: dict) -> None:
+    """The reading is over: its part goes (it had no items: the job's parts are as if it had
+    been created whole), with a History entry on the job (``note``); the job finishes once its
+    other parts are done (at once if they are). Raises :class:`LeaseLost` if the reading was
+    taken from this process meanwhile."""
+    with transaction.atomic():
+        deleted, _counts = JobShard.objects.filter(
+            pk=reader.shard.pk, lease_owner=reader.owner
+        ).delete()
+        if not deleted:
+            raise LeaseLost(reader.shard.pk)
+        reader.job.refresh_from_db()
+        audit_record(
+            actor=Actor.system(),
+            obj=reader.job,
+            action=AuditAction.CHANGE,
+            note=note,
+            note_params=note_params,
+        )
+    _job_finish_if_complete(reader.job)
+
+
+READER_GONE = _(
+    "The list of this job stopped being read before its end: the process that read it ended. "
+    "What it had read was processed. Start the job again with the whole list for the rest."
+)
+
+
+def _reader_gone(run: ShardRun) -> SliceOutcome:
+    """A worker took up the reading part of a job: its process died (or froze past its
+    lease) in the middle of the list. Nobody can go on with that reading: the job fails."""
+    shard_release(shard=run.shard, owner=run.owner, status=ShardStatus.CANCELLED)
+    job_fail(job=run.job, message=READER_GONE)
+    return SliceOutcome(claimed=True, stop_reason=StopReason.JOB_STOPPED)
 
 
 def _transition(
@@ -446,8 +550,10 @@ def _run_claimed(
     goes on from its last checkpoint (:func:`_through_blips`).
     """
     job = shard.job
-    _through_blips(lambda: job_start(job=job))
     run = ShardRun(job=job, shard=shard, owner=owner, slice_ends=slice_ends, kept=kept)
+    if shard.state.get(READER_STATE):
+        return _through_blips(lambda: _reader_gone(run))
+    _through_blips(lambda: job_start(job=job))
     with run.fenced():
         while True:
             try:

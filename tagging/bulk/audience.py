@@ -572,10 +572,14 @@ class Staging:
 
 _STAGING = "tagging_audience_staging"
 
+# The OpenIDs first seen after a staged row (``after``: its seq; -1 for all), numbered on from
+# ``offset`` in the order they were first seen. A list read whole runs it once; a list sent
+# while it is read (tag_users) once per part, the last part grouping every row staged.
 _MEMBERS_FROM_STAGING = (
     "INSERT INTO {table} ({audience}, {position}, {openid}) "
-    "SELECT %s, ROW_NUMBER() OVER (ORDER BY first_seq) - 1, openid "
-    "FROM (SELECT openid, MIN(seq) AS first_seq FROM {staging} GROUP BY openid) AS firsts"
+    "SELECT %s, %s + ROW_NUMBER() OVER (ORDER BY first_seq) - 1, openid "
+    "FROM (SELECT openid, MIN(seq) AS first_seq FROM {staging} GROUP BY openid) AS firsts "
+    "WHERE first_seq > %s"
 )
 
 
@@ -587,6 +591,13 @@ class _MemberStaging(Staging):
 
     def members_insert(self, *, audience_id: int) -> int:
         """Insert the members (first appearances, numbered in order); drop the staging table."""
+        accepted = self.members_insert_after(audience_id=audience_id, after=-1, offset=0)
+        self.drop()
+        return accepted
+
+    def members_insert_after(self, *, audience_id: int, after: int, offset: int) -> int:
+        """Insert the OpenIDs first staged after the row ``after`` (a seq), positions from
+        ``offset``; how many."""
         quote = connection.ops.quote_name
         sql = _MEMBERS_FROM_STAGING.format(
             table=quote(BulkAudienceMember._meta.db_table),
@@ -596,10 +607,14 @@ class _MemberStaging(Staging):
             staging=_STAGING,
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [audience_id])
-            accepted = cursor.rowcount
-        self.drop()
-        return accepted
+            cursor.execute(sql, [audience_id, offset, after])
+            return cursor.rowcount
+
+    def last_seq(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX(seq) FROM {self.name}")  # noqa: S608
+            last = cursor.fetchone()[0]
+        return -1 if last is None else int(last)
 
 
 def _fill(
@@ -662,6 +677,151 @@ def audience_from_file(
             created_by=user,
         )
         return audience_read(audience=audience, stream=stream, name=name, recorder=ReadRecorder())
+
+
+class _PartsWriter(_AudienceWriter):
+    """A list written part by part as it is read, each part committed with what
+    ``publish(accepted, final)`` does with it (the job's next shards): the OpenIDs first seen in
+    the part, numbered on. Parts grow (``first_part`` lines staged, then ``PART_GROWTH`` times
+    as many each time): each part groups every row staged so far, so that growth keeps the
+    grouping within ~1.5 times one pass over the list, and the first part comes early."""
+
+    def __init__(
+        self,
+        audience: BulkAudience,
+        *,
+        publish: Callable[[int, bool], None],
+        first_part: int,
+        alive: Callable[[], None],
+    ) -> None:
+        super().__init__(audience, ReadRecorder())
+        self.publish = publish
+        self.alive = alive
+        self.next_part = first_part
+        self.after = -1
+        self.accepted = 0
+
+    def _flush_members(self) -> None:
+        super()._flush_members()
+        self.alive()
+        if self.staging.staged >= self.next_part:
+            self._part(final=False)
+            self.next_part = self.staging.staged * PART_GROWTH
+
+    def _part(self, *, final: bool) -> None:
+        last = self.staging.last_seq()
+        with transaction.atomic():
+            self._flush_refusals()
+            self.accepted += self.staging.members_insert_after(
+                audience_id=self.audience.pk, after=self.after, offset=self.accepted
+            )
+            self.publish(self.accepted, final)
+        self.after = last
+
+    def finish(self) -> BulkAudience:
+        super()._flush_members()
+        if not self.accepted and not self.staging.staged:
+            self._flush_refusals()
+            raise AudienceError(
+                _(
+                    "No OpenID was found (%(refused)s value(s) refused). Check the file or the "
+                    "column."
+                ),
+                {"refused": self.refused},
+            )
+        self._part(final=True)
+        self.staging.drop()
+        audience = self.audience
+        audience.lines = self.lines
+        audience.accepted = self.accepted
+        audience.duplicates = self.valid - self.accepted
+        audience.blanks = self.blanks
+        audience.refused = self.refused
+        audience.status = AudienceStatus.READY
+        audience.save(
+            update_fields=[
+                "lines",
+                "accepted",
+                "duplicates",
+                "blanks",
+                "refused",
+                "encoding",
+                "status",
+            ]
+        )
+        return audience
+
+
+# Lines staged before the first part, and how much larger each part's boundary is than the last.
+FIRST_PART = 50_000
+PART_GROWTH = 3
+
+
+def _text_encoding(stream: IO[bytes], kind: str) -> str:
+    """The encoding to read a text file with, decided before any line is used: UTF-8 unless a
+    byte says otherwise (then GB18030, as Chinese Excel saves CSV). A list sent while it is read
+    cannot start over in another encoding halfway, as :func:`audience_read` does."""
+    if kind != "utf-8":
+        return kind
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while block := stream.read(1024 * 1024):
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    finally:
+        stream.seek(0)
+    return "utf-8"
+
+
+@contextlib.contextmanager
+def _connection_kept() -> Iterator[None]:
+    """Keep this connection open while a staging table lives in it across commits.
+
+    Queuing a task through django-q2's database broker first closes the connections Django
+    deems old (``close_old_connections``): with ``CONN_MAX_AGE`` 0 (SQLite's default) that is
+    every connection, and a temporary table goes with its connection. A broken connection is
+    still closed (and the read fails with the database's error)."""
+    connection.ensure_connection()
+    saved = connection.close_at
+    connection.close_at = None
+    try:
+        yield
+    finally:
+        connection.close_at = saved
+
+
+def audience_read_in_parts(
+    *,
+    audience: BulkAudience,
+    stream: IO[bytes],
+    name: str,
+    publish: Callable[[int, bool], None],
+    alive: Callable[[], None],
+) -> BulkAudience:
+    """Read a file (seekable ``stream``) into ``audience``, committing its members part by part:
+    after each part, in its transaction, ``publish(accepted so far, final)``; ``alive()`` after
+    every chunk of lines (it may raise to stop the read). Call it in no transaction. The
+    audience is READY at the end; raises :class:`AudienceError` with the sentence to show (the
+    parts committed before stay: the caller decides what becomes of them)."""
+    seconds = read_seconds()
+    kind = file_kind(stream.read(_HEAD), name=name)
+    stream.seek(0)
+    audience.encoding = kind
+    if kind == "xlsx":
+        rows = _xlsx_rows(stream, seconds)
+    else:
+        audience.encoding = _text_encoding(stream, kind)
+        rows = _text_rows(stream, audience.encoding, seconds)
+    with _connection_kept():
+        writer = _PartsWriter(audience, publish=publish, first_part=FIRST_PART, alive=alive)
+        try:
+            for line, value in row_values(rows, column=audience.column):
+                writer.add(line, value)
+            return writer.finish()
+        finally:
+            writer.discard()
 
 
 def audience_from_text(*, text: str, user: AbstractBaseUser) -> BulkAudience:

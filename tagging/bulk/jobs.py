@@ -28,7 +28,7 @@ from console.jobs import JobKind, PlatformUnavailable, ShardRun
 from console.jobs.undo import job_undo_of
 from console.models import Job, JobItemFailure
 from tagging.bulk.audience import audience_openids
-from tagging.bulk.models import BulkAudience
+from tagging.bulk.models import AudienceStatus, BulkAudience
 from wecom.clients import (
     PlatformError,
     PlatformTransportError,
@@ -314,6 +314,14 @@ def bulk_job_detail_context(job: Job) -> dict[str, Any]:
     }
 
 
+def bulk_job_stopped(job: Job) -> None:
+    """``on_stopped``: a list still being read for this job (``tag_users``, whose process
+    died) will never be read to its end."""
+    BulkAudience.objects.filter(
+        pk=(job.params or {}).get("audience_id"), status=AudienceStatus.READING
+    ).update(status=AudienceStatus.FAILED)
+
+
 BULK_JOB = JobKind(
     name=KIND,
     label=_("Bulk user tagging"),
@@ -321,4 +329,5 @@ BULK_JOB = JobKind(
     detail_template="admin/tagging/bulk_job_detail.html",
     detail_context=bulk_job_detail_context,
     actions=bulk_job_actions,
+    on_stopped=bulk_job_stopped,
 )

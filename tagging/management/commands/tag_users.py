@@ -27,10 +27,12 @@ from django.utils.translation import gettext as _, ngettext
 from console.audit import Actor
 from console.cli import quiet_queue_logs, terminal_language
 from console.jobs.follow import job_wait_in_command
-from tagging.bulk.audience import AudienceError, audience_from_file
+from console.jobs.runner import LeaseLost
+from console.jobs.services import READER_GONE, JobStoppedWhileReading
+from tagging.bulk.audience import AudienceError
 from tagging.bulk.jobs import TAG, UNTAG
 from tagging.bulk.retention import audience_purge_expired
-from tagging.bulk.services import BotLabel, bulk_job_start
+from tagging.bulk.services import BotLabel, bulk_job_start_reading
 from tagging.official_account.models import OfficialAccountTag
 from tagging.official_account.services import oa_tags_pull
 from wecom.clients import PlatformError
@@ -154,21 +156,24 @@ class Command(BaseCommand):
             raise CommandError(_("There is no file %(path)s.") % {"path": path})
         actor = Actor.command_line(command="tag_users")
         try:
+            # The first OpenIDs are sent while the rest of the file is read.
             with path.open("rb") as stream:
-                audience = audience_from_file(
+                audience, job = bulk_job_start_reading(
                     stream=stream,
                     name=path.name,
                     size=path.stat().st_size,
                     column=options["column"],
-                    user=actor.user,
+                    target=target,
+                    operation=UNTAG if options["untag"] else TAG,
+                    batch_size=options["batch_size"],
+                    actor=actor,
                 )
-            job = bulk_job_start(
-                audience=audience,
-                target=target,
-                operation=UNTAG if options["untag"] else TAG,
-                batch_size=options["batch_size"],
-                actor=actor,
-            )
+        except JobStoppedWhileReading:
+            raise CommandError(
+                _("The job was cancelled while its list was read: the rest was not read.")
+            ) from None
+        except LeaseLost:
+            raise CommandError(str(READER_GONE)) from None
         except AudienceError as error:
             raise CommandError(str(error)) from None
         except ValidationError as error:

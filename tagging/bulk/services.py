@@ -17,6 +17,7 @@ from console.audit import Actor
 from console.jobs.runner import LeaseLost, ShardRun, new_owner
 from console.jobs.selectors import job_retryable_failures
 from console.jobs.services import (
+    READER_GONE,
     JobStoppedWhileReading,
     job_create,
     job_fail,
@@ -269,8 +270,12 @@ def bulk_job_start_reading(
     except (AudienceError, JobStoppedWhileReading, LeaseLost) as error:
         reading.failed(audience=audience, error=error)
         raise
-    # Anything else (a bug, an interrupt) leaves the reading part to its lease: a worker takes
-    # it up when it runs out and fails the job, and the list with it (bulk_job_stopped).
+    except KeyboardInterrupt:
+        # Ctrl-C: what was read is being sent; the rest never will be. Said at once.
+        reading.failed(audience=audience, error=AudienceError(READER_GONE))
+        raise
+    # Anything else (a bug, SIGKILL) leaves the reading part to its lease: a worker takes it up
+    # when it runs out (at once, if on this host) and fails the job, and the list with it.
     return audience, reading.done(audience)
 
 
@@ -339,6 +344,7 @@ class _JobWhileReading:
             audience.delete()
             return
         BulkAudience.objects.filter(pk=audience.pk).update(status=AudienceStatus.FAILED)
+        Job.objects.filter(pk=self.job.pk).update(title=self.plan.title(self.sent)[:200])
         if isinstance(error, AudienceError):
             job_fail(job=self.job, message=error.message, params=error.params)
 

@@ -30,8 +30,10 @@ each measured pass finds the sandbox in the same state. Per round and database i
 times, the speed ratios (``ours/wechatpy`` = wechatpy's process time / ours: above 1, ours is
 faster; ``ours/wechatpy loop``, stricter, counts only their loop from opening the file, not
 their interpreter and imports), ``two/one`` and the load average, and where our time went (from
-the job's and the list's timestamps): start-up (to the list's row), reading the list, the job's
-queueing (to its start by a worker), the work, and ``--wait``'s lag after the job's end; then
+the job's and the list's timestamps): start-up (to the list's row), reading the list's first
+part (to the job, which sends it while the rest is read; the whole list's read is printed
+beside it), the job's queueing (to its start by a worker), the work (the rest of the read
+included), and ``--wait``'s lag after the job's end; then
 min / median / max over the rounds. Goals (issue 18): ours/wechatpy >= 1.0 with one worker,
 >= 1.5 with two. ``--json FILE`` appends every round as a JSON line.
 """
@@ -122,6 +124,7 @@ def child_phases(options: argparse.Namespace) -> dict[str, Any]:
     django.setup()
     from datetime import timedelta
 
+    from django.contrib.admin.models import LogEntry
     from django.utils import timezone
 
     from console.audit import Actor
@@ -132,12 +135,20 @@ def child_phases(options: argparse.Namespace) -> dict[str, Any]:
     job = Job.objects.get(pk=options.job)
     progress = job.progress()
     audience = BulkAudience.objects.get(pk=job.params["audience_id"])
+    # tag_users sends the first parts while it reads the rest: the job's History says when the
+    # whole list was read.
+    read = (
+        LogEntry.objects.filter(object_id=str(job.pk), change_message__contains="List read")
+        .values_list("action_time", flat=True)
+        .first()
+    )
     phases = {
         "status": job.status,
         "list_at": audience.created_at.timestamp(),
         "accepted": audience.accepted,
         "duplicates": audience.duplicates,
         "job_at": job.created_at.timestamp(),
+        "read_at": read.timestamp() if read else job.created_at.timestamp(),
         "started_at": job.started_at.timestamp() if job.started_at else None,
         "finished_at": job.finished_at.timestamp() if job.finished_at else None,
         "done": progress.done,
@@ -291,7 +302,9 @@ class Database:
             "cluster_cpu": cluster_cpu,
             "peak_mb": int(peak_file.read_text().split()[-1]) / 1024,
             "startup": phases["list_at"] - began,
+            # To the job, with its first part; the whole list, read while parts are sent.
             "read": phases["job_at"] - phases["list_at"],
+            "read_all": phases["read_at"] - phases["list_at"],
             "queue": phases["started_at"] - phases["job_at"],
             "work": phases["finished_at"] - phases["started_at"],
             "wait_lag": ended - phases["finished_at"],
@@ -456,7 +469,8 @@ def report(row: dict[str, Any], workers: list[int]) -> None:
     for n in workers:
         ours = row[f"ours{n}"]
         print(
-            f"    ours{n}: start-up {ours['startup']:.2f} s, read {ours['read']:.2f} s, "
+            f"    ours{n}: start-up {ours['startup']:.2f} s, first part {ours['read']:.2f} s "
+            f"(whole list read {ours.get('read_all', ours['read']):.2f} s, while sending), "
             f"queue {ours['queue']:.2f} s, work {ours['work']:.2f} s, "
             f"wait lag {ours['wait_lag']:.2f} s (seen {ours['seen']:.2f} s, exit "
             f"{ours['exit']:.2f} s); tag_users peak {ours['peak_mb']:.0f} MB; "
@@ -483,10 +497,22 @@ def summary(rows: list[dict[str, Any]], options: argparse.Namespace) -> None:
                 values = [ratios(r, options.workers)[name] for r in mine]
                 print(f"  speed {name:15} {spread(values)}")
             for n in options.workers:
-                phases = ("startup", "read", "queue", "work", "wait_lag", "seen", "exit", "purge")
+                phases = (
+                    "startup",
+                    "read",
+                    "read_all",
+                    "queue",
+                    "work",
+                    "wait_lag",
+                    "seen",
+                    "exit",
+                    "purge",
+                )
                 for phase in phases:
-                    values = [r[f"ours{n}"][phase] for r in mine]
-                    print(f"  ours{n} {phase:9} {spread(values)} s")
+                    # Rows of earlier versions have no read_all.
+                    values = [r[f"ours{n}"][phase] for r in mine if phase in r[f"ours{n}"]]
+                    if values:
+                        print(f"  ours{n} {phase:9} {spread(values)} s")
             loads = [load for r in mine for load in r["load"]]
             print(f"  load average (1 min) {spread(loads)}")
 

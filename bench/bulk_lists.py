@@ -16,8 +16,9 @@ ours     upload: a multipart POST of the CSV file to the admin's "new bulk job" 
          follows the read; read: the ``tagging.bulk.read`` job's shard run as a worker's task
          runs it (``job_run_shards``), from the parts in the database to the audience ready;
          then the daily purge deleting that list.
-inproc   the same file read in process by the same reader (``audience_from_file``, what
-         ``tag_users --file`` does): no parts, no checkpoints, one transaction.
+inproc   the same file read in process by the same reader (``audience_from_file``): no parts,
+         no checkpoints, one transaction. (``tag_users --file`` reads with that reader too, part
+         by part while the job sends: bench/bulk_whole_path.py measures it.)
 floor    what the database takes at best: the file's lines into a bare temporary table, COPY
          streaming the file on PostgreSQL, executemany on SQLite; no parsing, no checks.
 

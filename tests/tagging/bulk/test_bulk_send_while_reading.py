@@ -57,6 +57,7 @@ def small_parts(monkeypatch):
     """Parts of a few hundred lines, so that a small file is read in several."""
     monkeypatch.setattr(audience_module, "FIRST_PART", 300)
     monkeypatch.setattr(audience_module, "CHUNK", 100)
+    monkeypatch.setattr(audience_module, "PARTS_FROM_BYTES", 0)
 
 
 class ProcessKilled(BaseException):
@@ -164,6 +165,27 @@ def test_the_first_part_is_sent_while_the_rest_is_still_being_read(
     # The first part: 300 lines, 34 of them repeats; its whole batches (250 OpenIDs) were sent.
     assert first_calls == 250 // BATCH
     assert Job.objects.get().status == JobStatus.RUNNING  # the rest is queued, not yet sent
+
+
+def test_a_small_file_is_read_in_one_part_before_it_is_sent(tmp_path, tag, monkeypatch):
+    # Below PARTS_FROM_BYTES, overlapping cost more than it saved (the constant's comment).
+    monkeypatch.setattr(audience_module, "FIRST_PART", 300)
+    monkeypatch.setattr(audience_module, "CHUNK", 100)
+    path = tmp_path / "list.csv"
+    path.write_text("\n".join(oid(n) for n in range(2_000)))
+    parts: list[bool] = []
+    part = audience_module._PartsWriter._part
+
+    def recorded(self, *, final: bool) -> None:
+        parts.append(final)
+        part(self, final=final)
+
+    monkeypatch.setattr(audience_module._PartsWriter, "_part", recorded)
+
+    tag_users(path, tag)
+
+    assert parts == [True]
+    assert list(Job.objects.get().shards.values_list("start", "end")) == [(0, 2_000)]
 
 
 def test_a_file_with_no_openid_leaves_no_job_and_no_list(tmp_path, tag):
@@ -352,8 +374,9 @@ def test_a_dead_reading_process_on_this_host_is_noticed_before_its_lease_runs_ou
 def test_parts_number_first_appearances_as_one_pass_does(editor, picks, first_part, chunk):
     values = [oid(pick) for pick in picks]
     published: list[tuple[int, bool]] = []
-    original = (audience_module.FIRST_PART, audience_module.CHUNK)
+    original = (audience_module.FIRST_PART, audience_module.CHUNK, audience_module.PARTS_FROM_BYTES)
     audience_module.FIRST_PART, audience_module.CHUNK = first_part, chunk
+    audience_module.PARTS_FROM_BYTES = 0
     try:
         audience = BulkAudience.objects.create(status=AudienceStatus.READING, created_by=editor)
         audience = audience_read_in_parts(
@@ -364,7 +387,11 @@ def test_parts_number_first_appearances_as_one_pass_does(editor, picks, first_pa
             alive=lambda: None,
         )
     finally:
-        audience_module.FIRST_PART, audience_module.CHUNK = original
+        (
+            audience_module.FIRST_PART,
+            audience_module.CHUNK,
+            audience_module.PARTS_FROM_BYTES,
+        ) = original
     expected = list(dict.fromkeys(values))
     assert audience_openids(audience_id=audience.pk, start=0, end=10**6) == expected
     assert audience.accepted == len(expected)

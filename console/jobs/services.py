@@ -213,8 +213,9 @@ def job_reading_done(*, reader: ShardRun, note: str | Promise, note_params: dict
 
 
 READER_GONE = _(
-    "The list of this job stopped being read before its end: the process that read it ended. "
-    "What it had read was processed. Start the job again with the whole list for the rest."
+    "Its list stopped being read before the end: the process reading it ended. Resuming sends "
+    "what was read and not yet sent; for the rest, start a new job with the whole list (OpenIDs "
+    "tagged already stay as they are)."
 )
 
 

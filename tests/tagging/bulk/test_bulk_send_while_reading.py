@@ -337,7 +337,7 @@ def test_an_interrupted_reading_fails_the_job_at_once(
 
 
 def test_a_dead_reading_process_on_this_host_is_noticed_before_its_lease_runs_out(
-    tmp_path, tag, sandbox, small_parts, monkeypatch
+    tmp_path, tag, sandbox, small_parts, monkeypatch, actor
 ):
     path = tmp_path / "list.csv"
     path.write_text("\n".join(oid(n) for n in range(1_000)))
@@ -356,9 +356,14 @@ def test_a_dead_reading_process_on_this_host_is_noticed_before_its_lease_runs_ou
     report = jobs_watchdog(dead_owner=lambda owner: owner == reader.lease_owner)
 
     assert report.freed_shards == 1
-    run_open_shards(job)
+    job_run_shard(shard_id=reader.pk, worker="test")
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
+    assert job.progress().done == 0
+    # What the sentence says: resuming sends what was read, and the job ends.
+    job = drain(job_resume(job=job, actor=actor))
+    assert job.status == JobStatus.DONE
+    assert job.progress().done == job.total == 300
 
 
 @hypothesis_settings(

@@ -444,13 +444,17 @@ class _AudienceWriter:
         accepted = self.staging.members_insert(audience_id=self.audience.pk)
         if not accepted:
             # Raised inside the last step's transaction: nothing of the list is kept.
-            raise AudienceError(
-                _(
-                    "No OpenID was found (%(refused)s value(s) refused). Check the file or the "
-                    "column."
-                ),
-                {"refused": self.refused},
-            )
+            raise self._no_openid()
+        self._ready(accepted)
+
+    def _no_openid(self) -> AudienceError:
+        return AudienceError(
+            _("No OpenID was found (%(refused)s value(s) refused). Check the file or the column."),
+            {"refused": self.refused},
+        )
+
+    def _ready(self, accepted: int) -> None:
+        """The counts, and the audience ready."""
         audience = self.audience
         audience.lines = self.lines
         audience.accepted = accepted
@@ -723,34 +727,11 @@ class _PartsWriter(_AudienceWriter):
         super()._flush_members()
         if not self.accepted and not self.staging.staged:
             self._flush_refusals()
-            raise AudienceError(
-                _(
-                    "No OpenID was found (%(refused)s value(s) refused). Check the file or the "
-                    "column."
-                ),
-                {"refused": self.refused},
-            )
+            raise self._no_openid()
         self._part(final=True)
         self.staging.drop()
-        audience = self.audience
-        audience.lines = self.lines
-        audience.accepted = self.accepted
-        audience.duplicates = self.valid - self.accepted
-        audience.blanks = self.blanks
-        audience.refused = self.refused
-        audience.status = AudienceStatus.READY
-        audience.save(
-            update_fields=[
-                "lines",
-                "accepted",
-                "duplicates",
-                "blanks",
-                "refused",
-                "encoding",
-                "status",
-            ]
-        )
-        return audience
+        self._ready(self.accepted)
+        return self.audience
 
 
 # Lines staged before the first part, and how much larger each part's boundary is than the last.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -68,6 +70,31 @@ def run_open_shards(job: Job) -> None:
     """What the workers do with the job's shards now: the reading's, held, is not taken."""
     for shard in job.shards.filter(status__in=(ShardStatus.PENDING, ShardStatus.RUNNING)):
         job_run_shard(shard_id=shard.pk, worker="test")
+
+
+def after_each_part(monkeypatch, then: Callable[[Any, bool], None]) -> None:
+    """``then(writer, final)`` right after each part of the list is committed."""
+    part = audience_module._PartsWriter._part
+
+    def part_then(self, *, final: bool) -> None:
+        part(self, final=final)
+        then(self, final)
+
+    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then)
+
+
+def killed(_writer: Any, _final: bool) -> None:
+    raise ProcessKilled
+
+
+def interrupted(_writer: Any, _final: bool) -> None:
+    raise KeyboardInterrupt
+
+
+def list_file(tmp_path, count: int):
+    path = tmp_path / "list.csv"
+    path.write_text("\n".join(oid(n) for n in range(count)))
+    return path
 
 
 def lines_with_duplicates(count: int) -> list[str]:
@@ -146,17 +173,15 @@ def test_the_first_part_is_sent_while_the_rest_is_still_being_read(
     path = tmp_path / "list.csv"
     path.write_text("\n".join(lines_with_duplicates(3_000)))
     seen: list[tuple[str, int]] = []
-    part = audience_module._PartsWriter._part
 
-    def part_then_a_worker(self, *, final: bool) -> None:
-        part(self, final=final)
+    def a_worker_sends(writer: Any, _final: bool) -> None:
         if not seen:
             # A worker takes the first shard up and sends it, the reading not over.
             run_open_shards(Job.objects.get())
-        audience = BulkAudience.objects.get(pk=self.audience.pk)
+        audience = BulkAudience.objects.get(pk=writer.audience.pk)
         seen.append((audience.status, sandbox.calls("wechat", BATCH_TAGGING)))
 
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_a_worker)
+    after_each_part(monkeypatch, a_worker_sends)
 
     tag_users(path, tag)
 
@@ -171,18 +196,10 @@ def test_a_small_file_is_read_in_one_part_before_it_is_sent(tmp_path, tag, monke
     # Below PARTS_FROM_BYTES, overlapping cost more than it saved (the constant's comment).
     monkeypatch.setattr(audience_module, "FIRST_PART", 300)
     monkeypatch.setattr(audience_module, "CHUNK", 100)
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(2_000)))
     parts: list[bool] = []
-    part = audience_module._PartsWriter._part
+    after_each_part(monkeypatch, lambda _writer, final: parts.append(final))
 
-    def recorded(self, *, final: bool) -> None:
-        parts.append(final)
-        part(self, final=final)
-
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", recorded)
-
-    tag_users(path, tag)
+    tag_users(list_file(tmp_path, 2_000), tag)
 
     assert parts == [True]
     assert list(Job.objects.get().shards.values_list("start", "end")) == [(0, 2_000)]
@@ -226,20 +243,16 @@ def test_a_job_cancelled_while_its_list_is_read_stops_the_reading(
     tmp_path, tag, sandbox, small_parts, monkeypatch, settings, actor
 ):
     settings.JOBS_STATUS_CHECK_SECONDS = 0
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(3_000)))
-    part = audience_module._PartsWriter._part
 
-    def part_then_cancel(self, *, final: bool) -> None:
-        part(self, final=final)
+    def cancel(_writer: Any, _final: bool) -> None:
         job = Job.objects.get()
         if job.status != JobStatus.CANCELLED:
             job_cancel(job=job, actor=actor)
 
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_cancel)
+    after_each_part(monkeypatch, cancel)
 
     with pytest.raises(CommandError, match="cancelled while its list was read"):
-        tag_users(path, tag)
+        tag_users(list_file(tmp_path, 3_000), tag)
 
     job = Job.objects.get()
     assert job.status == JobStatus.CANCELLED
@@ -253,19 +266,15 @@ def test_a_job_paused_while_its_list_is_read_gets_every_part_and_sends_them_when
     tmp_path, tag, sandbox, small_parts, monkeypatch, settings, actor
 ):
     settings.JOBS_STATUS_CHECK_SECONDS = 0
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(2_000)))
-    part = audience_module._PartsWriter._part
 
-    def part_then_pause(self, *, final: bool) -> None:
-        part(self, final=final)
+    def pause(_writer: Any, _final: bool) -> None:
         job = Job.objects.get()
         if job.status == JobStatus.QUEUED:
             job_pause(job=job, actor=actor)
 
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_pause)
+    after_each_part(monkeypatch, pause)
 
-    tag_users(path, tag)
+    tag_users(list_file(tmp_path, 2_000), tag)
 
     job = Job.objects.get()
     assert job.status == JobStatus.PAUSED
@@ -280,17 +289,9 @@ def test_a_job_paused_while_its_list_is_read_gets_every_part_and_sends_them_when
 def test_a_reading_process_that_dies_fails_the_job_once_its_lease_is_taken_up(
     tmp_path, tag, sandbox, small_parts, monkeypatch
 ):
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(3_000)))
-    part = audience_module._PartsWriter._part
-
-    def part_then_die(self, *, final: bool) -> None:
-        part(self, final=final)
-        raise ProcessKilled
-
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_die)
+    after_each_part(monkeypatch, killed)
     with pytest.raises(ProcessKilled):
-        tag_users(path, tag)
+        tag_users(list_file(tmp_path, 3_000), tag)
 
     job = Job.objects.get()
     reader = job.shards.get(index=0)
@@ -317,17 +318,9 @@ def test_a_reading_process_that_dies_fails_the_job_once_its_lease_is_taken_up(
 def test_an_interrupted_reading_fails_the_job_at_once(
     tmp_path, tag, sandbox, small_parts, monkeypatch
 ):
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(1_000)))
-    part = audience_module._PartsWriter._part
-
-    def part_then_ctrl_c(self, *, final: bool) -> None:
-        part(self, final=final)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_ctrl_c)
+    after_each_part(monkeypatch, interrupted)
     with pytest.raises(KeyboardInterrupt):
-        tag_users(path, tag)
+        tag_users(list_file(tmp_path, 1_000), tag)
 
     job = Job.objects.get()
     assert job.status == JobStatus.FAILED
@@ -339,17 +332,9 @@ def test_an_interrupted_reading_fails_the_job_at_once(
 def test_a_dead_reading_process_on_this_host_is_noticed_before_its_lease_runs_out(
     tmp_path, tag, sandbox, small_parts, monkeypatch, actor
 ):
-    path = tmp_path / "list.csv"
-    path.write_text("\n".join(oid(n) for n in range(1_000)))
-    part = audience_module._PartsWriter._part
-
-    def part_then_die(self, *, final: bool) -> None:
-        part(self, final=final)
-        raise ProcessKilled
-
-    monkeypatch.setattr(audience_module._PartsWriter, "_part", part_then_die)
+    after_each_part(monkeypatch, killed)
     with pytest.raises(ProcessKilled):
-        tag_users(path, tag)
+        tag_users(list_file(tmp_path, 1_000), tag)
     job = Job.objects.get()
     reader = job.shards.get(index=0)
 

@@ -222,8 +222,11 @@ READER_GONE = _(
 def _reader_gone(run: ShardRun) -> SliceOutcome:
     """A worker took up the reading part of a job: its process died (or froze past its
     lease) in the middle of the list. Nobody can go on with that reading: the job fails."""
-    shard_release(shard=run.shard, owner=run.owner, status=ShardStatus.CANCELLED)
+    # Failed first: the failure cancels the reading part with the job's other open parts, in
+    # one transaction. Released first, a crash in between would let the job finish "done" on
+    # the parts already read, its list cut short without a word.
     job_fail(job=run.job, message=READER_GONE)
+    shard_release(shard=run.shard, owner=run.owner, status=ShardStatus.CANCELLED)
     return SliceOutcome(claimed=True, stop_reason=StopReason.JOB_STOPPED)
 
 

@@ -15,7 +15,8 @@ ours      ``manage.py qcluster`` (the console's supervised cluster, ``Q_WORKERS`
           --wait``, timed from its start to its exit: Python and Django start-up, reading the
           list, the job's start, the queue, every shard, and ``--wait`` seeing the end. Both run
           with ``console.settings`` (DEBUG off, the production defaults: shards of 5,000, the
-          log line per call at INFO, to a file), the credential's rate limit lifted.
+          log line per call at INFO, to a file), the credential's rate limit lifted, the
+          project's bytecode compiled first as ``make run`` does.
           sqlite:   a SQLite file, django-q2's ORM broker, the shared cache in the database.
           postgres: ``NAME_whole_path`` beside ``--database`` (created, dropped at the end),
                     Redis (``--redis``) as broker and cache, under a prefix of the run's own.
@@ -370,6 +371,14 @@ def spread(values: list[float]) -> str:
 def main_bench(options: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-whole-path-"))
     print(f"work directory: {work}", flush=True)
+    # The project's bytecode compiled ahead, as `make run` does (the Makefile): with
+    # PYTHONDONTWRITEBYTECODE set, each tag_users would compile it again at its start, while the
+    # references import only installed packages, compiled at their install.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "console", "tagging", "chatbot", "wecom"],
+        cwd=ROOT,
+        check=True,
+    )
     variants = ["wechatpy", "lean", *(f"ours{n}" for n in options.workers)]
     rows: list[dict[str, Any]] = []
     with sandbox_process(work) as (wechat, where):

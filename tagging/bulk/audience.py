@@ -17,7 +17,6 @@ import contextlib
 import csv
 import io
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -687,22 +686,22 @@ def audience_from_file(
 class _PartsWriter(_AudienceWriter):
     """A list written part by part as it is read, each part committed with what
     ``publish(accepted, final)`` does with it (the job's next shards): the OpenIDs first seen in
-    the part, numbered on. Parts grow (``first_part`` lines staged, then ``PART_GROWTH`` times
-    as many each time): each part groups every row staged so far, so that growth keeps the
-    grouping within ~1.5 times one pass over the list, and the first part comes early."""
+    the part, numbered on. The first part is small (``FIRST_PART`` lines staged), so the first
+    calls go out at once; the next boundary is at ``SECOND_PART`` lines, then ``PART_GROWTH``
+    times the last: each part groups every row staged so far, and that growth keeps the
+    grouping within ~1.7 times one pass over the list."""
 
     def __init__(
         self,
         audience: BulkAudience,
         *,
         publish: Callable[[int, bool], None],
-        first_part: int,
         alive: Callable[[], None],
     ) -> None:
         super().__init__(audience, ReadRecorder())
         self.publish = publish
         self.alive = alive
-        self.next_part = first_part
+        self.next_part = FIRST_PART
         self.after = -1
         self.accepted = 0
 
@@ -711,7 +710,7 @@ class _PartsWriter(_AudienceWriter):
         self.alive()
         if self.staging.staged >= self.next_part:
             self._part(final=False)
-            self.next_part = self.staging.staged * PART_GROWTH
+            self.next_part = max(self.staging.staged * PART_GROWTH, SECOND_PART)
 
     def _part(self, *, final: bool) -> None:
         last = self.staging.last_seq()
@@ -734,13 +733,14 @@ class _PartsWriter(_AudienceWriter):
         return self.audience
 
 
-# Lines staged before the first part, and how much larger each part's boundary is than the last.
-FIRST_PART = 50_000
+# Lines staged before the first part (a file shorter than that is one part), the second
+# boundary, and how much larger each boundary after it is than the last. Measured
+# (bench/bulk_whole_path.py, 2 cores): a first part of 10,000 lines starts the calls ~0.03 s
+# after the read's start; one of 50,000 made the sending at 100,000 lines slower than reading
+# the list whole first (the worker waited on the second part's larger commit).
+FIRST_PART = 10_000
+SECOND_PART = 50_000
 PART_GROWTH = 3
-# Files smaller than this are read in one part, then sent. Measured (bench/bulk_whole_path.py,
-# 2 cores): at 1,000,000 lines (30 MB) sending from the first part on hid most of the 5-8 s
-# read; at 100,000 lines (3 MB) it made the sending 0.7-1.2 s longer for a read of 0.5 s.
-PARTS_FROM_BYTES = 8 * 1024 * 1024
 
 
 def _text_encoding(stream: IO[bytes], kind: str) -> str:
@@ -801,8 +801,7 @@ def audience_read_in_parts(
         audience.encoding = _text_encoding(stream, kind)
         rows = _text_rows(stream, audience.encoding, seconds)
     with _connection_kept():
-        first_part = FIRST_PART if audience.file_size >= PARTS_FROM_BYTES else sys.maxsize
-        writer = _PartsWriter(audience, publish=publish, first_part=first_part, alive=alive)
+        writer = _PartsWriter(audience, publish=publish, alive=alive)
         try:
             for line, value in row_values(rows, column=audience.column):
                 writer.add(line, value)

@@ -58,8 +58,8 @@ def tag(sandbox, account, actor) -> OfficialAccountTag:
 def small_parts(monkeypatch):
     """Parts of a few hundred lines, so that a small file is read in several."""
     monkeypatch.setattr(audience_module, "FIRST_PART", 300)
+    monkeypatch.setattr(audience_module, "SECOND_PART", 300)
     monkeypatch.setattr(audience_module, "CHUNK", 100)
-    monkeypatch.setattr(audience_module, "PARTS_FROM_BYTES", 0)
 
 
 class ProcessKilled(BaseException):
@@ -192,9 +192,8 @@ def test_the_first_part_is_sent_while_the_rest_is_still_being_read(
     assert Job.objects.get().status == JobStatus.RUNNING  # the rest is queued, not yet sent
 
 
-def test_a_small_file_is_read_in_one_part_before_it_is_sent(tmp_path, tag, monkeypatch):
-    # Below PARTS_FROM_BYTES, overlapping cost more than it saved (the constant's comment).
-    monkeypatch.setattr(audience_module, "FIRST_PART", 300)
+def test_a_file_shorter_than_the_first_part_is_read_in_one_part(tmp_path, tag, monkeypatch):
+    monkeypatch.setattr(audience_module, "FIRST_PART", 2_001)
     monkeypatch.setattr(audience_module, "CHUNK", 100)
     parts: list[bool] = []
     after_each_part(monkeypatch, lambda _writer, final: parts.append(final))
@@ -203,6 +202,20 @@ def test_a_small_file_is_read_in_one_part_before_it_is_sent(tmp_path, tag, monke
 
     assert parts == [True]
     assert list(Job.objects.get().shards.values_list("start", "end")) == [(0, 2_000)]
+
+
+def test_the_first_part_is_small_and_the_next_ones_grow(tmp_path, tag, monkeypatch):
+    # A small first part gets the first calls out at once; growing parts keep the grouping of
+    # every row staged so far (one statement per part) within a small multiple of one pass.
+    monkeypatch.setattr(audience_module, "FIRST_PART", 100)
+    monkeypatch.setattr(audience_module, "SECOND_PART", 500)
+    monkeypatch.setattr(audience_module, "CHUNK", 100)
+    staged: list[tuple[int, bool]] = []
+    after_each_part(monkeypatch, lambda w, final: staged.append((w.staging.staged, final)))
+
+    tag_users(list_file(tmp_path, 3_000), tag)
+
+    assert staged == [(100, False), (500, False), (1_500, False), (3_000, True)]
 
 
 def test_a_file_with_no_openid_leaves_no_job_and_no_list(tmp_path, tag):
@@ -359,14 +372,17 @@ def test_a_dead_reading_process_on_this_host_is_noticed_before_its_lease_runs_ou
 @given(
     picks=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=300),
     first_part=st.integers(min_value=1, max_value=120),
+    second_part=st.integers(min_value=1, max_value=200),
     chunk=st.integers(min_value=1, max_value=50),
 )
-def test_parts_number_first_appearances_as_one_pass_does(editor, picks, first_part, chunk):
+def test_parts_number_first_appearances_as_one_pass_does(
+    editor, picks, first_part, second_part, chunk
+):
     values = [oid(pick) for pick in picks]
     published: list[tuple[int, bool]] = []
-    original = (audience_module.FIRST_PART, audience_module.CHUNK, audience_module.PARTS_FROM_BYTES)
-    audience_module.FIRST_PART, audience_module.CHUNK = first_part, chunk
-    audience_module.PARTS_FROM_BYTES = 0
+    original = (audience_module.FIRST_PART, audience_module.SECOND_PART, audience_module.CHUNK)
+    audience_module.FIRST_PART, audience_module.SECOND_PART = first_part, second_part
+    audience_module.CHUNK = chunk
     try:
         audience = BulkAudience.objects.create(status=AudienceStatus.READING, created_by=editor)
         audience = audience_read_in_parts(
@@ -379,8 +395,8 @@ def test_parts_number_first_appearances_as_one_pass_does(editor, picks, first_pa
     finally:
         (
             audience_module.FIRST_PART,
+            audience_module.SECOND_PART,
             audience_module.CHUNK,
-            audience_module.PARTS_FROM_BYTES,
         ) = original
     expected = list(dict.fromkeys(values))
     assert audience_openids(audience_id=audience.pk, start=0, end=10**6) == expected

@@ -312,3 +312,26 @@ def test_the_prepared_requests_kept_are_bounded(monkeypatch):
         assert prepared.url.endswith(f"access_token=t{n}")
         assert prepared.headers["Content-Length"] == "2"
     assert len(transport._templates) <= 3
+
+
+def test_calls_to_one_platform_share_a_pool_and_a_closed_pool_is_replaced(wecom, sandbox):
+    from wecom.clients import transport
+
+    transport._routes.clear()
+    wecom.strategy_tag_list(strategy_id=1)
+    wecom.strategy_tag_list(strategy_id=2)
+    (route,) = transport._routes.values()
+    # A pool evicted by the session's pool manager (more hosts than it keeps), and closed as
+    # urllib3 1.26 closes them (2.x leaves an evicted pool open and usable).
+    http_session().get_adapter(wecom.base_url + "/").poolmanager.pools.clear()
+    route.pool.close()
+
+    wecom.strategy_tag_list(strategy_id=3)
+
+    (replaced,) = transport._routes.values()
+    assert replaced.pool is not route.pool
+    assert [r.body.get("strategy_id") for r in sandbox.requests if r.endpoint == TAG_LIST] == [
+        1,
+        2,
+        3,
+    ]

@@ -11,18 +11,10 @@ from django.core.management.base import CommandError
 
 from console.jobs.follow import JobFollower
 from console.models import Job, JobItemFailure, JobStatus
-from tagging.official_account.models import OfficialAccountTag
-from tagging.official_account.services import oa_tags_pull
 from tests.tagging.bulk.test_bulk_jobs import drain, oid, stranger
 from wecom.sandbox import DEMO
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 @pytest.fixture

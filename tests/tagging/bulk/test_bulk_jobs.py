@@ -17,8 +17,7 @@ from console.models import Job, JobItemFailure, JobShard, JobStatus, ShardStatus
 from tagging.bulk.audience import audience_from_text
 from tagging.bulk.jobs import next_quota_reset
 from tagging.bulk.services import BotLabel, bulk_job_retry_failed, bulk_job_start
-from tagging.official_account.models import OfficialAccountTag
-from tagging.official_account.services import oa_tag_create, oa_tags_pull
+from tagging.official_account.services import oa_tag_create
 from wecom.sandbox import DEMO, FaultRule
 from wecom.sandbox.demo import demo_openid
 
@@ -46,12 +45,6 @@ def drain(job: Job, *, rounds: int = 50) -> Job:
         for shard in pending:
             job_run_shard(shard_id=shard.pk, worker="test")
     raise AssertionError("the job did not finish")
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 def audience_of(editor, openids: list[str]):

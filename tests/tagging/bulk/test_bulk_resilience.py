@@ -18,16 +18,8 @@ from console.jobs.runner import new_owner, shard_claim
 from console.jobs.selectors import job_status_sentence
 from console.jobs.services import job_run_shard, jobs_watchdog, outage_backoff_seconds
 from console.models import Job, JobShard, JobStatus, ShardStatus
-from tagging.official_account.models import OfficialAccountTag
-from tagging.official_account.services import oa_tags_pull
 from tests.tagging.bulk.test_bulk_jobs import BATCH_TAGGING, audience_of, bulk_job_start, drain, oid
 from wecom.sandbox import DEMO, FaultRule
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 def status_changes(job: Job) -> list[tuple[str, str]]:

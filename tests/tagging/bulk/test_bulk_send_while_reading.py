@@ -38,20 +38,12 @@ from tagging.bulk.audience import (
     audience_read_in_parts,
 )
 from tagging.bulk.models import AudienceStatus, BulkAudience
-from tagging.official_account.models import OfficialAccountTag
-from tagging.official_account.services import oa_tags_pull
 from tests.tagging.bulk.test_bulk_jobs import BATCH_TAGGING, drain, oid
 from wecom.sandbox import DEMO
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BATCH = 50
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 @pytest.fixture
@@ -250,6 +242,8 @@ def test_a_line_that_cannot_be_read_after_the_first_part_fails_the_job_with_its_
     # The parts published (at 300 and 900 lines) stay, for the job's counts and an undo.
     assert job.total == 900
     assert audience_openids(audience_id=audience.pk, start=0, end=10**6) == values[:900]
+    # …and the list's page counts them, not 0.
+    assert (audience.lines, audience.accepted, audience.duplicates) == (900, 900, 0)
 
 
 def test_a_job_cancelled_while_its_list_is_read_stops_the_reading(
@@ -326,6 +320,7 @@ def test_a_reading_process_that_dies_fails_the_job_once_its_lease_is_taken_up(
         assert job_reason(job) == str(READER_GONE)
     audience = BulkAudience.objects.get(pk=job.params["audience_id"])
     assert audience.status == AudienceStatus.FAILED
+    assert audience.accepted == 300  # the part its reader committed before it died
 
 
 def test_an_interrupted_reading_fails_the_job_at_once(

@@ -10,7 +10,6 @@ from console.jobs.services import job_cancel, job_run_shard
 from console.models import Job, JobStatus
 from tagging.bulk.models import AudienceSource, BulkAudience
 from tagging.bulk.services import BotLabel, bulk_job_start, bulk_job_undo
-from tagging.official_account.models import OfficialAccountTag
 from tests.tagging.bulk.test_bulk_admin import logged_in
 from tests.tagging.bulk.test_bulk_jobs import BATCH_TAGGING, audience_of, drain, oid, stranger
 from wecom.sandbox import DEMO
@@ -18,14 +17,6 @@ from wecom.sandbox import DEMO
 pytestmark = pytest.mark.django_db
 
 BATCH_UNTAGGING = "/cgi-bin/tags/members/batchuntagging"
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    from tagging.official_account.services import oa_tags_pull
-
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 def fans(sandbox, tag) -> set[str]:

@@ -250,8 +250,13 @@ class BulkAudienceAdmin(ListJobAdminMixin, admin.ModelAdmin):
         )
 
     def _reading(self, audience: BulkAudience) -> dict[str, Any]:
-        """The read job of an uploaded list not ready yet: its bar, or why it failed."""
-        return read_follow_context(reading=BULK_READING, audience=audience)
+        """The read job of an uploaded list not ready yet: its bar, or why it failed; for a
+        list ``tag_users`` reads (or read, cut short) while its job sends it, that job."""
+        context = read_follow_context(reading=BULK_READING, audience=audience)
+        if audience.status != AudienceStatus.READY and not context:
+            sending = Job.objects.filter(kind=KIND, params__audience_id=audience.pk)
+            context["sending_job"] = sending.order_by("pk").first()
+        return context
 
     def refused_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
         audience = self._audience_or_404(request, object_id)

@@ -15,7 +15,6 @@ from tagging.bulk.jobs import KIND
 from tagging.bulk.models import AudienceStatus, BulkAudience
 from tagging.bulk.reading import READ_KIND
 from tagging.official_account.models import OfficialAccountTag
-from tagging.official_account.services import oa_tags_pull
 from tests.conftest import PASSWORD
 from tests.tagging.bulk.test_bulk_jobs import drain, oid, stranger
 
@@ -26,12 +25,6 @@ def read_uploads() -> None:
     """What a worker does with the lists uploaded: run each one's reading job to its end."""
     for job in Job.objects.filter(kind=READ_KIND, status__in=OPEN_JOB_STATUSES):
         drain(job)
-
-
-@pytest.fixture
-def tag(sandbox, account, actor) -> OfficialAccountTag:
-    oa_tags_pull(account=account, actor=actor)
-    return OfficialAccountTag.objects.get(name="新关注")
 
 
 def logged_in(client, user):

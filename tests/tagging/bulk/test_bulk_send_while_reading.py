@@ -38,6 +38,7 @@ from tagging.bulk.audience import (
     audience_read_in_parts,
 )
 from tagging.bulk.models import AudienceStatus, BulkAudience
+from tests.tagging.bulk.test_bulk_admin import logged_in
 from tests.tagging.bulk.test_bulk_jobs import BATCH_TAGGING, drain, oid
 from wecom.sandbox import DEMO
 
@@ -244,6 +245,53 @@ def test_a_line_that_cannot_be_read_after_the_first_part_fails_the_job_with_its_
     assert audience_openids(audience_id=audience.pk, start=0, end=10**6) == values[:900]
     # …and the list's page counts them, not 0.
     assert (audience.lines, audience.accepted, audience.duplicates) == (900, 900, 0)
+
+
+def test_a_list_being_read_and_one_cut_short_have_pages_that_say_so(
+    tmp_path, tag, sandbox, small_parts, monkeypatch, client, editor
+):
+    client = logged_in(client, editor)
+    pages: list[tuple[int, str]] = []
+
+    def open_its_page(writer: Any, final: bool) -> None:
+        if not final:
+            url = f"/admin/tagging/bulkaudience/{writer.audience.pk}/change/"
+            response = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+            pages.append((response.status_code, response.content.decode()))
+
+    after_each_part(monkeypatch, open_its_page)
+    values = [oid(n) for n in range(1_000)]
+    values.append("x" * (MAX_LINE_CHARS + 10))
+    path = tmp_path / "list.csv"
+    path.write_text("\n".join(values))
+    with pytest.raises(CommandError):
+        tag_users(path, tag)
+
+    status, reading = pages[0]
+    assert status == 200
+    assert "data-bulk-read-by-command" in reading
+    assert "300 OpenIDs read so far" in reading
+    audience = BulkAudience.objects.get()
+    cut_short = client.get(
+        f"/admin/tagging/bulkaudience/{audience.pk}/change/", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert cut_short.status_code == 200
+    text = cut_short.content.decode()
+    assert "the 900 OpenIDs read before were kept" in text
+    assert f"/admin/console/job/{Job.objects.get().pk}/change/" in text
+
+
+def test_a_list_whose_reader_died_before_its_first_part_has_a_page(client, editor):
+    # No job yet, no read job: the page says the list could not be read (no error page).
+    audience = BulkAudience.objects.create(status=AudienceStatus.READING, created_by=editor)
+    client = logged_in(client, editor)
+
+    response = client.get(
+        f"/admin/tagging/bulkaudience/{audience.pk}/change/", HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert response.status_code == 200
+    assert "The list could not be read." in response.content.decode()
 
 
 def test_a_job_cancelled_while_its_list_is_read_stops_the_reading(

@@ -376,6 +376,17 @@ def _check(answer: Answer, problems: _Problems) -> None:
                     _validate_single(item, problems)
     else:
         _validate_single(answer, problems)
+        if isinstance(answer, TextAnswer) and answer.text.lstrip().startswith("{"):
+            # Alone, a text answer travels as the content itself, and the platform reads
+            # content that starts with "{" as a rich answer's JSON (inside a combined answer
+            # it is a JSON string, and may).
+            problems.refuse(
+                gettext(
+                    "A text answer cannot start with “{”: the platform would read it as a rich "
+                    "answer. Start it with another character."
+                ),
+                "text_brace",
+            )
 
 
 def validate_answer(answer: Answer) -> Answer:

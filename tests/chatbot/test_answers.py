@@ -171,6 +171,19 @@ def test_bad_answers_are_refused_with_a_sentence(editor, expected):
     assert expected in messages(caught.value)
 
 
+def test_a_text_answer_cannot_start_with_a_brace_but_a_part_of_a_combined_one_may():
+    # The platform reads content that starts with "{" as a rich answer (the sandbox refuses it).
+    alone = TextAnswer(segments=(" {价格}见官网",))
+    with translation.override("en"), pytest.raises(AnswerError) as caught:
+        validate_answer(alone)
+    assert "cannot start with “{”" in messages(caught.value)
+    assert validate_reply_content(content_text(alone.content()))
+
+    combined = MultiAnswer(items=(TextAnswer(segments=("{价格}见官网",)),))
+    assert validate_answer(combined) is combined
+    assert validate_reply_content(content_text(combined.content())) == ""
+
+
 def test_a_combined_answer_cannot_nest_another():
     nested = MultiAnswer(items=(MultiAnswer(items=(TextAnswer(segments=("a",)),)),))  # type: ignore[arg-type]
     with translation.override("en"), pytest.raises(AnswerError) as caught:

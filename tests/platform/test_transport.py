@@ -152,6 +152,19 @@ def test_a_platform_that_cannot_be_reached_is_explained_after_the_retries(settin
         assert "Could not connect to WeCom" in str(caught.value)
 
 
+@pytest.mark.parametrize("base_url", ["127.0.0.1:9/wecom", "http://", "http://[::1/wecom"])
+def test_a_base_url_that_cannot_be_used_is_explained_not_a_crash(base_url, clock, caplog):
+    client = WeComClient(
+        corp_id=DEMO.wecom_corp_id, secret=DEMO.wecom_secret, clock=clock, base_url=base_url
+    )
+    with pytest.raises(PlatformTransportError) as caught:
+        client.check_connection()
+    with translation.override("en"):
+        assert "Could not connect to WeCom" in str(caught.value)
+    lines = [r.getMessage() for r in caplog.records if r.name == "wecom.platform"]
+    assert lines and all("outcome=request-error" in line for line in lines)
+
+
 def test_refused_connections_are_retried_even_for_calls_not_safe_to_repeat(wecom, sandbox, clock):
     wecom.check_connection()
     with socket.socket() as probe:

@@ -489,6 +489,13 @@ class PlatformClient:
                 # Sent, not answered: the platform may still be working on it.
                 error.settle_until = self.clock.monotonic() + self.timeouts.read
                 raise error from None
+            except requests.RequestException as exc:
+                # requests' own refusals (a base URL it cannot prepare). Before OSError: they
+                # are OSErrors too, and no attempt can do better.
+                outcome = "request-error"
+                raise self._transport_error(
+                    endpoint, _CONNECT_FAILED, attempt, False, cause=exc
+                ) from None
             except (ProtocolError, ProxyError, SSLError, ClosedPoolError, OSError) as exc:
                 # A connection dropped after sending may have reached the platform.
                 outcome = "connection-error"

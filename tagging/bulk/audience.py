@@ -722,11 +722,12 @@ class _PartsWriter(_AudienceWriter):
             self.accepted += self.staging.members_insert_after(
                 audience_id=self.audience.pk, after=self.after, offset=self.accepted
             )
+            self.publish(self.accepted, final)
             if not final:
                 # The counts so far: a list whose reading stops after this part (a bad line,
-                # its reader killed) says what it holds.
+                # its reader killed) says what it holds. After publish, which locks the job:
+                # a job stopped meanwhile locks the job, then marks the list, in that order too.
                 self._save_counts(self.accepted, AudienceStatus.READING)
-            self.publish(self.accepted, final)
         self.after = last
 
     def finish(self) -> BulkAudience:
